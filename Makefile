@@ -1,0 +1,42 @@
+# The two commands: `make demo` and `make test`. Both set up what they need.
+VENV := .venv
+BIN := $(VENV)/bin
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: demo test serve setup setup-system lint typecheck layers pytest bench clean
+
+$(BIN)/rhip: pyproject.toml uv.lock scripts/bootstrap.sh
+	scripts/bootstrap.sh
+	@touch $(BIN)/rhip
+
+setup: $(BIN)/rhip
+
+setup-system:
+	scripts/bootstrap.sh --system
+
+demo: setup
+	$(BIN)/rhip demo
+
+serve: setup
+	$(BIN)/rhip demo --serve
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+typecheck: setup
+	$(BIN)/mypy
+
+layers: setup
+	$(BIN)/lint-imports
+
+pytest: setup
+	$(BIN)/pytest -q
+
+test: setup-system lint typecheck layers pytest
+
+bench: setup
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Create .venv with the locked dependencies; with --system also install the Debian packages the
+# tests need (Chromium for browser tests, a CJK font). Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [[ "${1:-}" == "--system" ]]; then
+    need=()
+    [[ -x /usr/bin/chromium ]] || need+=(chromium)
+    fc-list 2>/dev/null | grep -qiE "wqy|noto.*cjk" || need+=(fonts-wqy-microhei)
+    if ((${#need[@]})); then
+        echo "bootstrap: installing Debian packages: ${need[*]}"
+        SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO="sudo"
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+    fi
+fi
+
+PY=${PYTHON:-}
+if [[ -z "$PY" ]]; then
+    for candidate in python3.11 python3; do
+        if command -v "$candidate" >/dev/null && "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+            PY=$(command -v "$candidate"); break
+        fi
+    done
+fi
+[[ -n "$PY" ]] || { echo "bootstrap: Python 3.11 is required" >&2; exit 1; }
+
+if ! command -v uv >/dev/null; then
+    echo "bootstrap: installing uv"
+    "$PY" -m pip install --quiet uv
+fi
+UV=$(command -v uv || echo "$("$PY" -m site --user-base)/bin/uv")
+export UV_PYTHON_DOWNLOADS=never
+"$UV" sync --frozen --python "$PY" --quiet

@@ -1,0 +1,1 @@
+"""Booking (预约挂号): schedules, slots, appointments, referrals."""

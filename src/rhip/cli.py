@@ -1,0 +1,239 @@
+"""The `rhip` command: demo, serve, synth, db, registry, token, user."""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rhip.config import Settings
+from rhip.errors import RhipError
+
+app = typer.Typer(help="rhip 区域全民健康信息平台 (regional health information platform)", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema (Alembic migrations)", no_args_is_help=True)
+registry_app = typer.Typer(help="The registry of institutions, districts and code systems", no_args_is_help=True)
+user_app = typer.Typer(help="Users and API keys", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(registry_app, name="registry")
+app.add_typer(user_app, name="user")
+console = Console()
+err = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[bold red]错误：[/]{message}")
+    return typer.Exit(code)
+
+
+def _ready(settings: Settings) -> None:
+    """Upgrade the schema and make sure the registry is loaded."""
+    from rhip.db.engine import Database, upgrade
+    from rhip.registry import service as registry
+
+    upgrade(settings.resolved_database_url)
+    db = Database.from_settings(settings)
+    try:
+        with db.session() as s, s.begin():
+            registry.ensure_loaded(s)
+    finally:
+        db.dispose()
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Bring the database schema up to date."""
+    from rhip.db.engine import current_revision, upgrade
+
+    settings = _settings()
+    upgrade(settings.resolved_database_url, revision)
+    console.print(f"数据库已升级到 {current_revision(settings.resolved_database_url)}（{settings.resolved_database_url}）")
+
+
+@registry_app.command("load")
+def registry_load() -> None:
+    """(Re)load the registry data files into the database."""
+    from rhip.db.engine import Database, upgrade
+    from rhip.registry import service as registry
+
+    settings = _settings()
+    upgrade(settings.resolved_database_url)
+    db = Database.from_settings(settings)
+    with db.session() as s, s.begin():
+        counts = registry.load(s)
+    db.dispose()
+    table = Table(title="注册库已加载")
+    table.add_column("类别")
+    table.add_column("数量", justify="right")
+    for name, n in counts.items():
+        table.add_row(name, str(n))
+    console.print(table)
+
+
+@app.command()
+def token(
+    role: Annotated[str, typer.Option(help="resident, doctor, family_doctor, uploader, agent, manager, auditor, admin")],
+    institution: Annotated[str | None, typer.Option(help="机构代码 the token is bound to")] = None,
+    subject: Annotated[str, typer.Option(help="Subject (user name, resident ID, ...)")] = "cli",
+    ttl_minutes: Annotated[int, typer.Option(help="Lifetime in minutes")] = 60,
+) -> None:
+    """Print a bearer token for scripts and tests."""
+    from rhip.security.roles import Role
+    from rhip.security.service import issue_token
+
+    settings = _settings()
+    try:
+        if Role(role) is Role.uploader and not institution:
+            raise _fail("uploader 令牌必须指定 --institution 机构代码")
+        tok = issue_token(
+            settings.resolved_secret_key,
+            subject=subject,
+            role=role,
+            institution_code=institution,
+            ttl=timedelta(minutes=ttl_minutes),
+        )
+    except ValueError:
+        raise _fail(f"未知角色：{role}（可选：{', '.join(r.value for r in Role)}）") from None
+    typer.echo(tok)
+
+
+@user_app.command("create")
+def user_create(
+    username: str,
+    role: Annotated[str, typer.Option()],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True)],
+    name: Annotated[str | None, typer.Option(help="Display name")] = None,
+    institution: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Create a user who signs in with a password."""
+    from rhip.db.engine import Database
+    from rhip.security import service as security
+
+    settings = _settings()
+    _ready(settings)
+    db = Database.from_settings(settings)
+    with db.session() as s, s.begin():
+        user = security.create_user(
+            s, username=username, password=password, role=role, display_name=name, institution_code=institution
+        )
+    db.dispose()
+    console.print(f"已创建用户 {user.username}（{role}）")
+
+
+@user_app.command("api-key")
+def user_api_key(
+    institution: Annotated[str, typer.Option(help="机构代码")],
+    name: Annotated[str, typer.Option(help="What the key is for")] = "uploads",
+) -> None:
+    """Issue an upload API key for an institution (printed once)."""
+    from rhip.db.engine import Database
+    from rhip.registry import service as registry
+    from rhip.security import service as security
+
+    settings = _settings()
+    _ready(settings)
+    db = Database.from_settings(settings)
+    with db.session() as s, s.begin():
+        inst = registry.get_institution(s, code=institution)
+        _key, plain = security.create_api_key(s, institution_code=inst.code, name=name)
+    db.dispose()
+    typer.echo(plain)
+
+
+@app.command()
+def synth(
+    month: Annotated[str, typer.Option(help="Month to synthesise, YYYY-MM")] = "2025-03",
+    scale: Annotated[float, typer.Option(help="Share of the real city's volume (1.0 = the bulletin's figures)")] = 0.01,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same files)")] = 42,
+    out: Annotated[Path, typer.Option(help="Output folder")] = Path("var/synth"),
+    gbk_share: Annotated[float, typer.Option(help="Share of CSV files written in GBK")] = 0.1,
+) -> None:
+    """Synthesise a city month: residents, every institution's upload files and a ground truth."""
+    from rhip.synth import service as synth_service
+
+    try:
+        result = synth_service.generate(month=month, scale=scale, seed=seed, out=out, gbk_share=gbk_share, console=console)
+    except RhipError as exc:
+        raise _fail(exc.detail) from None
+    synth_service.print_summary(result, console)
+
+
+@app.command()
+def demo(
+    scale: Annotated[float, typer.Option(help="Share of the real city's volume")] = 0.01,
+    month: Annotated[str, typer.Option(help="Month, YYYY-MM")] = "2025-03",
+    seed: Annotated[int, typer.Option()] = 42,
+    serve: Annotated[bool, typer.Option("--serve", help="Serve the portal afterwards")] = False,
+    port: Annotated[int, typer.Option()] = 8000,
+) -> None:
+    """The main job: synthesise a month, run it through every part of the platform, print a summary."""
+    from rhip.db.engine import Database
+    from rhip.registry import service as registry
+    from rhip.synth import service as synth_service
+
+    settings = _settings()
+    started = time.perf_counter()
+    console.rule(f"[bold]rhip demo · {month} · 规模 {scale}")
+    _ready(settings)
+    db = Database.from_settings(settings)
+    with db.session() as s:
+        reg_counts = registry.counts(s)
+    db.dispose()
+    out = settings.data_dir / "demo" / month
+    try:
+        result = synth_service.generate(month=month, scale=scale, seed=seed, out=out, gbk_share=0.1, console=console)
+    except RhipError as exc:
+        raise _fail(exc.detail) from None
+
+    summary = Table(title=f"rhip demo 汇总（{month}，规模 {scale}）")
+    summary.add_column("环节")
+    summary.add_column("结果")
+    summary.add_row("数据库", settings.resolved_database_url)
+    summary.add_row("注册库", "，".join(f"{k} {v}" for k, v in reg_counts.items()))
+    summary.add_row("合成城市", synth_service.one_line(result))
+    summary.add_row("上传文件", str(out))
+    summary.add_row("用时", f"{time.perf_counter() - started:.1f} 秒")
+    console.print(summary)
+    synth_service.print_summary(result, console)
+    if serve:
+        _serve(settings, "127.0.0.1", port)
+
+
+def _serve(settings: Settings, host: str, port: int) -> None:
+    import uvicorn
+
+    from rhip.web.app import create_app
+
+    console.print(f"门户：http://{host}:{port}/  接口文档：http://{host}:{port}/docs")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower())
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+) -> None:
+    """Serve the portal: API, FHIR facade and pages in one process."""
+    _serve(_settings(), host, port)
+
+
+def main() -> None:
+    """Entry point: domain errors become one readable line and exit code 2."""
+    try:
+        app()
+    except RhipError as exc:
+        err.print(f"[bold red]错误：[/]{exc.detail}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The FHIR R4 facade: mapping between domain objects and FHIR resources."""

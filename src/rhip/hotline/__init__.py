@@ -1,0 +1,1 @@
+"""The 12320 hotline, work orders and the assistant 宁宁."""

@@ -1,0 +1,1 @@
+"""Identity (EMPI): linking records to persons."""

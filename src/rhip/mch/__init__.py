@@ -1,0 +1,1 @@
+"""Maternal and child health registry (妇幼保健)."""

@@ -1,0 +1,1 @@
+"""Data-quality monitoring (质控): monthly data-collection figures and problem lists."""

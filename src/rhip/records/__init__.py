@@ -1,0 +1,1 @@
+"""Shared health record (档案调阅), consent and smart reminders."""

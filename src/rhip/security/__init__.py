@@ -1,0 +1,1 @@
+"""Security: users and roles, password hashing, bearer tokens, institution API keys, audit log."""

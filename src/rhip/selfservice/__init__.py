@@ -1,0 +1,1 @@
+"""Self-service terminals (自助终端) and medical cards."""

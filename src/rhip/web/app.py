@@ -1,0 +1,79 @@
+"""create_app(settings): the API, the FHIR facade and the portal pages in one FastAPI app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
+
+import rhip
+from rhip import logging as rlog
+from rhip.config import Settings
+from rhip.db.engine import Database, upgrade
+from rhip.web import core, pages, problems
+
+PACKAGE = Path(rhip.__file__).parent
+HERE = Path(__file__).parent
+
+
+def template_dirs() -> list[str]:
+    """web/templates first, then every domain's templates/ folder."""
+    dirs = [HERE / "templates", *sorted(p for p in PACKAGE.glob("*/templates") if p.parent != HERE)]
+    return [str(d) for d in dirs]
+
+
+def make_templates() -> Jinja2Templates:
+    """The Jinja2 environment shared by every page."""
+    env = Environment(
+        loader=ChoiceLoader([FileSystemLoader(d) for d in template_dirs()]),
+        autoescape=select_autoescape(["html", "xml"]),
+    )
+    return Jinja2Templates(env=env)
+
+
+def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:
+    """The whole web application for these settings (migrates the database unless told not to)."""
+    settings = settings or Settings()
+    rlog.configure(settings.log_level, settings.log_json)
+    db = Database.from_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        db.dispose()
+
+    if migrate:
+        upgrade(settings.resolved_database_url)
+        from rhip.registry import service as registry_service
+
+        with db.session() as s, s.begin():
+            registry_service.ensure_loaded(s)
+
+    app = FastAPI(
+        title="rhip 区域全民健康信息平台",
+        version=rhip.__version__,
+        description="Regional health information platform API: registry, intake, booking, records, FHIR R4.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.db = db
+    app.state.templates = make_templates()
+    problems.install(app)
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+
+    from rhip.registry import api as registry_api
+    from rhip.registry import pages as registry_pages
+
+    app.include_router(core.router)
+    app.include_router(registry_api.router, prefix="/api/v1/registry", tags=["registry"])
+    app.include_router(pages.router)
+    app.include_router(registry_pages.router)
+    return app

@@ -1,0 +1,138 @@
+"""Core JSON routes: health check, sign-in, the caller's identity, the audit log, API keys."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from pydantic import BaseModel
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+import rhip
+from rhip.security import service as security
+from rhip.security.deps import get_session, public, require
+from rhip.security.roles import Role
+from rhip.security.service import Principal
+
+router = APIRouter()
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+    database: str
+
+
+class TokenRead(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int
+    role: str
+
+
+class PrincipalRead(BaseModel):
+    subject: str
+    role: str
+    role_label: str
+    institution_code: str | None
+    via: str
+
+
+class AuditRead(BaseModel):
+    id: int
+    at: datetime
+    actor: str
+    role: str | None
+    institution_code: str | None
+    action: str
+    target: str | None
+    outcome: str
+    detail: dict[str, Any] | None
+
+
+class ApiKeyCreate(BaseModel):
+    institution_code: str
+    name: str
+
+
+class ApiKeyCreated(BaseModel):
+    prefix: str
+    institution_code: str
+    name: str
+    api_key: str
+
+
+@router.get("/healthz", response_model=Health, tags=["core"], dependencies=[Depends(public())])
+def healthz(session: Annotated[Session, Depends(get_session)]) -> Health:
+    """Liveness and database reachability."""
+    session.execute(text("SELECT 1"))
+    return Health(status="ok", version=rhip.__version__, database=session.get_bind().dialect.name)
+
+
+@router.post("/api/v1/auth/token", response_model=TokenRead, tags=["auth"], dependencies=[Depends(public())])
+def login(
+    request: Request,
+    username: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+    session: Annotated[Session, Depends(get_session)],
+) -> TokenRead:
+    """Exchange a username and password for a bearer token (OAuth2 password form)."""
+    settings = request.app.state.settings
+    with session.begin():
+        user = security.authenticate(session, username=username, password=password)
+    ttl = timedelta(minutes=settings.token_ttl_minutes)
+    token = security.issue_token(
+        settings.resolved_secret_key,
+        subject=user.username,
+        role=user.role,
+        institution_code=user.institution_code,
+        ttl=ttl,
+        name=user.display_name,
+    )
+    return TokenRead(access_token=token, expires_in=int(ttl.total_seconds()), role=user.role)
+
+
+@router.get("/api/v1/auth/me", response_model=PrincipalRead, tags=["auth"])
+def me(principal: Annotated[Principal, Depends(require(*Role))]) -> PrincipalRead:
+    """Who the credentials belong to."""
+    return PrincipalRead(
+        subject=principal.subject,
+        role=principal.role.value,
+        role_label=principal.role.label,
+        institution_code=principal.institution_code,
+        via=principal.via,
+    )
+
+
+@router.get("/api/v1/audit", response_model=list[AuditRead], tags=["audit"])
+def audit_log(
+    session: Annotated[Session, Depends(get_session)],
+    _p: Annotated[Principal, Depends(require(Role.auditor, Role.admin))],
+    limit: int = 100,
+    offset: int = 0,
+    action: str | None = None,
+) -> list[AuditRead]:
+    """The audit log, newest first (auditors and admins)."""
+    events = security.audit_events(session, limit=min(max(limit, 1), 1000), offset=max(offset, 0), action=action)
+    return [AuditRead.model_validate(e, from_attributes=True) for e in events]
+
+
+@router.post("/api/v1/auth/api-keys", response_model=ApiKeyCreated, status_code=201, tags=["auth"])
+def create_api_key(
+    body: ApiKeyCreate,
+    session: Annotated[Session, Depends(get_session)],
+    principal: Annotated[Principal, Depends(require(Role.admin, Role.manager))],
+) -> ApiKeyCreated:
+    """Issue an upload API key for an institution (shown once)."""
+    from rhip.registry import service as registry
+
+    with session.begin():
+        inst = registry.get_institution(session, code=body.institution_code)
+        key, plain = security.create_api_key(session, institution_code=inst.code, name=body.name)
+        security.audit(
+            session, actor=principal.subject, role=principal.role.value, action="api_key.issue", target=key.prefix,
+            institution_code=inst.code,
+        )
+    return ApiKeyCreated(prefix=key.prefix, institution_code=inst.code, name=key.name, api_key=plain)

@@ -1,0 +1,100 @@
+"""RFC 9457 problem+json for every error, so no request ever sees a traceback."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from rhip.errors import RhipError
+
+PROBLEM = "application/problem+json"
+log = logging.getLogger("rhip.web")
+
+_HTTP_TITLES = {
+    400: "请求格式错误",
+    401: "未登录或凭证无效",
+    403: "无权访问",
+    404: "未找到",
+    405: "不支持的请求方法",
+    413: "上传内容过大",
+    415: "不支持的文件格式",
+    422: "数据校验未通过",
+    429: "请求过于频繁",
+}
+
+
+def problem(
+    status: int, title: str, detail: str, *, code: str, instance: str | None = None, **extra: Any
+) -> JSONResponse:
+    """A problem+json response."""
+    body: dict[str, Any] = {
+        "type": f"https://rhip.example/problems/{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if instance:
+        body["instance"] = instance
+    body.update(extra)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def _wants_html(request: Request) -> bool:
+    return "text/html" in request.headers.get("accept", "") and not request.url.path.startswith(("/api", "/fhir"))
+
+
+def _html_error(request: Request, status: int, title: str, detail: str) -> Response:
+    templates = request.app.state.templates
+    return templates.TemplateResponse(
+        request, "error.html", {"status": status, "title": title, "detail": detail}, status_code=status
+    )
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn every error into problem+json (or an error page)."""
+
+    @app.exception_handler(RhipError)
+    async def _domain(request: Request, exc: RhipError) -> Response:
+        if _wants_html(request):
+            return _html_error(request, exc.status, exc.title, exc.detail)
+        return problem(exc.status, exc.title, exc.detail, code=exc.code, instance=request.url.path, **exc.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        errors = [
+            {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": e.get("type")}
+            for e in exc.errors()
+        ]
+        detail = "；".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors[:5])
+        return problem(422, "请求参数校验未通过", detail, code="request-invalid", instance=request.url.path, errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        title = _HTTP_TITLES.get(exc.status_code, "请求错误")
+        detail = exc.detail if isinstance(exc.detail, str) else title
+        if exc.status_code == 404:
+            detail = f"路径不存在：{request.url.path}"
+        if _wants_html(request):
+            return _html_error(request, exc.status_code, title, detail)
+        return problem(exc.status_code, title, detail, code=f"http-{exc.status_code}", instance=request.url.path)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error", extra={"path": request.url.path})
+        if _wants_html(request):
+            return _html_error(request, 500, "服务器内部错误", "请稍后再试；问题已记录。")
+        return problem(500, "服务器内部错误", "请稍后再试；问题已记录。", code="internal", instance=request.url.path)
+
+
+def html_error_response(request: Request, status: int, title: str, detail: str) -> HTMLResponse:
+    """An HTML error page (for page routes)."""
+    response = _html_error(request, status, title, detail)
+    assert isinstance(response, HTMLResponse)
+    return response
