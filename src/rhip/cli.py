@@ -15,9 +15,13 @@ from rich.table import Table
 from rhip.config import Settings
 from rhip.errors import RhipError
 
-app = typer.Typer(help="rhip 区域全民健康信息平台 (regional health information platform)", no_args_is_help=True)
+app = typer.Typer(
+    help="rhip 区域全民健康信息平台 (regional health information platform)", no_args_is_help=True
+)
 db_app = typer.Typer(help="Database schema (Alembic migrations)", no_args_is_help=True)
-registry_app = typer.Typer(help="The registry of institutions, districts and code systems", no_args_is_help=True)
+registry_app = typer.Typer(
+    help="The registry of institutions, districts and code systems", no_args_is_help=True
+)
 user_app = typer.Typer(help="Users and API keys", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(registry_app, name="registry")
@@ -56,7 +60,10 @@ def db_upgrade(revision: str = "head") -> None:
 
     settings = _settings()
     upgrade(settings.resolved_database_url, revision)
-    console.print(f"数据库已升级到 {current_revision(settings.resolved_database_url)}（{settings.resolved_database_url}）")
+    console.print(
+        f"数据库已升级到 {current_revision(settings.resolved_database_url)}"
+        f"（{settings.resolved_database_url}）"
+    )
 
 
 @registry_app.command("load")
@@ -81,7 +88,9 @@ def registry_load() -> None:
 
 @app.command()
 def token(
-    role: Annotated[str, typer.Option(help="resident, doctor, family_doctor, uploader, agent, manager, auditor, admin")],
+    role: Annotated[
+        str, typer.Option(help="resident, doctor, family_doctor, uploader, agent, manager, auditor, admin")
+    ],
     institution: Annotated[str | None, typer.Option(help="机构代码 the token is bound to")] = None,
     subject: Annotated[str, typer.Option(help="Subject (user name, resident ID, ...)")] = "cli",
     ttl_minutes: Annotated[int, typer.Option(help="Lifetime in minutes")] = 60,
@@ -123,7 +132,12 @@ def user_create(
     db = Database.from_settings(settings)
     with db.session() as s, s.begin():
         user = security.create_user(
-            s, username=username, password=password, role=role, display_name=name, institution_code=institution
+            s,
+            username=username,
+            password=password,
+            role=role,
+            display_name=name,
+            institution_code=institution,
         )
     db.dispose()
     console.print(f"已创建用户 {user.username}（{role}）")
@@ -152,7 +166,9 @@ def user_api_key(
 @app.command()
 def synth(
     month: Annotated[str, typer.Option(help="Month to synthesise, YYYY-MM")] = "2025-03",
-    scale: Annotated[float, typer.Option(help="Share of the real city's volume (1.0 = the bulletin's figures)")] = 0.01,
+    scale: Annotated[
+        float, typer.Option(help="Share of the real city's volume (1.0 = the bulletin's figures)")
+    ] = 0.01,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same files)")] = 42,
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("var/synth"),
     gbk_share: Annotated[float, typer.Option(help="Share of CSV files written in GBK")] = 0.1,
@@ -161,7 +177,9 @@ def synth(
     from rhip.synth import service as synth_service
 
     try:
-        result = synth_service.generate(month=month, scale=scale, seed=seed, out=out, gbk_share=gbk_share, console=console)
+        result = synth_service.generate(
+            month=month, scale=scale, seed=seed, out=out, gbk_share=gbk_share, console=console
+        )
     except RhipError as exc:
         raise _fail(exc.detail) from None
     synth_service.print_summary(result, console)
@@ -190,7 +208,9 @@ def demo(
     db.dispose()
     out = settings.data_dir / "demo" / month
     try:
-        result = synth_service.generate(month=month, scale=scale, seed=seed, out=out, gbk_share=0.1, console=console)
+        result = synth_service.generate(
+            month=month, scale=scale, seed=seed, out=out, gbk_share=0.1, console=console
+        )
     except RhipError as exc:
         raise _fail(exc.detail) from None
 

@@ -16,7 +16,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="RHIP_", env_file=None, extra="ignore")
 
-    data_dir: Path = Field(default=Path("var"), description="Root for the embedded database, lake and outputs")
+    data_dir: Path = Field(
+        default=Path("var"), description="Root for the embedded database, lake and outputs"
+    )
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default is a SQLite file under data_dir"
     )

@@ -37,7 +37,7 @@ class Duck:
     def query(self, sql: Sql) -> pa.Table:
         """Run a statement with bound parameters and return an Arrow table."""
         self.refresh()
-        return self.con.execute(sql.text, sql.params).fetch_arrow_table()
+        return self.con.execute(sql.text, sql.params).to_arrow_table()
 
     def rows(self, sql: Sql) -> list[tuple[Any, ...]]:
         """Run a statement and return Python rows."""

@@ -53,7 +53,9 @@ def require(*roles: Role) -> Callable[[Request], Principal]:
         principal = principal_from_request(request)
         if principal.role not in allowed:
             names = "、".join(sorted(r.label for r in allowed))
-            raise Forbidden(f"角色“{principal.role.label}”无权访问此接口；允许：{names}", code="role-forbidden")
+            raise Forbidden(
+                f"角色“{principal.role.label}”无权访问此接口；允许：{names}", code="role-forbidden"
+            )
         return principal
 
     setattr(dependency, ROLES_ATTR, allowed)

@@ -54,7 +54,9 @@ def _role(value: str) -> Role:
     try:
         return Role(value)
     except ValueError:
-        raise Invalid(f"未知角色：{value}（可选：{', '.join(r.value for r in Role)}）", code="unknown-role") from None
+        raise Invalid(
+            f"未知角色：{value}（可选：{', '.join(r.value for r in Role)}）", code="unknown-role"
+        ) from None
 
 
 def create_user(
@@ -90,10 +92,9 @@ def create_user(
 
 
 def authenticate(session: Session, *, username: str, password: str) -> User:
-    """The active user with these credentials, or Unauthorized (the failure is audited)."""
+    """The active user with these credentials, or Unauthorized (the caller audits the failure)."""
     user = session.scalar(select(User).where(User.username == username))
     if user is None or not user.active or not verify_password(user.password_hash, password):
-        audit(session, actor=username, action="login", outcome="denied")
         raise Unauthorized("用户名或密码错误", code="bad-credentials")
     audit(session, actor=username, role=user.role, action="login", institution_code=user.institution_code)
     return user
@@ -179,9 +180,15 @@ def verify_api_key(session: Session, plain: str) -> Principal:
         raise Unauthorized("API 密钥格式错误", code="bad-api-key")
     prefix, secret_part = plain[len(API_KEY_PREFIX) :].split("_", 1)
     key = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
-    if key is None or key.revoked_at is not None or not hmac.compare_digest(key.key_hash, _key_hash(secret_part)):
+    if (
+        key is None
+        or key.revoked_at is not None
+        or not hmac.compare_digest(key.key_hash, _key_hash(secret_part))
+    ):
         raise Unauthorized("API 密钥无效或已吊销", code="bad-api-key")
-    return Principal(subject=f"apikey:{prefix}", role=Role.uploader, institution_code=key.institution_code, via="api_key")
+    return Principal(
+        subject=f"apikey:{prefix}", role=Role.uploader, institution_code=key.institution_code, via="api_key"
+    )
 
 
 def revoke_api_key(session: Session, *, prefix: str) -> ApiKey:
@@ -190,7 +197,9 @@ def revoke_api_key(session: Session, *, prefix: str) -> ApiKey:
     if key is None:
         raise NotFound(f"API 密钥不存在：{prefix}")
     key.revoked_at = now()
-    audit(session, actor="system", action="api_key.revoke", target=prefix, institution_code=key.institution_code)
+    audit(
+        session, actor="system", action="api_key.revoke", target=prefix, institution_code=key.institution_code
+    )
     return key
 
 
@@ -220,7 +229,9 @@ def audit(
     return event
 
 
-def audit_events(session: Session, *, limit: int = 100, offset: int = 0, action: str | None = None) -> list[AuditEvent]:
+def audit_events(
+    session: Session, *, limit: int = 100, offset: int = 0, action: str | None = None
+) -> list[AuditEvent]:
     """The newest audit events first."""
     q = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit).offset(offset)
     if action:

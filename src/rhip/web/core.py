@@ -11,6 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 import rhip
+from rhip.errors import Unauthorized
 from rhip.security import service as security
 from rhip.security.deps import get_session, public, require
 from rhip.security.roles import Role
@@ -80,8 +81,14 @@ def login(
 ) -> TokenRead:
     """Exchange a username and password for a bearer token (OAuth2 password form)."""
     settings = request.app.state.settings
-    with session.begin():
-        user = security.authenticate(session, username=username, password=password)
+    try:
+        with session.begin():
+            user = security.authenticate(session, username=username, password=password)
+    except Unauthorized:
+        # the failed attempt is recorded in its own transaction, after the refused one rolled back
+        with session.begin():
+            security.audit(session, actor=username, action="login", outcome="denied")
+        raise
     ttl = timedelta(minutes=settings.token_ttl_minutes)
     token = security.issue_token(
         settings.resolved_secret_key,
@@ -115,7 +122,9 @@ def audit_log(
     action: str | None = None,
 ) -> list[AuditRead]:
     """The audit log, newest first (auditors and admins)."""
-    events = security.audit_events(session, limit=min(max(limit, 1), 1000), offset=max(offset, 0), action=action)
+    events = security.audit_events(
+        session, limit=min(max(limit, 1), 1000), offset=max(offset, 0), action=action
+    )
     return [AuditRead.model_validate(e, from_attributes=True) for e in events]
 
 
@@ -132,7 +141,11 @@ def create_api_key(
         inst = registry.get_institution(session, code=body.institution_code)
         key, plain = security.create_api_key(session, institution_code=inst.code, name=body.name)
         security.audit(
-            session, actor=principal.subject, role=principal.role.value, action="api_key.issue", target=key.prefix,
+            session,
+            actor=principal.subject,
+            role=principal.role.value,
+            action="api_key.issue",
+            target=key.prefix,
             institution_code=inst.code,
         )
     return ApiKeyCreated(prefix=key.prefix, institution_code=inst.code, name=key.name, api_key=plain)

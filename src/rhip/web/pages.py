@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
@@ -13,7 +11,12 @@ router = APIRouter(include_in_schema=False)
 
 # (section, title, description, link or None while that part is being built)
 PARTS: list[tuple[str, str, str, str | None]] = [
-    ("基础", "机构注册库", "全市医院、社区卫生服务中心、区平台及都市圈城市，按区检索", "/registry/institutions"),
+    (
+        "基础",
+        "机构注册库",
+        "全市医院、社区卫生服务中心、区平台及都市圈城市，按区检索",
+        "/registry/institutions",
+    ),
     ("基础", "行政区", "12 个区（含江北新区）及其接入机构", "/registry/districts"),
     ("基础", "数据集目录", "机构上传的数据表、字段、代码绑定与业务主键", "/registry/datasets"),
     ("基础", "接口文档", "REST API 与 OpenAPI 说明", "/docs"),
@@ -33,6 +36,7 @@ def home(request: Request) -> HTMLResponse:
     sections: dict[str, list[tuple[str, str, str | None]]] = {}
     for section, title, desc, link in PARTS:
         sections.setdefault(section, []).append((title, desc, link))
-    return request.app.state.templates.TemplateResponse(request, "home.html", {"sections": sections})
-
-
+    response: HTMLResponse = request.app.state.templates.TemplateResponse(
+        request, "home.html", {"sections": sections}
+    )
+    return response

@@ -47,14 +47,17 @@ def problem(
 
 
 def _wants_html(request: Request) -> bool:
-    return "text/html" in request.headers.get("accept", "") and not request.url.path.startswith(("/api", "/fhir"))
+    return "text/html" in request.headers.get("accept", "") and not request.url.path.startswith(
+        ("/api", "/fhir")
+    )
 
 
 def _html_error(request: Request, status: int, title: str, detail: str) -> Response:
     templates = request.app.state.templates
-    return templates.TemplateResponse(
+    response: Response = templates.TemplateResponse(
         request, "error.html", {"status": status, "title": title, "detail": detail}, status_code=status
     )
+    return response
 
 
 def install(app: FastAPI) -> None:
@@ -64,7 +67,9 @@ def install(app: FastAPI) -> None:
     async def _domain(request: Request, exc: RhipError) -> Response:
         if _wants_html(request):
             return _html_error(request, exc.status, exc.title, exc.detail)
-        return problem(exc.status, exc.title, exc.detail, code=exc.code, instance=request.url.path, **exc.extra)
+        return problem(
+            exc.status, exc.title, exc.detail, code=exc.code, instance=request.url.path, **exc.extra
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
@@ -73,7 +78,14 @@ def install(app: FastAPI) -> None:
             for e in exc.errors()
         ]
         detail = "；".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors[:5])
-        return problem(422, "请求参数校验未通过", detail, code="request-invalid", instance=request.url.path, errors=errors)
+        return problem(
+            422,
+            "请求参数校验未通过",
+            detail,
+            code="request-invalid",
+            instance=request.url.path,
+            errors=errors,
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
@@ -83,14 +95,18 @@ def install(app: FastAPI) -> None:
             detail = f"路径不存在：{request.url.path}"
         if _wants_html(request):
             return _html_error(request, exc.status_code, title, detail)
-        return problem(exc.status_code, title, detail, code=f"http-{exc.status_code}", instance=request.url.path)
+        return problem(
+            exc.status_code, title, detail, code=f"http-{exc.status_code}", instance=request.url.path
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error", extra={"path": request.url.path})
         if _wants_html(request):
             return _html_error(request, 500, "服务器内部错误", "请稍后再试；问题已记录。")
-        return problem(500, "服务器内部错误", "请稍后再试；问题已记录。", code="internal", instance=request.url.path)
+        return problem(
+            500, "服务器内部错误", "请稍后再试；问题已记录。", code="internal", instance=request.url.path
+        )
 
 
 def html_error_response(request: Request, status: int, title: str, detail: str) -> HTMLResponse:

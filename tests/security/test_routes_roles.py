@@ -1,0 +1,125 @@
+"""Every route states its roles: no token gives 401, a wrong role 403, an allowed role passes."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import pytest
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+
+from rhip.security.deps import declared_roles
+from rhip.security.roles import Role
+
+
+def _routes(app) -> list[tuple[APIRoute, frozenset[Role]]]:  # type: ignore[no-untyped-def]
+    out = []
+    for route in app.routes:
+        if not isinstance(route, APIRoute):
+            continue
+        calls = [d.call for d in route.dependant.dependencies]
+        roles = declared_roles(calls)
+        assert roles is not None, (
+            f"route {route.methods} {route.path} declares no roles (use require() or public())"
+        )
+        out.append((route, roles))
+    return out
+
+
+def _path(route: APIRoute) -> str:
+    return re.sub(r"\{[^}]+\}", "X0", route.path)
+
+
+def _call(client: TestClient, route: APIRoute, headers: dict[str, str]) -> int:
+    method = sorted(route.methods - {"HEAD", "OPTIONS"})[0]
+    kwargs: dict[str, object] = {"headers": headers}
+    if method in {"POST", "PUT", "PATCH"}:
+        kwargs["json"] = {}
+    return client.request(method, _path(route), **kwargs).status_code  # type: ignore[arg-type]
+
+
+def test_every_route_declares_roles(app_) -> None:  # type: ignore[no-untyped-def]
+    routes = _routes(app_)
+    assert len(routes) >= 5
+    assert any(roles for _r, roles in routes), "no protected route found"
+
+
+def test_protected_routes_refuse_and_admit(
+    client: TestClient, app_, auth: Callable[..., dict[str, str]]
+) -> None:  # type: ignore[no-untyped-def]
+    checked = 0
+    for route, roles in _routes(app_):
+        if not roles:
+            continue
+        assert _call(client, route, {}) == 401, f"{route.path} without token"
+        assert _call(client, route, {"Authorization": "Bearer not-a-jwt"}) == 401, f"{route.path} bad token"
+        for role in Role:
+            status = _call(client, route, auth(role.value, institution="H001"))
+            if role in roles:
+                assert status not in (401, 403), f"{route.path} refused allowed role {role}: {status}"
+            else:
+                assert status == 403, f"{route.path} admitted {role}: {status}"
+        checked += 1
+    assert checked >= 3
+
+
+def test_public_routes_answer_without_token(client: TestClient, app_) -> None:  # type: ignore[no-untyped-def]
+    for route, roles in _routes(app_):
+        if roles or "{" in route.path or "GET" not in route.methods:
+            continue
+        r = client.get(route.path)
+        assert r.status_code not in (401, 403, 500), f"{route.path}: {r.status_code}"
+
+
+@pytest.mark.parametrize("role", ["auditor", "admin"])
+def test_audit_log_visible_to_auditors(
+    client: TestClient, auth: Callable[..., dict[str, str]], role: str
+) -> None:
+    r = client.get("/api/v1/audit", headers=auth(role))
+    assert r.status_code == 200
+    assert isinstance(r.json(), list)
+
+
+def test_forbidden_is_problem_json(client: TestClient, auth: Callable[..., dict[str, str]]) -> None:
+    r = client.get("/api/v1/audit", headers=auth("resident"))
+    assert r.status_code == 403
+    assert r.headers["content-type"].startswith("application/problem+json")
+    body = r.json()
+    assert body["status"] == 403 and body["code"] == "role-forbidden" and "居民" in body["detail"]
+    r = client.get("/api/v1/audit")
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+    assert r.json()["code"] == "auth-required"
+
+
+def test_login_and_api_key_flow(client: TestClient, auth: Callable[..., dict[str, str]], db) -> None:  # type: ignore[no-untyped-def]
+    import uuid
+
+    from rhip.security import service as security
+
+    name = f"mgr-{uuid.uuid4().hex[:6]}"
+    with db.session() as s, s.begin():
+        security.create_user(
+            s, username=name, password="manager-pass-1", role="manager", display_name="王管理"
+        )
+    r = client.post("/api/v1/auth/token", data={"username": name, "password": "wrong"})
+    assert r.status_code == 401 and r.json()["code"] == "bad-credentials"
+    r = client.post("/api/v1/auth/token", data={"username": name, "password": "manager-pass-1"})
+    assert r.status_code == 200, r.text
+    bearer = {"Authorization": f"Bearer {r.json()['access_token']}"}
+    me = client.get("/api/v1/auth/me", headers=bearer).json()
+    assert me["subject"] == name and me["role"] == "manager" and me["role_label"] == "信息中心管理员"
+    from rhip.registry import data as registry_data
+
+    code = registry_data.institutions()[0].code
+    r = client.post("/api/v1/auth/api-keys", json={"institution_code": code, "name": "HIS"}, headers=bearer)
+    assert r.status_code == 201, r.text
+    key = r.json()["api_key"]
+    me = client.get("/api/v1/auth/me", headers={"X-API-Key": key}).json()
+    assert me == {**me, "role": "uploader", "institution_code": code, "via": "api_key"}
+    r = client.post("/api/v1/auth/api-keys", json={"institution_code": "NOPE", "name": "x"}, headers=bearer)
+    assert r.status_code == 404
+    assert client.get("/api/v1/auth/me", headers={"X-API-Key": "rhip_bad_key"}).status_code == 401
+    events = client.get("/api/v1/audit?action=login", headers=auth("auditor")).json()
+    assert any(e["actor"] == name and e["outcome"] == "denied" for e in events)
+    assert any(e["actor"] == name and e["outcome"] == "ok" for e in events)

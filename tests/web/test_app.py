@@ -1,0 +1,58 @@
+"""The app: health, problem+json for every kind of error, OpenAPI, the home page."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+
+def test_healthz(client: TestClient, backend: str) -> None:
+    r = client.get("/healthz")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "ok"
+    assert body["database"] == ("sqlite" if backend == "sqlite" else "postgresql")
+
+
+def test_openapi_and_docs(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    assert spec["info"]["title"].startswith("rhip")
+    assert "/api/v1/registry/institutions" in spec["paths"]
+    assert client.get("/docs").status_code == 200
+
+
+def test_unknown_path_is_problem_json(client: TestClient) -> None:
+    r = client.get("/api/v1/nope")
+    assert r.status_code == 404
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["detail"] == "路径不存在：/api/v1/nope"
+
+
+def test_unknown_page_is_html_in_chinese(client: TestClient) -> None:
+    r = client.get("/nope", headers={"accept": "text/html"})
+    assert r.status_code == 404 and "text/html" in r.headers["content-type"]
+    assert "未找到" in r.text
+
+
+def test_bad_query_is_422_problem(client: TestClient) -> None:
+    r = client.get("/api/v1/registry/institutions?limit=abc")
+    assert r.status_code == 422
+    body = r.json()
+    assert body["code"] == "request-invalid" and body["errors"][0]["loc"][-1] == "limit"
+
+
+def test_bad_method_is_405_problem(client: TestClient) -> None:
+    r = client.delete("/healthz")
+    assert r.status_code == 405 and r.json()["status"] == 405
+
+
+def test_login_form_missing_fields(client: TestClient) -> None:
+    r = client.post("/api/v1/auth/token", data={"username": "x"})
+    assert r.status_code == 422 and r.headers["content-type"].startswith("application/problem+json")
+
+
+def test_home_page_lists_the_parts(client: TestClient) -> None:
+    r = client.get("/")
+    assert r.status_code == 200
+    for text in ["区域全民健康信息平台", "机构注册库", "数据采集", "预约挂号", "信息化简报"]:
+        assert text in r.text
+    assert client.get("/static/htmx.min.js").status_code == 200
