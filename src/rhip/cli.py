@@ -29,6 +29,10 @@ app.add_typer(user_app, name="user")
 console = Console()
 err = Console(stderr=True)
 
+# Each later part of the platform joins the demo here: a module with
+# `run(*, settings, synth_dir, console) -> list[tuple[str, str]]` (summary rows: 环节, 结果).
+DEMO_STEPS: list[str] = []
+
 
 def _settings() -> Settings:
     return Settings()
@@ -54,7 +58,7 @@ def _ready(settings: Settings) -> None:
 
 
 @db_app.command("upgrade")
-def db_upgrade(revision: str = "head") -> None:
+def db_upgrade(revision: str = "heads") -> None:
     """Bring the database schema up to date."""
     from rhip.db.engine import current_revision, upgrade
 
@@ -214,6 +218,16 @@ def demo(
     except RhipError as exc:
         raise _fail(exc.detail) from None
 
+    step_rows: list[tuple[str, str]] = []
+    for module_name in DEMO_STEPS:
+        import importlib
+
+        step = importlib.import_module(module_name)
+        try:
+            step_rows.extend(step.run(settings=settings, synth_dir=out, console=console))
+        except RhipError as exc:
+            raise _fail(f"{module_name}: {exc.detail}") from None
+
     summary = Table(title=f"rhip demo 汇总（{month}，规模 {scale}）")
     summary.add_column("环节")
     summary.add_column("结果")
@@ -221,6 +235,8 @@ def demo(
     summary.add_row("注册库", "，".join(f"{k} {v}" for k, v in reg_counts.items()))
     summary.add_row("合成城市", synth_service.one_line(result))
     summary.add_row("上传文件", str(out))
+    for name, value in step_rows:
+        summary.add_row(name, value)
     summary.add_row("用时", f"{time.perf_counter() - started:.1f} 秒")
     console.print(summary)
     synth_service.print_summary(result, console)

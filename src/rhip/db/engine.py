@@ -72,18 +72,19 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Bring the database schema to `revision` (idempotent)."""
+def upgrade(url: str, revision: str = "heads") -> None:
+    """Bring the database schema to `revision` (idempotent); each domain's migrations form their own branch."""
     command.upgrade(alembic_config(url), revision)
 
 
 def current_revision(url: str) -> str | None:
-    """The schema revision the database is at, or None when empty."""
+    """The schema revisions (one per domain branch) the database is at, comma-separated, or None when empty."""
     from alembic.runtime.migration import MigrationContext
 
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
+            heads = MigrationContext.configure(conn).get_current_heads()
     finally:
         engine.dispose()
+    return ",".join(sorted(heads)) or None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,9 +16,19 @@ import rhip
 from rhip import logging as rlog
 from rhip.config import Settings
 from rhip.db.engine import Database, upgrade
-from rhip.web import core, pages, problems
+from rhip.web import problems
 
 PACKAGE = Path(rhip.__file__).parent
+
+# (module with a `router`, URL prefix, OpenAPI tag or "" for pages); each part adds its lines here.
+ROUTERS: list[tuple[str, str, str]] = [
+    ("rhip.web.core", "", ""),
+    ("rhip.registry.api", "/api/v1/registry", "registry"),
+    ("rhip.registry.api_catalogue", "/api/v1/registry", "registry"),
+    ("rhip.web.pages", "", ""),
+    ("rhip.registry.pages", "", ""),
+    ("rhip.registry.pages_catalogue", "", ""),
+]
 HERE = Path(__file__).parent
 
 
@@ -69,11 +80,10 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     problems.install(app)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
-    from rhip.registry import api as registry_api
-    from rhip.registry import pages as registry_pages
-
-    app.include_router(core.router)
-    app.include_router(registry_api.router, prefix="/api/v1/registry", tags=["registry"])
-    app.include_router(pages.router)
-    app.include_router(registry_pages.router)
+    for module_name, prefix, tag in ROUTERS:
+        module = importlib.import_module(module_name)
+        if tag:
+            app.include_router(module.router, prefix=prefix, tags=[tag])
+        else:
+            app.include_router(module.router, prefix=prefix)
     return app
