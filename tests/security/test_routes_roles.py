@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Callable
 
@@ -11,65 +12,70 @@ from fastapi.testclient import TestClient
 
 from rhip.security.deps import declared_roles
 from rhip.security.roles import Role
+from rhip.web.app import ROUTERS
+
+Route = tuple[str, APIRoute, frozenset[Role]]
 
 
-def _routes(app) -> list[tuple[APIRoute, frozenset[Role]]]:  # type: ignore[no-untyped-def]
-    out = []
-    for route in app.routes:
-        if not isinstance(route, APIRoute):
-            continue
-        calls = [d.call for d in route.dependant.dependencies]
-        roles = declared_roles(calls)
-        assert roles is not None, (
-            f"route {route.methods} {route.path} declares no roles (use require() or public())"
-        )
-        out.append((route, roles))
+def _routes(app) -> list[Route]:  # type: ignore[no-untyped-def]
+    """Every API route of every router the app includes (web.app.ROUTERS), with its full path and roles."""
+    out: list[Route] = []
+    for module_name, prefix, _tag in ROUTERS:
+        for route in importlib.import_module(module_name).router.routes:
+            if not isinstance(route, APIRoute):
+                continue
+            roles = declared_roles([d.call for d in route.dependant.dependencies])
+            path = prefix + route.path
+            assert roles is not None, f"{route.methods} {path} declares no roles (use require() or public())"
+            out.append((path, route, roles))
+    schema_paths = set(app.openapi()["paths"])
+    assert {p for p, r, _ in out if r.include_in_schema} <= schema_paths, "a listed router is not mounted"
     return out
 
 
-def _path(route: APIRoute) -> str:
-    return re.sub(r"\{[^}]+\}", "X0", route.path)
+def _path(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", "X0", path)
 
 
-def _call(client: TestClient, route: APIRoute, headers: dict[str, str]) -> int:
+def _call(client: TestClient, path: str, route: APIRoute, headers: dict[str, str]) -> int:
     method = sorted(route.methods - {"HEAD", "OPTIONS"})[0]
     kwargs: dict[str, object] = {"headers": headers}
     if method in {"POST", "PUT", "PATCH"}:
         kwargs["json"] = {}
-    return client.request(method, _path(route), **kwargs).status_code  # type: ignore[arg-type]
+    return client.request(method, _path(path), **kwargs).status_code  # type: ignore[arg-type]
 
 
 def test_every_route_declares_roles(app_) -> None:  # type: ignore[no-untyped-def]
     routes = _routes(app_)
     assert len(routes) >= 5
-    assert any(roles for _r, roles in routes), "no protected route found"
+    assert any(roles for _p, _r, roles in routes), "no protected route found"
 
 
 def test_protected_routes_refuse_and_admit(
     client: TestClient, app_, auth: Callable[..., dict[str, str]]
 ) -> None:  # type: ignore[no-untyped-def]
     checked = 0
-    for route, roles in _routes(app_):
+    for path, route, roles in _routes(app_):
         if not roles:
             continue
-        assert _call(client, route, {}) == 401, f"{route.path} without token"
-        assert _call(client, route, {"Authorization": "Bearer not-a-jwt"}) == 401, f"{route.path} bad token"
+        assert _call(client, path, route, {}) == 401, f"{path} without token"
+        assert _call(client, path, route, {"Authorization": "Bearer not-a-jwt"}) == 401, f"{path} bad token"
         for role in Role:
-            status = _call(client, route, auth(role.value, institution="H001"))
+            status = _call(client, path, route, auth(role.value, institution="H001"))
             if role in roles:
-                assert status not in (401, 403), f"{route.path} refused allowed role {role}: {status}"
+                assert status not in (401, 403), f"{path} refused allowed role {role}: {status}"
             else:
-                assert status == 403, f"{route.path} admitted {role}: {status}"
+                assert status == 403, f"{path} admitted {role}: {status}"
         checked += 1
     assert checked >= 3
 
 
 def test_public_routes_answer_without_token(client: TestClient, app_) -> None:  # type: ignore[no-untyped-def]
-    for route, roles in _routes(app_):
-        if roles or "{" in route.path or "GET" not in route.methods:
+    for path, route, roles in _routes(app_):
+        if roles or "{" in path or "GET" not in route.methods:
             continue
-        r = client.get(route.path)
-        assert r.status_code not in (401, 403, 500), f"{route.path}: {r.status_code}"
+        r = client.get(path)
+        assert r.status_code not in (401, 403, 500), f"{path}: {r.status_code}"
 
 
 @pytest.mark.parametrize("role", ["auditor", "admin"])

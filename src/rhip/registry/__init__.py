@@ -1,0 +1,1 @@
+"""Registry: institutions, districts, departments, channels, code systems and the dataset catalogue."""

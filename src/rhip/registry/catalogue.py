@@ -1,0 +1,468 @@
+"""The dataset catalogue (数据集目录): the tables institutions upload, their fields, keys, links and codes.
+
+The catalogue is data (registry/data/datasets.yaml); this module loads it into frozen dataclasses,
+adds the four common record fields to every table, and checks it is internally consistent.
+`python -m rhip.registry.catalogue --markdown` prints the reference section of docs/datasets.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal, cast, get_args
+
+import yaml
+
+from rhip.errors import NotFound
+from rhip.registry import codes
+
+DATA = Path(__file__).parent / "data"
+
+FieldType = Literal["string", "integer", "decimal", "date", "datetime", "code", "id_number", "phone"]
+Category = Literal["medical", "public_health"]
+
+FIELD_TYPES: tuple[str, ...] = get_args(FieldType)
+CATEGORIES: tuple[str, ...] = get_args(Category)
+REALTIME_FORMS = 12  # the bulletin's 实时数据表单上传情况 is “x/12”
+
+TYPE_LABELS: dict[str, str] = {
+    "string": "字符串",
+    "integer": "整数",
+    "decimal": "数值",
+    "date": "日期",
+    "datetime": "日期时间",
+    "code": "代码",
+    "id_number": "身份证号",
+    "phone": "电话号码",
+}
+CATEGORY_LABELS: dict[str, str] = {"medical": "医疗服务", "public_health": "公共卫生"}
+
+
+@dataclass(frozen=True)
+class Field:
+    """One column of an upload table."""
+
+    name: str  # English snake_case, the column name in files and the lake
+    label: str  # Chinese, e.g. "就诊流水号"
+    type: FieldType
+    required: bool
+    code_system: str | None = None
+    max_length: int | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Link:
+    """A referential link: these fields of this table name a record of `dataset` (same institution)."""
+
+    fields: tuple[str, ...]
+    dataset: str
+    target_fields: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One upload table of the catalogue."""
+
+    name: str
+    label: str
+    category: Category
+    realtime: bool  # one of the 12 real-time forms (实时数据表单)
+    business_key: tuple[str, ...]  # with org_code implied
+    event_time: str | None  # the field that dates the event; None → partitioned by updated_at
+    fields: tuple[Field, ...]  # including the common metadata fields, first
+    links: tuple[Link, ...]
+    cda_document: str | None  # WS/T 500 / WS/T 483 document type mapped to this table
+    description: str = ""
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        """Column names in catalogue order."""
+        return tuple(f.name for f in self.fields)
+
+    def field(self, name: str) -> Field:
+        """One field by name, or NotFound."""
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise NotFound(f"数据集“{self.name}”没有字段“{name}”", code="field-not-found")
+
+    @property
+    def required_fields(self) -> tuple[Field, ...]:
+        """The fields that must be present and non-empty."""
+        return tuple(f for f in self.fields if f.required)
+
+    @property
+    def dedup_key(self) -> tuple[str, ...]:
+        """The full identity of a record: org_code plus the business key."""
+        return ("org_code", *self.business_key)
+
+
+COMMON_FIELDS: tuple[Field, ...] = (
+    Field("org_code", "机构代码", "string", True, max_length=32, description="上传机构在机构注册库中的代码"),
+    Field("collected_at", "数据采集时间", "datetime", True, description="机构从业务系统抽取本条记录的时间"),
+    Field(
+        "updated_at",
+        "数据更新时间",
+        "datetime",
+        True,
+        description="本条记录在业务系统中最后修改的时间；去重时取最新",
+    ),
+    Field(
+        "change_flag",
+        "修改标志",
+        "code",
+        True,
+        code_system="change_flag",
+        description="1 新增、2 修改、3 撤销",
+    ),
+)
+COMMON_FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in COMMON_FIELDS)
+
+
+class CatalogueError(ValueError):
+    """The catalogue file is malformed or inconsistent (a developer error, caught by the tests)."""
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _field(raw: dict[str, Any], where: str) -> Field:
+    unknown = set(raw) - {
+        "name",
+        "label",
+        "type",
+        "required",
+        "code_system",
+        "max_length",
+        "minimum",
+        "maximum",
+        "description",
+    }
+    if unknown:
+        raise CatalogueError(f"{where}: unknown keys {sorted(unknown)}")
+    ftype = raw.get("type")
+    if ftype not in FIELD_TYPES:
+        raise CatalogueError(f"{where}: bad type {ftype!r}")
+    if not isinstance(raw.get("required"), bool):
+        raise CatalogueError(f"{where}: 'required' must be true or false")
+    return Field(
+        name=str(raw["name"]),
+        label=str(raw["label"]),
+        type=cast(FieldType, ftype),
+        required=bool(raw["required"]),
+        code_system=raw.get("code_system"),
+        max_length=_opt_int(raw.get("max_length")),
+        minimum=_opt_float(raw.get("minimum")),
+        maximum=_opt_float(raw.get("maximum")),
+        description=str(raw.get("description") or ""),
+    )
+
+
+def _dataset(raw: dict[str, Any]) -> Dataset:
+    name = str(raw["name"])
+    category = raw.get("category")
+    if category not in CATEGORIES:
+        raise CatalogueError(f"{name}: bad category {category!r}")
+    fields = tuple(_field(f, f"{name}.{f.get('name')}") for f in raw.get("fields") or [])
+    links = tuple(
+        Link(tuple(link["fields"]), str(link["dataset"]), tuple(link["target_fields"]))
+        for link in raw.get("links") or []
+    )
+    return Dataset(
+        name=name,
+        label=str(raw["label"]),
+        category=cast(Category, category),
+        realtime=bool(raw.get("realtime", False)),
+        business_key=tuple(raw["business_key"]),
+        event_time=raw.get("event_time"),
+        fields=COMMON_FIELDS + fields,
+        links=links,
+        cda_document=raw.get("cda_document"),
+        description=str(raw.get("description") or ""),
+    )
+
+
+def problems(items: list[Dataset]) -> list[str]:
+    """Every inconsistency in a catalogue (empty when it is sound)."""
+    out: list[str] = []
+    by_name = {d.name: d for d in items}
+    if len(by_name) != len(items):
+        out.append("duplicate dataset names")
+    systems = codes.code_systems()
+    realtime = [d.name for d in items if d.realtime]
+    if len(realtime) != REALTIME_FORMS:
+        out.append(f"{len(realtime)} real-time datasets, expected {REALTIME_FORMS}")
+    for d in items:
+        names = d.field_names
+        if names[: len(COMMON_FIELDS)] != COMMON_FIELD_NAMES:
+            out.append(f"{d.name}: the common fields must come first")
+        if len(set(names)) != len(names):
+            out.append(f"{d.name}: duplicate field names")
+        if not d.business_key:
+            out.append(f"{d.name}: empty business key")
+        for key in d.business_key:
+            if key not in names:
+                out.append(f"{d.name}: business key field {key} does not exist")
+            elif not d.field(key).required:
+                out.append(f"{d.name}: business key field {key} must be required")
+        if d.event_time is not None:
+            if d.event_time not in names:
+                out.append(f"{d.name}: event_time field {d.event_time} does not exist")
+            elif d.field(d.event_time).type not in ("date", "datetime"):
+                out.append(f"{d.name}: event_time field {d.event_time} is not a date or datetime")
+        for f in d.fields:
+            if f.type == "code" and not f.code_system:
+                out.append(f"{d.name}.{f.name}: code field without code_system")
+            if f.code_system and f.code_system not in systems:
+                out.append(f"{d.name}.{f.name}: unknown code system {f.code_system}")
+            if f.minimum is not None and f.maximum is not None and f.minimum > f.maximum:
+                out.append(f"{d.name}.{f.name}: minimum above maximum")
+        for link in d.links:
+            target = by_name.get(link.dataset)
+            if len(link.fields) != len(link.target_fields) or not link.fields:
+                out.append(f"{d.name}: link to {link.dataset} has mismatched field lists")
+            for f_name in link.fields:
+                if f_name not in names:
+                    out.append(f"{d.name}: link field {f_name} does not exist")
+            if target is None:
+                out.append(f"{d.name}: link to unknown dataset {link.dataset}")
+                continue
+            for t_name in link.target_fields:
+                if t_name not in target.field_names:
+                    out.append(f"{d.name}: link target {link.dataset}.{t_name} does not exist")
+            if tuple(link.target_fields) != target.business_key:
+                out.append(f"{d.name}: link to {link.dataset} must target its business key")
+    return out
+
+
+@cache
+def _load() -> tuple[Dataset, ...]:
+    with (DATA / "datasets.yaml").open(encoding="utf-8") as fh:
+        raw = yaml.safe_load(fh)
+    items = [_dataset(d) for d in raw["datasets"]]
+    found = problems(items)
+    if found:
+        raise CatalogueError("datasets.yaml: " + "; ".join(found))
+    return tuple(items)
+
+
+def datasets() -> list[Dataset]:
+    """Every dataset of the catalogue, in catalogue order."""
+    return list(_load())
+
+
+def names() -> list[str]:
+    """The dataset names, in catalogue order."""
+    return [d.name for d in _load()]
+
+
+def get(name: str) -> Dataset:
+    """One dataset by name, or NotFound (Chinese) listing the valid names."""
+    for d in _load():
+        if d.name == name:
+            return d
+    raise NotFound(f"数据集“{name}”不存在；可用的数据集：{'、'.join(names())}", code="dataset-not-found")
+
+
+def realtime_datasets() -> list[Dataset]:
+    """The 12 real-time forms (实时数据表单)."""
+    return [d for d in _load() if d.realtime]
+
+
+# ---------------------------------------------------------------------------------------------
+# Markdown reference (docs/datasets.md)
+# ---------------------------------------------------------------------------------------------
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if x == int(x) else f"{x:g}"
+
+
+def range_text(f: Field) -> str:
+    """A field's value range and length limit for people, e.g. "0–1000000；≤64 字符"."""
+    parts = []
+    if f.minimum is not None or f.maximum is not None:
+        lo = _num(f.minimum) if f.minimum is not None else ""
+        hi = _num(f.maximum) if f.maximum is not None else ""
+        parts.append(f"{lo}–{hi}")
+    if f.max_length is not None:
+        parts.append(f"≤{f.max_length} 字符")
+    return "；".join(parts)
+
+
+def to_markdown() -> str:
+    """The catalogue's reference section as Markdown: summary table, then each table's fields."""
+    systems = codes.code_systems()
+    lines: list[str] = []
+    lines.append("## 数据集一览")
+    lines.append("")
+    lines.append("| 数据集 | 名称 | 分类 | 实时 | 业务主键 | 事件时间 | CDA 文档 |")
+    lines.append("| --- | --- | --- | --- | --- | --- | --- |")
+    for d in _load():
+        lines.append(
+            f"| [`{d.name}`](#{d.name}) | {d.label} | {CATEGORY_LABELS[d.category]} | "
+            f"{'实时' if d.realtime else ''} | {', '.join(d.business_key)} | {d.event_time or '—'} | "
+            f"{d.cda_document or '—'} |"
+        )
+    lines.append("")
+    lines.append(
+        f"实时数据表单（{len(realtime_datasets())} 张）：" + "、".join(d.label for d in realtime_datasets())
+    )
+    lines.append("")
+    for d in _load():
+        lines.append(f"## {d.name}")
+        lines.append("")
+        lines.append(
+            f"**{d.label}**（{CATEGORY_LABELS[d.category]}{'，实时数据表单' if d.realtime else ''}）。"
+        )
+        if d.description:
+            lines.append(d.description)
+        lines.append("")
+        lines.append(f"- 业务主键：`org_code` + `{'` + `'.join(d.business_key)}`")
+        lines.append(
+            f"- 事件时间（按月分区、及时性）：`{d.event_time}`"
+            if d.event_time
+            else "- 事件时间：无（按 `updated_at` 分区）"
+        )
+        if d.cda_document:
+            lines.append(f"- 对应共享文档：{d.cda_document}")
+        for link in d.links:
+            lines.append(
+                f"- 引用：`{', '.join(link.fields)}` → `{link.dataset}.{', '.join(link.target_fields)}`"
+            )
+        lines.append("")
+        lines.append("| 字段 | 中文名 | 类型 | 必填 | 代码系统 | 范围/长度 | 说明 |")
+        lines.append("| --- | --- | --- | --- | --- | --- | --- |")
+        for f in d.fields:
+            system = ""
+            if f.code_system:
+                cs = systems.get(f.code_system)
+                system = f"`{f.code_system}`" + (f" {cs.name}" if cs else "")
+            lines.append(
+                f"| `{f.name}` | {_md(f.label)} | {TYPE_LABELS[f.type]} | {'是' if f.required else ''} | "
+                f"{system} | {_md(range_text(f))} | {_md(f.description)} |"
+            )
+        lines.append("")
+    lines.append("## 代码系统")
+    lines.append("")
+    lines.append("| 代码系统 | 名称 | 标准 | 代码 |")
+    lines.append("| --- | --- | --- | --- |")
+    for cs in systems.values():
+        if cs.external:
+            shown = "（由机构注册库提供）"
+        elif cs.id in ("icd10", "area"):
+            shown = (
+                f"{len(cs.codes)} 个，见 `registry/data/{'icd10' if cs.id == 'icd10' else 'codes_area'}.csv`"
+            )
+        else:
+            shown = "；".join(f"{k} {v}" for k, v in cs.codes.items())
+        lines.append(f"| `{cs.id}` | {cs.name} | {_md(cs.standard)} | {_md(shown)} |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+INTRO = """# 数据集目录（datasets）
+
+本文件由 `python -m rhip.registry.catalogue --markdown > docs/datasets.md` 生成；
+说明文字在 `rhip/registry/catalogue.py` 的 `INTRO` 中，字段定义在 `rhip/registry/data/datasets.yaml` 中，
+修改后重新生成即可。代码系统见 `rhip/registry/codes.py`。
+
+数据集目录是医疗机构、区平台和社区卫生服务中心向市平台上传数据的约定：有哪些表、每张表有哪些字段、
+字段的类型、是否必填、绑定的代码系统和取值范围、业务主键、表与表的引用关系。采集（intake）按目录校验
+每一条记录（完整性、规范性、一致性），质控（quality）按目录统计每月的数据采集情况。
+
+## 公共字段
+
+每张表的前四个字段相同：
+
+| 字段 | 中文名 | 说明 |
+| --- | --- | --- |
+| `org_code` | 机构代码 | 上传机构在机构注册库中的代码，应与上传凭证（API 密钥）所属机构一致 |
+| `collected_at` | 数据采集时间 | 从业务系统抽取本条记录的时间 |
+| `updated_at` | 数据更新时间 | 本条记录在业务系统中最后修改的时间 |
+| `change_flag` | 修改标志 | `1` 新增，`2` 修改，`3` 撤销 |
+
+## 业务主键与去重规则
+
+- **同一机构 + 同一数据表 + 同一业务主键 = 同一条记录**
+  （业务主键即各表的“流水号”，见下表；`org_code` 隐含在内）。
+- 同一条记录多次上传时，**数据更新时间最新者生效**；内容完全相同的重传是重复数据。
+- 修改标志 `3`（撤销）是墓碑：该记录不再计入统计。
+- 去重、入库的具体做法见采集（intake）模块；各项月度指标的精确定义见 `docs/metrics.md`。
+
+## 实时数据表单
+
+12 张表是实时数据表单（简报“实时数据表单上传情况 x/12”）：门急诊挂号、门急诊就诊记录、诊断记录、处方、
+处方明细、收费结算、检验报告、检验结果明细、检查报告、入院记录、出院小结、住院医嘱——即门急诊与住院
+业务发生后应在当日内上传的表。其余表（患者基本信息、病案首页、手术记录和公共卫生三张表）按日或按月定时上传。
+某机构某月“x/12”中的 x 是当月有数据的实时表数（精确定义见 `docs/metrics.md`）。
+
+## 事件时间与按月分区
+
+每张表的 `event_time` 字段标记业务发生的时间（就诊时间、出院时间、报告时间……），数据湖按其所在月份分区，
+及时性（上传时间 − 事件时间）也以它为准；没有事件时间的表（患者基本信息）按 `updated_at` 分区。
+
+## 简报口径（字段来源；精确定义见 `docs/metrics.md`）
+
+- 门急诊人次 = 当月 `outpatient_visit` 记录数（按 `visit_time`）；收入（千元）= `fee_total` 合计 / 1000。
+- 出院人次 = 当月 `discharge_summary` 记录数（按 `discharged_at`）；
+  住院收入（千元）= `total_fee` 合计 / 1000。
+- 上传率（与卫统对比）= 上传人次 / 机构上报卫统的同期人次。
+- 健康档案累计上传总量：基本信息来自 `health_record`；
+  高血压、糖尿病来自 `hypertension_followup`、`diabetes_followup`。
+- 已上传表（CDA 文档）：各表 `cda_document` 列出其对应的 WS/T 500 / WS/T 483 共享文档。
+
+## 数据类型
+
+| 类型 | 写法 |
+| --- | --- |
+| 字符串 | UTF-8 文本，不超过 `max_length` 个字符 |
+| 整数、数值 | 十进制数字；金额单位为元，保留两位小数 |
+| 日期 | `YYYY-MM-DD` |
+| 日期时间 | ISO 8601，如 `2025-02-03T09:15:00+08:00`；不带时区的按北京时间理解 |
+| 代码 | 所绑定代码系统中的代码（见文末“代码系统”） |
+| 身份证号 | GB 11643 十八位号码（十五位自动转换）；校验码、出生日期、性别须正确，地址码只作提示 |
+| 电话号码 | 手机 11 位或带区号的固定电话 |
+
+## 代码系统要点
+
+- 诊断编码绑定 ICD-10（`icd10`）：接受表内代码、表内已细分类目下的任一亚目，以及国家临床版扩展码
+  （如 `I10.x00x002`、`E11.900x001`）；表外类目视为不规范。
+- 科室代码（`department`）由机构注册库维护（《医疗机构诊疗科目名录》代码，如 `03.04` 心血管内科专业）。
+- 性别、婚姻状况、民族分别按 GB/T 2261.1、GB/T 2261.2、GB/T 3304；
+  离院方式、入院途径、医疗付费方式按卫统病案首页。
+"""
+
+INTRO_MARKER = "<!-- 以下由 python -m rhip.registry.catalogue --markdown 从 datasets.yaml 生成 -->"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI: print docs/datasets.md (--markdown), or check the catalogue."""
+    parser = argparse.ArgumentParser(prog="python -m rhip.registry.catalogue")
+    parser.add_argument("--markdown", action="store_true", help="print docs/datasets.md (intro + reference)")
+    args = parser.parse_args(argv)
+    if args.markdown:
+        sys.stdout.write(INTRO + "\n" + INTRO_MARKER + "\n\n" + to_markdown())
+        return 0
+    items = datasets()
+    print(f"{len(items)} datasets, {len(realtime_datasets())} real-time; catalogue is consistent")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
