@@ -1,1 +1,1 @@
-"""The synthetic city: residents, institutions' upload files for a month, calibrated to the bulletins, and a ground truth."""
+"""The synthetic city: residents, a month of uploads calibrated to the bulletins, and a ground truth."""

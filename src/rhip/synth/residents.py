@@ -80,7 +80,9 @@ def _area_codes(home: np.ndarray, birth: np.ndarray, gen: np.random.Generator) -
     return codes
 
 
-def _unique_id17(area: np.ndarray, birth: np.ndarray, sex: np.ndarray, gen: np.random.Generator) -> np.ndarray:
+def _unique_id17(
+    area: np.ndarray, birth: np.ndarray, sex: np.ndarray, gen: np.random.Generator
+) -> np.ndarray:
     """17-digit ID bodies, unique across residents (collisions get a new sequence number)."""
     ymd = vec.compact_dates(birth)
     base = area * 10**11 + ymd * 1000
@@ -94,7 +96,7 @@ def _unique_id17(area: np.ndarray, birth: np.ndarray, sex: np.ndarray, gen: np.r
             break
         k = int(dup.sum())
         id17[dup] = base[dup] + gen.integers(0, 500, size=k) * 2 + (sex[dup] == 1)
-    return id17
+    return np.asarray(id17, dtype=np.int64)
 
 
 def names(surname: np.ndarray, given1: np.ndarray, given2: np.ndarray) -> pa.Array:
@@ -195,4 +197,3 @@ def typo_id(id_number: str, gen: np.random.Generator) -> str:
 def day_number(d: date) -> int:
     """Days since 1970-01-01."""
     return (d - EPOCH).days
-

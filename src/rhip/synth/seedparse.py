@@ -48,8 +48,24 @@ COLUMNS = [
 LAYOUTS: dict[str, dict[str, list[str]]] = {
     # 2025-02, 2025-03: 定时数据上传量 实时数据上传天数 实时数据表单上传情况 门急诊 人次 收入 出院 人次 收入
     "revenue": {
-        "district": ["uploads", "upload_days", "forms", "visits", "visit_revenue", "discharges", "inpatient_revenue"],
-        "hospital": ["uploads", "upload_days", "forms", "visits", "visit_revenue", "discharges", "inpatient_revenue"],
+        "district": [
+            "uploads",
+            "upload_days",
+            "forms",
+            "visits",
+            "visit_revenue",
+            "discharges",
+            "inpatient_revenue",
+        ],
+        "hospital": [
+            "uploads",
+            "upload_days",
+            "forms",
+            "visits",
+            "visit_revenue",
+            "discharges",
+            "inpatient_revenue",
+        ],
     },
     # 2022-08: 数据上传量 天数 表单 门急诊 人次 实时数据符合率 出院 人次 符合率 (+ 健康档案 for districts)
     "compliance": {
@@ -125,7 +141,10 @@ LAYOUTS: dict[str, dict[str, list[str]]] = {
 _TITLE = re.compile(r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*南京市卫生信息平台数据采集情况\s*（\s*(区|医院)\s*）")
 _END = re.compile(r"（截止")
 _CELL = re.compile(r"^(?:[\d.,%]+|/|[\d]+/[\d]+|未反馈/\d+|开库采集|NA|未部署/\d+)$")
-_SPLIT_CELLS = [(re.compile(r"未获取\s*卫统\s*数据"), " NA "), (re.compile(r"未部署\s*/\s*(\d+)"), r"未部署/\1")]
+_SPLIT_CELLS = [
+    (re.compile(r"未获取\s*卫统\s*数据"), " NA "),
+    (re.compile(r"未部署\s*/\s*(\d+)"), r"未部署/\1"),
+]
 
 
 def _layout(text: str) -> str:
@@ -160,6 +179,7 @@ def parse_section(body: str, layout: str, kind: str) -> list[dict[str, str]]:
     cells: list[str] = []
 
     def flush() -> None:
+        """Keep the row being read if it has exactly the layout's cells."""
         if name is not None and len(cells) == len(cols):
             rows.append({"name": name, **dict(zip(cols, cells, strict=True))})
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 import pyarrow as pa
@@ -25,7 +26,7 @@ def check_chars(id17: np.ndarray) -> np.ndarray:
     """ISO 7064 MOD 11-2 check characters of 17-digit ID bodies given as int64."""
     digits = (id17[:, None] // _POW10[None, :]) % 10
     s = (digits * np.array(ID_WEIGHTS, dtype=np.int64)[None, :]).sum(axis=1) % 11
-    return _CHECK[s]
+    return np.asarray(_CHECK[s])
 
 
 def id_numbers(id17: np.ndarray, check: np.ndarray | None = None) -> pa.Array:
@@ -84,12 +85,17 @@ def compact_dates(days: np.ndarray) -> np.ndarray:
     y = d.astype("datetime64[Y]").astype(np.int64) + 1970
     m = d.astype("datetime64[M]").astype(np.int64) % 12 + 1
     day = (d - d.astype("datetime64[M]")).astype(np.int64) + 1
-    return y * 10000 + m * 100 + day
+    return np.asarray(y * 10000 + m * 100 + day, dtype=np.int64)
+
+
+@lru_cache(maxsize=4096)
+def _vocab(choices: tuple[str, ...]) -> pa.Array:
+    return pa.array(list(choices), pa.string())
 
 
 def take(choices: Sequence[str], idx: np.ndarray) -> pa.Array:
     """Strings chosen by index from a small vocabulary."""
-    return pa.array(list(choices), pa.string()).take(pa.array(np.asarray(idx, dtype=np.int64)))
+    return _vocab(tuple(choices)).take(pa.array(np.asarray(idx, dtype=np.int64)))
 
 
 def join(*parts: pa.Array | str, sep: str = "") -> pa.Array:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 import rhip
 from rhip.errors import Unauthorized
+from rhip.registry import service as registry
 from rhip.security import service as security
 from rhip.security.deps import get_session, public, require
 from rhip.security.roles import Role
@@ -135,8 +136,6 @@ def create_api_key(
     principal: Annotated[Principal, Depends(require(Role.admin, Role.manager))],
 ) -> ApiKeyCreated:
     """Issue an upload API key for an institution (shown once)."""
-    from rhip.registry import service as registry
-
     with session.begin():
         inst = registry.get_institution(session, code=body.institution_code)
         key, plain = security.create_api_key(session, institution_code=inst.code, name=body.name)
