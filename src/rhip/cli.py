@@ -26,12 +26,15 @@ user_app = typer.Typer(help="Users and API keys", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(registry_app, name="registry")
 app.add_typer(user_app, name="user")
+from rhip.quality.commands import app as quality_app  # noqa: E402
+
+app.add_typer(quality_app, name="quality")
 console = Console()
 err = Console(stderr=True)
 
 # Each later part of the platform joins the demo here: a module with
 # `run(*, settings, synth_dir, console) -> list[tuple[str, str]]` (summary rows: 环节, 结果).
-DEMO_STEPS: list[str] = []
+DEMO_STEPS: list[str] = ["rhip.intake.demo", "rhip.booking.demo", "rhip.quality.demo", "rhip.bulletin.demo"]
 
 
 def _settings() -> Settings:
@@ -165,6 +168,50 @@ def user_api_key(
         _key, plain = security.create_api_key(s, institution_code=inst.code, name=name)
     db.dispose()
     typer.echo(plain)
+
+
+@app.command("intake")
+def intake(
+    files: Annotated[list[Path], typer.Argument(help="CSV (UTF-8/GBK), Parquet or JSON Lines files")],
+    institution: Annotated[str, typer.Option(help="机构代码 of the uploading institution")],
+    table: Annotated[str | None, typer.Option(help="Catalogue table (default: from the file name)")] = None,
+    encoding: Annotated[str | None, typer.Option(help="utf-8, gbk or gb18030 (default: detected)")] = None,
+) -> None:
+    """Upload files as one batch (定时上传) and print the receipt."""
+    from rhip.intake.commands import run_files
+
+    settings = _settings()
+    _ready(settings)
+    try:
+        run_files(
+            settings=settings,
+            files=files,
+            institution=institution,
+            table=table,
+            encoding=encoding,
+            console=console,
+        )
+    except RhipError as exc:
+        raise _fail(exc.detail) from None
+
+
+@app.command()
+def bulletin(
+    month: Annotated[str, typer.Option(help="Statistics month, YYYY-MM")],
+    out: Annotated[Path, typer.Option(help="Output folder")] = Path("var/bulletin"),
+) -> None:
+    """Write the monthly bulletin (南京卫生信息化简报) as HTML, PDF and XLSX."""
+    from rhip.bulletin.commands import run as run_bulletin
+
+    settings = _settings()
+    _ready(settings)
+    try:
+        _b, paths, elapsed = run_bulletin(settings=settings, month=month, out=out, console=console)
+    except RhipError as exc:
+        raise _fail(exc.detail) from None
+    for fmt, path in paths.items():
+        console.print(f"{fmt.upper()}：{path}")
+    console.print(f"用时 {elapsed:.1f} 秒")
 
 
 @app.command()

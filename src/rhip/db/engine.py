@@ -34,7 +34,8 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    # as many connections as FastAPI's worker threads (40), so a burst of requests never waits on the pool
+    return create_engine(url, pool_size=20, max_overflow=30, pool_timeout=30, pool_pre_ping=True)
 
 
 class Database:
@@ -73,12 +74,12 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "heads") -> None:
-    """Bring the database schema to `revision` (idempotent); each domain's migrations form their own branch."""
+    """Bring the schema to `revision` (idempotent); each domain's migrations are their own branch."""
     command.upgrade(alembic_config(url), revision)
 
 
 def current_revision(url: str) -> str | None:
-    """The schema revisions (one per domain branch) the database is at, comma-separated, or None when empty."""
+    """The schema revisions (one per domain branch), comma-separated, or None when empty."""
     from alembic.runtime.migration import MigrationContext
 
     engine = make_engine(url)

@@ -7,6 +7,9 @@ import importlib
 MODEL_MODULES = [
     "rhip.security.models",
     "rhip.registry.models",
+    "rhip.intake.models",
+    "rhip.booking.models",
+    "rhip.quality.models",
 ]
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
-from sqlalchemy.orm import Session
 
 from rhip.registry import service
 from rhip.registry.schemas import (
@@ -18,11 +17,11 @@ from rhip.registry.schemas import (
     MetroCityRead,
     TelemedCentreRead,
 )
-from rhip.security.deps import get_session, public
+from rhip.security.deps import SessionDep, public
 
 router = APIRouter()
 
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionDep = SessionDep
 Level = Literal["三级", "二级", "一级", "社区", "未定级"]
 Kind = Literal["hospital", "mch", "community_health_centre", "district_platform", "other"]
 

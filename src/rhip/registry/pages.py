@@ -7,15 +7,14 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
-from sqlalchemy.orm import Session
 
 from rhip.registry import data, service
-from rhip.security.deps import get_session, public
+from rhip.security.deps import SessionDep, public
 
 router = APIRouter(include_in_schema=False)
 
 PAGE_SIZE = 50
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionDep = SessionDep
 
 
 def _blank_to_none(value: str | None) -> str | None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from rhip.db.engine import Database
@@ -21,6 +21,11 @@ def get_session(request: Request) -> Iterator[Session]:
     db: Database = request.app.state.db
     with db.session() as session:
         yield session
+
+
+# Routes take `session: SessionDep`: the session closes when the route function returns, before the
+# response is sent, so a slow client never holds a pooled connection.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def principal_from_request(request: Request) -> Principal:

@@ -28,6 +28,15 @@ ROUTERS: list[tuple[str, str, str]] = [
     ("rhip.web.pages", "", ""),
     ("rhip.registry.pages", "", ""),
     ("rhip.registry.pages_catalogue", "", ""),
+    ("rhip.intake.api", "/api/v1/intake", "intake"),
+    ("rhip.booking.api", "/api/v1/booking", "booking"),
+    ("rhip.booking.fhir_api", "/fhir/r4", "fhir"),
+    ("rhip.booking.pages", "", ""),
+    ("rhip.fhir.api", "/fhir/r4", "fhir"),
+    ("rhip.intake.pages", "", ""),
+    ("rhip.quality.api", "/api/v1/quality", "quality"),
+    ("rhip.quality.pages", "", ""),
+    ("rhip.bulletin.pages", "", ""),
 ]
 HERE = Path(__file__).parent
 

@@ -8,13 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Request
 from pydantic import BaseModel
 from sqlalchemy import text
-from sqlalchemy.orm import Session
 
 import rhip
 from rhip.errors import Unauthorized
 from rhip.registry import service as registry
 from rhip.security import service as security
-from rhip.security.deps import get_session, public, require
+from rhip.security.deps import SessionDep, public, require
 from rhip.security.roles import Role
 from rhip.security.service import Principal
 
@@ -67,7 +66,7 @@ class ApiKeyCreated(BaseModel):
 
 
 @router.get("/healthz", response_model=Health, tags=["core"], dependencies=[Depends(public())])
-def healthz(session: Annotated[Session, Depends(get_session)]) -> Health:
+def healthz(session: SessionDep) -> Health:
     """Liveness and database reachability."""
     session.execute(text("SELECT 1"))
     return Health(status="ok", version=rhip.__version__, database=session.get_bind().dialect.name)
@@ -78,7 +77,7 @@ def login(
     request: Request,
     username: Annotated[str, Form()],
     password: Annotated[str, Form()],
-    session: Annotated[Session, Depends(get_session)],
+    session: SessionDep,
 ) -> TokenRead:
     """Exchange a username and password for a bearer token (OAuth2 password form)."""
     settings = request.app.state.settings
@@ -116,7 +115,7 @@ def me(principal: Annotated[Principal, Depends(require(*Role))]) -> PrincipalRea
 
 @router.get("/api/v1/audit", response_model=list[AuditRead], tags=["audit"])
 def audit_log(
-    session: Annotated[Session, Depends(get_session)],
+    session: SessionDep,
     _p: Annotated[Principal, Depends(require(Role.auditor, Role.admin))],
     limit: int = 100,
     offset: int = 0,
@@ -132,7 +131,7 @@ def audit_log(
 @router.post("/api/v1/auth/api-keys", response_model=ApiKeyCreated, status_code=201, tags=["auth"])
 def create_api_key(
     body: ApiKeyCreate,
-    session: Annotated[Session, Depends(get_session)],
+    session: SessionDep,
     principal: Annotated[Principal, Depends(require(Role.admin, Role.manager))],
 ) -> ApiKeyCreated:
     """Issue an upload API key for an institution (shown once)."""

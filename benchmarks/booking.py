@@ -1,0 +1,433 @@
+"""Release-time flash crowd against the booking HTTP API (uvicorn, loopback), with Debian's wrk.
+
+Many residents book the slots of one popular department that has just opened; in the same run the
+same server's trivial endpoint /healthz gives the stack's limit. Prints bookings/s at 256 clients,
+p99 at 64 clients, the ratio to /healthz, how much faster sold-out answers are than bookings, and
+checks zero oversell and zero duplicates in the database afterwards. Writes results/booking.json.
+
+    .venv/bin/python benchmarks/booking.py            # PostgreSQL (127.0.0.1:5432) and SQLite
+    .venv/bin/python benchmarks/booking.py --backend postgres --seconds 6
+"""
+
+# ruff: noqa: E501  (the wrk Lua scripts are kept on long lines)
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+SECRET = "bench-booking-secret-key-0123456789-abcdefghijklmnop"
+PG_ADMIN = os.environ.get("RHIP_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+HOSPITAL, DEPARTMENT = "H020", "03.04"  # 南京鼓楼医院 心血管内科
+
+# wrk: every request books a random slot of the department for a new resident (valid GB 11643 number)
+BOOK_LUA = r"""
+local slots = {%(slots)s}
+local weights = {7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2}
+local checks = "10X98765432"
+local threads, counter = {}, 0
+tid = 0
+created, replayed, full, other = 0, 0, 0, 0
+local next_tid = 0
+function setup(thread)
+  next_tid = next_tid + 1
+  thread:set("tid", next_tid)
+  table.insert(threads, thread)
+end
+function init(args)
+  math.randomseed(os.time() * 1000 + tid)
+end
+local function id_number(n)
+  -- area 3201xx, a birth date from 1950 on, a 3-digit sequence: unique per (thread, counter)
+  local day = n %% 20000
+  local seq = math.floor(n / 20000) %% 1000
+  local t = os.time({year = 1950, month = 1, day = 1, hour = 12}) + day * 86400
+  local body = string.format("3%(phase)d%%02d%%02d%%s%%03d", 1 + (tid %% 50), 1 + math.floor(n / 20000000) %% 99, os.date("%%Y%%m%%d", t), seq)
+  local sum = 0
+  for i = 1, 17 do sum = sum + tonumber(body:sub(i, i)) * weights[i] end
+  local c = (sum %% 11) + 1
+  return body .. checks:sub(c, c)
+end
+function request()
+  counter = counter + 1
+  local slot = slots[math.random(#slots)]
+  local body = string.format('{"slot_id": %%d, "person_id": "%%s", "idempotency_key": "%(run)s-%%d-%%d"}', slot, id_number(counter), tid, counter)
+  return wrk.format("POST", "/api/v1/booking/appointments", {["Content-Type"] = "application/json", ["Authorization"] = "Bearer %(token)s"}, body)
+end
+function response(status, headers, body)
+  if status == 201 then created = created + 1
+  elseif status == 200 then replayed = replayed + 1
+  elseif status == 409 then full = full + 1
+  else other = other + 1 end
+end
+function done(summary, latency, requests)
+  local c, r, f, o = 0, 0, 0, 0
+  for _, t in ipairs(threads) do
+    c = c + t:get("created"); r = r + t:get("replayed"); f = f + t:get("full"); o = o + t:get("other")
+  end
+  io.write(string.format('RESULT {"requests": %%d, "seconds": %%.3f, "created": %%d, "replayed": %%d, "conflict": %%d, "other": %%d, "errors": %%d, "p50_ms": %%.2f, "p99_ms": %%.2f}\n',
+    summary.requests, summary.duration / 1e6, c, r, f, o,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+end
+"""
+
+PLAIN_LUA = r"""
+function done(summary, latency, requests)
+  io.write(string.format('RESULT {"requests": %d, "seconds": %.3f, "created": 0, "replayed": 0, "conflict": 0, "other": 0, "errors": %d, "p50_ms": %.2f, "p99_ms": %.2f}\n',
+    summary.requests, summary.duration / 1e6,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+end
+"""
+
+
+def free_port() -> int:
+    """A free loopback TCP port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wrk(url: str, lua: str, *, connections: int, seconds: float, threads: int = 2) -> dict[str, Any]:
+    """Run wrk with a Lua script; returns the RESULT line's figures."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(lua)
+        script = f.name
+    try:
+        out = subprocess.run(
+            [
+                "wrk",
+                f"-t{threads}",
+                f"-c{connections}",
+                f"-d{max(int(seconds), 1)}s",
+                "--timeout",
+                "10s",
+                "--latency",
+                "-s",
+                script,
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 60,
+            check=True,
+        ).stdout
+    finally:
+        os.unlink(script)
+    m = re.search(r"^RESULT (\{.*\})$", out, re.M)
+    if not m:
+        raise RuntimeError(f"no RESULT from wrk:\n{out}")
+    r: dict[str, Any] = json.loads(m.group(1))
+    r["rps"] = r["requests"] / r["seconds"]
+    r["created_per_s"] = r["created"] / r["seconds"]
+    return r
+
+
+def start_server(url: str, data_dir: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
+    """uvicorn serving create_app() from the environment, waiting until /healthz answers."""
+    env = {
+        **os.environ,
+        "RHIP_DATABASE_URL": url,
+        "RHIP_DATA_DIR": str(data_dir),
+        "RHIP_SECRET_KEY": SECRET,
+        "RHIP_LOG_LEVEL": "WARNING",
+    }
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "rhip.web.app:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            "--backlog",
+            "4096",
+        ],
+        env=env,
+        cwd=ROOT,
+        start_new_session=True,  # its own process group: stopped as a whole afterwards
+    )
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("server exited early")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    stop_server(proc)
+    raise RuntimeError("server did not start")
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    """Stop uvicorn and its workers (the process group this script started)."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=15)
+    except (subprocess.TimeoutExpired, ProcessLookupError):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+def prepare(url: str, data_dir: Path) -> None:
+    """Migrate and load the registry once, before the workers start."""
+    os.environ["RHIP_SECRET_KEY"] = SECRET
+    from rhip.config import Settings
+    from rhip.db.engine import Database, upgrade
+    from rhip.registry import service as registry
+
+    upgrade(url)
+    db = Database.from_settings(Settings(database_url=url, data_dir=data_dir, secret_key=SECRET))
+    with db.session() as s, s.begin():
+        registry.ensure_loaded(s)
+    db.dispose()
+
+
+def publish(base: str, manager: dict[str, str], *, doctors: int, capacity: int, tag: str) -> list[int]:
+    """Open the department's schedules for tomorrow's working day (released now) and return slot ids."""
+    from rhip.booking.calendar import is_working_day
+    from rhip.clock import local_now
+
+    day = local_now().date() + timedelta(days=1)
+    while not is_working_day(day):
+        day += timedelta(days=1)
+    r = httpx.put(
+        f"{base}/api/v1/booking/rules/{HOSPITAL}",
+        json={"release_days_ahead": 7, "release_time": "00:00"},
+        headers=manager,
+    )
+    r.raise_for_status()
+    slots: list[int] = []
+    with httpx.Client(base_url=base, headers=manager, timeout=30) as c:
+        for i in range(doctors):
+            body = {
+                "hospital_code": HOSPITAL,
+                "department_code": DEPARTMENT,
+                "doctor_name": f"{tag}专家{i:02d}",
+                "doctor_title": "主任医师",
+                "service_date": day.isoformat(),
+                "session": "pm",
+                "slot_minutes": 15,
+                "capacity_per_slot": capacity,
+            }
+            r = c.post("/api/v1/booking/schedules", json=body)
+            r.raise_for_status()
+            slots += [s["id"] for s in r.json()["slots"]]
+        c.post("/api/v1/booking/jobs/run").raise_for_status()  # the release: family places flow back
+    return slots
+
+
+def check_db(url: str, run: str) -> dict[str, Any]:
+    """Zero oversell, counters equal rows, no duplicate idempotency keys or person-slot pairs."""
+    engine = create_engine(url)
+    with engine.connect() as c:
+        oversold = c.execute(
+            text(
+                "SELECT count(*) FROM booking_slots WHERE booked_public > cap_public "
+                "OR booked_family > cap_family OR booked_clinic > cap_clinic"
+            )
+        ).scalar()
+        mismatched = c.execute(
+            text(
+                "SELECT count(*) FROM booking_slots s WHERE s.booked_public + s.booked_family + s.booked_clinic <> "
+                "(SELECT count(*) FROM booking_appointments a WHERE a.slot_id = s.id "
+                "AND a.status IN ('held', 'booked', 'checked_in'))"
+            )
+        ).scalar()
+        dup_people = c.execute(
+            text(
+                "SELECT count(*) FROM (SELECT person_id, hospital_code, department_code, service_date "
+                "FROM booking_appointments WHERE status = 'booked' "
+                "GROUP BY person_id, hospital_code, department_code, service_date HAVING count(*) > 1) d"
+            )
+        ).scalar()
+        dup_keys = c.execute(
+            text(
+                "SELECT count(*) FROM (SELECT idempotency_key FROM booking_appointments "
+                "WHERE idempotency_key IS NOT NULL GROUP BY idempotency_key HAVING count(*) > 1) d"
+            )
+        ).scalar()
+        booked = c.execute(
+            text("SELECT count(*) FROM booking_appointments WHERE idempotency_key LIKE :k"),
+            {"k": f"%:{run}%"},
+        ).scalar()
+    engine.dispose()
+    return {
+        "oversold_slots": int(oversold or 0),
+        "counter_mismatches": int(mismatched or 0),
+        "duplicate_person_bookings": int(dup_people or 0),
+        "duplicate_idempotency_keys": int(dup_keys or 0),
+        "appointments": int(booked or 0),
+    }
+
+
+def run_backend(backend: str, seconds: float, workers: int) -> dict[str, Any]:
+    """The whole scenario on one backend."""
+    data_dir = Path(tempfile.mkdtemp(prefix=f"rhip-bench-{backend}-"))
+    db_name = None
+    if backend == "postgres":
+        db_name = f"rhip_bench_{uuid.uuid4().hex[:8]}"
+        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+        with admin.connect() as c:
+            c.execute(text(f'CREATE DATABASE "{db_name}"'))
+        admin.dispose()
+        url = make_url(PG_ADMIN).set(database=db_name).render_as_string(hide_password=False)
+    else:
+        url = f"sqlite:///{data_dir / 'rhip.db'}"
+    prepare(url, data_dir)
+    port = free_port()
+    server = start_server(url, data_dir, port, workers)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        from rhip.security.service import issue_token
+
+        manager = {"Authorization": f"Bearer {issue_token(SECRET, subject='bench', role='manager')}"}
+        agent = issue_token(SECRET, subject="bench-agent", role="agent", ttl=timedelta(hours=2))
+        run = uuid.uuid4().hex[:8]
+        slots = publish(base, manager, doctors=40, capacity=40, tag="热门")  # 40 × 16 slots × 40 = 25,600
+        hot = publish(base, manager, doctors=1, capacity=2, tag="秒光")  # 16 slots × 2 places
+
+        def lua(slot_ids: list[int], phase: int) -> str:
+            return BOOK_LUA % {
+                "slots": ",".join(map(str, slot_ids)),
+                "token": agent,
+                "run": f"{run}{phase}",
+                "phase": phase,
+            }
+
+        wrk(base, lua(slots, 5), connections=16, seconds=2)  # warm-up: connections, caches
+        health64 = wrk(f"{base}/healthz", PLAIN_LUA, connections=64, seconds=max(seconds / 2, 3))
+        flash = wrk(base, lua(slots, 1), connections=256, seconds=seconds)
+        steady = wrk(base, lua(slots, 2), connections=64, seconds=max(seconds / 2, 3))
+        wrk(base, lua(hot, 3), connections=64, seconds=2)  # sell them out
+        soldout = wrk(base, lua(hot, 4), connections=64, seconds=max(seconds / 2, 3))
+        # the limit last: /healthz holds its pooled connection until the response is sent, and at 256
+        # clients the kernel's pool (10 + 20) can run dry; measured after the booking phases so a
+        # starved pool cannot disturb them
+        health = wrk(f"{base}/healthz", PLAIN_LUA, connections=256, seconds=seconds)
+        check = check_db(url, run)
+    finally:
+        stop_server(server)
+        if db_name:
+            admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+            with admin.connect() as c:
+                c.execute(text(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
+            admin.dispose()
+        shutil.rmtree(data_dir, ignore_errors=True)
+    bookings_s = flash["created_per_s"]
+    # the stack's limit: the better of the trivial endpoint's two runs (at 256 clients its pool can starve)
+    limit = max(health["rps"], health64["rps"], 1e-9)
+    created_total = flash["created"] + steady["created"] + soldout["created"]
+    return {
+        "backend": backend,
+        "workers": workers,
+        "places": len(slots) * 40,
+        "healthz_rps_256": round(health["rps"]),
+        "healthz_errors_256": health["errors"],
+        "healthz_rps_64": round(health64["rps"]),
+        "bookings_per_s_256": round(bookings_s),
+        "booking_p99_ms_256": flash["p99_ms"],
+        "booking_p50_ms_64": steady["p50_ms"],
+        "booking_p99_ms_64": steady["p99_ms"],
+        "ratio_to_healthz": round(bookings_s / limit, 3),
+        "soldout_rps_64": round(soldout["rps"]),
+        "soldout_p50_ms_64": soldout["p50_ms"],
+        "soldout_p99_ms_64": soldout["p99_ms"],
+        "soldout_speedup_rps": round(soldout["rps"] / max(steady["rps"], 1e-9), 2),
+        "soldout_speedup_p50": round(steady["p50_ms"] / max(soldout["p50_ms"], 0.001), 2),
+        "non_2xx_409_answers": flash["other"] + steady["other"] + soldout["other"],
+        "socket_errors": flash["errors"] + steady["errors"] + soldout["errors"],
+        "created_answers": created_total,
+        "check": check,
+        "zero_oversell": check["oversold_slots"] == 0 and check["counter_mismatches"] == 0,
+        "zero_duplicates": check["duplicate_person_bookings"] == 0
+        and check["duplicate_idempotency_keys"] == 0,
+        "answers_match_rows": check["appointments"] >= created_total,
+        "raw": {
+            "healthz_256": health,
+            "healthz_64": health64,
+            "flash_256": flash,
+            "steady_64": steady,
+            "soldout_64": soldout,
+        },
+    }
+
+
+def main() -> int:
+    """Run the benchmark on each backend, print the figures, write results/booking.json."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--backend", choices=["postgres", "sqlite", "both"], default="both")
+    ap.add_argument("--seconds", type=float, default=6)
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    args = ap.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk not found: apt-get install -y wrk", file=sys.stderr)
+        return 2
+    backends = ["postgres", "sqlite"] if args.backend == "both" else [args.backend]
+    started = time.perf_counter()
+    results = [run_backend(b, args.seconds, args.workers) for b in backends]
+    for r in results:
+        print(
+            f"[{r['backend']}] workers={r['workers']}  /healthz {r['healthz_rps_256']}/s @256 | "
+            f"bookings {r['bookings_per_s_256']}/s @256 (p99 {r['booking_p99_ms_256']:.1f} ms) | "
+            f"p99 @64 {r['booking_p99_ms_64']:.1f} ms | ratio {r['ratio_to_healthz']:.2f} | "
+            f"sold-out {r['soldout_rps_64']}/s p50 {r['soldout_p50_ms_64']:.1f} ms "
+            f"(×{r['soldout_speedup_rps']} rps, ×{r['soldout_speedup_p50']} p50) | "
+            f"oversell 0: {r['zero_oversell']}, duplicates 0: {r['zero_duplicates']}, "
+            f"rows ≥ 201s: {r['answers_match_rows']}"
+        )
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = {
+        "benchmark": "booking flash crowd",
+        "command": "python benchmarks/booking.py " + " ".join(sys.argv[1:]),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "load_generator": subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.splitlines()[
+            :1
+        ],
+        "seconds": round(time.perf_counter() - started, 1),
+        "results": results,
+    }
+    (RESULTS / "booking.json").write_text(json.dumps(out, ensure_ascii=False, indent=2) + "\n")
+    print(f"wrote {RESULTS / 'booking.json'} in {out['seconds']} s")
+    ok = all(r["zero_oversell"] and r["zero_duplicates"] and r["answers_match_rows"] for r in results)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,211 @@
+"""Intake throughput: end to end (read → validate → dedup → Delta commit → receipt) on a synthetic month,
+against the limit (DuckDB reading the same CSVs and writing Parquet, no checks) and the peer (the same
+rules in pandera's Polars backend, validation only), in the same run. Writes results/intake.json.
+
+    .venv/bin/python benchmarks/intake.py --scale 0.01 --top 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import shutil
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pandera.polars as pa
+import polars as pl
+
+from rhip.config import Settings
+from rhip.db.engine import Database, upgrade
+from rhip.intake import demo, formats, pipeline, rules
+from rhip.registry import catalogue, codes
+from rhip.registry import service as registry
+
+HERE = Path(__file__).parent
+
+
+def _pandera_schema(ds: catalogue.Dataset) -> pa.DataFrameSchema:
+    """The intake rules (types, required, codes, ranges, ID checksum, dates) as a pandera schema."""
+    cols = {}
+    for f in ds.fields:
+        checks = []
+        if f.type in ("integer", "decimal"):
+            dtype = pl.Int64 if f.type == "integer" else pl.Float64
+            checks.append(
+                pa.Check(
+                    lambda d, n=f.name, t=dtype: d.lazyframe.select(
+                        pl.col(n).is_null() | pl.col(n).str.strip_chars().cast(t, strict=False).is_not_null()
+                    ),
+                    name="type",
+                )
+            )
+            if f.minimum is not None:
+                checks.append(
+                    pa.Check(
+                        lambda d, n=f.name, t=dtype, lo=f.minimum: d.lazyframe.select(
+                            pl.col(n).str.strip_chars().cast(t, strict=False).fill_null(lo) >= lo
+                        ),
+                        name="min",
+                    )
+                )
+            if f.maximum is not None:
+                checks.append(
+                    pa.Check(
+                        lambda d, n=f.name, t=dtype, hi=f.maximum: d.lazyframe.select(
+                            pl.col(n).str.strip_chars().cast(t, strict=False).fill_null(hi) <= hi
+                        ),
+                        name="max",
+                    )
+                )
+        elif f.type == "date":
+            checks.append(
+                pa.Check(
+                    lambda d, n=f.name: d.lazyframe.select(
+                        pl.col(n).is_null()
+                        | pl.col(n).str.to_date(rules.DATE_FMT, strict=False).is_not_null()
+                    ),
+                    name="date",
+                )
+            )
+        elif f.type == "datetime":
+            checks.append(
+                pa.Check(
+                    lambda d, n=f.name: d.lazyframe.select(
+                        pl.col(n).is_null()
+                        | pl.col(n).str.to_datetime(rules.DATETIME_FMT, strict=False).is_not_null()
+                    ),
+                    name="datetime",
+                )
+            )
+            checks.append(
+                pa.Check(
+                    lambda d, n=f.name: d.lazyframe.select(
+                        pl.col(n)
+                        .str.to_datetime(rules.DATETIME_FMT, strict=False)
+                        .fill_null(datetime(2000, 1, 1))
+                        <= datetime(2030, 1, 1)
+                    ),
+                    name="future",
+                )
+            )
+        elif f.type == "id_number":
+            checks.append(
+                pa.Check(
+                    lambda d, n=f.name: d.lazyframe.select(
+                        pl.col(n).is_null() | ~rules.id_check_fails(n).fill_null(False)
+                    ),
+                    name="id",
+                )
+            )
+        elif f.type == "code" and f.code_system and f.code_system not in ("icd10", "area", "department"):
+            checks.append(pa.Check.isin(list(codes.codes_of(f.code_system))))
+        cols[f.name] = pa.Column(pl.String, checks=checks, nullable=not f.required)
+    return pa.DataFrameSchema(cols)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--scale", type=float, default=0.01)
+    ap.add_argument("--top", type=int, default=10, help="institutions (largest first) in the end-to-end run")
+    ap.add_argument("--keep", type=Path, default=None, help="reuse/keep the synthetic month here")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="rhip-bench-"))
+    synth_dir = args.keep or work / "synth"
+    if not (synth_dir / "manifest.json").exists():
+        from rhip.synth import service as synth
+
+        synth.generate(month="2025-03", scale=args.scale, seed=5, out=synth_dir, gbk_share=0.1, console=None)
+    files = demo.manifest_files(synth_dir)
+    size: dict[str, int] = {}
+    for f in files:
+        size[f["org_code"]] = size.get(f["org_code"], 0) + int(f["rows"])
+    orgs = sorted(size, key=lambda o: -size[o])[: args.top]
+    chosen = [f for f in files if f["org_code"] in orgs]
+    rows = sum(int(f["rows"]) for f in chosen)
+    paths = [synth_dir / f["path"] for f in chosen]
+
+    # end to end, a fresh database and lake
+    settings = Settings(data_dir=work / "var", secret_key="b" * 40)
+    upgrade(settings.resolved_database_url)
+    db = Database.from_settings(settings)
+    with db.session() as s, s.begin():
+        registry.ensure_loaded(s)
+    t0 = time.perf_counter()
+    got = demo.ingest_month(settings=settings, synth_dir=synth_dir, institutions=set(orgs), realtime=False)
+    e2e = time.perf_counter() - t0
+
+    # the limit: DuckDB, same CSVs (UTF-8 ones natively; GBK through DuckDB's encoding option), to Parquet
+    con = duckdb.connect()
+    t0 = time.perf_counter()
+    for i, (f, p) in enumerate(zip(chosen, paths, strict=True)):
+        enc = "gb18030" if f.get("encoding") == "gbk" else "utf-8"
+        opts = "all_varchar=true, header=true" + (", encoding='gb18030'" if enc != "utf-8" else "")
+        try:
+            con.execute(
+                f"COPY (SELECT * FROM read_csv('{p}', {opts})) TO '{work}/l{i}.parquet' (FORMAT parquet)"
+            )
+        except duckdb.Error:
+            tmp = work / f"t{i}.csv"
+            formats.transcode_to_utf8(p, tmp, enc)
+            src = f"read_csv('{tmp}', all_varchar=true, header=true)"
+            con.execute(f"COPY (SELECT * FROM {src}) TO '{work}/l{i}.parquet' (FORMAT parquet)")
+    limit = time.perf_counter() - t0
+
+    # the peer: pandera (Polars backend), validation only, on frames already read
+    frames = []
+    for f, p in zip(chosen, paths, strict=True):
+        got_t = formats.read_file(p, filename=p.name, workdir=work)
+        ds = catalogue.get(f["table"])
+        frames.append((ds, pl.from_arrow(got_t.table)))
+    schemas = {ds.name: _pandera_schema(ds) for ds, _ in frames}
+    t0 = time.perf_counter()
+    for ds, df in frames:
+        with contextlib.suppress(pa.errors.SchemaErrors):
+            schemas[ds.name].validate(df, lazy=True)
+    peer = time.perf_counter() - t0
+    # our validation only, same frames, for a like-for-like view
+    t0 = time.perf_counter()
+    now = datetime.now(UTC)
+    for ds, df in frames:
+        rules.validate(
+            ds, pipeline.frame_of(ds, df.to_arrow()), institution_code=df["org_code"][0], now_utc=now
+        )
+    ours_validate = time.perf_counter() - t0
+
+    result = {
+        "scale": args.scale,
+        "institutions": len(orgs),
+        "files": len(chosen),
+        "records": rows,
+        "end_to_end_seconds": round(e2e, 3),
+        "end_to_end_records_per_s": round(rows / e2e),
+        "limit_duckdb_csv_to_parquet_seconds": round(limit, 3),
+        "limit_records_per_s": round(rows / limit),
+        "peer_pandera_polars_validate_seconds": round(peer, 3),
+        "peer_records_per_s": round(rows / peer),
+        "ours_validate_only_seconds": round(ours_validate, 3),
+        "ours_validate_only_records_per_s": round(rows / ours_validate),
+        "end_to_end_vs_limit": round(limit / e2e, 3),
+        "validate_vs_peer_speedup": round(peer / ours_validate, 2),
+        "end_to_end_vs_peer_validation_only": round(peer / e2e, 2),
+        "batches": len(got["receipts"]),
+        "rejected": got["totals"].rejected,
+        "duplicate": got["totals"].duplicate,
+    }
+    for k, v in result.items():
+        print(f"{k:42s} {v}")
+    (HERE / "results").mkdir(exist_ok=True)
+    (HERE / "results" / "intake.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    db.dispose()
+    if args.keep is None:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,174 @@
+"""Benchmark: every data-collection figure of a month vs the limit (one DuckDB scan counting rows).
+
+The lake is written directly in intake's storage layout (Delta tables `ods_<table>` partitioned by `_month`,
+with intake's system columns) at several scales of a full Nanjing month (about 330 million records), so the
+measurement is of the quality queries, not of intake's ingestion speed. Prints the times, the growth from
+scale 0.01, the ratio to the limit and the extrapolation to scale 1.0; writes JSON to benchmarks/results/.
+
+    .venv/bin/python benchmarks/quality.py --scales 0.01 0.03 0.1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+from deltalake import write_deltalake
+
+from rhip.config import Settings
+from rhip.db.engine import Database, upgrade
+from rhip.lake.store import Lake
+from rhip.quality import stats
+from rhip.registry import catalogue
+
+MONTH = "2025-03"
+FULL_MONTH_ROWS = 330_000_000
+CHUNK = 2_000_000
+RESULTS = Path(__file__).parent / "results"
+
+
+def _tables() -> list[str]:
+    read = set(stats.realtime_tables()) | set(stats.RECORD_TABLES.values())
+    return [d.name for d in catalogue.datasets() if d.name in read]
+
+
+def write_lake(root: Path, *, rows: int, seed: int = 1) -> None:
+    """A month of records for the tables the figures read, `rows` in total, in intake's layout."""
+    gen = np.random.default_rng(seed)
+    orgs = [u.code for u in stats.units(MONTH)]
+    tables = _tables()
+    per_table = rows // len(tables)
+    start = int(datetime(2025, 3, 1, tzinfo=UTC).timestamp() * 1e6) - 8 * 3600 * 10**6
+    span = 31 * 86400 * 10**6
+    for name in tables:
+        ds = catalogue.get(name)
+        event = ds.event_time or "updated_at"
+        done = 0
+        while done < per_table:
+            n = min(CHUNK, per_table - done)
+            ev = start + gen.integers(0, span, n)
+            lag = (
+                np.where(gen.random(n) < 0.6, gen.integers(30, 300, n), gen.integers(3 * 3600, 20 * 3600, n))
+                * 10**6
+            )
+            ts = pa.timestamp("us", tz="UTC")
+            cols: dict[str, pa.Array] = {
+                "org_code": pa.array(np.array(orgs)[gen.integers(0, len(orgs), n)]),
+                "collected_at": pa.array(ev + lag, ts),
+                "updated_at": pa.array(ev, ts),
+                "_batch": pa.array(np.full(n, "Bbench0000000001")),
+                "_key": pa.array(np.char.add("K", np.arange(done, done + n).astype(str))),
+                "_op": pa.array(np.ones(n, dtype=np.int8)),
+                "_month": pa.array(np.full(n, MONTH)),
+                "_row": pa.array(np.arange(n, dtype=np.int64)),
+                "_ingested_at": pa.array(np.full(n, start + span), ts),
+            }
+            if event not in cols:
+                cols[event] = (
+                    pa.array(ev, ts)
+                    if ds.field(event).type == "datetime"
+                    else pa.array((ev // 86_400_000_000).astype(np.int32), pa.date32())
+                )
+            if name == "outpatient_visit":
+                cols["fee_total"] = pa.array(gen.gamma(2.0, 150.0, n))
+            if name == "discharge_summary":
+                cols["total_fee"] = pa.array(gen.gamma(2.0, 8000.0, n))
+            if "record_no" in ds.field_names and name != "health_record":
+                cols["record_no"] = pa.array(np.char.add("R", gen.integers(0, max(1, n // 3), n).astype(str)))
+            write_deltalake(
+                str(root / stats.data_table(name)), pa.table(cols), mode="append", partition_by=["_month"]
+            )
+            done += n
+
+
+def measure(scale: float, work: Path) -> dict[str, float]:
+    """Write the lake at a scale; time all figures (SQL + lake) and the row-count limit."""
+    rows = int(FULL_MONTH_ROWS * scale)
+    root = work / f"s{scale}"
+    settings = Settings(data_dir=root, secret_key="bench")
+    upgrade(settings.resolved_database_url)
+    lake = Lake(settings.resolved_lake_dir)
+    t0 = time.perf_counter()
+    write_lake(lake.root, rows=rows)
+    written = time.perf_counter() - t0
+    db = Database.from_settings(settings)
+    reader = stats.LakeReader(lake)
+    sql = stats.limit_sql(_tables(), month=MONTH)
+    t0 = time.perf_counter()
+    counted = reader.rows(sql, *_tables())[0][0]
+    limit = time.perf_counter() - t0
+    reader.close()
+    t0 = time.perf_counter()
+    with db.session() as s, s.begin():
+        fig = stats.month_figures(s, lake=lake, month=MONTH)
+    figures = time.perf_counter() - t0
+    db.dispose()
+    shutil.rmtree(root, ignore_errors=True)
+    return {
+        "scale": scale,
+        "rows": rows,
+        "rows_counted": int(counted),
+        "write_seconds": round(written, 2),
+        "figures_seconds": round(figures, 3),
+        "limit_seconds": round(limit, 3),
+        "ratio_to_limit": round(figures / limit, 2) if limit else None,
+        "visits": sum(u.visits for u in fig.units),
+    }
+
+
+def main() -> None:
+    """Run the scales, print the table and the extrapolation, write JSON."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--scales", type=float, nargs="+", default=[0.01, 0.03, 0.1])
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="rhip-bench-quality-"))
+    runs = []
+    try:
+        for s in args.scales:
+            r = measure(s, work)
+            runs.append(r)
+            print(
+                f"scale {s:<6} rows {r['rows']:>12,}  figures {r['figures_seconds']:>8.2f} s  "
+                f"limit {r['limit_seconds']:>7.2f} s  ratio {r['ratio_to_limit']}",
+                flush=True,
+            )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    base, top = runs[0], runs[-1]
+    # linear growth in rows: time = a + b * rows, fitted on the smallest and largest scales
+    b = (top["figures_seconds"] - base["figures_seconds"]) / max(1, top["rows"] - base["rows"])
+    a = base["figures_seconds"] - b * base["rows"]
+    full = a + b * FULL_MONTH_ROWS
+    growth = top["figures_seconds"] / base["figures_seconds"] if base["figures_seconds"] else None
+    out = {
+        "benchmark": "quality.figures",
+        "month": MONTH,
+        "at": datetime.now(UTC).isoformat(),
+        "runs": runs,
+        "growth_time_smallest_to_largest": round(growth, 2) if growth else None,
+        "growth_rows_smallest_to_largest": round(top["rows"] / base["rows"], 2),
+        "extrapolated_full_month_seconds": round(full, 1),
+        "target_seconds": 60,
+        "target_ratio_to_limit": 3,
+    }
+    print(
+        f"growth ×{out['growth_time_smallest_to_largest']} in time "
+        f"for ×{out['growth_rows_smallest_to_largest']} "
+        f"in rows; full month (330 M rows) extrapolated: {full:.1f} s (target 60 s); ratio at the largest "
+        f"scale {top['ratio_to_limit']} (target ≤ 3)"
+    )
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / "quality.json"
+    path.write_text(json.dumps(out, ensure_ascii=False, indent=2), encoding="utf-8")
+    print(f"written {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,525 @@
+"""FHIR R4 booking resources under /fhir/r4: Schedule, Slot, Appointment, and the SMART Scheduling
+Links `$bulk-publish` feed of free slots (manifest + NDJSON). Resources are built and validated with
+fhir.resources (R4B models); refusals are OperationOutcomes naming the booking rule."""
+
+from __future__ import annotations
+
+import json
+import time as _time
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+from fhir.resources.R4B.appointment import Appointment as FhirAppointment
+from fhir.resources.R4B.location import Location as FhirLocation
+from fhir.resources.R4B.schedule import Schedule as FhirSchedule
+from fhir.resources.R4B.slot import Slot as FhirSlot
+from sqlalchemy.orm import Session
+
+from rhip import clock
+from rhip.booking import service as svc
+from rhip.booking.models import Appointment, Schedule, Slot
+from rhip.booking.rules import SESSIONS
+from rhip.clock import SHANGHAI
+from rhip.errors import BadRequest, Invalid, NotFound, RhipError
+from rhip.registry import data as reg_data
+from rhip.security.deps import SessionDep, public, require
+from rhip.security.roles import Role
+from rhip.security.service import Principal
+
+router = APIRouter()
+FHIR_JSON = "application/fhir+json"
+ID_SYSTEM = "urn:oid:2.16.156.10011.1.1"  # 居民身份证号码
+DEPT_SYSTEM = "urn:rhip:department"  # 诊疗科目代码
+SERVICE_SYSTEM = "urn:rhip:service-type"
+INSTITUTION_SYSTEM = "urn:rhip:institution"
+CAPACITY_EXT = "http://fhir-registry.smarthealthit.org/StructureDefinition/slot-capacity"
+PHONE_EXT = "http://fhir-registry.smarthealthit.org/StructureDefinition/booking-phone"
+SessionDep = SessionDep
+BOOKERS = (Role.resident, Role.agent, Role.doctor, Role.family_doctor, Role.uploader)
+Bookers = Annotated[Principal, Depends(require(*BOOKERS))]
+Viewers = Annotated[Principal, Depends(require(*BOOKERS, Role.manager, Role.admin))]
+APPT_STATUS = {
+    "held": "pending",
+    "booked": "booked",
+    "checked_in": "arrived",
+    "no_show": "noshow",
+    "excused": "cancelled",
+    "cancelled": "cancelled",
+    "stopped": "cancelled",
+    "expired": "cancelled",
+}
+
+
+def fhir(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
+    """A FHIR JSON response."""
+    return JSONResponse(body, status_code=status, media_type=FHIR_JSON, headers=headers)
+
+
+def _dump(model: Any) -> dict[str, Any]:
+    return json.loads(model.model_dump_json(exclude_none=True))  # type: ignore[no-any-return]
+
+
+def outcome(exc: RhipError) -> JSONResponse:
+    """An OperationOutcome for a refused request; details.coding.code names the rule (e.g. slot-full)."""
+    code = {409: "conflict", 404: "not-found", 403: "forbidden", 401: "login"}.get(exc.status, "invalid")
+    if exc.status == 409 and exc.code not in ("slot-full", "idempotency-key-reused"):
+        code = "business-rule"
+    body = {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {
+                "severity": "error",
+                "code": code,
+                "details": {
+                    "coding": [{"system": "urn:rhip:booking-rule", "code": exc.code}],
+                    "text": exc.detail,
+                },
+                "diagnostics": exc.detail,
+            }
+        ],
+    }
+    return fhir(body, exc.status)
+
+
+def _iso(t: datetime) -> str:
+    return t.astimezone(SHANGHAI).isoformat()
+
+
+def _concepts(s: Schedule) -> dict[str, Any]:
+    return {
+        "serviceType": [
+            {"coding": [{"system": SERVICE_SYSTEM, "code": s.service_type}], "text": s.service_type}
+        ],
+        "specialty": [
+            {"coding": [{"system": DEPT_SYSTEM, "code": s.department_code, "display": s.department_name}]}
+        ],
+    }
+
+
+def schedule_resource(s: Schedule) -> dict[str, Any]:
+    """A schedule as a FHIR Schedule."""
+    inst = reg_data.get(s.hospital_code)
+    res = FhirSchedule(
+        id=str(s.id),
+        active=s.status == "open",
+        actor=[
+            {"reference": f"Location/{s.hospital_code}", "display": inst.name if inst else s.hospital_code},
+            {"display": f"{s.doctor_name}（{s.doctor_title}）"},
+        ],
+        planningHorizon={"start": _iso(s.starts_at), "end": _iso(s.ends_at)},
+        comment=f"{s.department_name} {SESSIONS[s.session][2]}"
+        + (f"（停诊：{s.stop_reason}）" if s.stop_reason else ""),
+        **_concepts(s),
+    )
+    return _dump(res)
+
+
+def slot_status(slot: Slot, at: datetime | None = None) -> str:
+    """free when the public can book it now; busy when full; busy-unavailable when stopped or unreleased."""
+    a = svc.availability(slot, at=at)
+    if slot.status != "open" or not a.public_open:
+        return "busy-unavailable"
+    return "free" if a.public_left > 0 else "busy"
+
+
+def slot_resource(slot: Slot, sched: Schedule, at: datetime | None = None) -> dict[str, Any]:
+    """A slot as a FHIR Slot (SMART Scheduling Links capacity extension = public places left)."""
+    left = svc.availability(slot, at=at).public_left
+    res = FhirSlot(
+        id=str(slot.id),
+        schedule={"reference": f"Schedule/{slot.schedule_id}"},
+        status=slot_status(slot, at),
+        start=_iso(slot.starts_at),
+        end=_iso(slot.ends_at),
+        extension=[
+            {"url": CAPACITY_EXT, "valueInteger": left},
+            {"url": PHONE_EXT, "valueString": "12320"},
+        ],
+        **_concepts(sched),
+    )
+    return _dump(res)
+
+
+def appointment_resource(a: Appointment) -> dict[str, Any]:
+    """An appointment as a FHIR Appointment."""
+    patient: dict[str, Any] = {
+        "reference": f"Patient/{a.person_id}",
+        "identifier": {"system": ID_SYSTEM, "value": a.person_id},
+    }
+    if a.person_name:
+        patient["display"] = a.person_name
+    res = FhirAppointment(
+        id=str(a.id),
+        status=APPT_STATUS.get(a.status, "booked"),
+        slot=[{"reference": f"Slot/{a.slot_id}"}],
+        start=_iso(a.starts_at),
+        end=_iso(a.ends_at),
+        created=_iso(a.created_at),
+        description=svc.STATUS_LABELS.get(a.status, a.status),
+        cancelationReason={"text": a.cancel_reason} if a.cancel_reason else None,
+        participant=[
+            {"actor": patient, "status": "accepted"},
+            {"actor": {"reference": f"Location/{a.hospital_code}"}, "status": "accepted"},
+        ],
+        identifier=[{"system": "urn:rhip:booking-channel", "value": a.channel}],
+    )
+    return _dump(res)
+
+
+def bundle(request: Request, resources: list[dict[str, Any]]) -> dict[str, Any]:
+    """A searchset Bundle."""
+    base = str(request.base_url).rstrip("/") + "/fhir/r4"
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(resources),
+        "link": [{"relation": "self", "url": str(request.url)}],
+        "entry": [
+            {"fullUrl": f"{base}/{r['resourceType']}/{r['id']}", "resource": r, "search": {"mode": "match"}}
+            for r in resources
+        ],
+    }
+
+
+def _ref_id(value: str, kind: str) -> int:
+    raw = value.rsplit("/", 1)[-1] if value.startswith(f"{kind}/") or "/" in value else value
+    try:
+        return int(raw)
+    except ValueError:
+        raise Invalid(f"{kind} 引用无效：{value}", code="bad-reference") from None
+
+
+def _date_bounds(values: list[str]) -> tuple[datetime | None, datetime | None]:
+    """FHIR date search (eq, ge, gt, le, lt; a day or an instant) as a [from, to) window."""
+    lo: datetime | None = None
+    hi: datetime | None = None
+    for raw in values:
+        prefix, value = (raw[:2], raw[2:]) if raw[:2] in ("eq", "ge", "gt", "le", "lt") else ("eq", raw)
+        try:
+            if len(value) == 10:
+                day = date.fromisoformat(value)
+                start = datetime.combine(day, datetime.min.time(), SHANGHAI)
+                end = start + timedelta(days=1)
+            else:
+                start = datetime.fromisoformat(value.replace("Z", "+00:00"))
+                if start.tzinfo is None:
+                    start = start.replace(tzinfo=SHANGHAI)
+                end = start + timedelta(seconds=1)
+        except ValueError:
+            raise Invalid(f"日期参数无效：{raw}", code="bad-date") from None
+        if prefix in ("eq", "ge"):
+            lo = max(lo, start) if lo else start
+        if prefix == "gt":
+            lo = max(lo, end) if lo else end
+        if prefix in ("eq", "le"):
+            hi = min(hi, end) if hi else end
+        if prefix == "lt":
+            hi = min(hi, start) if hi else start
+    return lo, hi
+
+
+def _token(value: str | None) -> str | None:
+    return value.split("|")[-1] if value else None
+
+
+# ------------------------------------------------------------------ Schedule
+
+
+@router.get("/Schedule", dependencies=[Depends(public())])
+def search_schedules(request: Request, session: SessionDep) -> JSONResponse:
+    """Search schedules by actor (Location/<hospital>), date, specialty, service-type."""
+    q = request.query_params
+    try:
+        lo, hi = _date_bounds(q.getlist("date"))
+        actor = q.get("actor")
+        with session.begin():
+            items = svc.get_all_schedules(
+                session,
+                hospital_code=actor.rsplit("/", 1)[-1] if actor else None,
+                department_code=_token(q.get("specialty")),
+                service_type=_token(q.get("service-type")),
+                date_from=lo.astimezone(SHANGHAI).date() if lo else None,
+                date_to=(hi - timedelta(microseconds=1)).astimezone(SHANGHAI).date() if hi else None,
+                limit=min(int(q.get("_count", 100)), 500),
+            )
+            return fhir(bundle(request, [schedule_resource(s) for s in items]))
+    except RhipError as exc:
+        return outcome(exc)
+
+
+@router.get("/Schedule/{schedule_id}", dependencies=[Depends(public())])
+def read_schedule(schedule_id: str, session: SessionDep) -> JSONResponse:
+    """One Schedule."""
+    try:
+        with session.begin():
+            return fhir(
+                schedule_resource(svc.get_schedule(session, schedule_id=_ref_id(schedule_id, "Schedule")))
+            )
+    except RhipError as exc:
+        return outcome(exc)
+
+
+# ------------------------------------------------------------------ Slot
+
+
+@router.get("/Slot", dependencies=[Depends(public())])
+def search_slots(request: Request, session: SessionDep) -> JSONResponse:
+    """Search slots by schedule, start, status (free/busy/busy-unavailable), service-type, specialty."""
+    q = request.query_params
+    try:
+        lo, hi = _date_bounds(q.getlist("start"))
+        schedules = [_ref_id(v, "Schedule") for raw in q.getlist("schedule") for v in raw.split(",")]
+        status = q.get("status")
+        with session.begin():
+            slots = svc.find_slots(
+                session,
+                schedule_ids=schedules or None,
+                department_code=_token(q.get("specialty")),
+                service_type=_token(q.get("service-type")),
+                start_from=lo,
+                start_to=hi,
+                free_only=status == "free",
+                limit=min(int(q.get("_count", 200)), 1000),
+            )
+            scheds = {
+                s.id: s for s in svc.get_all_schedules_by_ids(session, ids={x.schedule_id for x in slots})
+            }
+            t = clock.now()
+            out = [slot_resource(s, scheds[s.schedule_id], t) for s in slots]
+        if status:
+            wanted = set(status.split(","))
+            out = [r for r in out if r["status"] in wanted]
+        return fhir(bundle(request, out))
+    except RhipError as exc:
+        return outcome(exc)
+    except ValueError:
+        return outcome(Invalid("参数无效", code="bad-parameter"))
+
+
+@router.get("/Slot/{slot_id}", dependencies=[Depends(public())])
+def read_slot(slot_id: str, session: SessionDep) -> JSONResponse:
+    """One Slot."""
+    try:
+        with session.begin():
+            slot = svc.get_slot(session, slot_id=_ref_id(slot_id, "Slot"))
+            return fhir(slot_resource(slot, svc.get_schedule(session, schedule_id=slot.schedule_id)))
+    except RhipError as exc:
+        return outcome(exc)
+
+
+# ------------------------------------------------------------------ Appointment
+
+
+def _patient_id(body: dict[str, Any]) -> tuple[str, str | None]:
+    for p in body.get("participant") or []:
+        actor = p.get("actor") or {}
+        ident = actor.get("identifier") or {}
+        ref = actor.get("reference") or ""
+        if ident.get("value"):
+            return str(ident["value"]), actor.get("display")
+        if ref.startswith("Patient/"):
+            return ref.split("/", 1)[1], actor.get("display")
+    raise Invalid("Appointment.participant 中缺少 Patient（身份证号码）", code="patient-required")
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise BadRequest("请求体不是有效的 JSON", code="bad-json") from None
+    if not isinstance(body, dict):
+        raise BadRequest("请求体应为 JSON 对象", code="bad-json")
+    return body
+
+
+@router.post("/Appointment")
+async def create_appointment(request: Request, principal: Bookers) -> Response:
+    """Book with `slot` and a Patient participant → 201 booked, or 409 OperationOutcome naming the rule."""
+    try:
+        body = await _json(request)
+        if body.get("resourceType") != "Appointment":
+            raise Invalid("resourceType 应为 Appointment", code="bad-resource")
+        FhirAppointment.model_validate({**body, "status": body.get("status") or "proposed"})
+        slots = body.get("slot") or []
+        if len(slots) != 1 or not slots[0].get("reference"):
+            raise Invalid("Appointment.slot 应恰好引用一个 Slot", code="slot-required")
+        slot_id = _ref_id(slots[0]["reference"], "Slot")
+        person, name = _patient_id(body)
+        key = request.headers.get("if-none-exist") or request.headers.get("idempotency-key")
+    except RhipError as exc:
+        return outcome(exc)
+    except ValueError as exc:
+        return outcome(Invalid(f"Appointment 资源校验未通过：{str(exc)[:300]}", code="bad-resource"))
+    db = request.app.state.db
+
+    def run() -> tuple[dict[str, Any], bool]:
+        with db.session() as session, session.begin():
+            done = svc.book(
+                session,
+                slot_id=slot_id,
+                person=person,
+                person_name=name,
+                actor=principal,
+                idempotency_key=key,
+            )
+            return appointment_resource(done.appointment), done.created
+
+    try:
+        res, created = await run_in_threadpool(run)
+    except RhipError as exc:
+        return outcome(exc)
+    return fhir(res, 201 if created else 200, headers={"Location": f"/fhir/r4/Appointment/{res['id']}"})
+
+
+@router.get("/Appointment")
+def search_appointments(request: Request, session: SessionDep, principal: Viewers) -> JSONResponse:
+    """Search by patient (Patient/<ID number> or the number), date, status."""
+    q = request.query_params
+    try:
+        patient = q.get("patient") or q.get("actor")
+        person = patient.rsplit("/", 1)[-1].split("|")[-1] if patient else None
+        lo, hi = _date_bounds(q.getlist("date"))
+        status = q.get("status")
+        wanted = set(status.split(",")) if status else None
+        with session.begin():
+            items = svc.get_all_appointments(session, actor=principal, person=person, limit=500)
+            out = [
+                appointment_resource(a)
+                for a in items
+                if (lo is None or a.starts_at >= lo) and (hi is None or a.starts_at < hi)
+            ]
+        if wanted:
+            out = [r for r in out if r["status"] in wanted]
+        return fhir(bundle(request, out))
+    except RhipError as exc:
+        return outcome(exc)
+
+
+@router.get("/Appointment/{appointment_id}")
+def read_appointment(appointment_id: str, session: SessionDep, principal: Viewers) -> JSONResponse:
+    """One Appointment."""
+    try:
+        with session.begin():
+            appt = svc.get_appointment(session, appointment_id=_ref_id(appointment_id, "Appointment"))
+            svc.check_access(principal, appt)
+            return fhir(appointment_resource(appt))
+    except RhipError as exc:
+        return outcome(exc)
+
+
+def _cancel(session: Session, appointment_id: str, principal: Principal, reason: str | None) -> JSONResponse:
+    with session.begin():
+        appt = svc.get_appointment(session, appointment_id=_ref_id(appointment_id, "Appointment"))
+        svc.check_access(principal, appt)
+        if APPT_STATUS.get(appt.status) != "cancelled":
+            appt = svc.cancel(session, appointment_id=appt.id, actor=principal, reason=reason)
+        return fhir(appointment_resource(appt))
+
+
+@router.put("/Appointment/{appointment_id}")
+async def update_appointment(
+    appointment_id: str, request: Request, session: SessionDep, principal: Viewers
+) -> JSONResponse:
+    """Update: setting `status` to `cancelled` cancels the booking (the only change accepted)."""
+    try:
+        body = await _json(request)
+        if body.get("status") != "cancelled":
+            raise Invalid("只支持把 status 改为 cancelled（取消预约）", code="unsupported-update")
+        reason = (body.get("cancelationReason") or {}).get("text")
+        return await run_in_threadpool(_cancel, session, appointment_id, principal, reason)
+    except RhipError as exc:
+        return outcome(exc)
+
+
+@router.patch("/Appointment/{appointment_id}")
+async def patch_appointment(
+    appointment_id: str, request: Request, session: SessionDep, principal: Viewers
+) -> JSONResponse:
+    """JSON Patch (`replace /status cancelled`) or merge patch (`{"status": "cancelled"}`) cancels."""
+    try:
+        try:
+            raw = await request.json()
+        except ValueError:
+            raise BadRequest("请求体不是有效的 JSON", code="bad-json") from None
+        ops = (
+            raw
+            if isinstance(raw, list)
+            else [{"op": "replace", "path": "/status", "value": raw.get("status")}]
+        )
+        wanted = [o for o in ops if isinstance(o, dict) and o.get("path") == "/status"]
+        if not wanted or wanted[-1].get("value") != "cancelled":
+            raise Invalid("只支持把 status 改为 cancelled（取消预约）", code="unsupported-update")
+        return await run_in_threadpool(_cancel, session, appointment_id, principal, None)
+    except RhipError as exc:
+        return outcome(exc)
+
+
+# ------------------------------------------------------------------ SMART Scheduling Links bulk publish
+
+_FEED: dict[str, tuple[float, str, dict[str, str]]] = {}
+FEED_TTL = 60.0  # the published feed is regenerated at most once a minute
+FEED_DAYS = 14
+
+
+def _feed(session: Session, key: str) -> tuple[str, dict[str, str]]:
+    hit = _FEED.get(key)
+    if hit and hit[0] > _time.monotonic():
+        return hit[1], hit[2]
+    t = clock.now()
+    with session.begin():
+        slots = svc.find_slots(
+            session, start_from=t, start_to=t + timedelta(days=FEED_DAYS), free_only=True, limit=200_000
+        )
+        scheds = {s.id: s for s in svc.get_all_schedules_by_ids(session, ids={x.schedule_id for x in slots})}
+    used_scheds = sorted(scheds.values(), key=lambda s: s.id)
+    hospitals = sorted({s.hospital_code for s in used_scheds})
+    locations = []
+    for code in hospitals:
+        inst = reg_data.get(code)
+        if inst is None:
+            continue
+        loc = FhirLocation(
+            id=code,
+            name=inst.name,
+            identifier=[{"system": INSTITUTION_SYSTEM, "value": code}],
+            telecom=[{"system": "phone", "value": "12320"}],
+            address={"city": inst.city, "district": inst.district, "state": "江苏省", "country": "CN"},
+        )
+        locations.append(_dump(loc))
+    files = {
+        "Location": "\n".join(json.dumps(r, ensure_ascii=False) for r in locations),
+        "Schedule": "\n".join(json.dumps(schedule_resource(s), ensure_ascii=False) for s in used_scheds),
+        "Slot": "\n".join(
+            json.dumps(slot_resource(s, scheds[s.schedule_id], t), ensure_ascii=False) for s in slots
+        ),
+    }
+    stamp = t.astimezone(SHANGHAI).isoformat()
+    _FEED[key] = (_time.monotonic() + FEED_TTL, stamp, files)
+    return stamp, files
+
+
+@router.get("/$bulk-publish", dependencies=[Depends(public())])
+def bulk_publish(request: Request, session: SessionDep) -> JSONResponse:
+    """The SMART Scheduling Links manifest: NDJSON files of locations, schedules and free slots."""
+    stamp, _files = _feed(session, str(request.app.state.settings.resolved_database_url))
+    base = str(request.base_url).rstrip("/") + "/fhir/r4/$bulk-publish"
+    return JSONResponse(
+        {
+            "transactionTime": stamp,
+            "request": str(request.url),
+            "output": [{"type": t, "url": f"{base}/{t}.ndjson"} for t in ("Location", "Schedule", "Slot")],
+            "error": [],
+        }
+    )
+
+
+@router.get("/$bulk-publish/{kind}.ndjson", dependencies=[Depends(public())])
+def bulk_file(kind: str, request: Request, session: SessionDep) -> Response:
+    """One NDJSON file of the published feed."""
+    _stamp, files = _feed(session, str(request.app.state.settings.resolved_database_url))
+    if kind not in files:
+        return outcome(NotFound(f"没有这个文件：{kind}.ndjson", code="no-file"))
+    return Response(files[kind] + ("\n" if files[kind] else ""), media_type="application/fhir+ndjson")

@@ -1,0 +1,253 @@
+"""Booking pages (Chinese): find a hospital, department and doctor-day, see places per time slot,
+book, see and cancel my bookings; real-name registration and sign-in that set the rhip_token cookie."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from rhip.booking import service as svc
+from rhip.booking.rules import SESSIONS
+from rhip.clock import SHANGHAI, local_now
+from rhip.errors import RhipError, Unauthorized
+from rhip.registry import data as reg_data
+from rhip.security import service as security
+from rhip.security.deps import SessionDep, principal_from_request, public, require
+from rhip.security.roles import Role
+from rhip.security.service import Principal
+
+router = APIRouter(include_in_schema=False)
+SessionDep = SessionDep
+Resident = Annotated[Principal, Depends(require(Role.resident))]
+COOKIE = "rhip_token"
+
+
+def _me(request: Request) -> Principal | None:
+    """The signed-in caller from the cookie or header, or None (pages stay public)."""
+    try:
+        return principal_from_request(request)
+    except RhipError:
+        return None
+
+
+def _render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
+    ctx = {"me": _me(request), "sessions": {k: v[2] for k, v in SESSIONS.items()}, **context}
+    response: HTMLResponse = request.app.state.templates.TemplateResponse(
+        request, name, ctx, status_code=status
+    )
+    return response
+
+
+def _back(url: str, msg: str) -> RedirectResponse:
+    sep = "&" if "?" in url else "?"
+    return RedirectResponse(f"{url}{sep}msg={quote(msg)}", status_code=303)
+
+
+def _safe_next(value: str | None) -> str:
+    return value if value and value.startswith("/booking") and "//" not in value else "/booking/me"
+
+
+@router.get("/booking", response_class=HTMLResponse, dependencies=[Depends(public())])
+def index(request: Request, session: SessionDep) -> HTMLResponse:
+    """Hospitals with schedules in the next two weeks."""
+    today = local_now().date()
+    with session.begin():
+        rows = svc.hospitals_with_schedules(session, date_from=today, date_to=today + timedelta(days=14))
+    hospitals = []
+    for code, left in rows:
+        inst = reg_data.get(code)
+        if inst is not None:
+            hospitals.append(
+                {
+                    "code": code,
+                    "name": inst.name,
+                    "level": inst.level,
+                    "district": inst.district,
+                    "left": left,
+                }
+            )
+    hospitals.sort(key=lambda h: (h["level"] != "三级", h["code"]))
+    return _render(request, "booking_index.html", {"hospitals": hospitals})
+
+
+@router.get("/booking/h/{code}", response_class=HTMLResponse, dependencies=[Depends(public())])
+def hospital_page(code: str, request: Request, session: SessionDep) -> HTMLResponse:
+    """A hospital's departments with schedules."""
+    today = local_now().date()
+    inst = svc.hospital(code)
+    with session.begin():
+        depts = svc.departments_of(
+            session, hospital_code=code, date_from=today, date_to=today + timedelta(days=14)
+        )
+    return _render(request, "booking_hospital.html", {"inst": inst, "depts": depts})
+
+
+@router.get("/booking/h/{code}/d/{dept}", response_class=HTMLResponse, dependencies=[Depends(public())])
+def department_page(
+    code: str,
+    dept: str,
+    request: Request,
+    session: SessionDep,
+    day: Annotated[date | None, Query()] = None,
+    msg: Annotated[str | None, Query(max_length=200)] = None,
+) -> HTMLResponse:
+    """Doctors and days of a department, with the public places left in every time slot."""
+    today = local_now().date()
+    inst = svc.hospital(code)
+    with session.begin():
+        schedules = svc.get_all_schedules(
+            session,
+            hospital_code=code,
+            department_code=dept,
+            date_from=today,
+            date_to=today + timedelta(days=14),
+        )
+        days = sorted({s.service_date for s in schedules})
+        chosen = day if day in days else (days[0] if days else None)
+        rows = []
+        for s in schedules:
+            if s.service_date != chosen:
+                continue
+            slots = [svc.availability(x) for x in svc.get_slots(session, schedule_id=s.id)]
+            rows.append({"schedule": s, "slots": slots})
+    return _render(
+        request,
+        "booking_department.html",
+        {
+            "inst": inst,
+            "dept": dept,
+            "dept_name": svc.department_name(dept),
+            "days": days,
+            "chosen": chosen,
+            "rows": rows,
+            "msg": msg,
+            "tz": SHANGHAI,
+        },
+    )
+
+
+@router.post("/booking/book")
+def book(
+    session: SessionDep,
+    me: Resident,
+    slot_id: Annotated[int, Form()],
+    back: Annotated[str, Form(max_length=300)] = "/booking",
+) -> Response:
+    """Book the chosen time slot for the signed-in resident."""
+    try:
+        with session.begin():
+            done = svc.book(session, slot_id=slot_id, person=me.subject, person_name=me.name, actor=me)
+    except RhipError as exc:
+        return _back(back if back.startswith("/booking/h/") and "//" not in back else "/booking", exc.detail)
+    return _back("/booking/me", f"预约成功：预约号 {done.appointment.id}")
+
+
+@router.get("/booking/me", response_class=HTMLResponse, dependencies=[Depends(public())])
+def my_bookings(
+    request: Request, session: SessionDep, msg: Annotated[str | None, Query(max_length=200)] = None
+) -> Response:
+    """The signed-in resident's bookings, newest first, with cancel buttons."""
+    me = _me(request)
+    if me is None or me.role is not Role.resident:
+        return RedirectResponse("/booking/login?next=/booking/me", status_code=303)
+    with session.begin():
+        items = svc.get_all_appointments(session, actor=me, limit=100)
+        scheds = {s.id: s for s in svc.get_all_schedules_by_ids(session, ids={a.schedule_id for a in items})}
+    rows = []
+    for a in items:
+        s = scheds.get(a.schedule_id)
+        inst = reg_data.get(a.hospital_code)
+        rows.append(
+            {
+                "a": a,
+                "hospital": inst.name if inst else a.hospital_code,
+                "dept": s.department_name if s else a.department_code,
+                "doctor": f"{s.doctor_name} {s.doctor_title}" if s else "",
+                "status": svc.STATUS_LABELS.get(a.status, a.status),
+                "cancellable": a.status in ("held", "booked"),
+            }
+        )
+    return _render(request, "booking_me.html", {"rows": rows, "msg": msg, "tz": SHANGHAI})
+
+
+@router.post("/booking/cancel/{appointment_id}")
+def cancel(appointment_id: int, session: SessionDep, principal: Resident) -> Response:
+    """Cancel one of my bookings (until the cut-off)."""
+    try:
+        with session.begin():
+            svc.cancel(session, appointment_id=appointment_id, actor=principal, reason="居民网页取消")
+    except RhipError as exc:
+        return _back("/booking/me", exc.detail)
+    return _back("/booking/me", f"已取消预约 {appointment_id}")
+
+
+@router.get("/booking/login", response_class=HTMLResponse, dependencies=[Depends(public())])
+def login_page(
+    request: Request,
+    next: Annotated[str | None, Query(max_length=200)] = None,
+    msg: Annotated[str | None, Query(max_length=200)] = None,
+) -> HTMLResponse:
+    """Sign in, or register with a real name (身份证号码 + 姓名 + 密码)."""
+    return _render(request, "booking_login.html", {"next": _safe_next(next), "msg": msg})
+
+
+@router.post("/booking/login", dependencies=[Depends(public())])
+def login(
+    request: Request,
+    session: SessionDep,
+    id_number: Annotated[str, Form(max_length=32)],
+    password: Annotated[str, Form(max_length=128)],
+    next: Annotated[str, Form(max_length=200)] = "/booking/me",
+) -> Response:
+    """Check the password and set the token cookie."""
+    settings = request.app.state.settings
+    try:
+        pid = svc.person_id(id_number)
+        with session.begin():
+            user = security.authenticate(session, username=pid, password=password)
+    except (Unauthorized, RhipError) as exc:
+        with session.begin():
+            security.audit(session, actor=id_number[-4:], action="login", outcome="denied")
+        return _back(f"/booking/login?next={quote(_safe_next(next))}", exc.detail)
+    return _signed_in(settings, user.username, user.display_name, _safe_next(next))
+
+
+@router.post("/booking/register", dependencies=[Depends(public())])
+def register(
+    request: Request,
+    session: SessionDep,
+    id_number: Annotated[str, Form(max_length=32)],
+    name: Annotated[str, Form(min_length=2, max_length=32)],
+    password: Annotated[str, Form(max_length=128)],
+    next: Annotated[str, Form(max_length=200)] = "/booking/me",
+) -> Response:
+    """Real-name registration: a valid ID number becomes the account name of a resident."""
+    try:
+        pid = svc.person_id(id_number)
+        with session.begin():
+            security.create_user(session, username=pid, password=password, role="resident", display_name=name)
+    except RhipError as exc:
+        return _back(f"/booking/login?next={quote(_safe_next(next))}", exc.detail)
+    return _signed_in(request.app.state.settings, pid, name, _safe_next(next))
+
+
+def _signed_in(settings: Any, subject: str, name: str, target: str) -> Response:
+    ttl = timedelta(minutes=settings.token_ttl_minutes)
+    token = security.issue_token(
+        settings.resolved_secret_key, subject=subject, role="resident", ttl=ttl, name=name
+    )
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(COOKIE, token, max_age=int(ttl.total_seconds()), httponly=True, samesite="strict")
+    return response
+
+
+@router.post("/booking/logout", dependencies=[Depends(public())])
+def logout() -> Response:
+    """Sign out (drop the cookie)."""
+    response = RedirectResponse("/booking", status_code=303)
+    response.delete_cookie(COOKIE)
+    return response

@@ -1,0 +1,257 @@
+"""The bulletin's booking tables, computed from the appointments table.
+
+Definitions (docs/booking.md has them in full):
+- a booking counts in the month it was MADE (created_at, Asia/Shanghai), whatever its later status,
+  except unpaid holds that expired (never confirmed);
+- 预约挂号服务统计 columns by channel group: 12320 在线预约 = online_12320 + community (12320 社区预约 is a
+  12320 self-service entry), 快速预约 = quick + phone (the 2025 bulletins' 快速预约/电话预约 column),
+  诊间预约 = in_clinic, 第三方 = third_party; hospital_own is not platform booking and is left out;
+- 线上预约情况 lists every channel except phone, in-clinic and the hospitals' own (the bulletin's note);
+- 社区预约 by district: bookings made by family doctors (community channel) counted in the district of
+  their community centre, plus bookings at community centres, in the centre's district;
+- 排班开放周数 comes from each hospital's effective rules (release days, family-doctor window).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from rhip.booking import service as svc
+from rhip.booking.models import Appointment, Schedule
+from rhip.clock import SHANGHAI
+from rhip.errors import Invalid
+from rhip.registry import data as reg_data
+
+HOSPITAL_COLUMNS = ["12320 在线预约", "快速预约", "诊间预约", "第三方"]
+GROUP_COLUMN = {
+    "online_12320": "12320 在线预约",
+    "community": "12320 在线预约",
+    "quick": "快速预约",
+    "phone": "快速预约",
+    "in_clinic": "诊间预约",
+    "third_party": "第三方",
+}
+NOT_ONLINE = ("phone", "in_clinic", "hospital_own")
+OWNERSHIP_ORDER = ["市属", "省属", "区属", "部队", "民营", "其他"]
+OWNERSHIP_LABEL = {"市属": "市属医院", "省属": "省属医院", "区属": "区属医院", "部队": "部队医院"}
+
+
+@dataclass
+class Table:
+    """One bulletin table: title, Chinese column headers, rows, an optional note under it."""
+
+    key: str
+    title: str
+    columns: list[str]
+    rows: list[list[Any]] = field(default_factory=list)
+    note: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return asdict(self)
+
+
+def month_bounds(month: str) -> tuple[datetime, datetime]:
+    """[start, end) of a month 'YYYY-MM' in Asia/Shanghai, as aware datetimes."""
+    try:
+        y, m = (int(x) for x in month.split("-"))
+        start = datetime(y, m, 1, tzinfo=SHANGHAI)
+    except ValueError:
+        raise Invalid(f"月份格式应为 YYYY-MM：{month}", code="bad-month") from None
+    end = datetime(y + (m == 12), m % 12 + 1, 1, tzinfo=SHANGHAI)
+    return start, end
+
+
+def _label(month: str) -> str:
+    y, m = month.split("-")
+    return f"{y} 年 {int(m)} 月"
+
+
+def _group_of() -> dict[str, str]:
+    return {c.code: c.group for c in reg_data.channels()}
+
+
+def counts_by_hospital_channel(session: Session, *, month: str) -> dict[tuple[str, str], int]:
+    """Bookings made in a month by (hospital code, channel code)."""
+    start, end = month_bounds(month)
+    rows = session.execute(
+        select(Appointment.hospital_code, Appointment.channel, func.count())
+        .where(
+            Appointment.created_at >= start,
+            Appointment.created_at < end,
+            Appointment.status != "expired",
+        )
+        .group_by(Appointment.hospital_code, Appointment.channel)
+    ).all()
+    return {(h, c): int(n) for h, c, n in rows}
+
+
+def hospital_table(session: Session, *, month: str) -> Table:
+    """预约挂号服务统计: per hospital, by channel column, with 小计 and a 合计 row (largest first)."""
+    groups = _group_of()
+    per: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(HOSPITAL_COLUMNS, 0))
+    for (hosp, chan), n in counts_by_hospital_channel(session, month=month).items():
+        column = GROUP_COLUMN.get(groups.get(chan, ""))
+        if column:
+            per[hosp][column] += n
+    ordered = sorted(per.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))
+    table = Table(
+        key="booking_by_hospital",
+        title=f"{_label(month)} 12320 预约挂号服务统计",
+        columns=["序号", "单位", *HOSPITAL_COLUMNS, "小计"],
+    )
+    totals = dict.fromkeys(HOSPITAL_COLUMNS, 0)
+    for i, (code, cols) in enumerate(ordered, 1):
+        inst = reg_data.get(code)
+        table.rows.append([i, inst.name if inst else code, *cols.values(), sum(cols.values())])
+        for k, v in cols.items():
+            totals[k] += v
+    table.rows.append(["合计", "", *totals.values(), sum(totals.values())])
+    return table
+
+
+def platform_table(session: Session, *, month: str) -> Table:
+    """线上预约情况: bookings per online platform (no phone, in-clinic or hospitals' own), with 合计."""
+    names = {c.code: (c.name, c.group, c.sort_order) for c in reg_data.channels()}
+    per: dict[str, int] = defaultdict(int)
+    for (_hosp, chan), n in counts_by_hospital_channel(session, month=month).items():
+        if chan in names and names[chan][1] not in NOT_ONLINE:
+            per[chan] += n
+    ordered = sorted(per.items(), key=lambda kv: (-kv[1], names[kv[0]][2]))
+    table = Table(
+        key="booking_by_platform",
+        title=f"{_label(month)}线上预约情况统计",
+        columns=["序号", "名称", "预约数量"],
+        note="（不包含 12320 电话预约、医院诊间预约、医院自有途径预约）",
+    )
+    for i, (chan, n) in enumerate(ordered, 1):
+        table.rows.append([i, names[chan][0], n])
+    table.rows.append(["合计", "", sum(per.values())])
+    return table
+
+
+def cumulative_total(session: Session, *, month: str, baseline: int = 0) -> int:
+    """总预约挂号量: bookings made up to the month's end, plus those made before the platform's data."""
+    _start, end = month_bounds(month)
+    n = session.scalar(
+        select(func.count()).where(Appointment.created_at < end, Appointment.status != "expired")
+    )
+    return baseline + int(n or 0)
+
+
+def community_table(session: Session, *, month: str) -> Table:
+    """社区预约 by district: community centres taking part, family doctors, history and the month."""
+    start, end = month_bounds(month)
+    groups = _group_of()
+    community_channels = [c for c, g in groups.items() if g == "community"]
+    rows = session.execute(
+        select(
+            Appointment.hospital_code,
+            Appointment.actor_institution,
+            Appointment.channel,
+            Appointment.created_by,
+            Appointment.created_at,
+        ).where(Appointment.created_at < end, Appointment.status != "expired")
+    ).all()
+    history: dict[str, int] = defaultdict(int)
+    this_month: dict[str, int] = defaultdict(int)
+    centres: dict[str, set[str]] = defaultdict(set)
+    doctors: dict[str, set[str]] = defaultdict(set)
+    for hosp, actor_inst, chan, by, at in rows:
+        code = actor_inst if chan in community_channels else hosp
+        inst = reg_data.get(code) if code else None
+        if inst is None or inst.kind != "community_health_centre" or not inst.district:
+            continue
+        d = inst.district
+        history[d] += 1
+        centres[d].add(code or "")
+        if chan in community_channels:
+            doctors[d].add(by)
+        if at >= start:
+            this_month[d] += 1
+    published = session.execute(
+        select(Schedule.hospital_code).where(Schedule.created_at < end).group_by(Schedule.hospital_code)
+    ).scalars()
+    for code in published:
+        inst = reg_data.get(code)
+        if inst is not None and inst.kind == "community_health_centre" and inst.district:
+            centres[inst.district].add(code)
+    table = Table(
+        key="community_booking",
+        title=f"{_label(month)}南京 12320 社区预约统计",
+        columns=["行政区", "接入社区机构数量", "家庭签约医生数量", "历史预约量", f"{int(month[5:])}月预约量"],
+    )
+    totals = [0, 0, 0, 0]
+    for district in reg_data.districts():
+        name = district.name
+        vals = [len(centres[name]), len(doctors[name]), history[name], this_month[name]]
+        table.rows.append([name, *vals])
+        totals = [a + b for a, b in zip(totals, vals, strict=True)]
+    table.rows.append(["合计", *totals])
+    return table
+
+
+def _weeks(days: int) -> str:
+    return "一周" if days == 7 else ("两周" if days == 14 else f"{days} 天")
+
+
+def opening_table(session: Session, *, month: str) -> Table:
+    """排班开放周数: how far ahead each hospital with schedules opens to the public and to family doctors."""
+    start, end = month_bounds(month)
+    codes = session.execute(
+        select(Schedule.hospital_code)
+        .where(Schedule.service_date >= start.date(), Schedule.service_date < end.date())
+        .group_by(Schedule.hospital_code)
+    ).scalars()
+    entries = []
+    for code in codes:
+        inst = reg_data.get(code)
+        if inst is None or inst.kind == "community_health_centre":
+            continue
+        rules = svc.get_rules(session, hospital_code=code)
+        share = rules.family_share(tertiary=inst.tertiary)
+        if share <= 0:
+            family = "未开放"
+        elif rules.family_days_earlier >= 7:
+            family = "第二周"
+        else:
+            family = f"第二周前 {rules.family_days_earlier}天"
+        kind = OWNERSHIP_LABEL.get(inst.ownership, "其他医院")
+        order = OWNERSHIP_ORDER.index(inst.ownership) if inst.ownership in OWNERSHIP_ORDER else 99
+        entries.append((order, inst.sort_order, kind, inst.name, _weeks(rules.release_days_ahead), family))
+    table = Table(
+        key="schedule_opening",
+        title=f"{_label(month)}南京市各医疗卫生机构排班开放统计",
+        columns=["类型", "医院名称", "12320 预约平台排班开放周数", "社区预约优先排班开放周数"],
+    )
+    for _o, _s, kind, name, public, family in sorted(entries):
+        table.rows.append([kind, name, public, family])
+    return table
+
+
+def all_tables(session: Session, *, month: str, baseline: int = 0) -> dict[str, Any]:
+    """Every booking table of a month, JSON-ready (the bulletin collects these)."""
+    total = cumulative_total(session, month=month, baseline=baseline)
+    y, m = month.split("-")
+    return {
+        "month": month,
+        "tables": [
+            hospital_table(session, month=month).as_dict(),
+            platform_table(session, month=month).as_dict(),
+            community_table(session, month=month).as_dict(),
+            opening_table(session, month=month).as_dict(),
+        ],
+        "cumulative_total": total,
+        "cumulative_note": f"（截止 {y} 年 {int(m)} 月，总预约挂号量为 {total} 次）",
+    }
+
+
+def first_of(month: str) -> date:
+    """The first day of a month 'YYYY-MM'."""
+    return month_bounds(month)[0].date()

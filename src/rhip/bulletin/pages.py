@@ -1,0 +1,70 @@
+"""The bulletin in the portal: the month's issue as a page, and its PDF and XLSX downloads."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
+
+from rhip.bulletin import render, service
+from rhip.bulletin.sections import Bulletin
+from rhip.clock import local_now
+from rhip.config import Settings
+from rhip.errors import NotFound
+from rhip.lake.store import Lake
+from rhip.security.deps import SessionDep, require
+from rhip.security.roles import Role
+
+router = APIRouter(include_in_schema=False)
+READERS = (Role.manager, Role.admin, Role.auditor, Role.uploader)
+MonthQ = Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$")]
+MEDIA = {
+    "pdf": "application/pdf",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+
+def _last_month() -> str:
+    today = local_now().date()
+    y, m = (today.year, today.month - 1) if today.month > 1 else (today.year - 1, 12)
+    return f"{y:04d}-{m:02d}"
+
+
+def _build(request: Request, session: Session, month: str) -> Bulletin:
+    settings: Settings = request.app.state.settings
+    with session.begin():
+        return service.build(session=session, lake=Lake(settings.resolved_lake_dir), month=month)
+
+
+@router.get("/bulletin", response_class=HTMLResponse, dependencies=[Depends(require(*READERS))])
+def bulletin_page(request: Request, session: SessionDep, month: MonthQ = None) -> HTMLResponse:
+    """信息化简报：本月各栏目（与 PDF 同版式），附 PDF、Excel 下载。"""
+    m = month or _last_month()
+    b = _build(request, session, m)
+    page = render.html(b)
+    links = (
+        f'<nav style="text-align:center;margin:1em"><a href="/bulletin/{m}.pdf">下载 PDF</a> · '
+        f'<a href="/bulletin/{m}.xlsx">下载 Excel</a> · <a href="/quality?month={m}">数据质控</a> · '
+        f'<a href="/">返回门户</a></nav>'
+    )
+    return HTMLResponse(page.replace("<body>", "<body>" + links, 1))
+
+
+@router.get("/bulletin/{month}.{fmt}", dependencies=[Depends(require(*READERS))])
+def bulletin_file(month: str, fmt: str, request: Request, session: SessionDep) -> Response:
+    """The month's issue as PDF or XLSX."""
+    if fmt not in MEDIA:
+        raise NotFound(f"没有这种格式的简报：{fmt}", code="bad-format")
+    service.parse_month(month)
+    b = _build(request, session, month)
+    data = render.pdf(b) if fmt == "pdf" else render.xlsx(b)
+    name = f"{render.file_stem(b)}.{fmt}"
+    from urllib.parse import quote
+
+    return Response(
+        data,
+        media_type=MEDIA[fmt],
+        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}"},
+    )

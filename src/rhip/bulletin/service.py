@@ -1,0 +1,73 @@
+"""Assembling an issue: ask every provider for its sections of the month, in order."""
+
+from __future__ import annotations
+
+import re
+import traceback
+from collections.abc import Callable
+from datetime import date
+
+from sqlalchemy.orm import Session
+
+from rhip.bulletin import providers as prov
+from rhip.bulletin.sections import Bulletin, Section, parse_section
+from rhip.errors import Invalid
+from rhip.lake.store import Lake
+
+# The 2025年第3期 was 总第157期 (seed 001); issues are monthly and carry the previous month's statistics.
+ANCHOR_ISSUE = (2025, 3)
+ANCHOR_TOTAL = 157
+PUBLISH_DAY = 25
+_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+
+
+def parse_month(month: str) -> tuple[int, int]:
+    """(year, month) of a YYYY-MM string, or Invalid."""
+    m = _MONTH.match(month.strip())
+    if not m or not 1 <= int(m.group(2)) <= 12:
+        raise Invalid(f"月份格式应为 YYYY-MM：{month}", code="bad-month")
+    return int(m.group(1)), int(m.group(2))
+
+
+def masthead(month: str) -> Bulletin:
+    """An empty issue for a statistics month: 期号, 总期号 and date of the issue published the month after."""
+    y, m = parse_month(month)
+    iy, im = (y + 1, 1) if m == 12 else (y, m + 1)
+    total = ANCHOR_TOTAL + (iy * 12 + im) - (ANCHOR_ISSUE[0] * 12 + ANCHOR_ISSUE[1])
+    published = date(iy, im, PUBLISH_DAY)
+    return Bulletin(
+        month=f"{y:04d}-{m:02d}",
+        issue_year=iy,
+        issue_no=im,
+        issue_total=total,
+        published_on=f"{published.year}年{published.month}月{published.day}日",
+    )
+
+
+def build(
+    *,
+    session: Session,
+    lake: Lake,
+    month: str,
+    modules: list[str] | None = None,
+    strict: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> Bulletin:
+    """The issue for a month: every provider's sections, sorted; failures noted (raised if strict)."""
+    bulletin = masthead(month)
+    sections: list[Section] = []
+    for name in modules if modules is not None else prov.provider_modules():
+        if progress:
+            progress(name)
+        try:
+            raw = prov.load(name)(session=session, lake=lake, month=bulletin.month)
+            sections.extend(parse_section(s, source=name) for s in raw)
+        except Exception as exc:
+            if strict:
+                raise
+            detail = getattr(exc, "detail", None) or f"{type(exc).__name__}: {exc}"
+            bulletin.errors.append(f"{name}：{detail}")
+            traceback.print_exc()
+    sections.sort(key=lambda s: (s.order, s.key))
+    bulletin.sections = sections
+    return bulletin

@@ -1,0 +1,245 @@
+"""Intake JSON API: batch uploads (multipart or raw, streamed to disk), real-time forms, CDA documents,
+receipts and problem lists (JSON, CSV, XLSX)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+
+from rhip.config import Settings
+from rhip.db.engine import Database
+from rhip.errors import BadRequest, Forbidden, Invalid
+from rhip.intake import export, formats, pipeline, service, uploads
+from rhip.intake.schemas import BatchPage, BatchRead, RealtimeRead, batch_read
+from rhip.lake.store import Lake
+from rhip.security.deps import SessionDep, require
+from rhip.security.roles import Role
+from rhip.security.service import Principal
+
+router = APIRouter()
+SENDERS = (Role.uploader, Role.manager, Role.admin)
+READERS = (Role.uploader, Role.manager, Role.admin, Role.auditor)
+MAX_JSON_BYTES = 64 * 1024 * 1024
+
+
+def upload_institution(principal: Principal, requested: str | None) -> str:
+    """The institution a sender uploads for: an uploader only its own; a manager names one."""
+    if principal.role is Role.uploader:
+        if not principal.institution_code:
+            raise Forbidden("上传员未绑定机构，不能上传", code="no-institution")
+        if requested and requested != principal.institution_code:
+            raise Forbidden(
+                f"只能上传本机构（{principal.institution_code}）的数据，不能代 {requested} 上传",
+                code="other-institution",
+            )
+        return principal.institution_code
+    code = requested or principal.institution_code
+    if not code:
+        raise BadRequest("请用 institution 参数指明机构代码", code="institution-required")
+    return code
+
+
+def _lake(request: Request) -> Lake:
+    settings: Settings = request.app.state.settings
+    return Lake(settings.resolved_lake_dir)
+
+
+def _workdir(request: Request) -> Path:
+    settings: Settings = request.app.state.settings
+    root = settings.data_dir / "intake" / "incoming"
+    root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="up_", dir=root))
+
+
+def _receipt(request: Request, batch_id: str) -> BatchRead:
+    db: Database = request.app.state.db
+    with db.session() as s:
+        return batch_read(s, service.get_batch(s, batch_id=batch_id), problems_limit=200)
+
+
+@router.post("/batches", response_model=BatchRead, status_code=201)
+async def upload_batch(
+    request: Request,
+    principal: Annotated[Principal, Depends(require(*SENDERS))],
+    institution: str | None = None,
+    table: str | None = None,
+    encoding: str | None = None,
+    filename: str | None = None,
+) -> BatchRead:
+    """Upload one or more files (定时上传): multipart `file` parts, or a raw body with `table`/`filename`."""
+    settings: Settings = request.app.state.settings
+    limit = settings.max_upload_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise uploads.too_large(limit)
+    inst = upload_institution(principal, institution)
+    workdir = _workdir(request)
+    try:
+        ctype = request.headers.get("content-type", "")
+        if ctype.startswith("multipart/"):
+            got = await uploads.receive_multipart(
+                request.stream(), content_type=ctype, folder=workdir, limit=limit
+            )
+            table = table or got.fields.get("table") or None
+            encoding = encoding or got.fields.get("encoding") or None
+            if got.fields.get("institution"):
+                inst = upload_institution(principal, got.fields["institution"])
+            files = got.files
+        else:
+            path = workdir / "body"
+            await uploads.receive_raw(request.stream(), path=path, limit=limit)
+            files = [(filename or (f"{table}.csv" if table else "upload.csv"), path)]
+        if not files:
+            raise BadRequest("请求中没有文件（multipart 字段 file）", code="no-file")
+        if table and len(files) > 1:
+            raise BadRequest("多个文件时不能用 table 参数；请用文件名标明数据表", code="table-ambiguous")
+        ups = [pipeline.Upload(path=p, filename=name, table=table, encoding=encoding) for name, p in files]
+        db: Database = request.app.state.db
+        receipt = await run_in_threadpool(
+            service.ingest,
+            db,
+            _lake(request),
+            institution_code=inst,
+            submitted_by=principal.subject,
+            channel="batch",
+            uploads=ups,
+            workdir=workdir,
+        )
+        return _receipt(request, receipt.batch_id)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def parse_records(raw: bytes) -> list[dict[str, Any]]:
+    """Records from a JSON body: one object, a list, or {"records": [...]}."""
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise BadRequest(f"请求体不是有效的 JSON：{str(exc)[:100]}", code="bad-json") from None
+    if isinstance(body, dict) and isinstance(body.get("records"), list):
+        body = body["records"]
+    if isinstance(body, dict):
+        body = [body]
+    if not isinstance(body, list) or not body:
+        raise Invalid("请求体应为一条记录（JSON 对象）或记录数组", code="no-records")
+    if len(body) > 100_000:
+        raise Invalid("实时上传一次最多 100000 条记录；更多请用定时上传", code="too-many-records")
+    for rec in body:
+        if not isinstance(rec, dict):
+            raise Invalid("每条记录必须是 JSON 对象", code="not-an-object")
+    return body
+
+
+@router.post("/realtime/{table}", response_model=RealtimeRead)
+async def upload_realtime(
+    table: str,
+    request: Request,
+    principal: Annotated[Principal, Depends(require(*SENDERS))],
+    institution: str | None = None,
+) -> RealtimeRead:
+    """Real-time form upload (实时上传): one or many records as JSON, answered synchronously."""
+    ds = pipeline.get_dataset(table)
+    inst = upload_institution(principal, institution)
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_JSON_BYTES:
+            raise uploads.too_large(MAX_JSON_BYTES)
+    records = parse_records(bytes(raw))
+    arrow = formats.table_from_records(records)
+    pipeline.check_header(ds, list(arrow.column_names), filename="请求体")
+    frames = {ds.name: pipeline.frame_of(ds, arrow)}
+    db: Database = request.app.state.db
+    receipt = await run_in_threadpool(
+        service.ingest,
+        db,
+        _lake(request),
+        institution_code=inst,
+        submitted_by=principal.subject,
+        channel="realtime",
+        frames=frames,
+    )
+    out = receipt.outcome
+    counts = out.tables.get(ds.name, pipeline.TableCounts())
+    problems = out.problems.to_dicts() if out.problems is not None else []
+    return RealtimeRead(
+        receipt_id=receipt.batch_id,
+        table=ds.name,
+        received=counts.received,
+        accepted=counts.accepted,
+        updated=counts.updated,
+        revoked=counts.revoked,
+        duplicate=counts.duplicate,
+        rejected=counts.rejected,
+        problems=[
+            {k: p.get(k) for k in ("row", "business_key", "rule", "field", "value", "message")}
+            for p in problems
+        ],
+    )
+
+
+@router.get("/batches", response_model=BatchPage)
+def list_batches(
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(require(*READERS))],
+    institution: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> BatchPage:
+    """Recent receipts: an institution's own, or (managers) any institution's."""
+    code = institution
+    if principal.role is Role.uploader:
+        code = principal.institution_code
+    items = service.recent_batches(session, institution_code=code, limit=limit)
+    return BatchPage(items=[batch_read(session, b, problems_limit=0) for b in items])
+
+
+@router.get("/batches/{batch_id}", response_model=BatchRead)
+def get_batch(
+    batch_id: str,
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(require(*READERS))],
+    limit: Annotated[int, Query(ge=0, le=100_000)] = 1000,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> BatchRead:
+    """A receipt: counts per table and the rejected records with their rule codes."""
+    batch = service.get_batch(session, batch_id=batch_id, principal=principal)
+    return batch_read(session, batch, problems_limit=limit, problems_offset=offset)
+
+
+@router.get("/batches/{batch_id}/problems.csv")
+def problems_csv(
+    batch_id: str,
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(require(*READERS))],
+) -> Response:
+    """The problem list (问题清单) as CSV (UTF-8 with BOM, opens in Excel)."""
+    batch = service.get_batch(session, batch_id=batch_id, principal=principal)
+    _total, items = service.get_problems(session, batch_id=batch.id, limit=None)
+    return Response(
+        export.problems_csv(items),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="problems_{batch.id}.csv"'},
+    )
+
+
+@router.get("/batches/{batch_id}/problems.xlsx")
+def problems_xlsx(
+    batch_id: str,
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(require(*READERS))],
+) -> Response:
+    """The problem list (问题清单) as an Excel workbook."""
+    batch = service.get_batch(session, batch_id=batch_id, principal=principal)
+    _total, items = service.get_problems(session, batch_id=batch.id, limit=None)
+    return Response(
+        export.problems_xlsx(batch, items),
+        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        headers={"Content-Disposition": f'attachment; filename="problems_{batch.id}.xlsx"'},
+    )

@@ -1,0 +1,298 @@
+"""The intake pipeline for one batch: read → validate (vectorised) → de-duplicate → write Delta commits.
+
+`process()` is pure lake work; the SQL receipt around it (pending → committed) lives in service.py and
+the entry points drive both through `run_batch()`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+
+from rhip.errors import Invalid, NotFound
+from rhip.intake import formats, rules, store
+from rhip.lake.store import Lake
+from rhip.registry import catalogue
+
+OUTCOMES = ("new", "updated", "revoked", "duplicate")
+OP_OF = {"new": store.OP_NEW, "updated": store.OP_UPDATE, "revoked": store.OP_REVOKE}
+Progress = Callable[[str, int], None]
+
+
+@dataclass
+class Upload:
+    """One file of a batch as received (already on disk)."""
+
+    path: Path
+    filename: str
+    table: str | None = None
+    encoding: str | None = None
+    fmt: str | None = None
+
+
+@dataclass
+class TableCounts:
+    """What happened to one table's records in a batch."""
+
+    received: int = 0
+    accepted: int = 0
+    updated: int = 0
+    revoked: int = 0
+    duplicate: int = 0
+    rejected: int = 0
+
+    def add(self, other: TableCounts) -> None:
+        """Add another count in place."""
+        for k in ("received", "accepted", "updated", "revoked", "duplicate", "rejected"):
+            setattr(self, k, getattr(self, k) + getattr(other, k))
+
+
+@dataclass
+class Outcome:
+    """The result of processing a batch (before its receipt is committed)."""
+
+    tables: dict[str, TableCounts] = field(default_factory=dict)
+    problems: pl.DataFrame | None = None
+    daily: pl.DataFrame | None = None
+    lake_tables: list[str] = field(default_factory=list)
+    stored: dict[str, pl.DataFrame] = field(default_factory=dict)
+
+    def total(self) -> TableCounts:
+        """Counts over every table."""
+        t = TableCounts()
+        for c in self.tables.values():
+            t.add(c)
+        return t
+
+
+def table_for_filename(filename: str) -> str:
+    """The catalogue table a file name designates: the longest table name its stem starts with."""
+    stem = Path(filename).name.lower()
+    stem = re.sub(r"\.(csv|txt|parquet|jsonl|ndjson|json)$", "", stem)
+    best = ""
+    for name in catalogue.names():
+        fits = stem == name or (stem.startswith(name) and not stem[len(name)].isalpha())
+        if fits and len(name) > len(best):
+            best = name
+    if not best:
+        raise NotFound(
+            f"无法从文件名“{filename}”识别数据表；文件名应以数据表名开头（如 outpatient_visit_202503.csv），"
+            f"或用 table 参数指明。可用的数据表：{'、'.join(catalogue.names())}",
+            code="unknown-table",
+        )
+    return best
+
+
+def check_header(ds: catalogue.Dataset, header: list[str], *, filename: str) -> None:
+    """The columns must be the catalogue's: no unknown column, every required one present."""
+    known = set(ds.field_names)
+    unknown = [c for c in header if c not in known]
+    missing = [f.name for f in ds.fields if f.required and f.name not in header]
+    if unknown or missing:
+        parts = []
+        if missing:
+            parts.append(f"缺少必填列：{'、'.join(missing)}")
+        if unknown:
+            parts.append(f"未知列：{'、'.join(unknown[:20])}")
+        raise Invalid(
+            f"{filename} 的表头与数据集“{ds.label}”（{ds.name}）不符：{'；'.join(parts)}",
+            code="bad-header",
+            missing=missing,
+            unknown=unknown,
+            table=ds.name,
+        )
+
+
+def get_dataset(name: str) -> catalogue.Dataset:
+    """A catalogue dataset, or NotFound with the code unknown-table."""
+    try:
+        return catalogue.get(name)
+    except NotFound as exc:
+        raise NotFound(exc.detail, code="unknown-table") from None
+
+
+def read_uploads(uploads: list[Upload], *, workdir: Path) -> dict[str, pl.DataFrame]:
+    """Read every file into one string frame per table (with _file and _row), checking headers."""
+    per_table: dict[str, list[pl.DataFrame]] = {}
+    for i, up in enumerate(uploads):
+        name = up.table or table_for_filename(up.filename)
+        ds = get_dataset(name)
+        got = formats.read_file(
+            up.path, filename=up.filename, encoding=up.encoding, workdir=workdir, fmt=up.fmt
+        )
+        check_header(ds, got.header, filename=up.filename)
+        per_table.setdefault(ds.name, []).append(frame_of(ds, got.table, file_index=i))
+    return {t: (fs[0] if len(fs) == 1 else pl.concat(fs, how="vertical")) for t, fs in per_table.items()}
+
+
+def frame_of(ds: catalogue.Dataset, table: pa.Table, *, file_index: int = 0) -> pl.DataFrame:
+    """A string frame in catalogue column order (absent optional columns as nulls), with _file and _row."""
+    df = pl.from_arrow(table)
+    assert isinstance(df, pl.DataFrame)
+    n = df.height
+    cols = []
+    for f in ds.fields:
+        if f.name in df.columns:
+            cols.append(pl.col(f.name).cast(pl.String))
+        else:
+            cols.append(pl.lit(None, pl.String).alias(f.name))
+    return df.select(
+        pl.lit(file_index, pl.Int32).alias("_file"),
+        pl.int_range(1, n + 1, dtype=pl.Int64).alias("_row"),
+        *cols,
+    )
+
+
+def _order(tables: list[str]) -> list[str]:
+    """Parents before children (by catalogue links), otherwise catalogue order."""
+    present = set(tables)
+    order: list[str] = []
+    seen: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in seen:
+            return
+        seen.add(name)
+        for link in catalogue.get(name).links:
+            if link.dataset in present and link.dataset != name:
+                visit(link.dataset)
+        order.append(name)
+
+    for name in catalogue.names():
+        if name in present:
+            visit(name)
+    return order
+
+
+def _month_expr(ds: catalogue.Dataset) -> pl.Expr:
+    col = ds.event_time or "updated_at"
+    kinds = {f.name: f.type for f in ds.fields}
+    t = pl.col(f"__t_{col}")
+    if kinds.get(col) == "datetime":
+        t = (t + rules.UTC_OFFSET).dt.replace_time_zone(None)
+    fallback = (pl.col("__t_updated_at") + rules.UTC_OFFSET).dt.replace_time_zone(None)
+    return pl.coalesce(t.dt.strftime("%Y-%m"), fallback.dt.strftime("%Y-%m"), pl.lit("0000-00"))
+
+
+def process(
+    lake: Lake,
+    frames: dict[str, pl.DataFrame],
+    *,
+    institution_code: str,
+    batch_id: str,
+    now_utc: datetime,
+    progress: Progress | None = None,
+    write: bool = True,
+    before_write: Callable[[list[str]], None] | None = None,
+) -> Outcome:
+    """Validate, de-duplicate and (unless write=False) commit a batch's frames to the lake."""
+    outcome = Outcome()
+    problem_frames: list[pl.DataFrame] = []
+    daily_frames: list[pl.DataFrame] = []
+    batch_keys: dict[str, pl.Series] = {}
+    index_frames: list[pl.DataFrame] = []
+    ingested = pl.lit(now_utc).dt.cast_time_unit("us")
+    for name in _order(list(frames)):
+        ds = catalogue.get(name)
+        df = frames[name]
+        key_cols = list(ds.business_key)
+        parents: dict[int, pl.Series] = {}
+        for i, link in enumerate(ds.links):
+            known = batch_keys.get(link.dataset)
+            stored = store.stored_keys(lake, table=link.dataset, institution_code=institution_code)
+            parents[i] = stored if known is None else pl.concat([stored, known.rename("_key")])
+        v = rules.validate(ds, df, institution_code=institution_code, now_utc=now_utc, parents=parents)
+        frame = v.frame.with_columns(rules.key_expr(key_cols).alias("_key"))
+        batch_keys[name] = frame.filter(pl.col("org_code") == institution_code).get_column("_key")
+        good = frame.filter(pl.col("_check") == 0)
+        rejected = frame.height - good.height
+        if rejected:
+            problem_frames.append(
+                rules.problems(ds, v, table=name).with_columns(pl.lit(name).alias("table_name"))
+            )
+        good = good.with_columns(_month_expr(ds).alias("_month"))
+        incoming = good.select(
+            "_key",
+            pl.col("__t_updated_at").alias("updated_at"),
+            pl.col("__t_change_flag").cast(pl.Int8).alias("change_flag"),
+            "_row",
+        )
+        months = good.get_column("_month").unique().to_list()
+        known_state = store.stored_state(lake, table=name, institution_code=institution_code, months=months)
+        outcome_col = store.classify(incoming, known_state)
+        good = good.with_columns(outcome_col.alias("_outcome"))
+        counts = TableCounts(received=frame.height, rejected=rejected)
+        vc = dict(good.get_column("_outcome").value_counts().iter_rows())
+        counts.accepted, counts.updated = int(vc.get("new", 0)), int(vc.get("updated", 0))
+        counts.revoked, counts.duplicate = int(vc.get("revoked", 0)), int(vc.get("duplicate", 0))
+        outcome.tables[name] = counts
+        kept = good.filter(pl.col("_outcome") != "duplicate")
+        data = kept.select(
+            *[pl.col(f"__t_{f.name}").alias(f.name) for f in ds.fields],
+            pl.lit(batch_id).alias("_batch"),
+            "_key",
+            pl.col("_outcome").replace_strict(OP_OF, return_dtype=pl.Int8).alias("_op"),
+            "_month",
+            "_row",
+            ingested.alias("_ingested_at"),
+        )
+        if data.height:
+            outcome.stored[name] = data
+            outcome.lake_tables.append(store.data_table(name))
+            index_frames.append(
+                data.select(
+                    pl.lit(name).alias("table"),
+                    pl.col("org_code"),
+                    pl.col("_month").alias("month"),
+                    pl.col("_key").alias("key"),
+                    pl.col("updated_at"),
+                    pl.col("_op").alias("op"),
+                    pl.col("_batch"),
+                )
+            )
+        day = pl.coalesce(
+            (pl.col("__t_collected_at") + rules.UTC_OFFSET).dt.date(),
+            pl.lit((now_utc + rules.UTC_OFFSET).date()),
+        )
+        daily_frames.append(
+            frame.with_columns(
+                pl.col("_check").alias("_c"),
+            )
+            .join(good.select("_file", "_row", "_outcome"), on=["_file", "_row"], how="left")
+            .group_by(day.alias("day"))
+            .agg(
+                pl.len().alias("received"),
+                (pl.col("_outcome") == "new").sum().alias("accepted"),
+                (pl.col("_outcome") == "updated").sum().alias("updated"),
+                (pl.col("_outcome") == "revoked").sum().alias("revoked"),
+                (pl.col("_outcome") == "duplicate").sum().alias("duplicate"),
+                (pl.col("_c") > 0).sum().alias("rejected"),
+            )
+            .with_columns(pl.lit(name).alias("table_name"))
+        )
+        if progress:
+            progress(name, frame.height)
+    outcome.problems = pl.concat(problem_frames, how="vertical_relaxed") if problem_frames else None
+    outcome.daily = pl.concat(daily_frames, how="vertical_relaxed") if daily_frames else None
+    if index_frames:
+        outcome.lake_tables.append(store.KEYS_TABLE)
+    if write and before_write is not None:
+        before_write(outcome.lake_tables)
+    if write:
+        # fault injection for the crash test: pause after each Delta commit (RHIP_INTAKE_CRASH_PAUSE seconds)
+        pause = float(os.environ.get("RHIP_INTAKE_CRASH_PAUSE", "0") or 0)
+        for name, data in outcome.stored.items():
+            store.write_records(lake, table=name, data=data, batch_id=batch_id)
+            if pause:
+                time.sleep(pause)
+        if index_frames:
+            store.write_keys(lake, keys=pl.concat(index_frames, how="vertical_relaxed"), batch_id=batch_id)
+    return outcome

@@ -1,0 +1,100 @@
+"""`rhip quality …`: import the statistics report (卫统), print a month's figures, declare tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rhip.config import Settings
+from rhip.db.engine import Database, upgrade
+from rhip.errors import RhipError
+from rhip.lake.store import Lake
+
+app = typer.Typer(
+    help="Data quality (质控): statistics report, monthly figures, declarations", no_args_is_help=True
+)
+console = Console()
+
+
+def _db() -> tuple[Settings, Database]:
+    settings = Settings()
+    upgrade(settings.resolved_database_url)
+    return settings, Database.from_settings(settings)
+
+
+def _fail(exc: RhipError) -> typer.Exit:
+    Console(stderr=True).print(f"[bold red]错误：[/]{exc.detail}")
+    return typer.Exit(2)
+
+
+@app.command("import-statistics")
+def import_statistics(
+    file: Annotated[Path, typer.Argument(help="CSV: month, institution (code or name), visits, discharges")],
+    month: Annotated[str | None, typer.Option(help="YYYY-MM when the file has no month column")] = None,
+) -> None:
+    """Import the official monthly statistics report (卫统) the upload rate compares against."""
+    from rhip.quality import service
+
+    _settings, db = _db()
+    try:
+        with db.session() as s, s.begin():
+            n = service.import_statistics_file(s, path=file, month=month)
+    except RhipError as exc:
+        raise _fail(exc) from None
+    finally:
+        db.dispose()
+    console.print(f"已导入卫统数据 {n} 家机构（{file.name}）")
+
+
+@app.command("figures")
+def figures(
+    month: Annotated[str, typer.Option(help="Month, YYYY-MM")],
+    kind: Annotated[str, typer.Option(help="district or hospital")] = "hospital",
+) -> None:
+    """Print a month's data-collection table (区 or 医院)."""
+    from rhip.quality import stats
+
+    settings, db = _db()
+    try:
+        with db.session() as s, s.begin():
+            fig = stats.month_figures(s, lake=Lake(settings.resolved_lake_dir), month=month)
+    except RhipError as exc:
+        raise _fail(exc) from None
+    finally:
+        db.dispose()
+    label = "区" if kind == "district" else "医院"
+    out = Table(title=f"{stats.month_label(month)}数据采集情况（{label}）")
+    for c in stats.COLUMNS_2025:
+        out.add_column(
+            (c.get("group", "") + c["title"]), justify="left" if c.get("kind") is None else "right"
+        )
+    for u in fig.of_kind(kind):
+        out.add_row(*(f"{v:,}" if isinstance(v, int) else str(v) for v in stats.collection_row(u)))
+    console.print(out)
+    console.print(
+        f"（截止 {stats.month_label(month)}，区及医院累计校验入库数据 "
+        f"{stats.cumulative_text(fig.cumulative)}）"
+    )
+
+
+@app.command("declare")
+def declare(
+    institution: Annotated[str, typer.Option(help="机构代码")],
+    tables: Annotated[list[str], typer.Argument(help="Catalogue tables the institution produces")],
+) -> None:
+    """Record the tables an institution declares it uploads (声明上传表)."""
+    from rhip.quality import service
+
+    _settings, db = _db()
+    try:
+        with db.session() as s, s.begin():
+            got = service.declare(s, institution_code=institution, tables=tables, declared_by="cli")
+    except RhipError as exc:
+        raise _fail(exc) from None
+    finally:
+        db.dispose()
+    console.print(f"{institution} 声明上传 {len(got)} 张表")

@@ -1,0 +1,143 @@
+"""FHIR R4 Schedule/Slot/Appointment, driven by the fhirpy client against a live uvicorn server."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+
+import httpx
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+from fhirpy import SyncFHIRClient
+from fhirpy.base.exceptions import OperationOutcome
+
+from tests.booking.conftest import new_person
+from tests.booking.test_api import publish
+
+Auth = Callable[..., dict[str, str]]
+
+
+@pytest.fixture(scope="module")
+def live(app_) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """The test app served by uvicorn on a free loopback port (same process, so the frozen clock applies)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app_, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+def test_fhirpy_finds_books_and_cancels(live: str, client: TestClient, auth: Auth, frozen: datetime) -> None:
+    sched = publish(client, auth, day="2025-03-10", capacity=1, hospital_code="H029")
+    pid = new_person()
+    token = auth("resident", subject=pid)["Authorization"]
+    fc = SyncFHIRClient(f"{live}/fhir/r4", authorization=token)
+
+    assert (
+        fc.reference("Schedule", str(sched["id"])).to_resource()["actor"][0]["reference"] == "Location/H029"
+    )
+    free = fc.resources("Slot").search(schedule=f"Schedule/{sched['id']}", status="free").fetch()
+    assert len(free) == 8 and all(s["status"] == "free" for s in free)
+    by_time = (
+        fc.resources("Slot")
+        .search(
+            specialty="urn:rhip:department|03.04", start=["ge2025-03-10T08:30:00+08:00", "lt2025-03-10T09:30"]
+        )
+        .search(**{"service-type": "普通门诊"})
+        .fetch()
+    )
+    assert {s["start"] for s in by_time if s["schedule"]["reference"] == f"Schedule/{sched['id']}"} == {
+        "2025-03-10T08:30:00+08:00",
+        "2025-03-10T09:00:00+08:00",
+    }
+    target = free[0]
+    appt = fc.resource(
+        "Appointment",
+        status="proposed",
+        slot=[{"reference": f"Slot/{target['id']}"}],
+        participant=[{"actor": {"reference": f"Patient/{pid}", "display": "赵钢"}, "status": "needs-action"}],
+    )
+    appt.save()
+    assert appt["status"] == "booked" and appt["id"]
+    assert fc.reference("Slot", target["id"]).to_resource()["status"] == "busy"
+
+    other = new_person()
+    agent = SyncFHIRClient(f"{live}/fhir/r4", authorization=auth("agent")["Authorization"])
+    with pytest.raises(OperationOutcome) as exc:
+        agent.resource(
+            "Appointment",
+            status="proposed",
+            slot=[{"reference": f"Slot/{target['id']}"}],
+            participant=[{"actor": {"reference": f"Patient/{other}"}, "status": "needs-action"}],
+        ).save()
+    assert "slot-full" in json.dumps(exc.value.resource, ensure_ascii=False)
+
+    mine = (
+        fc.resources("Appointment")
+        .search(patient=f"Patient/{pid}", date="2025-03-10", status="booked")
+        .fetch()
+    )
+    assert [a["id"] for a in mine] == [appt["id"]]
+    appt["status"] = "cancelled"
+    appt.save()
+    assert fc.reference("Appointment", appt["id"]).to_resource()["status"] == "cancelled"
+    assert fc.reference("Slot", target["id"]).to_resource()["status"] == "free"
+
+
+def test_refusal_is_409_operation_outcome_and_patch_cancels(
+    client: TestClient, auth: Auth, frozen: datetime
+) -> None:
+    sched = publish(client, auth, day="2025-03-20", hospital_code="H029")
+    pid = new_person()
+    me = {**auth("resident", subject=pid), "Content-Type": "application/fhir+json"}
+    body = {
+        "resourceType": "Appointment",
+        "status": "proposed",
+        "slot": [{"reference": f"Slot/{sched['slots'][0]['id']}"}],
+        "participant": [{"actor": {"reference": f"Patient/{pid}"}, "status": "needs-action"}],
+    }
+    r = client.post("/fhir/r4/Appointment", content=json.dumps(body), headers=me)
+    assert r.status_code == 409 and r.json()["resourceType"] == "OperationOutcome"
+    issue = r.json()["issue"][0]
+    assert issue["code"] == "business-rule" and issue["details"]["coding"][0]["code"] == "not-released"
+    ready = publish(client, auth, day="2025-03-07", hospital_code="H029")
+    body["slot"] = [{"reference": f"Slot/{ready['slots'][0]['id']}"}]
+    r = client.post("/fhir/r4/Appointment", content=json.dumps(body), headers=me)
+    assert r.status_code == 201 and r.headers["location"].startswith("/fhir/r4/Appointment/")
+    patch = [{"op": "replace", "path": "/status", "value": "cancelled"}]
+    r = client.patch(
+        f"/fhir/r4/Appointment/{r.json()['id']}", json=patch, headers=auth("resident", subject=pid)
+    )
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    bad = client.post("/fhir/r4/Appointment", json={"resourceType": "Appointment"}, headers=me)
+    assert bad.status_code == 422 and bad.json()["resourceType"] == "OperationOutcome"
+
+
+def test_bulk_publish_manifest_and_ndjson(
+    live: str, client: TestClient, auth: Auth, frozen: datetime
+) -> None:
+    from rhip.booking import fhir_api
+
+    sched = publish(client, auth, day="2025-03-06", hospital_code="H029")
+    fhir_api._FEED.clear()
+    manifest = httpx.get(f"{live}/fhir/r4/$bulk-publish").json()
+    assert [o["type"] for o in manifest["output"]] == ["Location", "Schedule", "Slot"]
+    assert manifest["transactionTime"].startswith("2025-03-03T09:00:00")
+    slot_url = manifest["output"][2]["url"]
+    lines = [json.loads(x) for x in httpx.get(slot_url).text.splitlines()]
+    assert {s["id"] for s in lines} >= {str(x["id"]) for x in sched["slots"]}
+    assert all(s["status"] == "free" for s in lines)
+    locations = httpx.get(manifest["output"][0]["url"]).text
+    assert "南京市胸科医院" in locations

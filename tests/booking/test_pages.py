@@ -1,0 +1,44 @@
+"""Booking pages through the app: register with a real name, find, book, see and cancel."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from fastapi.testclient import TestClient
+
+from tests.booking.conftest import new_person
+from tests.booking.test_api import publish
+
+
+def test_register_find_book_cancel(
+    client: TestClient, auth: Callable[..., dict[str, str]], frozen: datetime
+) -> None:
+    sched = publish(client, auth, day="2025-03-07", capacity=2, hospital_code="H029")
+    assert "登录后预约" in client.get("/booking/h/H029/d/03.04?day=2025-03-07").text
+    pid = new_person()
+    r = client.post("/booking/register", data={"id_number": pid, "name": "赵钢", "password": "secret-123"})
+    assert r.status_code == 200 and "我的预约" in r.text and "暂无预约记录" in r.text
+    assert "南京市胸科医院" in client.get("/booking").text
+    assert "心血管内科专业" in client.get("/booking/h/H029").text
+    page = client.get("/booking/h/H029/d/03.04", params={"day": "2025-03-07"}).text
+    assert sched["doctor_name"] in page and "预约</button>" in page
+    r = client.post(
+        "/booking/book", data={"slot_id": sched["slots"][0]["id"], "back": "/booking/h/H029/d/03.04"}
+    )
+    assert "预约成功" in r.text and "南京市胸科医院" in r.text and "已预约" in r.text
+    again = client.post(
+        "/booking/book", data={"slot_id": sched["slots"][1]["id"], "back": "/booking/h/H029/d/03.04"}
+    )
+    assert "最多预约 1 个号" in again.text  # refused by the department-day limit, shown on the page
+    appt = client.get("/api/v1/booking/appointments").json()[0]["id"]
+    r = client.post(f"/booking/cancel/{appt}")
+    assert "已取消预约" in r.text and "已取消" in r.text
+    client.post("/booking/logout")
+    r = client.post("/booking/login", data={"id_number": pid, "password": "wrong-pass"})
+    assert "用户名或密码错误" in r.text
+    r = client.post(
+        "/booking/register",
+        data={"id_number": "110101199001011234", "name": "某某", "password": "secret-123"},
+    )
+    assert "身份证号码无效" in r.text

@@ -1,0 +1,117 @@
+"""Booking in a real browser: register with a real name, find a doctor's time slot, book, cancel."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from rhip.booking.calendar import is_working_day
+from rhip.clock import local_now
+from rhip.registry.codes import make_id
+from rhip.security.service import issue_token
+from tests.e2e.conftest import _free_port
+
+pytestmark = pytest.mark.e2e
+SECRET = "e2e-booking-secret-key-0123456789-abcdefghijklmnop"
+
+
+@pytest.fixture(scope="module")
+def booking_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`rhip serve` with a known signing key, so the test can publish schedules as a manager."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "RHIP_DATA_DIR": str(tmp_path_factory.mktemp("e2e-booking")),
+        "RHIP_SECRET_KEY": SECRET,
+        "RHIP_LOG_LEVEL": "WARNING",
+    }
+    env.pop("RHIP_DATABASE_URL", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rhip.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{proc.stdout.read().decode() if proc.stdout else ''}")
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        raise RuntimeError("server did not start in 90 s")
+    yield base
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def _bookable_day() -> date:
+    """A working day 2–6 days ahead: released to the public and still cancellable."""
+    day = local_now().date() + timedelta(days=2)
+    while not is_working_day(day):
+        day += timedelta(days=1)
+    return day
+
+
+def test_resident_books_and_cancels_in_the_browser(booking_server: str, page, artifacts: Path) -> None:  # type: ignore[no-untyped-def]
+    day = _bookable_day()
+    manager = {"Authorization": f"Bearer {issue_token(SECRET, subject='e2e', role='manager')}"}
+    r = httpx.post(
+        f"{booking_server}/api/v1/booking/schedules",
+        headers=manager,
+        json={
+            "hospital_code": "H029",
+            "department_code": "03.04",
+            "doctor_name": "周主任",
+            "doctor_title": "主任医师",
+            "service_date": day.isoformat(),
+            "session": "am",
+            "slot_minutes": 30,
+            "capacity_per_slot": 3,
+        },
+    )
+    assert r.status_code == 201, r.text
+    pid = make_id("320106", date(1985, 6, 15), 123)
+
+    page.goto(f"{booking_server}/")
+    page.get_by_role("link", name="预约挂号").first.click()
+    page.wait_for_url("**/booking")
+    page.get_by_role("link", name="南京市胸科医院").click()
+    page.get_by_role("link", name="心血管内科专业").click()
+    page.wait_for_url("**/d/03.04**")
+    assert "周主任" in page.locator("main").inner_text()
+    page.get_by_role("link", name="登录后预约").first.click()
+    page.locator("#register input[name=id_number]").fill(pid)
+    page.locator("#register input[name=name]").fill("赵钢")
+    page.locator("#register input[name=password]").fill("secret-123")
+    page.locator("#register button").click()
+    page.wait_for_url("**/d/03.04**")
+    first_slot = page.locator("tr[data-slot]").first
+    assert first_slot.locator("td.num").inner_text() == "3"
+    first_slot.get_by_role("button", name="预约").click()
+    page.wait_for_url("**/booking/me**")
+    assert "预约成功" in page.locator("#msg").inner_text()
+    row = page.locator("#my-bookings tr[data-appointment]").first
+    assert "南京市胸科医院" in row.inner_text() and "已预约" in row.inner_text()
+    page.screenshot(path=str(artifacts / "booking-me.png"), full_page=True)
+    row.get_by_role("button", name="取消预约").click()
+    page.wait_for_url("**/booking/me**")
+    assert "已取消" in page.locator("#my-bookings tr[data-appointment] td.status").first.inner_text()
+    page.goto(f"{booking_server}/booking/h/H029/d/03.04?day={day.isoformat()}")
+    assert page.locator("tr[data-slot] td.num").first.inner_text() == "3"
