@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: demo test serve setup setup-system lint typecheck layers pytest bench clean
+.PHONY: demo test serve setup setup-system setup-fonts lint typecheck layers pytest bench clean
 
 $(BIN)/rhip: pyproject.toml uv.lock scripts/bootstrap.sh
 	scripts/bootstrap.sh
@@ -14,10 +14,13 @@ setup: $(BIN)/rhip
 setup-system:
 	scripts/bootstrap.sh --system
 
-demo: setup
+setup-fonts:
+	scripts/bootstrap.sh --fonts
+
+demo: setup setup-fonts
 	$(BIN)/rhip demo
 
-serve: setup
+serve: setup setup-fonts
 	$(BIN)/rhip demo --serve
 
 lint: setup

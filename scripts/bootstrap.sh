@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Create .venv with the locked dependencies; with --system also install the Debian packages the
-# tests need (Chromium for browser tests, a CJK font). Safe to run again.
+# Create .venv with the locked dependencies. With --fonts also install a CJK font from Debian (the
+# bulletin's PDF and charts need one); with --system the font and Chromium (browser tests). Safe to rerun.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [[ "${1:-}" == "--system" ]]; then
+if [[ "${1:-}" == "--system" || "${1:-}" == "--fonts" ]]; then
     need=()
-    [[ -x /usr/bin/chromium ]] || need+=(chromium)
+    [[ "${1:-}" != "--system" || -x /usr/bin/chromium ]] || need+=(chromium)
     fc-list 2>/dev/null | grep -qiE "wqy|noto.*cjk" || need+=(fonts-wqy-microhei)
     if ((${#need[@]})); then
         echo "bootstrap: installing Debian packages: ${need[*]}"

@@ -93,3 +93,21 @@ def test_bulletin_rows_equal_ground_truth(ingested: Lake, synth_month: Path, ses
         assert u.upload_days == t["realtime_upload_days_count"], code
         assert u.forms == len(t["realtime_forms"]), code
         assert u.stat_visits == t["statistics_report"]["outpatient_visits"], code
+
+
+def test_demo_steps_run(app_, settings, synth_month: Path) -> None:  # type: ignore[no-untyped-def]
+    from rich.console import Console
+
+    from rhip.bulletin import demo as bulletin_demo
+    from rhip.quality import demo as quality_demo
+
+    console = Console(quiet=True)
+    rows = quality_demo.run(settings=settings, synth_dir=synth_month, console=console)
+    assert rows[0][0] == "数据质控" and "导入卫统" in rows[0][1]
+    rows = bulletin_demo.run(settings=settings, synth_dir=synth_month, console=console)
+    assert rows[0][0] == "信息化简报"
+    assert sorted(p.suffix for p in (settings.data_dir / "bulletin" / MONTH).iterdir()) == [
+        ".html",
+        ".pdf",
+        ".xlsx",
+    ]

@@ -505,7 +505,7 @@ class MonthFigures:
     def of_kind(self, kind: str) -> list[UnitFigures]:
         """Units of one kind, largest upload volume first (the bulletins' order)."""
         rows = [u for u in self.units if u.kind == kind]
-        return sorted(rows, key=lambda u: (-u.uploads, u.name))
+        return sorted(rows, key=lambda u: -u.uploads)  # stable: ties keep the registry order
 
     def unit_of(self, institution_code: str) -> UnitFigures | None:
         """The unit an institution reports in (itself, its district platform or its parent hospital)."""
