@@ -286,7 +286,8 @@ def demo(
         summary.add_row(name, value)
     summary.add_row("用时", f"{time.perf_counter() - started:.1f} 秒")
     console.print(summary)
-    synth_service.print_summary(result, console)
+    console.print(f"逐机构明细：rhip synth --month {month} --scale {scale} --seed {seed}")
+    console.print(f"输出：上传文件与真值 {out}；数据湖 {settings.resolved_lake_dir}")
     if serve:
         _serve(settings, "127.0.0.1", port)
 
