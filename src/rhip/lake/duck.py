@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import duckdb
@@ -9,6 +10,8 @@ import pyarrow as pa
 
 from rhip.lake.sql import Sql, ident
 from rhip.lake.store import Lake
+
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class Duck:
@@ -34,14 +37,21 @@ class Duck:
         for table in self.lake.tables():
             self._register(table)
 
+    def _refresh_for(self, text: str) -> None:
+        """Register, at their latest version, only the lake tables the statement names."""
+        words = set(_WORD.findall(text))
+        for table in self.lake.tables():
+            if table in words:
+                self._register(table)
+
     def query(self, sql: Sql) -> pa.Table:
         """Run a statement with bound parameters and return an Arrow table."""
-        self.refresh()
+        self._refresh_for(sql.text)
         return self.con.execute(sql.text, sql.params).to_arrow_table()
 
     def rows(self, sql: Sql) -> list[tuple[Any, ...]]:
         """Run a statement and return Python rows."""
-        self.refresh()
+        self._refresh_for(sql.text)
         return self.con.execute(sql.text, sql.params).fetchall()
 
     def count(self, table: str) -> int:
