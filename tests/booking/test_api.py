@@ -17,7 +17,9 @@ Auth = Callable[..., dict[str, str]]
 API = "/api/v1/booking"
 
 
-def publish(client: TestClient, auth: Auth, *, day: str = "2025-03-10", capacity: int = 4, **kw: Any) -> dict:
+def publish(
+    client: TestClient, auth: Auth, *, day: str = "2025-03-10", capacity: int = 4, **kw: Any
+) -> dict[str, Any]:
     body = {
         "hospital_code": TERTIARY,
         "department_code": "03.04",
@@ -31,7 +33,8 @@ def publish(client: TestClient, auth: Auth, *, day: str = "2025-03-10", capacity
     }
     r = client.post(f"{API}/schedules", json=body, headers=auth("doctor", institution=body["hospital_code"]))
     assert r.status_code == 201, r.text
-    return r.json()
+    out: dict[str, Any] = r.json()
+    return out
 
 
 def test_find_book_retry_cancel_as_resident(client: TestClient, auth: Auth, frozen: datetime) -> None:

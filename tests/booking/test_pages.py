@@ -42,3 +42,42 @@ def test_register_find_book_cancel(
         data={"id_number": "110101199001011234", "name": "某某", "password": "secret-123"},
     )
     assert "身份证号码无效" in r.text
+
+
+def test_family_doctor_signs_and_refers_then_hospital_sees_day_list(
+    client: TestClient, auth: Callable[..., dict[str, str]], frozen: datetime
+) -> None:
+    sched = publish(client, auth, day="2025-03-17", capacity=10)  # tertiary: 3 family places per slot
+    assert client.get("/booking/family", follow_redirects=False).status_code == 303
+    fd = auth("family_doctor", institution="C32010201", subject="fd-page")
+    page = client.get("/booking/family", params={"day": "2025-03-17"}, headers=fd).text
+    assert "家庭医生工作台" in page and sched["doctor_name"] in page and "预约并上转" in page
+    pid = new_person()
+    slot = sched["slots"][0]["id"]
+    form = {
+        "slot_id": slot,
+        "person_id": pid,
+        "person_name": "钱芳",
+        "reason": "胸痛待查",
+        "day": "2025-03-17",
+    }
+    r = client.post("/booking/family/refer", data=form, headers=fd)
+    assert "签约" in r.text and "转诊成功" not in r.text  # not signed yet: refused, said on the page
+    r = client.post("/booking/family/sign", data={"person_id": pid}, headers=fd)
+    assert "已签约" in r.text
+    r = client.post("/booking/family/refer", data=form, headers=fd)
+    assert "转诊成功" in r.text and "胸痛待查" in r.text and "上转" in r.text
+
+    staff = auth("doctor", institution="H020", subject="staff-page")
+    page = client.get("/booking/staff", params={"day": "2025-03-17"}, headers=staff).text
+    assert "南京鼓楼医院" in page and sched["doctor_name"] in page
+    assert "钱芳" in page and "家庭医生优先号源" in page and pid not in page  # masked ID number
+    assert "1/" in page
+    other = client.get(
+        "/booking/staff", params={"hospital": "H020"}, headers=auth("resident"), follow_redirects=False
+    )
+    assert other.status_code == 303
+    mgr = client.get(
+        "/booking/staff", params={"day": "2025-03-17", "hospital": "H020"}, headers=auth("manager")
+    )
+    assert "钱芳" in mgr.text

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from rhip import clock
 from rhip.booking import calendar as cal
 from rhip.booking import service as svc
+from rhip.booking.models import Appointment, Slot
 from rhip.booking.rules import Rules, split_capacity
 from rhip.errors import Conflict, Forbidden, Invalid
 from rhip.security.roles import Role
@@ -21,7 +22,7 @@ DOCTOR = Principal(subject="dr-1", role=Role.doctor, institution_code=TERTIARY)
 AGENT = Principal(subject="agent-1", role=Role.agent)
 
 
-def slots_of(s: Session, schedule_id: int) -> list[svc.Slot]:
+def slots_of(s: Session, schedule_id: int) -> list[Slot]:
     with s.begin():
         slots = svc.get_slots(s, schedule_id=schedule_id)
     for slot in slots:  # detached snapshots: a later rollback must not expire them
@@ -29,7 +30,7 @@ def slots_of(s: Session, schedule_id: int) -> list[svc.Slot]:
     return slots
 
 
-def book(s: Session, slot_id: int, pid: str, **kw: object) -> svc.Appointment:
+def book(s: Session, slot_id: int, pid: str, **kw: object) -> Appointment:
     kw.setdefault("actor", resident(pid))
     with s.begin():
         appt = svc.book(s, slot_id=slot_id, person=pid, **kw).appointment  # type: ignore[arg-type]

@@ -115,3 +115,55 @@ def test_resident_books_and_cancels_in_the_browser(booking_server: str, page, ar
     assert "已取消" in page.locator("#my-bookings tr[data-appointment] td.status").first.inner_text()
     page.goto(f"{booking_server}/booking/h/H029/d/03.04?day={day.isoformat()}")
     assert page.locator("tr[data-slot] td.num").first.inner_text() == "3"
+
+
+def test_family_doctor_refers_and_hospital_sees_day_list_in_the_browser(  # type: ignore[no-untyped-def]
+    booking_server: str, page, artifacts: Path
+) -> None:
+    day = local_now().date() + timedelta(days=10)  # the family doctors' week: priority places open
+    while not is_working_day(day):
+        day += timedelta(days=1)
+    manager = {"Authorization": f"Bearer {issue_token(SECRET, subject='e2e', role='manager')}"}
+    r = httpx.post(
+        f"{booking_server}/api/v1/booking/schedules",
+        headers=manager,
+        json={
+            "hospital_code": "H020",
+            "department_code": "03.04",
+            "doctor_name": "吴教授",
+            "doctor_title": "主任医师",
+            "service_date": day.isoformat(),
+            "session": "pm",
+            "slot_minutes": 30,
+            "capacity_per_slot": 10,
+        },
+    )
+    assert r.status_code == 201, r.text
+    pid = make_id("320102", date(1958, 2, 3), 456)
+    fd = issue_token(SECRET, subject="e2e-fd", role="family_doctor", institution_code="C32010201")
+    page.context.add_cookies([{"name": "rhip_token", "value": fd, "url": booking_server}])
+    page.goto(f"{booking_server}/booking/family?day={day.isoformat()}")
+    assert "吴教授" in page.locator("main").inner_text()
+    page.locator("#sign-form input[name=person_id]").fill(pid)
+    page.locator("#sign-form button").click()
+    page.wait_for_url("**/booking/family**")
+    assert "已签约" in page.locator("#msg").inner_text()
+    page.goto(f"{booking_server}/booking/family?day={day.isoformat()}")
+    slot = page.locator("tr[data-slot]").first
+    assert slot.locator("td").nth(1).inner_text() == "3"
+    slot.locator("input[name=person_id]").fill(pid)
+    slot.locator("input[name=person_name]").fill("孙老伯")
+    slot.locator("input[name=reason]").fill("反复胸闷")
+    slot.get_by_role("button", name="预约并上转").click()
+    page.wait_for_url("**/booking/family**")
+    assert "转诊成功" in page.locator("#msg").inner_text()
+    assert "反复胸闷" in page.locator("#referrals").inner_text()
+    page.screenshot(path=str(artifacts / "booking-family.png"), full_page=True)
+
+    staff = issue_token(SECRET, subject="e2e-staff", role="doctor", institution_code="H020")
+    page.context.add_cookies([{"name": "rhip_token", "value": staff, "url": booking_server}])
+    page.goto(f"{booking_server}/booking/staff?day={day.isoformat()}")
+    assert "吴教授" in page.locator("#schedules").inner_text()
+    listed = page.locator("#day-list tr[data-appointment]").first.inner_text()
+    assert "孙老伯" in listed and "家庭医生优先号源" in listed and pid not in listed
+    page.screenshot(path=str(artifacts / "booking-staff.png"), full_page=True)

@@ -70,3 +70,43 @@ def test_fuzz_realtime(client, auth, inst, data) -> None:  # type: ignore[no-unt
 def test_fuzz_realtime_json(client, auth, inst, rec) -> None:  # type: ignore[no-untyped-def]
     h = auth("uploader", institution=inst)
     _ok(client.post("/api/v1/intake/realtime/patient_info", headers=h, json=[rec]))
+
+
+CDA_HEAD = b'<?xml version="1.0" encoding="UTF-8"?><ClinicalDocument xmlns="urn:hl7-org:v3">'
+xml_blobs = st.one_of(
+    blobs,
+    st.binary(max_size=400).map(lambda b: CDA_HEAD + b),
+    st.text(max_size=300).map(
+        lambda t: CDA_HEAD + t.encode("utf-8", "surrogatepass") + b"</ClinicalDocument>"
+    ),
+    st.lists(
+        st.sampled_from(
+            [
+                b'<templateId root="2.16.156.10011.2.1.1.22"/>',
+                b'<templateId root="2.16.156.10011.2.1.1.73"/>',
+                b'<code code="C0007"/>',
+                b'<id extension="D1"/>',
+                b"<custodian><assignedCustodian><representedCustodianOrganization>"
+                b'<id extension="X"/></representedCustodianOrganization></assignedCustodian></custodian>',
+                b'<effectiveTime value="2025"/>',
+                b"<componentOf><encompassingEncounter><id extension='V'/>"
+                b"</encompassingEncounter></componentOf>",
+                b"&amp;",
+                b"<!ENTITY x 'y'>",
+            ]
+        ),
+        max_size=8,
+    ).map(lambda parts: CDA_HEAD + b"".join(parts) + b"</ClinicalDocument>"),
+)
+
+
+@FUZZ
+@given(data=xml_blobs)
+def test_fuzz_cda(client, auth, inst, data) -> None:  # type: ignore[no-untyped-def]
+    h = auth("uploader", institution=inst)
+    _ok(client.post("/api/v1/intake/cda", headers=h, content=data))
+    _ok(
+        client.post(
+            "/api/v1/intake/cda", headers=h, content=data.replace(b'"X"', b'"' + inst.encode() + b'"')
+        )
+    )

@@ -251,3 +251,151 @@ def logout() -> Response:
     response = RedirectResponse("/booking", status_code=303)
     response.delete_cookie(COOKIE)
     return response
+
+
+# ------------------------------------------------------------------ family doctors and hospital staff
+
+
+def _day(value: str | None, default: date) -> date:
+    try:
+        return date.fromisoformat(value) if value else default
+    except ValueError:
+        return default
+
+
+@router.get("/booking/family", response_class=HTMLResponse, dependencies=[Depends(public())])
+def family_page(
+    request: Request,
+    session: SessionDep,
+    day: Annotated[str | None, Query(max_length=10)] = None,
+    msg: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
+    """家庭医生工作台: priority-tranche places of a day, sign a resident, refer up with a booked place."""
+    me = _me(request)
+    if me is None or me.role is not Role.family_doctor:
+        return RedirectResponse("/booking/login?next=/booking/family", status_code=303)
+    t = local_now()
+    the_day = _day(day, t.date() + timedelta(days=8))
+    with session.begin():
+        scheds = [
+            s
+            for s in svc.get_all_schedules(session, date_from=the_day, date_to=the_day)
+            if s.status == "open"
+        ]
+        rows = []
+        for s in scheds:
+            slots = [
+                {"slot": x, "left": x.cap_family - x.booked_family}
+                for x in svc.get_slots(session, schedule_id=s.id)
+                if x.cap_family > x.booked_family and x.family_release_at <= t and x.starts_at > t
+            ]
+            if slots:
+                inst = reg_data.get(s.hospital_code)
+                rows.append({"s": s, "hospital": inst.name if inst else s.hospital_code, "slots": slots})
+        referrals = svc.get_all_referrals(session, actor=me)[:50]
+    return _render(
+        request,
+        "booking_family.html",
+        {"rows": rows, "day": the_day, "referrals": referrals, "msg": msg, "tz": SHANGHAI},
+    )
+
+
+FamilyDoctor = Annotated[Principal, Depends(require(Role.family_doctor))]
+
+
+@router.post("/booking/family/sign")
+def family_sign(
+    session: SessionDep, me: FamilyDoctor, person_id: Annotated[str, Form(max_length=18)]
+) -> Response:
+    """签约: record that a resident has signed with the family doctor's centre."""
+    try:
+        with session.begin():
+            svc.sign(session, person=person_id, actor=me)
+    except RhipError as exc:
+        return _back("/booking/family", exc.detail)
+    return _back("/booking/family", f"已签约：{person_id[:6]}********{person_id[-4:]}")
+
+
+@router.post("/booking/family/refer")
+def family_refer(
+    session: SessionDep,
+    me: FamilyDoctor,
+    slot_id: Annotated[int, Form()],
+    person_id: Annotated[str, Form(max_length=18)],
+    reason: Annotated[str, Form(min_length=1, max_length=500)],
+    person_name: Annotated[str | None, Form(max_length=64)] = None,
+    day: Annotated[str, Form(max_length=10)] = "",
+) -> Response:
+    """上转: book a priority place for a signed resident and refer them to the specialist."""
+    back = f"/booking/family?day={quote(day)}" if day else "/booking/family"
+    try:
+        with session.begin():
+            ref = svc.refer_up(
+                session, person=person_id, slot_id=slot_id, reason=reason, actor=me, person_name=person_name
+            )
+    except RhipError as exc:
+        return _back(back, exc.detail)
+    return _back(back, f"转诊成功：转诊单 {ref.id}，预约号 {ref.appointment_id}")
+
+
+@router.get("/booking/staff", response_class=HTMLResponse, dependencies=[Depends(public())])
+def staff_page(
+    request: Request,
+    session: SessionDep,
+    day: Annotated[str | None, Query(max_length=10)] = None,
+    hospital: Annotated[str | None, Query(max_length=32)] = None,
+) -> Response:
+    """医院工作台: the hospital's schedules of a day (places booked) and the day's patient list."""
+    me = _me(request)
+    if me is None or me.role not in (Role.doctor, Role.manager, Role.admin):
+        return RedirectResponse("/booking/login?next=/booking/staff", status_code=303)
+    code = me.institution_code if me.role is Role.doctor else hospital
+    if not code:
+        return _render(
+            request, "booking_staff.html", {"error": "请指定医院（?hospital=机构代码）"}, status=422
+        )
+    the_day = _day(day, local_now().date())
+    try:
+        svc.check_staff(me, code)
+        inst = svc.hospital(code)
+    except RhipError as exc:
+        return _render(request, "booking_staff.html", {"error": exc.detail}, status=exc.status)
+    with session.begin():
+        scheds = svc.get_all_schedules(session, hospital_code=code, date_from=the_day, date_to=the_day)
+        rows = []
+        for s in scheds:
+            slots = svc.get_slots(session, schedule_id=s.id)
+            rows.append(
+                {
+                    "s": s,
+                    "booked": sum(x.booked_public + x.booked_family + x.booked_clinic for x in slots),
+                    "cap": sum(x.cap_public + x.cap_family + x.cap_clinic for x in slots),
+                    "family": sum(x.booked_family for x in slots),
+                }
+            )
+        appts = svc.get_all_appointments(
+            session, actor=me, hospital_code=code, service_date=the_day, limit=1000
+        )
+        by_id = {s.id: s for s in scheds}
+        patients = [
+            {
+                "a": a,
+                "s": by_id.get(a.schedule_id),
+                "status": svc.STATUS_LABELS.get(a.status, a.status),
+                "tranche": svc.TRANCHE_LABELS.get(a.tranche, a.tranche),
+                "masked": f"{a.person_id[:6]}********{a.person_id[-4:]}",
+            }
+            for a in sorted(appts, key=lambda a: (a.starts_at, a.id))
+        ]
+    return _render(
+        request,
+        "booking_staff.html",
+        {
+            "hospital": inst.name,
+            "code": code,
+            "day": the_day,
+            "rows": rows,
+            "patients": patients,
+            "tz": SHANGHAI,
+        },
+    )

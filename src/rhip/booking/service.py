@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from rhip.booking import calendar as cal
 from rhip.booking import rules as R
@@ -618,28 +618,36 @@ def active_suspension(session: Session, *, person: str, at: datetime | None = No
     )
 
 
+_PERSON_ROWS: dict[bool, Any] = {}
+
+
+def _person_rows_stmt(keyed: bool) -> Any:
+    stmt = _PERSON_ROWS.get(keyed)
+    if stmt is None:
+        window = and_(
+            Appointment.person_id == bindparam("pid"),
+            Appointment.status.in_(COUNTING),
+            Appointment.service_date >= bindparam("lo", type_=Appointment.__table__.c.service_date.type),
+            Appointment.service_date <= bindparam("hi", type_=Appointment.__table__.c.service_date.type),
+        )
+        cond = or_(window, Appointment.idempotency_key == bindparam("key")) if keyed else window
+        stmt = select(
+            Appointment.id,
+            Appointment.service_date,
+            Appointment.hospital_code,
+            Appointment.department_code,
+            Appointment.status,
+            Appointment.idempotency_key,
+            Appointment.person_id,
+        ).where(cond)
+        _PERSON_ROWS[keyed] = stmt
+    return stmt
+
+
 def _person_rows(session: Session, pid: str, day: date, key: str | None) -> list[Any]:
     """The person's bookings that count around a day (and the one with this idempotency key): one query."""
-    window = and_(
-        Appointment.person_id == pid,
-        Appointment.status.in_(COUNTING),
-        Appointment.service_date >= day - timedelta(days=6),
-        Appointment.service_date <= day + timedelta(days=6),
-    )
-    cond = or_(window, Appointment.idempotency_key == key) if key is not None else window
-    return list(
-        session.execute(
-            select(
-                Appointment.id,
-                Appointment.service_date,
-                Appointment.hospital_code,
-                Appointment.department_code,
-                Appointment.status,
-                Appointment.idempotency_key,
-                Appointment.person_id,
-            ).where(cond)
-        ).all()
-    )
+    params = {"pid": pid, "lo": day - timedelta(days=6), "hi": day + timedelta(days=6), "key": key}
+    return list(session.execute(_person_rows_stmt(key is not None), params).all())
 
 
 def _check_limits(all_rows: list[Any], pid: str, slot: Slot, rules: R.Rules) -> None:
@@ -702,7 +710,13 @@ def book(
                 return Booked(existing, False)
         raise Conflict(f"该时段{TRANCHE_LABELS[tranche]}已约满", code="slot-full")
 
-    slot = session.get(Slot, slot_id, populate_existing=True)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    suspended_until: datetime | None = None
+    if postgres:
+        # one round trip: the slot (fast refusal) and the person's lock row (see _lock_person)
+        slot, suspended_until = _slot_and_lock(session, slot_id, pid)
+    else:
+        slot = session.get(Slot, slot_id, populate_existing=True)
     if slot is None:
         raise NotFound(f"号源时段不存在：{slot_id}", code="no-slot")
     try:
@@ -716,7 +730,8 @@ def book(
     rules = get_rules(session, hospital_code=slot.hospital_code)
 
     # from here on this person's bookings are serialised; the lock row also carries the suspension
-    suspended_until = _lock_person(session, pid)
+    if not postgres:
+        suspended_until = _lock_person(session, pid)
     rows = _person_rows(session, pid, slot.service_date, key)
     if key is not None:
         for row in rows:
@@ -730,27 +745,6 @@ def book(
         until = suspended_until.astimezone(SHANGHAI)
         raise Conflict(f"因多次爽约，预约功能暂停至 {until:%Y-%m-%d}（可申诉）", code="suspended")
     _check_limits(rows, pid, slot, rules)
-
-    # the one conditional write that takes the place: it cannot oversell under any concurrency
-    booked_col = {"public": Slot.booked_public, "family": Slot.booked_family, "clinic": Slot.booked_clinic}[
-        tranche
-    ]
-    cap_col = {"public": Slot.cap_public, "family": Slot.cap_family, "clinic": Slot.cap_clinic}[tranche]
-    conds = [Slot.id == slot_id, Slot.status == "open", booked_col < cap_col, Slot.starts_at > t]
-    if tranche == "public":
-        conds.append(Slot.public_release_at <= t)
-    elif tranche == "family":
-        conds.append(Slot.family_release_at <= t)
-    taken = session.execute(
-        update(Slot)
-        .where(*conds)
-        .values({booked_col.key: booked_col + 1, "updated_at": t})
-        .execution_options(synchronize_session=False)
-    )
-    if taken.rowcount != 1:  # type: ignore[attr-defined]
-        session.refresh(slot)
-        _refuse_slot(slot, tranche, t, actor)
-        raise Conflict("号源已被抢完", code="slot-full")  # pragma: no cover - refused above
 
     status = "held" if rules.prepay_minutes > 0 else "booked"
     values = {
@@ -777,6 +771,29 @@ def book(
         "created_at": t,
         "updated_at": t,
     }
+    # the one conditional write that takes the place: it cannot oversell under any concurrency
+    if postgres:  # UPDATE … RETURNING feeding INSERT … ON CONFLICT, one statement
+        return _take_and_insert_pg(session, slot, tranche, values, t, actor)
+    booked_col = {"public": Slot.booked_public, "family": Slot.booked_family, "clinic": Slot.booked_clinic}[
+        tranche
+    ]
+    cap_col = {"public": Slot.cap_public, "family": Slot.cap_family, "clinic": Slot.cap_clinic}[tranche]
+    conds = [Slot.id == slot_id, Slot.status == "open", booked_col < cap_col, Slot.starts_at > t]
+    if tranche == "public":
+        conds.append(Slot.public_release_at <= t)
+    elif tranche == "family":
+        conds.append(Slot.family_release_at <= t)
+    taken = session.execute(
+        update(Slot)
+        .where(*conds)
+        .values({booked_col.key: booked_col + 1, "updated_at": t})
+        .execution_options(synchronize_session=False)
+    )
+    if taken.rowcount != 1:  # type: ignore[attr-defined]
+        session.refresh(slot)
+        _refuse_slot(slot, tranche, t, actor)
+        raise Conflict("号源已被抢完", code="slot-full")  # pragma: no cover - refused above
+
     ins = _dialect_insert(session, Appointment).values(**values)
     if key is not None:
         ins = ins.on_conflict_do_nothing(index_elements=["idempotency_key"])
@@ -785,6 +802,130 @@ def book(
         # the same key won a race from another person's request; give the place back
         session.execute(update(Slot).where(Slot.id == slot_id).values({booked_col.key: booked_col - 1}))
         raise Conflict("幂等键已用于另一笔预约", code="idempotency-key-reused")
+    return Booked(appt, True)
+
+
+# PostgreSQL hot path: the statements are built once with bound parameters, so a booking spends no
+# time constructing SQL and hits SQLAlchemy's compiled cache at once.
+_PG_STATEMENTS: dict[Any, Any] = {}
+_APPT_COLUMNS = (
+    "slot_id",
+    "schedule_id",
+    "hospital_code",
+    "department_code",
+    "service_date",
+    "starts_at",
+    "ends_at",
+    "person_id",
+    "person_name",
+    "channel",
+    "tranche",
+    "status",
+    "idempotency_key",
+    "referral_id",
+    "hold_expires_at",
+    "created_by",
+    "created_role",
+    "actor_institution",
+    "created_at",
+    "updated_at",
+)
+
+
+def _pg_slot_and_lock_stmt() -> Any:
+    stmt = _PG_STATEMENTS.get("slot_and_lock")
+    if stmt is None:
+        lock = (
+            postgresql.insert(PersonLock)
+            .values(person_id=bindparam("pid"), bumps=1)
+            .on_conflict_do_update(index_elements=["person_id"], set_={"bumps": PersonLock.bumps + 1})
+            .returning(PersonLock.suspended_until)
+            .cte("person_lock")
+        )
+        stmt = (
+            select(Slot, lock.c.suspended_until)
+            .select_from(lock)
+            .outerjoin(Slot, Slot.id == bindparam("slot_id"))
+        )
+        _PG_STATEMENTS["slot_and_lock"] = stmt
+    return stmt
+
+
+def _pg_take_stmt(tranche: str, keyed: bool) -> Any:
+    stmt = _PG_STATEMENTS.get((tranche, keyed))
+    if stmt is None:
+        booked_col = getattr(Slot, f"booked_{tranche}")
+        cap_col = getattr(Slot, f"cap_{tranche}")
+        t = bindparam("t", type_=Slot.__table__.c.updated_at.type)
+        conds = [
+            Slot.id == bindparam("slot_id"),
+            Slot.status == "open",
+            booked_col < cap_col,
+            Slot.starts_at > t,
+        ]
+        if tranche == "public":
+            conds.append(Slot.public_release_at <= t)
+        elif tranche == "family":
+            conds.append(Slot.family_release_at <= t)
+        taken = (
+            update(Slot)
+            .where(*conds)
+            .values({booked_col.key: booked_col + 1, "updated_at": t})
+            .returning(Slot.id)
+            .cte("taken")
+        )
+        table = Appointment.__table__
+        src = select(
+            *[
+                (taken.c.id if k == "slot_id" else bindparam(f"v_{k}", type_=table.c[k].type)).label(k)
+                for k in _APPT_COLUMNS
+            ]
+        ).select_from(taken)
+        ins = postgresql.insert(Appointment).from_select(list(_APPT_COLUMNS), src)
+        if keyed:
+            ins = ins.on_conflict_do_nothing(index_elements=["idempotency_key"])
+        made = ins.returning(*table.c).cte("made")
+        stmt = select(taken.c.id, aliased(Appointment, made)).select_from(taken).outerjoin(made, true())
+        _PG_STATEMENTS[(tranche, keyed)] = stmt
+    return stmt
+
+
+def _slot_and_lock(session: Session, slot_id: int, pid: str) -> tuple[Slot | None, datetime | None]:
+    """PostgreSQL: read the slot and take the person's lock row (upsert) in ONE statement.
+
+    The slot is read for the fast refusal and its static columns only (the conditional UPDATE is the
+    guard); the limits are read by the next statement, whose fresh snapshot sees every booking the
+    person's earlier transactions committed while this one waited on the lock.
+    """
+    row = session.execute(
+        _pg_slot_and_lock_stmt(),
+        {"pid": pid, "slot_id": slot_id},
+        execution_options={"populate_existing": True},
+    ).one()
+    return row[0], row[1]
+
+
+def _take_and_insert_pg(
+    session: Session, slot: Slot, tranche: str, values: dict[str, Any], t: datetime, actor: Principal
+) -> Booked:
+    """PostgreSQL: the conditional UPDATE and the INSERT … ON CONFLICT as ONE statement (CTEs)."""
+    params = {f"v_{k}": v for k, v in values.items() if k != "slot_id"}
+    params["slot_id"], params["t"] = values["slot_id"], t
+    row = session.execute(
+        _pg_take_stmt(tranche, values["idempotency_key"] is not None),
+        params,
+        execution_options={"populate_existing": True},
+    ).first()
+    if row is None:  # the place was not taken: say which rule refuses it
+        session.refresh(slot)
+        _refuse_slot(slot, tranche, t, actor)
+        raise Conflict("号源已被抢完", code="slot-full")  # pragma: no cover - refused above
+    if row[1] is None:
+        # the same key won a race from another person's request; give the place back
+        booked_col = getattr(Slot, f"booked_{tranche}")
+        session.execute(update(Slot).where(Slot.id == slot.id).values({booked_col.key: booked_col - 1}))
+        raise Conflict("幂等键已用于另一笔预约", code="idempotency-key-reused")
+    appt: Appointment = row[1]
     return Booked(appt, True)
 
 

@@ -34,8 +34,10 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    # as many connections as FastAPI's worker threads (40), so a burst of requests never waits on the pool
-    return create_engine(url, pool_size=20, max_overflow=30, pool_timeout=30, pool_pre_ping=True)
+    # 30 per process: two workers stay well under PostgreSQL's default 100 connections; sessions close
+    # before the response is sent, so a connection is held only while a route runs. No pre-ping: it
+    # would add a round trip to every request; stale connections are recycled after an hour instead.
+    return create_engine(url, pool_size=15, max_overflow=15, pool_timeout=30, pool_recycle=3600)
 
 
 class Database:

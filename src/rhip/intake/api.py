@@ -13,11 +13,20 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
+from rhip import clock
 from rhip.config import Settings
 from rhip.db.engine import Database
 from rhip.errors import BadRequest, Forbidden, Invalid
-from rhip.intake import export, formats, pipeline, service, uploads
-from rhip.intake.schemas import BatchPage, BatchRead, RealtimeRead, batch_read
+from rhip.intake import cda, export, formats, pipeline, service, uploads
+from rhip.intake.schemas import (
+    BatchPage,
+    BatchRead,
+    CdaCount,
+    CdaCountPage,
+    CdaRead,
+    RealtimeRead,
+    batch_read,
+)
 from rhip.lake.store import Lake
 from rhip.security.deps import SessionDep, require
 from rhip.security.roles import Role
@@ -182,6 +191,83 @@ async def upload_realtime(
             {k: p.get(k) for k in ("row", "business_key", "rule", "field", "value", "message")}
             for p in problems
         ],
+    )
+
+
+@router.post("/cda", response_model=CdaRead, status_code=201)
+async def upload_cda(
+    request: Request,
+    principal: Annotated[Principal, Depends(require(*SENDERS))],
+    institution: str | None = None,
+) -> CdaRead:
+    """Upload one CDA shared document (WS/T 500, HL7 CDA R2 XML): kept, counted and mapped into intake."""
+    inst = upload_institution(principal, institution)
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > cda.MAX_CDA_BYTES:
+        raise uploads.too_large(cda.MAX_CDA_BYTES)
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > cda.MAX_CDA_BYTES:
+            raise uploads.too_large(cda.MAX_CDA_BYTES)
+    now_local = clock.local_now().strftime("%Y-%m-%d %H:%M:%S")
+    doc = await run_in_threadpool(cda.parse, bytes(raw), institution_code=inst, collected_at=now_local)
+    frames = {}
+    for table, rows in doc.rows.items():
+        ds = pipeline.get_dataset(table)
+        frames[table] = pipeline.frame_of(ds, formats.table_from_records(rows))
+    kept: list[bool] = []
+
+    def keep(session: Any, batch_id: str) -> None:
+        kept.append(
+            service.record_cda(
+                session,
+                batch_id=batch_id,
+                institution_code=inst,
+                document_id=doc.document_id,
+                doc_type=doc.doc_type.code,
+                title=doc.title,
+                effective_time=doc.effective_time,
+                sha256=doc.sha256,
+                content=doc.content,
+            )
+        )
+
+    db: Database = request.app.state.db
+    receipt = await run_in_threadpool(
+        service.ingest,
+        db,
+        _lake(request),
+        institution_code=inst,
+        submitted_by=principal.subject,
+        channel="cda",
+        frames=frames,
+        on_committed=keep,
+    )
+    return CdaRead(
+        document_id=doc.document_id,
+        doc_type=doc.doc_type.code,
+        doc_type_label=doc.doc_type.label,
+        title=doc.title,
+        new_document=bool(kept and kept[0]),
+        receipt=_receipt(request, receipt.batch_id),
+    )
+
+
+@router.get("/cda/counts", response_model=CdaCountPage)
+def cda_counts(
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(require(*READERS))],
+    institution: str | None = None,
+) -> CdaCountPage:
+    """CDA documents kept per institution and document type (the bulletin's CDA 文档 column)."""
+    code = principal.institution_code if principal.role is Role.uploader else institution
+    labels = {d.code: d.label for d in cda.DOC_TYPES.values()}
+    return CdaCountPage(
+        items=[
+            CdaCount(institution_code=i, doc_type=t, doc_type_label=labels.get(t, t), documents=n)
+            for i, t, n in service.cda_counts(session, institution_code=code)
+        ]
     )
 
 

@@ -112,9 +112,11 @@ def detect_encoding(path: Path, declared: str | None = None) -> str:
         # a whole line with non-ASCII text that is valid UTF-8 before the first bad byte, or a long run of
         # UTF-8 Chinese after it: GBK text practically never looks like either
         line_start = mm.rfind(b"\n", 0, bad)
-        utf8_part = _UTF8_LINE.search(mm, 0, max(line_start, 0)) or _UTF8_LINE.search(mm, bad)
-        if utf8_part is not None:
-            other = _line_of(mm, utf8_part.start())
+        utf8_at = _find_utf8_line(mm, 0, max(line_start, 0))
+        if utf8_at is None:
+            utf8_at = _find_utf8_line(mm, bad, len(mm))
+        if utf8_at is not None:
+            other = _line_of(mm, utf8_at)
             raise Invalid(
                 f"文件混用了多种编码：第 {other} 行是 UTF-8，第 {line} 行不是；请整个文件使用同一种编码",
                 code="mixed-encoding",
@@ -130,6 +132,36 @@ def detect_encoding(path: Path, declared: str | None = None) -> str:
                     f"第 {at} 行既不是 UTF-8 也不是 GBK/GB18030 编码", code="bad-encoding", line=at
                 ) from None
         return "gb18030"
+
+
+_CJK_PAIR = re.compile("[\u4000-\u9fff].*[\u4000-\u9fff]")
+
+
+def _find_utf8_line(mm: Any, start: int, end: int) -> int | None:
+    """Offset of the first whole line in mm[start:end] that is valid UTF-8 with two or more Chinese
+    characters (U+4000–U+9FFF, i.e. 3-byte sequences led by E4–E9), or None.
+
+    Same test as `_UTF8_LINE`, but the lines are cut and decoded by C code (the regex scanned ~25 MB/s).
+    A line cut at `start` is skipped, as `^` does not match mid-line.
+    """
+    if start >= end:
+        return None
+    data = mm[start:end]
+    pos = start
+    lines = data.split(b"\n")
+    if start > 0 and mm[start - 1 : start] != b"\n":
+        pos += len(lines[0]) + 1
+        lines = lines[1:]
+    for line in lines:
+        if not line.isascii():
+            try:
+                text = line.decode("utf-8")
+            except UnicodeDecodeError:
+                text = ""
+            if text and _CJK_PAIR.search(text):
+                return pos
+        pos += len(line) + 1
+    return None
 
 
 class _Empty:
@@ -250,9 +282,14 @@ def _check_lines(path: Path, rows: int) -> None:
     if not size:
         return
     with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        newlines = mm[:].count(b"\n") if size < (1 << 26) else _count_newlines(mm)
+        if size < (1 << 26):
+            data = mm[:]  # one copy, counted three times
+            newlines = data.count(b"\n")
+            blank = data.count(b"\n\n") + data.count(b"\n\r\n")
+            del data
+        else:
+            newlines, blank = _count_newlines(mm), 0
         lines = newlines + (0 if mm[size - 1 : size] == b"\n" else 1)
-        blank = mm[:].count(b"\n\n") + mm[:].count(b"\n\r\n") if size < (1 << 26) else 0
     if rows + 1 < lines - blank:
         raise Invalid(
             f"CSV 格式错误：文件有 {lines - blank} 行，只解析出 {rows} 条记录（可能有未闭合的引号）",

@@ -10,6 +10,7 @@ import os
 import re
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +26,7 @@ from rhip.registry import catalogue
 OUTCOMES = ("new", "updated", "revoked", "duplicate")
 OP_OF = {"new": store.OP_NEW, "updated": store.OP_UPDATE, "revoked": store.OP_REVOKE}
 Progress = Callable[[str, int], None]
+WRITERS = 4
 
 
 @dataclass
@@ -289,10 +291,23 @@ def process(
     if write:
         # fault injection for the crash test: pause after each Delta commit (RHIP_INTAKE_CRASH_PAUSE seconds)
         pause = float(os.environ.get("RHIP_INTAKE_CRASH_PAUSE", "0") or 0)
-        for name, data in outcome.stored.items():
-            store.write_records(lake, table=name, data=data, batch_id=batch_id)
-            if pause:
+        keys = pl.concat(index_frames, how="vertical_relaxed") if index_frames else None
+        if pause:
+            for name, data in outcome.stored.items():
+                store.write_records(lake, table=name, data=data, batch_id=batch_id)
                 time.sleep(pause)
-        if index_frames:
-            store.write_keys(lake, keys=pl.concat(index_frames, how="vertical_relaxed"), batch_id=batch_id)
+            if keys is not None:
+                store.write_keys(lake, keys=keys, batch_id=batch_id)
+        else:
+            # each lake table is a separate Delta log, so the commits run side by side (the Rust writer
+            # releases the GIL); per-commit fixed costs dominate small tables
+            with ThreadPoolExecutor(max_workers=WRITERS) as pool:
+                jobs = [
+                    pool.submit(store.write_records, lake, table=name, data=data, batch_id=batch_id)
+                    for name, data in outcome.stored.items()
+                ]
+                if keys is not None:
+                    jobs.append(pool.submit(store.write_keys, lake, keys=keys, batch_id=batch_id))
+                for job in jobs:
+                    job.result()
     return outcome

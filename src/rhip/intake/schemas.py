@@ -68,6 +68,28 @@ class RealtimeRead(Counts):
     problems: list[dict[str, Any]]
 
 
+class CdaRead(BaseModel):
+    """The answer to a CDA document upload: the document, whether it was new, and the receipt."""
+
+    document_id: str
+    doc_type: str
+    doc_type_label: str
+    title: str
+    new_document: bool
+    receipt: BatchRead
+
+
+class CdaCount(BaseModel):
+    institution_code: str
+    doc_type: str
+    doc_type_label: str
+    documents: int
+
+
+class CdaCountPage(BaseModel):
+    items: list[CdaCount]
+
+
 def _label(name: str) -> str:
     try:
         return catalogue.get(name).label

@@ -31,6 +31,7 @@ from rhip.intake.models import (
     COMMITTED,
     FAILED,
     PENDING,
+    CdaDocument,
     IntakeBatch,
     IntakeBatchTable,
     IntakeDailyCount,
@@ -108,12 +109,48 @@ def finish_batch(session: Session, *, batch_id: str, outcome: pipeline.Outcome) 
             )
         else:
             probs = probs.with_columns(pl.lit(None, pl.String).alias("file"))
-        rows = probs.to_dicts()
-        for start in range(0, len(rows), 20000):
-            session.execute(insert(IntakeProblem), rows[start : start + 20000])
+        _insert_problems(session, probs)
     if outcome.daily is not None and outcome.daily.height:
         _add_daily(session, institution_code=batch.institution_code, daily=outcome.daily)
     return batch
+
+
+PROBLEM_COLUMNS = (
+    "batch_id",
+    "table_name",
+    "file",
+    "row",
+    "business_key",
+    "rule",
+    "field",
+    "value",
+    "message",
+)
+
+
+def _insert_problems(session: Session, probs: pl.DataFrame) -> None:
+    """Bulk-insert a problem list: COPY on PostgreSQL, one driver-level executemany elsewhere.
+
+    The ORM/Core path builds a dict per row and was the largest SQL cost of a batch with many rejections.
+    """
+    frame = probs.select(
+        pl.col("batch_id").cast(pl.String),
+        pl.col("table_name").cast(pl.String),
+        pl.col("file").cast(pl.String),
+        pl.col("row").cast(pl.Int64),
+        *[pl.col(c).cast(pl.String) for c in ("business_key", "rule", "field", "value", "message")],
+    ).with_columns(pl.col("business_key", "value").str.slice(0, 255))
+    conn = session.connection()
+    cols = ", ".join(f'"{c}"' for c in PROBLEM_COLUMNS)
+    if conn.dialect.name == "postgresql":
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        with raw.cursor() as cur, cur.copy(f"COPY intake_problems ({cols}) FROM STDIN") as copy:  # type: ignore[attr-defined]
+            for row in frame.iter_rows():
+                copy.write_row(row)
+        return
+    marks = ", ".join("?" for _ in PROBLEM_COLUMNS)
+    conn.exec_driver_sql(f"INSERT INTO intake_problems ({cols}) VALUES ({marks})", frame.rows())
 
 
 def _add_daily(session: Session, *, institution_code: str, daily: pl.DataFrame) -> None:
@@ -169,6 +206,55 @@ def recover(session: Session, *, lake: Lake) -> list[str]:
         abort_batch(session, lake=lake, batch_id=batch.id)
         done.append(batch.id)
     return done
+
+
+def record_cda(
+    session: Session,
+    *,
+    batch_id: str,
+    institution_code: str,
+    document_id: str,
+    doc_type: str,
+    title: str,
+    effective_time: datetime | None,
+    sha256: str,
+    content: str,
+) -> bool:
+    """Keep a received CDA document (once per institution and document id); False if already kept."""
+    exists = session.scalar(
+        select(CdaDocument.id).where(
+            CdaDocument.institution_code == institution_code, CdaDocument.document_id == document_id
+        )
+    )
+    if exists is not None:
+        return False
+    session.add(
+        CdaDocument(
+            batch_id=batch_id,
+            institution_code=institution_code,
+            document_id=document_id,
+            doc_type=doc_type,
+            title=title,
+            effective_time=effective_time,
+            received_at=clock.now(),
+            sha256=sha256,
+            content=content,
+        )
+    )
+    session.flush()
+    return True
+
+
+def cda_counts(session: Session, *, institution_code: str | None = None) -> list[tuple[str, str, int]]:
+    """CDA documents kept, per institution and document type: (institution, doc_type, count)."""
+    stmt = (
+        select(CdaDocument.institution_code, CdaDocument.doc_type, func.count())
+        .group_by(CdaDocument.institution_code, CdaDocument.doc_type)
+        .order_by(CdaDocument.institution_code, CdaDocument.doc_type)
+    )
+    if institution_code:
+        stmt = stmt.where(CdaDocument.institution_code == institution_code)
+    return [(str(i), str(t), int(n)) for i, t, n in session.execute(stmt).all()]
 
 
 def pending_batch_ids(session: Session) -> list[str]:

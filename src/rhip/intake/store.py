@@ -52,17 +52,22 @@ def institution_lock(lake: Lake, institution_code: str) -> Iterator[None]:
 _handles: dict[str, DeltaTable] = {}
 
 
-def _keys_table(lake: Lake) -> DeltaTable | None:
-    """The key index, kept open per process and brought up to date incrementally (log replay is costly)."""
-    if not lake.exists(KEYS_TABLE):
+def _handle(lake: Lake, name: str) -> DeltaTable | None:
+    """A lake table kept open per process and brought up to date incrementally (log replay is costly)."""
+    if not lake.exists(name):
         return None
-    path = str(lake.path(KEYS_TABLE))
+    path = str(lake.path(name))
     dt = _handles.get(path)
     if dt is None:
         dt = _handles[path] = DeltaTable(path)
     else:
         dt.update_incremental()
     return dt
+
+
+def _keys_table(lake: Lake) -> DeltaTable | None:
+    """The key index (see `_handle`)."""
+    return _handle(lake, KEYS_TABLE)
 
 
 def _index_files(lake: Lake, filters: list[tuple[str, str, Any]]) -> list[str]:
@@ -115,23 +120,33 @@ def classify(incoming: pl.DataFrame, stored: pl.DataFrame) -> pl.Series:
     """
     if incoming.height == 0:
         return pl.Series("_outcome", [], dtype=pl.String)
-    joined = incoming.select("_key", "updated_at", "change_flag", "_row").join(stored, on="_key", how="left")
-    ordered = joined.with_columns(pl.int_range(pl.len()).alias("_pos")).sort("_key", "updated_at", "_row")
-    ordered = ordered.with_columns(
-        pl.max_horizontal(pl.col("updated_at").cum_max().shift(1).over("_key"), pl.col("_prev")).alias(
-            "_known"
-        )
+    joined = (
+        incoming.select("_key", "updated_at", "change_flag", "_row")
+        .with_row_index("_pos")
+        .join(stored, on="_key", how="left")
     )
+    # only keys sent more than once in this batch need the ordered window; the rest compare with stored
+    repeated = joined.get_column("_key").is_duplicated()
+    if repeated.any():
+        earlier = (
+            joined.filter(repeated)
+            .sort("_key", "updated_at", "_row")
+            .select("_pos", pl.col("updated_at").cum_max().shift(1).over("_key").alias("_earlier"))
+        )
+        joined = joined.join(earlier, on="_pos", how="left")
+    else:
+        joined = joined.with_columns(pl.lit(None, dtype=joined.schema["updated_at"]).alias("_earlier"))
+    known = pl.max_horizontal(pl.col("_earlier"), pl.col("_prev"))
     outcome = (
-        pl.when(pl.col("_known").is_not_null() & (pl.col("updated_at") <= pl.col("_known")))
+        pl.when(known.is_not_null() & (pl.col("updated_at") <= known))
         .then(pl.lit("duplicate"))
         .when(pl.col("change_flag") == 3)
         .then(pl.lit("revoked"))
-        .when(pl.col("_known").is_not_null())
+        .when(known.is_not_null())
         .then(pl.lit("updated"))
         .otherwise(pl.lit("new"))
     )
-    return ordered.with_columns(outcome.alias("_outcome")).sort("_pos").get_column("_outcome")
+    return joined.sort("_pos").select(outcome.alias("_outcome")).get_column("_outcome")
 
 
 def _props(batch_id: str) -> CommitProperties:
@@ -144,8 +159,9 @@ def write_records(lake: Lake, *, table: str, data: pl.DataFrame, batch_id: str) 
         return
     lake.root.mkdir(parents=True, exist_ok=True)
     arrow = data.to_arrow()
+    target = _handle(lake, data_table(table))
     write_deltalake(
-        str(lake.path(data_table(table))),
+        target if target is not None else str(lake.path(data_table(table))),
         arrow,
         mode="append",
         partition_by=["_month"],
@@ -159,8 +175,9 @@ def write_keys(lake: Lake, *, keys: pl.DataFrame, batch_id: str) -> None:
     if keys.height == 0:
         return
     lake.root.mkdir(parents=True, exist_ok=True)
+    target = _keys_table(lake)
     write_deltalake(
-        str(lake.path(KEYS_TABLE)),
+        target if target is not None else str(lake.path(KEYS_TABLE)),
         keys.to_arrow(),
         mode="append",
         partition_by=["table", "org_code", "month"],
