@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -17,7 +13,7 @@ from rhip.booking.calendar import is_working_day
 from rhip.clock import local_now
 from rhip.registry.codes import make_id
 from rhip.security.service import issue_token
-from tests.e2e.conftest import _free_port
+from tests.e2e.conftest import serve
 
 pytestmark = pytest.mark.e2e
 SECRET = "e2e-booking-secret-key-0123456789-abcdefghijklmnop"
@@ -26,39 +22,8 @@ SECRET = "e2e-booking-secret-key-0123456789-abcdefghijklmnop"
 @pytest.fixture(scope="module")
 def booking_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`rhip serve` with a known signing key, so the test can publish schedules as a manager."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "RHIP_DATA_DIR": str(tmp_path_factory.mktemp("e2e-booking")),
-        "RHIP_SECRET_KEY": SECRET,
-        "RHIP_LOG_LEVEL": "WARNING",
-    }
-    env.pop("RHIP_DATABASE_URL", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rhip.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited early:\n{proc.stdout.read().decode() if proc.stdout else ''}")
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        raise RuntimeError("server did not start in 90 s")
-    yield base
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with serve(tmp_path_factory.mktemp("e2e-booking"), RHIP_SECRET_KEY=SECRET) as base:
+        yield base
 
 
 def _bookable_day() -> date:
