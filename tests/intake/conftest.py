@@ -8,6 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from rhip.registry import catalogue
+from tests.factories import sample_value
 
 _seq = itertools.count(1)
 
@@ -65,32 +66,6 @@ def patient_csv() -> Callable[..., str]:
 def dataset_columns(name: str) -> list[str]:
     """Column names of a catalogue table."""
     return list(catalogue.get(name).field_names)
-
-
-def sample_value(f: catalogue.Field) -> str:
-    """A valid value for a catalogue field."""
-    from rhip.registry import codes
-
-    if f.type == "code":
-        assert f.code_system
-        if f.code_system == "icd10":
-            return "I10"
-        if f.code_system == "area":
-            return "320102"
-        return sorted(codes.codes_of(f.code_system))[0]
-    if f.type == "date":
-        return "2025-03-01"
-    if f.type == "datetime":
-        return "2025-03-02 08:00:00"
-    if f.type == "integer":
-        return str(int(f.minimum or 1))
-    if f.type == "decimal":
-        return str(f.minimum if f.minimum is not None and f.minimum > 0 else 1.5)
-    if f.type == "id_number":
-        return "11010519491231002X"
-    if f.type == "phone":
-        return "13812345678"
-    return "X1"
 
 
 def make_row(table: str, **values: str) -> dict[str, str]:

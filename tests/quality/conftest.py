@@ -14,7 +14,8 @@ from rhip.db.engine import Database
 from rhip.intake import pipeline
 from rhip.intake import service as intake
 from rhip.lake.store import Lake
-from rhip.registry import catalogue, codes
+from rhip.registry import catalogue
+from tests.factories import sample_value
 
 _seq = itertools.count(1)
 NOW = datetime(2026, 1, 15, 8, 0, tzinfo=UTC)
@@ -26,33 +27,10 @@ def unique(prefix: str) -> str:
     return f"{prefix}{next(_seq):06d}"
 
 
-def _value(f: catalogue.Field) -> str:
-    if f.type == "code":
-        assert f.code_system
-        if f.code_system == "icd10":
-            return "I10"
-        if f.code_system == "area":
-            return "320102"
-        return sorted(codes.codes_of(f.code_system))[0]
-    if f.type == "date":
-        return "1960-01-01"
-    if f.type == "datetime":
-        return "2024-11-01 08:00:00"
-    if f.type == "integer":
-        return str(int(f.minimum or 1))
-    if f.type == "decimal":
-        return str(f.minimum if f.minimum is not None and f.minimum > 0 else 1.5)
-    if f.type == "id_number":
-        return "11010519491231002X"
-    if f.type == "phone":
-        return "13812345678"
-    return unique("X")
-
-
 def row(table: str, org: str, **values: str) -> dict[str, str]:
     """A valid record of a catalogue table for an institution (required fields filled), with overrides."""
     ds = catalogue.get(table)
-    out = {f.name: _value(f) for f in ds.fields if f.required}
+    out = {f.name: _required_value(f) for f in ds.fields if f.required}
     out.update({"org_code": org, "change_flag": "1"})
     out.update(values)
     return out
@@ -168,3 +146,7 @@ def stay(
 
 
 Send = Callable[..., intake.Receipt]
+
+
+def _required_value(f: catalogue.Field) -> str:
+    return sample_value(f, day="1960-01-01", moment="2024-11-01 08:00:00", text=unique("X"))
