@@ -56,3 +56,39 @@ def test_home_page_lists_the_parts(client: TestClient) -> None:
     for text in ["区域全民健康信息平台", "机构注册库", "数据采集", "预约挂号", "信息化简报"]:
         assert text in r.text
     assert client.get("/static/htmx.min.js").status_code == 200
+
+
+def test_pages_send_people_to_sign_in_and_back(client: TestClient, db) -> None:  # type: ignore[no-untyped-def]
+    import uuid
+
+    from rhip.security import service as security
+
+    r = client.get("/quality?month=2025-03", headers={"accept": "text/html"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/login?next=/quality%3Fmonth%3D2025-03"
+    page = client.get("/login?next=/quality")
+    assert page.status_code == 200 and "工作人员登录" in page.text
+    name = f"mgr-{uuid.uuid4().hex[:6]}"
+    with db.session() as s, s.begin():
+        security.create_user(s, username=name, password="manager-pass-9", role="manager")
+    bad = client.post(
+        "/login", data={"username": name, "password": "nope", "next": "/quality"}, follow_redirects=False
+    )
+    assert bad.status_code == 303 and bad.headers["location"].startswith("/login?next=/quality&msg=")
+    assert "rhip_token" not in bad.cookies
+    evil = client.post(
+        "/login",
+        data={"username": name, "password": "manager-pass-9", "next": "//evil.example/"},
+        follow_redirects=False,
+    )
+    assert evil.headers["location"] == "/"
+    ok = client.post(
+        "/login",
+        data={"username": name, "password": "manager-pass-9", "next": "/quality"},
+        follow_redirects=False,
+    )
+    assert ok.status_code == 303 and ok.headers["location"] == "/quality"
+    client.cookies.set("rhip_token", ok.cookies["rhip_token"])
+    assert client.get("/api/v1/auth/me").json()["role"] == "manager"
+    client.cookies.clear()
+    out = client.get("/logout", follow_redirects=False)
+    assert out.status_code == 303 and 'rhip_token=""' in out.headers["set-cookie"]

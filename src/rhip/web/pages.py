@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse
+from datetime import timedelta
+from typing import Annotated
+from urllib.parse import quote
 
-from rhip.security.deps import public
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from rhip.errors import Unauthorized
+from rhip.security import service as security
+from rhip.security.deps import SessionDep, public
 
 router = APIRouter(include_in_schema=False)
 
@@ -39,4 +45,66 @@ def home(request: Request) -> HTMLResponse:
     response: HTMLResponse = request.app.state.templates.TemplateResponse(
         request, "home.html", {"sections": sections}
     )
+    return response
+
+
+def _safe_next(value: str | None) -> str:
+    """Only same-site paths may be redirected to after sign-in."""
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/"
+
+
+@router.get("/login", response_class=HTMLResponse, dependencies=[Depends(public())])
+def login_page(
+    request: Request,
+    next: Annotated[str | None, Query(max_length=300)] = None,
+    msg: Annotated[str | None, Query(max_length=200)] = None,
+) -> HTMLResponse:
+    """The staff sign-in page (doctors, uploaders, agents, managers, auditors, admins)."""
+    response: HTMLResponse = request.app.state.templates.TemplateResponse(
+        request, "login.html", {"next": _safe_next(next), "msg": msg}
+    )
+    return response
+
+
+@router.post("/login", dependencies=[Depends(public())])
+def login(
+    request: Request,
+    session: SessionDep,
+    username: Annotated[str, Form(max_length=64)],
+    password: Annotated[str, Form(max_length=128)],
+    next: Annotated[str, Form(max_length=300)] = "/",
+) -> Response:
+    """Check the password, set the token cookie and go back to where the user was going."""
+    settings = request.app.state.settings
+    target = _safe_next(next)
+    try:
+        with session.begin():
+            user = security.authenticate(session, username=username, password=password)
+    except Unauthorized as exc:
+        with session.begin():
+            security.audit(session, actor=username, action="login", outcome="denied")
+        return RedirectResponse(f"/login?next={quote(target)}&msg={quote(exc.detail)}", status_code=303)
+    ttl = timedelta(minutes=settings.token_ttl_minutes)
+    token = security.issue_token(
+        settings.resolved_secret_key,
+        subject=user.username,
+        role=user.role,
+        institution_code=user.institution_code,
+        ttl=ttl,
+        name=user.display_name,
+    )
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        "rhip_token", token, max_age=int(ttl.total_seconds()), httponly=True, samesite="strict", path="/"
+    )
+    return response
+
+
+@router.get("/logout", dependencies=[Depends(public())])
+def logout() -> Response:
+    """Forget the token cookie."""
+    response = RedirectResponse("/", status_code=303)
+    response.delete_cookie("rhip_token", path="/")
     return response

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rhip.errors import RhipError
@@ -65,6 +66,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RhipError)
     async def _domain(request: Request, exc: RhipError) -> Response:
+        if _wants_html(request) and exc.status == 401 and request.method == "GET":
+            # a person without a session goes to the sign-in page and comes back afterwards
+            target = quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+            return RedirectResponse(f"/login?next={target}", status_code=303)
         if _wants_html(request):
             return _html_error(request, exc.status, exc.title, exc.detail)
         return problem(
