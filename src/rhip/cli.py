@@ -288,6 +288,8 @@ def demo(
     console.print(summary)
     console.print(f"逐机构明细：rhip synth --month {month} --scale {scale} --seed {seed}")
     console.print(f"输出：上传文件与真值 {out}；数据湖 {settings.resolved_lake_dir}")
+    console.print("门户：rhip serve → http://127.0.0.1:8000/")
+    console.print("工作人员账号：rhip user create 用户名 --role manager，然后在 /login 登录")
     if serve:
         _serve(settings, "127.0.0.1", port)
 
