@@ -25,8 +25,7 @@ import polars as pl
 from rhip.config import Settings
 from rhip.db.engine import Database, upgrade
 from rhip.intake import demo, formats, pipeline, rules
-from rhip.registry import catalogue, codes
-from rhip.registry import service as registry
+from rhip.registry import catalogue, codes, service as registry
 
 HERE = Path(__file__).parent
 

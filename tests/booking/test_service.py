@@ -8,8 +8,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from rhip import clock
-from rhip.booking import calendar as cal
-from rhip.booking import service as svc
+from rhip.booking import calendar as cal, jobs as booking_jobs, referrals as booking_referrals, service as svc
 from rhip.booking.models import Appointment, Slot
 from rhip.booking.rules import Rules, split_capacity
 from rhip.errors import Conflict, Forbidden, Invalid
@@ -115,7 +114,7 @@ def test_unused_family_places_reflow_at_public_release(bs: Session, frozen: date
     book(bs, slot.id, pid, actor=FAMILY)
     release = datetime(2025, 3, 10, 8, 0, tzinfo=clock.SHANGHAI)
     with clock.frozen(release), bs.begin():
-        svc.run_jobs(bs)
+        booking_jobs.run_jobs(bs)
     with bs.begin():
         after = svc.get_slot(bs, slot_id=slot.id)
         assert (after.cap_public, after.cap_family, after.booked_family) == (9, 1, 1)
@@ -207,7 +206,7 @@ def test_stop_cancels_and_never_counts(bs: Session, frozen: datetime) -> None:
     assert [a.status for a in affected] == ["stopped"]
     refused(bs, "slot-stopped", slot.id, new_person())
     with clock.frozen(datetime(2025, 3, 7, 12, 0, tzinfo=clock.SHANGHAI)), bs.begin():
-        svc.run_jobs(bs)
+        booking_jobs.run_jobs(bs)
         assert svc.get_appointment(bs, appointment_id=affected[0].id).status == "stopped"
     with pytest.raises(Forbidden), bs.begin():
         svc.stop_schedule(bs, schedule_id=sched.id, reason="x", actor=Principal("d", Role.doctor, "H001"))
@@ -225,7 +224,7 @@ def test_check_in_window(bs: Session, frozen: datetime) -> None:
     with clock.frozen(appt.starts_at + timedelta(minutes=5)), bs.begin():
         assert svc.check_in(bs, appointment_id=appt.id, actor=DOCTOR).status == "checked_in"
     with clock.frozen(datetime(2025, 3, 5, 9, 0, tzinfo=clock.SHANGHAI)), bs.begin():
-        svc.run_jobs(bs)
+        booking_jobs.run_jobs(bs)
         assert svc.get_appointment(bs, appointment_id=appt.id).status == "checked_in"
 
 
@@ -234,11 +233,11 @@ def test_no_show_ladder_and_appeal(bs: Session, frozen: datetime) -> None:
     days = [date(2025, 3, 4), date(2025, 3, 5), date(2025, 3, 6)]
     appts = [book(bs, slots_of(bs, schedule(bs, day=d).id)[0].id, pid) for d in days]
     with clock.frozen(datetime(2025, 3, 6, 8, 45, tzinfo=clock.SHANGHAI)), bs.begin():
-        svc.run_jobs(bs)
+        booking_jobs.run_jobs(bs)
         assert svc.active_suspension(bs, person=pid) is None  # the third is within its grace period
     after = datetime(2025, 3, 8, 9, 0, tzinfo=clock.SHANGHAI)
     with clock.frozen(after), bs.begin():
-        svc.run_jobs(bs)
+        booking_jobs.run_jobs(bs)
         sus = svc.active_suspension(bs, person=pid)
         assert sus is not None and sus.noshows == 3
         assert sus.ends_at == after + timedelta(days=90)
@@ -249,9 +248,11 @@ def test_no_show_ladder_and_appeal(bs: Session, frozen: datetime) -> None:
             svc.check_in(bs, appointment_id=appts[0].id, actor=DOCTOR)
         assert exc.value.code == "not-checkable"
         with bs.begin():
-            appeal = svc.appeal(bs, appointment_id=appts[0].id, reason="当天急诊住院", actor=resident(pid))
+            appeal = booking_jobs.appeal(
+                bs, appointment_id=appts[0].id, reason="当天急诊住院", actor=resident(pid)
+            )
         with bs.begin():
-            svc.decide_appeal(bs, appeal_id=appeal.id, accept=True, note="属实", actor=STAFF)
+            booking_jobs.decide_appeal(bs, appeal_id=appeal.id, accept=True, note="属实", actor=STAFF)
         with bs.begin():
             assert svc.active_suspension(bs, person=pid) is None
             assert svc.get_appointment(bs, appointment_id=appts[0].id).status == "excused"
@@ -290,7 +291,7 @@ def test_prepayment_hold_expires(bs: Session, frozen: datetime) -> None:
     with clock.frozen(T0 + timedelta(minutes=10)), bs.begin():
         assert svc.pay(bs, appointment_id=a.id, actor=resident(paid)).status == "booked"
     with clock.frozen(T0 + timedelta(minutes=16)), bs.begin():
-        assert svc.run_jobs(bs)["expired_holds"] == 1
+        assert booking_jobs.run_jobs(bs)["expired_holds"] == 1
         with pytest.raises(Conflict):
             svc.pay(bs, appointment_id=b.id, actor=resident(unpaid))
     with bs.begin():
@@ -307,7 +308,7 @@ def test_anti_scalping_delayed_return(bs: Session, frozen: datetime) -> None:
         svc.cancel(bs, appointment_id=appt.id, actor=resident(pid))
     refused(bs, "slot-full", slot.id, new_person())
     with clock.frozen(T0 + timedelta(minutes=3)), bs.begin():
-        assert svc.run_jobs(bs)["returned_places"] == 1
+        assert booking_jobs.run_jobs(bs)["returned_places"] == 1
     with clock.frozen(T0 + timedelta(minutes=3)):
         assert book(bs, slot.id, new_person()).status == "booked"
 
@@ -321,20 +322,28 @@ def test_two_way_referral(bs: Session, frozen: datetime) -> None:
     with bs.begin():
         svc.sign(bs, person=pid, actor=FAMILY)
     with bs.begin():
-        up = svc.refer_up(bs, person=pid, slot_id=slot.id, reason="胸痛待查", actor=FAMILY)
+        up = booking_referrals.refer_up(bs, person=pid, slot_id=slot.id, reason="胸痛待查", actor=FAMILY)
         assert up.status == "booked" and up.to_institution == TERTIARY
     with bs.begin():
-        down = svc.refer_down(
+        down = booking_referrals.refer_down(
             bs, person=pid, to_institution="C32010201", reason="术后康复", actor=DOCTOR, parent_id=up.id
         )
     receiver = Principal(subject="fd-2", role=Role.family_doctor, institution_code="C32010201")
     with bs.begin():
-        assert {r.id for r in svc.get_all_referrals(bs, actor=receiver, person=pid)} == {up.id, down.id}
-        assert {r.id for r in svc.get_all_referrals(bs, actor=DOCTOR, person=pid)} == {up.id, down.id}
+        assert {r.id for r in booking_referrals.get_all_referrals(bs, actor=receiver, person=pid)} == {
+            up.id,
+            down.id,
+        }
+        assert {r.id for r in booking_referrals.get_all_referrals(bs, actor=DOCTOR, person=pid)} == {
+            up.id,
+            down.id,
+        }
     with pytest.raises(Forbidden), bs.begin():
-        svc.update_referral(bs, referral_id=down.id, status="accepted", actor=DOCTOR)
+        booking_referrals.update_referral(bs, referral_id=down.id, status="accepted", actor=DOCTOR)
     with bs.begin():
         assert (
-            svc.update_referral(bs, referral_id=down.id, status="accepted", actor=receiver).status
+            booking_referrals.update_referral(
+                bs, referral_id=down.id, status="accepted", actor=receiver
+            ).status
             == "accepted"
         )

@@ -14,8 +14,7 @@ import pyarrow as pa
 import pytest
 from sqlalchemy import inspect
 
-from rhip import clock
-from rhip import logging as rlog
+from rhip import clock, logging as rlog
 from rhip.config import Settings
 from rhip.db.engine import current_revision, make_engine, upgrade
 from rhip.lake import Duck, Lake, Sql

@@ -11,8 +11,7 @@ import polars as pl
 import pytest
 
 from rhip.db.engine import Database
-from rhip.intake import pipeline
-from rhip.intake import service as intake
+from rhip.intake import pipeline, service as intake
 from rhip.lake.store import Lake
 from rhip.registry import catalogue
 from tests.factories import sample_value

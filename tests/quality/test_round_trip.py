@@ -16,8 +16,7 @@ from typing import Any
 
 import pytest
 
-from rhip.intake import pipeline
-from rhip.intake import service as intake
+from rhip.intake import pipeline, service as intake
 from rhip.lake.store import Lake
 from rhip.quality import service, stats
 

@@ -7,8 +7,7 @@ import re
 from datetime import date
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from rhip.errors import Invalid, NotFound
 from rhip.registry import codes

@@ -10,8 +10,7 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from rhip.registry import catalogue
-from rhip.registry import data as registry
+from rhip.registry import catalogue, data as registry
 from rhip.synth import calibration, defects, service
 from rhip.synth.city import Month
 

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 from rhip.errors import Invalid
-from rhip.registry import codes
-from rhip.registry import data as registry
+from rhip.registry import codes, data as registry
 from rhip.synth import calibration, lexicon, residents, seedparse, service, vec, vocab
 from rhip.synth.defects import DefectRates
 

@@ -7,9 +7,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
-from rhip.booking import calendar as cal
-from rhip.booking import service as svc
-from rhip.booking import stats
+from rhip.booking import (
+    calendar as cal,
+    jobs as booking_jobs,
+    referrals as booking_referrals,
+    service as svc,
+    stats,
+)
 from rhip.booking.rules import RULE_FIELDS
 from rhip.booking.schemas import (
     AppealCreate,
@@ -68,7 +72,7 @@ def list_hospitals(
     """Hospitals with published schedules in a window (default the next two weeks) and places left."""
     start, end = _window(date_from, date_to)
     with session.begin():
-        rows = svc.hospitals_with_schedules(session, date_from=start, date_to=end)
+        rows = booking_referrals.hospitals_with_schedules(session, date_from=start, date_to=end)
     out = []
     for code, left in rows:
         inst = reg_data.get(code)
@@ -97,7 +101,7 @@ def list_departments(
     start, end = _window(date_from, date_to)
     with session.begin():
         svc.hospital(code)
-        rows = svc.departments_of(session, hospital_code=code, date_from=start, date_to=end)
+        rows = booking_referrals.departments_of(session, hospital_code=code, date_from=start, date_to=end)
     return [DepartmentRead(code=c, name=n, public_left=left) for c, n, left in rows]
 
 
@@ -123,7 +127,7 @@ def list_schedules(
             limit=limit,
             offset=offset,
         )
-        totals = svc.slot_totals(session, schedule_ids=[s.id for s in items])
+        totals = booking_referrals.slot_totals(session, schedule_ids=[s.id for s in items])
     return [ScheduleRead.of(s, totals=totals.get(s.id)) for s in items]
 
 
@@ -275,7 +279,7 @@ def put_rules(
 def run_jobs(session: SessionDep, _p: Managers) -> dict[str, int]:
     """Run every time-driven job for now: reflow at release, hold expiry, delayed returns, no-shows."""
     with session.begin():
-        return svc.run_jobs(session)
+        return booking_jobs.run_jobs(session)
 
 
 @router.get("/stats/{month}")
@@ -400,7 +404,7 @@ def appeal(
     """Appeal a recorded no-show."""
     with session.begin():
         return AppealRead.of(
-            svc.appeal(session, appointment_id=appointment_id, reason=body.reason, actor=principal)
+            booking_jobs.appeal(session, appointment_id=appointment_id, reason=body.reason, actor=principal)
         )
 
 
@@ -412,7 +416,9 @@ def list_appeals(
 ) -> list[AppealRead]:
     """Appeals: a resident's own, or all of them for managers."""
     with session.begin():
-        return [AppealRead.of(a) for a in svc.get_all_appeals(session, actor=principal, status=status)]
+        return [
+            AppealRead.of(a) for a in booking_jobs.get_all_appeals(session, actor=principal, status=status)
+        ]
 
 
 @router.post("/appeals/{appeal_id}/decision", response_model=AppealRead)
@@ -422,7 +428,7 @@ def decide_appeal(
     """Accept (strike the no-show out, lift its suspension) or reject an appeal."""
     with session.begin():
         return AppealRead.of(
-            svc.decide_appeal(
+            booking_jobs.decide_appeal(
                 session, appeal_id=appeal_id, accept=body.accept, note=body.note, actor=principal
             )
         )
@@ -484,7 +490,7 @@ def refer_up(
 ) -> ReferralRead:
     """上转 with a booked place from the family-doctor priority tranche."""
     with session.begin():
-        ref = svc.refer_up(
+        ref = booking_referrals.refer_up(
             session,
             person=body.person_id,
             person_name=body.person_name,
@@ -504,7 +510,7 @@ def refer_down(
 ) -> ReferralRead:
     """下转 to a community health centre."""
     with session.begin():
-        ref = svc.refer_down(
+        ref = booking_referrals.refer_down(
             session,
             person=body.person_id,
             person_name=body.person_name,
@@ -528,7 +534,10 @@ def list_referrals(
     if principal.role in (Role.doctor, Role.family_doctor) and not principal.institution_code:
         raise Forbidden("未绑定机构的医生不能查看转诊单", code="institution-required")
     with session.begin():
-        return [ReferralRead.of(r) for r in svc.get_all_referrals(session, actor=principal, person=person)]
+        return [
+            ReferralRead.of(r)
+            for r in booking_referrals.get_all_referrals(session, actor=principal, person=person)
+        ]
 
 
 @router.post("/referrals/{referral_id}/status", response_model=ReferralRead)
@@ -542,7 +551,7 @@ def referral_status(
 ) -> ReferralRead:
     """The receiving end accepts or completes; the sender may cancel."""
     with session.begin():
-        ref = svc.update_referral(
+        ref = booking_referrals.update_referral(
             session, referral_id=referral_id, status=body.status, note=body.note, actor=principal
         )
         return ReferralRead.of(ref)

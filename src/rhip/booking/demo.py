@@ -21,16 +21,19 @@ from rich.console import Console
 from rich.table import Table as RichTable
 
 from rhip import clock
-from rhip.booking import calendar as cal
-from rhip.booking import service as svc
-from rhip.booking import stats
+from rhip.booking import (
+    calendar as cal,
+    jobs as booking_jobs,
+    referrals as booking_referrals,
+    service as svc,
+    stats,
+)
 from rhip.booking.rules import split_capacity
 from rhip.clock import SHANGHAI
 from rhip.config import Settings
 from rhip.db.engine import Database
 from rhip.errors import RhipError
-from rhip.registry import codes as reg_codes
-from rhip.registry import data as reg_data
+from rhip.registry import codes as reg_codes, data as reg_data
 from rhip.security.roles import Role
 from rhip.security.service import Principal
 
@@ -317,7 +320,7 @@ def simulate(db: Database, plans: list[Plan], month: str) -> Counter[str]:
             except RhipError:
                 pass  # cancelled or stopped meanwhile
         with clock.frozen(t), db.session() as s, s.begin():
-            jobs = svc.run_jobs(s)
+            jobs = booking_jobs.run_jobs(s)
         outcome["no_shows"] += jobs["no_shows"]
         outcome["suspensions"] += jobs["suspensions"]
 
@@ -348,7 +351,7 @@ def simulate(db: Database, plans: list[Plan], month: str) -> Counter[str]:
                     with db.session() as s, s.begin():
                         if p.column == "community":
                             svc.sign(s, person=p.person, actor=actor)
-                            ref = svc.refer_up(
+                            ref = booking_referrals.refer_up(
                                 s,
                                 person=p.person,
                                 person_name=p.name,

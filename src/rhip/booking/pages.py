@@ -10,7 +10,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from rhip.booking import service as svc
+from rhip.booking import referrals as booking_referrals, service as svc
 from rhip.booking.rules import SESSIONS
 from rhip.clock import SHANGHAI, local_now
 from rhip.errors import RhipError, Unauthorized
@@ -56,7 +56,9 @@ def index(request: Request, session: SessionDep) -> HTMLResponse:
     """Hospitals with schedules in the next two weeks."""
     today = local_now().date()
     with session.begin():
-        rows = svc.hospitals_with_schedules(session, date_from=today, date_to=today + timedelta(days=14))
+        rows = booking_referrals.hospitals_with_schedules(
+            session, date_from=today, date_to=today + timedelta(days=14)
+        )
     hospitals = []
     for code, left in rows:
         inst = reg_data.get(code)
@@ -80,7 +82,7 @@ def hospital_page(code: str, request: Request, session: SessionDep) -> HTMLRespo
     today = local_now().date()
     inst = svc.hospital(code)
     with session.begin():
-        depts = svc.departments_of(
+        depts = booking_referrals.departments_of(
             session, hospital_code=code, date_from=today, date_to=today + timedelta(days=14)
         )
     return _render(request, "booking_hospital.html", {"inst": inst, "depts": depts})
@@ -292,7 +294,7 @@ def family_page(
             if slots:
                 inst = reg_data.get(s.hospital_code)
                 rows.append({"s": s, "hospital": inst.name if inst else s.hospital_code, "slots": slots})
-        referrals = svc.get_all_referrals(session, actor=me)[:50]
+        referrals = booking_referrals.get_all_referrals(session, actor=me)[:50]
     return _render(
         request,
         "booking_family.html",
@@ -330,7 +332,7 @@ def family_refer(
     back = f"/booking/family?day={quote(day)}" if day else "/booking/family"
     try:
         with session.begin():
-            ref = svc.refer_up(
+            ref = booking_referrals.refer_up(
                 session, person=person_id, slot_id=slot_id, reason=reason, actor=me, person_name=person_name
             )
     except RhipError as exc:

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from rhip.booking import service as svc
+from rhip.booking import referrals as booking_referrals, service as svc
 from rhip.booking.models import Appeal, Appointment, Referral, Schedule, Slot, WaitlistEntry
 from rhip.booking.rules import SESSIONS
 from rhip.clock import SHANGHAI
@@ -292,7 +292,7 @@ class ReferralRead(BaseModel):
     def of(cls, r: Referral) -> ReferralRead:
         """A referral for the API."""
         data: dict[str, Any] = {c.key: getattr(r, c.key) for c in r.__table__.columns}
-        data["status_label"] = svc.REFERRAL_STATUS.get(r.status, r.status)
+        data["status_label"] = booking_referrals.REFERRAL_STATUS.get(r.status, r.status)
         return cls.model_validate(data)
 
 

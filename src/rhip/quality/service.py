@@ -25,8 +25,7 @@ from rhip.quality.models import (
     StatisticsReport,
     TableDeclaration,
 )
-from rhip.registry import catalogue
-from rhip.registry import data as registry_data
+from rhip.registry import catalogue, data as registry_data
 from rhip.security.roles import Role
 from rhip.security.service import Principal
 

@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Date, String, column, func, select
-from sqlalchemy import table as sql_table
+from sqlalchemy import Date, String, column, func, select, table as sql_table
 from sqlalchemy.orm import Session
 
 from rhip.clock import SHANGHAI
@@ -29,8 +28,7 @@ from rhip.errors import Invalid
 from rhip.lake.duck import Duck
 from rhip.lake.sql import Sql, ident
 from rhip.lake.store import Lake
-from rhip.registry import catalogue
-from rhip.registry import data as registry_data
+from rhip.registry import catalogue, data as registry_data
 
 VISIT_TABLE, VISIT_FEE = "outpatient_visit", "fee_total"
 DISCHARGE_TABLE, DISCHARGE_FEE = "discharge_summary", "total_fee"

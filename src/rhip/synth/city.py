@@ -9,8 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rhip.registry import catalogue, codes
-from rhip.registry import data as registry
+from rhip.registry import catalogue, codes, data as registry
 from rhip.registry.data import InstitutionRecord
 from rhip.synth import lexicon, residents, vec, vocab
 from rhip.synth.calibration import Target

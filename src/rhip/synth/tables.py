@@ -16,8 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rhip.registry import catalogue, codes
-from rhip.registry import data as registry
+from rhip.registry import catalogue, codes, data as registry
 from rhip.registry.catalogue import Dataset, Field
 from rhip.synth import lexicon, residents, vec, vocab
 from rhip.synth.city import DAY, FORM_PRIORITY, Activity, Month, Plan, icd_tables
