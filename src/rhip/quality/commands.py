@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from rhip.config import Settings
-from rhip.db.engine import Database, upgrade
 from rhip.errors import RhipError
-from rhip.lake.store import Lake
+
+if TYPE_CHECKING:
+    from rhip.db.engine import Database
 
 app = typer.Typer(
     help="Data quality (质控): statistics report, monthly figures, declarations", no_args_is_help=True
@@ -21,6 +22,9 @@ console = Console()
 
 
 def _db() -> tuple[Settings, Database]:
+    # the database and lake modules load only when a command runs, so `rhip --help` stays fast
+    from rhip.db.engine import Database, upgrade
+
     settings = Settings()
     upgrade(settings.resolved_database_url)
     return settings, Database.from_settings(settings)
@@ -56,6 +60,7 @@ def figures(
     kind: Annotated[str, typer.Option(help="district or hospital")] = "hospital",
 ) -> None:
     """Print a month's data-collection table (区 or 医院)."""
+    from rhip.lake.store import Lake
     from rhip.quality import stats
 
     settings, db = _db()
