@@ -1,8 +1,10 @@
 """Release-time flash crowd against the booking HTTP API (uvicorn, loopback), with Debian's wrk.
 
 Many residents book the slots of one popular department that has just opened; in the same run the
-same server's trivial endpoint /healthz gives the stack's limit. Prints bookings/s at 256 clients,
-p99 at 64 clients, the ratio to /healthz, how much faster sold-out answers are than bookings, and
+same server's trivial endpoint /livez (no database) gives the stack's limit, and /healthz (SELECT 1)
+is shown beside it. Prints bookings/s at 256 clients, p99 at 64 clients, the ratio to /livez, how
+much faster sold-out answers are than bookings, the CPU each side (uvicorn workers, PostgreSQL
+backends, wrk) spends per request, the database's own ceiling for the same statements (pgbench), and
 checks zero oversell and zero duplicates in the database afterwards. Writes results/booking.json.
 
     .venv/bin/python benchmarks/booking.py            # PostgreSQL (127.0.0.1:5432) and SQLite
@@ -19,6 +21,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -34,6 +37,7 @@ from typing import Any
 import httpx
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -110,12 +114,87 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wrk(url: str, lua: str, *, connections: int, seconds: float, threads: int = 2) -> dict[str, Any]:
-    """Run wrk with a Lua script; returns the RESULT line's figures."""
+def _cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """user + system CPU seconds of each live process (from /proc)."""
+    out: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[pid] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def _children(pid: int) -> list[int]:
+    """Direct children of a process (uvicorn's workers)."""
+    kids = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            with contextlib.suppress(OSError):
+                if int((p / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    kids.append(int(p.name))
+    return kids
+
+
+class CpuMeter:
+    """CPU used during a phase by the server's workers, the database's backends and the load generator."""
+
+    def __init__(self, server_pid: int, db_url: str | None) -> None:
+        self.server_pid, self.db_url = server_pid, db_url
+
+    def _pg_pids(self) -> list[int]:
+        if not self.db_url:
+            return []
+        name = make_url(self.db_url).database
+        engine = create_engine(PG_ADMIN, poolclass=NullPool)
+        with engine.connect() as c:
+            rows = c.execute(
+                text(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = :d "
+                    "OR backend_type IN ('walwriter', 'background writer', 'checkpointer')"
+                ),
+                {"d": name},
+            ).all()
+        engine.dispose()
+        return [int(r[0]) for r in rows]
+
+    def start(self) -> None:
+        """Take the first reading."""
+        self.workers = _cpu_seconds(_children(self.server_pid))
+        self.pg = _cpu_seconds(self._pg_pids())
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.children = ru.ru_utime + ru.ru_stime
+        self.load = os.getloadavg()[0]
+        self.t0 = time.perf_counter()
+
+    def stop(self) -> dict[str, float]:
+        """CPU seconds since start(): workers, PostgreSQL backends of this database, wrk; load average."""
+        seconds = time.perf_counter() - self.t0
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        workers = _cpu_seconds(list(self.workers))
+        pg = _cpu_seconds(self._pg_pids())
+        return {
+            "seconds": seconds,
+            "load_avg_1m_at_start": round(self.load, 2),
+            "cpu_workers_s": sum(v - self.workers.get(k, 0.0) for k, v in workers.items()),
+            # backends that appeared during the phase count whole; none should (the pool is fixed)
+            "cpu_postgres_s": sum(v - self.pg.get(k, 0.0) for k, v in pg.items()),
+            "cpu_wrk_s": ru.ru_utime + ru.ru_stime - self.children,
+        }
+
+
+def wrk(
+    url: str, lua: str, *, connections: int, seconds: float, threads: int = 2, meter: CpuMeter | None = None
+) -> dict[str, Any]:
+    """Run wrk with a Lua script; returns the RESULT line's figures (and the CPU each side used)."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(lua)
         script = f.name
     try:
+        if meter:
+            meter.start()
         out = subprocess.run(
             [
                 "wrk",
@@ -134,6 +213,7 @@ def wrk(url: str, lua: str, *, connections: int, seconds: float, threads: int = 
             timeout=seconds + 60,
             check=True,
         ).stdout
+        cpu = meter.stop() if meter else {}
     finally:
         os.unlink(script)
     m = re.search(r"^RESULT (\{.*\})$", out, re.M)
@@ -142,6 +222,15 @@ def wrk(url: str, lua: str, *, connections: int, seconds: float, threads: int = 
     r: dict[str, Any] = json.loads(m.group(1))
     r["rps"] = r["requests"] / r["seconds"]
     r["created_per_s"] = r["created"] / r["seconds"]
+    if cpu:
+        n = max(r["requests"], 1)
+        r["load_avg_1m_at_start"] = cpu["load_avg_1m_at_start"]
+        r["cpu_ms_per_request"] = {
+            side: round(cpu[f"cpu_{side}_s"] / n * 1000, 3) for side in ("workers", "postgres", "wrk")
+        }
+        r["cores_used"] = {
+            side: round(cpu[f"cpu_{side}_s"] / cpu["seconds"], 2) for side in ("workers", "postgres", "wrk")
+        }
     return r
 
 
@@ -293,6 +382,82 @@ def check_db(url: str, run: str) -> dict[str, Any]:
     }
 
 
+# The database's own ceiling: the booking exactly as the service sends it on PostgreSQL — one call of
+# rhip_book in autocommit (person lock, slot rules, key, signing, suspension, limits, the conditional
+# UPDATE and the INSERT) — driven by pgbench (a C client costing almost nothing), no Python, no HTTP.
+FLOOR_SQL = """\\set slot random(:lo, :hi)
+\\set p random(100000000, 999999999)
+SELECT * FROM rhip_book(:slot, 'F' || lpad(:client_id::text, 8, '0') || :p, 'public', 'floor:' || :client_id || ':' || :p, now(), 'agent', NULL, 'floor', NULL, 'phone_12320', NULL, NULL, 1, 2, 3, 0);
+"""
+
+
+def pgbench_floor(url: str, slot_ids: list[int], *, clients: int, seconds: float) -> dict[str, Any]:
+    """Booking transactions/s the database alone sustains on this machine (pgbench, prepared statements)."""
+    u = make_url(url)
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
+        f.write(FLOOR_SQL)
+        script = f.name
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as c:
+            before = c.execute(
+                text("SELECT count(*) FROM booking_appointments WHERE created_by = 'floor'")
+            ).scalar()
+        load = os.getloadavg()[0]
+        ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        out = subprocess.run(
+            [
+                "pgbench",
+                "-h",
+                u.host or "127.0.0.1",
+                "-p",
+                str(u.port or 5432),
+                "-U",
+                u.username or "postgres",
+                "-n",
+                "-M",
+                "prepared",
+                "-c",
+                str(clients),
+                "-j",
+                "2",
+                "-T",
+                str(max(int(seconds), 1)),
+                "-D",
+                f"lo={min(slot_ids)}",
+                "-D",
+                f"hi={max(slot_ids)}",
+                "-f",
+                script,
+                u.database or "postgres",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 60,
+            check=False,
+        )
+        wall = time.perf_counter() - t0
+        if out.returncode != 0:
+            return {"error": out.stderr.strip().splitlines()[-3:]}
+        ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        with engine.connect() as c:
+            after = c.execute(
+                text("SELECT count(*) FROM booking_appointments WHERE created_by = 'floor'")
+            ).scalar()
+    finally:
+        engine.dispose()
+        os.unlink(script)
+    m = re.search(r"^tps = ([0-9.]+)", out.stdout, re.M)
+    return {
+        "clients": clients,
+        "load_avg_1m_at_start": round(load, 2),
+        "transactions_per_s": round(float(m.group(1)) if m else 0.0),
+        "bookings_per_s": round((int(after or 0) - int(before or 0)) / wall),
+        "pgbench_cores_used": round((ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime) / wall, 2),
+    }
+
+
 def run_backend(backend: str, seconds: float, workers: int) -> dict[str, Any]:
     """The whole scenario on one backend."""
     data_dir = Path(tempfile.mkdtemp(prefix=f"rhip-bench-{backend}-"))
@@ -327,16 +492,19 @@ def run_backend(backend: str, seconds: float, workers: int) -> dict[str, Any]:
                 "phase": phase,
             }
 
+        meter = CpuMeter(server.pid, url if backend == "postgres" else None)
         wrk(base, lua(slots, 5), connections=16, seconds=2)  # warm-up: connections, caches
-        health64 = wrk(f"{base}/healthz", PLAIN_LUA, connections=64, seconds=max(seconds / 2, 3))
-        flash = wrk(base, lua(slots, 1), connections=256, seconds=seconds)
-        steady = wrk(base, lua(slots, 2), connections=64, seconds=max(seconds / 2, 3))
+        live64 = wrk(f"{base}/livez", PLAIN_LUA, connections=64, seconds=max(seconds / 2, 3), meter=meter)
+        flash = wrk(base, lua(slots, 1), connections=256, seconds=seconds, meter=meter)
+        steady = wrk(base, lua(slots, 2), connections=64, seconds=max(seconds / 2, 3), meter=meter)
         wrk(base, lua(hot, 3), connections=64, seconds=2)  # sell them out
-        soldout = wrk(base, lua(hot, 4), connections=64, seconds=max(seconds / 2, 3))
-        # the limit last: /healthz holds its pooled connection until the response is sent, and at 256
-        # clients the kernel's pool (10 + 20) can run dry; measured after the booking phases so a
-        # starved pool cannot disturb them
-        health = wrk(f"{base}/healthz", PLAIN_LUA, connections=256, seconds=seconds)
+        soldout = wrk(base, lua(hot, 4), connections=64, seconds=max(seconds / 2, 3), meter=meter)
+        live = wrk(f"{base}/livez", PLAIN_LUA, connections=256, seconds=seconds, meter=meter)
+        health = wrk(f"{base}/healthz", PLAIN_LUA, connections=256, seconds=max(seconds / 2, 3), meter=meter)
+        floor = None
+        if backend == "postgres" and shutil.which("pgbench"):
+            floor_slots = publish(base, manager, doctors=40, capacity=40, tag="下限")
+            floor = pgbench_floor(url, floor_slots, clients=16, seconds=max(seconds / 2, 3))
         check = check_db(url, run)
     finally:
         stop_server(server)
@@ -347,26 +515,34 @@ def run_backend(backend: str, seconds: float, workers: int) -> dict[str, Any]:
             admin.dispose()
         shutil.rmtree(data_dir, ignore_errors=True)
     bookings_s = flash["created_per_s"]
-    # the stack's limit: the better of the trivial endpoint's two runs (at 256 clients its pool can starve)
-    limit = max(health["rps"], health64["rps"], 1e-9)
+    # the stack's limit: the same server's trivial endpoint, /livez (no database); the better of its runs
+    limit = max(live["rps"], live64["rps"], 1e-9)
     created_total = flash["created"] + steady["created"] + soldout["created"]
+    cpu = flash.get("cpu_ms_per_request", {})
+    per_booking = cpu.get("workers", 0) + cpu.get("postgres", 0)
+    cores = os.cpu_count() or 2
     return {
         "backend": backend,
         "workers": workers,
         "places": len(slots) * 40,
+        "livez_rps_256": round(live["rps"]),
+        "livez_rps_64": round(live64["rps"]),
         "healthz_rps_256": round(health["rps"]),
-        "healthz_errors_256": health["errors"],
-        "healthz_rps_64": round(health64["rps"]),
         "bookings_per_s_256": round(bookings_s),
         "booking_p99_ms_256": flash["p99_ms"],
         "booking_p50_ms_64": steady["p50_ms"],
         "booking_p99_ms_64": steady["p99_ms"],
-        "ratio_to_healthz": round(bookings_s / limit, 3),
+        "ratio_to_livez": round(bookings_s / limit, 3),
         "soldout_rps_64": round(soldout["rps"]),
         "soldout_p50_ms_64": soldout["p50_ms"],
         "soldout_p99_ms_64": soldout["p99_ms"],
         "soldout_speedup_rps": round(soldout["rps"] / max(steady["rps"], 1e-9), 2),
         "soldout_speedup_p50": round(steady["p50_ms"] / max(soldout["p50_ms"], 0.001), 2),
+        "booking_cpu_ms": cpu,
+        "wrk_cores_used_256": flash.get("cores_used", {}).get("wrk"),
+        # what the two cores could do if the server and the database had them to themselves
+        "cpu_bound_bookings_per_s": round(cores * 1000 / per_booking) if per_booking else None,
+        "pgbench_floor": floor,
         "non_2xx_409_answers": flash["other"] + steady["other"] + soldout["other"],
         "socket_errors": flash["errors"] + steady["errors"] + soldout["errors"],
         "created_answers": created_total,
@@ -376,8 +552,9 @@ def run_backend(backend: str, seconds: float, workers: int) -> dict[str, Any]:
         and check["duplicate_idempotency_keys"] == 0,
         "answers_match_rows": check["appointments"] >= created_total,
         "raw": {
+            "livez_256": live,
+            "livez_64": live64,
             "healthz_256": health,
-            "healthz_64": health64,
             "flash_256": flash,
             "steady_64": steady,
             "soldout_64": soldout,
@@ -399,15 +576,32 @@ def main() -> int:
     started = time.perf_counter()
     results = [run_backend(b, args.seconds, args.workers) for b in backends]
     for r in results:
+        cpu = r["booking_cpu_ms"]
         print(
-            f"[{r['backend']}] workers={r['workers']}  /healthz {r['healthz_rps_256']}/s @256 | "
-            f"bookings {r['bookings_per_s_256']}/s @256 (p99 {r['booking_p99_ms_256']:.1f} ms) | "
-            f"p99 @64 {r['booking_p99_ms_64']:.1f} ms | ratio {r['ratio_to_healthz']:.2f} | "
+            f"[{r['backend']}] workers={r['workers']}  /livez {r['livez_rps_256']}/s @256 "
+            f"({r['livez_rps_64']}/s @64), /healthz (SELECT 1) {r['healthz_rps_256']}/s @256 | "
+            f"bookings {r['bookings_per_s_256']}/s @256 (p99 {r['booking_p99_ms_256']:.1f} ms, "
+            f"load {r['raw']['flash_256'].get('load_avg_1m_at_start')}) | "
+            f"p99 @64 {r['booking_p99_ms_64']:.1f} ms | ratio to /livez {r['ratio_to_livez']:.2f} | "
             f"sold-out {r['soldout_rps_64']}/s p50 {r['soldout_p50_ms_64']:.1f} ms "
             f"(×{r['soldout_speedup_rps']} rps, ×{r['soldout_speedup_p50']} p50) | "
             f"oversell 0: {r['zero_oversell']}, duplicates 0: {r['zero_duplicates']}, "
             f"rows ≥ 201s: {r['answers_match_rows']}"
         )
+        print(
+            f"[{r['backend']}] CPU per booking @256: workers {cpu.get('workers')} ms, PostgreSQL "
+            f"{cpu.get('postgres')} ms, wrk {cpu.get('wrk')} ms (wrk used {r['wrk_cores_used_256']} "
+            f"cores) → two cores to themselves could do ≈{r['cpu_bound_bookings_per_s']}/s"
+        )
+        if r["pgbench_floor"] and "error" in r["pgbench_floor"]:
+            print(f"[{r['backend']}] pgbench failed: {r['pgbench_floor']['error']}")
+        elif r["pgbench_floor"]:
+            f = r["pgbench_floor"]
+            print(
+                f"[{r['backend']}] database alone (pgbench, the same statements, {f['clients']} clients, "
+                f"load {f['load_avg_1m_at_start']}): {f['transactions_per_s']} booking transactions/s, "
+                f"{f['bookings_per_s']} places taken/s (pgbench used {f['pgbench_cores_used']} cores)"
+            )
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = {
         "benchmark": "booking flash crowd",

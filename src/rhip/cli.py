@@ -34,7 +34,7 @@ err = Console(stderr=True)
 
 # Each later part of the platform joins the demo here: a module with
 # `run(*, settings, synth_dir, console) -> list[tuple[str, str]]` (summary rows: 环节, 结果).
-DEMO_STEPS: list[str] = ["rhip.intake.demo", "rhip.booking.demo", "rhip.quality.demo", "rhip.bulletin.demo"]
+DEMO_STEPS: list[str] = ["rhip.fhir.demo", "rhip.booking.demo", "rhip.quality.demo", "rhip.bulletin.demo"]
 
 
 def _settings() -> Settings:
@@ -195,10 +195,24 @@ def intake(
         raise _fail(exc.detail) from None
 
 
+@app.command("intake-compact")
+def intake_compact() -> None:
+    """Merge the intake lake tables' small files (Delta OPTIMIZE compact) so later reads open few files."""
+    from rhip.intake.commands import compact_lake
+
+    settings = _settings()
+    _ready(settings)
+    compact_lake(settings=settings, console=console)
+
+
 @app.command()
 def bulletin(
     month: Annotated[str, typer.Option(help="Statistics month, YYYY-MM")],
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("var/bulletin"),
+    layout: Annotated[
+        str | None,
+        typer.Option(help="Table layout of an era: 2018, 2020, 2022 or 2025 (default: the month's)"),
+    ] = None,
 ) -> None:
     """Write the monthly bulletin (南京卫生信息化简报) as HTML, PDF and XLSX."""
     from rhip.bulletin.commands import run as run_bulletin
@@ -206,7 +220,9 @@ def bulletin(
     settings = _settings()
     _ready(settings)
     try:
-        _b, paths, elapsed = run_bulletin(settings=settings, month=month, out=out, console=console)
+        _b, paths, elapsed = run_bulletin(
+            settings=settings, month=month, out=out, console=console, layout=layout
+        )
     except RhipError as exc:
         raise _fail(exc.detail) from None
     for fmt, path in paths.items():

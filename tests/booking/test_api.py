@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from rhip.security.service import create_api_key
@@ -219,3 +220,40 @@ def test_rules_and_stats_for_managers(client: TestClient, auth: Auth, frozen: da
     assert stats["tables"][0]["columns"][-1] == "小计"
     cal = client.get(f"{API}/calendar", params={"year": 2025}).json()
     assert {"day": "2025-01-26", "kind": "workday", "name": "春节调休上班"} in cal
+
+
+def test_sold_out_answered_from_memory_keeps_retries(
+    client: TestClient, auth: Auth, frozen: datetime, monkeypatch: Any
+) -> None:
+    from rhip.booking import booker
+
+    monkeypatch.setattr(booker, "SOLD_OUT_TTL", 30.0)  # the memory outlives this test's requests
+    slot = publish(client, auth, capacity=1, hospital_code="H029")["slots"][0]["id"]
+    agent = auth("agent", subject="agent-mem")
+
+    def post(pid: str, key: str) -> Any:
+        body = {"slot_id": slot, "person_id": pid}
+        return client.post(f"{API}/appointments", json=body, headers={**agent, "Idempotency-Key": key})
+
+    first_pid = new_person()
+    first = post(first_pid, "m1")
+    assert first.status_code == 201
+    refused = post(new_person(), "m2")  # finds the slot full in the database and remembers it
+    assert refused.status_code == 409 and refused.json()["code"] == "slot-full"
+    statements: list[str] = []
+    engine = client.app.state.db.engine  # type: ignore[attr-defined]
+
+    def count(_conn: object, _cur: object, sql: str, *_a: object) -> None:
+        statements.append(sql)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        fast = post(new_person(), "m3")  # answered from memory: not one statement
+        assert fast.status_code == 409 and fast.json()["code"] == "slot-full" and statements == []
+        bad = post("123", "m4")  # bad input is still refused precisely, before the memory
+        assert bad.status_code == 422 and bad.json()["code"] == "bad-id-number"
+        retry = post(first_pid, "m1")  # a retry of the slot's booking still gets that booking
+        assert retry.status_code == 200 and retry.json()["id"] == first.json()["id"] and statements
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+        booker._SOLD_OUT.clear()

@@ -115,7 +115,7 @@ def test_refusal_is_409_operation_outcome_and_patch_cancels(
     ready = publish(client, auth, day="2025-03-07", hospital_code="H029")
     body["slot"] = [{"reference": f"Slot/{ready['slots'][0]['id']}"}]
     r = client.post("/fhir/r4/Appointment", content=json.dumps(body), headers=me)
-    assert r.status_code == 201 and r.headers["location"].startswith("/fhir/r4/Appointment/")
+    assert r.status_code == 201 and r.headers["location"].startswith("/fhir/r4/Appointment/"), r.text
     patch = [{"op": "replace", "path": "/status", "value": "cancelled"}]
     r = client.patch(
         f"/fhir/r4/Appointment/{r.json()['id']}", json=patch, headers=auth("resident", subject=pid)

@@ -17,7 +17,10 @@ def test_register_find_book_cancel(
     sched = publish(client, auth, day="2025-03-07", capacity=2, hospital_code="H029")
     assert "登录后预约" in client.get("/booking/h/H029/d/03.04?day=2025-03-07").text
     pid = new_person()
-    r = client.post("/booking/register", data={"id_number": pid, "name": "赵钢", "password": "secret-123"})
+    r = client.post(
+        "/booking/register",
+        data={"id_number": pid, "name": "赵钢", "phone": "139 1234 5678", "password": "secret-123"},
+    )
     assert r.status_code == 200 and "我的预约" in r.text and "暂无预约记录" in r.text
     assert "南京市胸科医院" in client.get("/booking").text
     assert "心血管内科专业" in client.get("/booking/h/H029").text
@@ -39,7 +42,7 @@ def test_register_find_book_cancel(
     assert "用户名或密码错误" in r.text
     r = client.post(
         "/booking/register",
-        data={"id_number": "110101199001011234", "name": "某某", "password": "secret-123"},
+        data={"id_number": "110101199001011234", "name": "某某", "phone": "13912345678", "password": "x" * 8},
     )
     assert "身份证号码无效" in r.text
 

@@ -179,6 +179,33 @@ def test_slot_full_and_idempotent_retry(bs: Session, frozen: datetime) -> None:
         assert svc.get_slot(bs, slot_id=slot.id).booked_public == 1
 
 
+def test_sold_out_answer_from_memory_keeps_retries_and_returns(bs: Session, frozen: datetime) -> None:
+    slot = slots_of(bs, schedule(bs, capacity=1).id)[0]
+    pid = new_person()
+    first = book(bs, slot.id, pid, idempotency_key="mem-1")
+    refused(bs, "slot-full", slot.id, new_person(), idempotency_key="mem-2")  # remembered as sold out
+    assert svc.sold_out_in_memory(bs, slot_id=slot.id)
+    again = book(bs, slot.id, pid, idempotency_key="mem-1")  # answered on the memory path
+    assert again.id == first.id and again.status == "booked"
+    refused(bs, "slot-full", slot.id, new_person(), idempotency_key="mem-3")
+    with bs.begin():
+        svc.cancel(bs, appointment_id=first.id, actor=resident(pid))
+    assert not svc.sold_out_in_memory(bs, slot_id=slot.id)  # the returned place is bookable at once
+    assert book(bs, slot.id, new_person(), idempotency_key="mem-4").status == "booked"
+
+
+def test_a_booking_rolls_back_with_the_entry_points_transaction(bs: Session, frozen: datetime) -> None:
+    slot = slots_of(bs, schedule(bs, capacity=1).id)[0]
+    pid = new_person()
+    with pytest.raises(RuntimeError), bs.begin():
+        svc.book(bs, slot_id=slot.id, person=pid, actor=resident(pid), idempotency_key="rb-1")
+        raise RuntimeError("the entry point fails after the booking")
+    with bs.begin():
+        assert svc.get_slot(bs, slot_id=slot.id).booked_public == 0
+        assert svc.get_all_appointments(bs, actor=resident(pid)) == []
+    assert book(bs, slot.id, pid, idempotency_key="rb-1").status == "booked"  # the key is free again
+
+
 # ------------------------------------------------------------------ cancellation, stops
 
 

@@ -30,3 +30,5 @@ def test_bulletin_and_statistics_commands(tmp_path: Path, monkeypatch: pytest.Mo
     names = sorted(p.suffix for p in out.iterdir())
     assert names == [".html", ".pdf", ".xlsx"]
     assert runner.invoke(app, ["bulletin", "--month", "2025-3", "--out", str(out)]).exit_code == 2
+    bad = runner.invoke(app, ["bulletin", "--month", "2025-03", "--layout", "2019", "--out", str(out)])
+    assert bad.exit_code == 2 and "未知的表格版式" in bad.output

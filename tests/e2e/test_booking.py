@@ -64,6 +64,7 @@ def test_resident_books_and_cancels_in_the_browser(booking_server: str, page, ar
     page.get_by_role("link", name="登录后预约").first.click()
     page.locator("#register input[name=id_number]").fill(pid)
     page.locator("#register input[name=name]").fill("赵钢")
+    page.locator("#register input[name=phone]").fill("13912345678")
     page.locator("#register input[name=password]").fill("secret-123")
     page.locator("#register button").click()
     page.wait_for_url("**/d/03.04**")

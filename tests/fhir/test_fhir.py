@@ -13,6 +13,8 @@ import pytest
 import uvicorn
 
 from rhip.clock import local_now
+from rhip.db.engine import Database
+from rhip.fhir import samples
 from tests.intake.conftest import unique
 
 
@@ -20,55 +22,12 @@ def bundle(kind: str = "transaction") -> tuple[dict[str, Any], dict[str, str]]:
     pid, vid, cid, cid2 = unique("FP"), unique("FV"), unique("FC"), unique("FC")
     at = (local_now() - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S+08:00")
     entries = [
-        {
-            "resourceType": "Patient",
-            "id": pid,
-            "identifier": [{"system": "urn:oid:2.16.156.10011.1.1", "value": "11010519491231002X"}],
-            "name": [{"text": "张三"}],
-            "gender": "male",
-            "birthDate": "1949-12-31",
-        },
-        {
-            "resourceType": "Encounter",
-            "id": vid,
-            "status": "finished",
-            "class": {"code": "AMB"},
-            "subject": {"reference": f"Patient/{pid}"},
-            "serviceType": {"coding": [{"code": "01"}]},
-            "participant": [{"individual": {"reference": "Practitioner/D001"}}],
-            "period": {"start": at},
-            "extension": [
-                {"url": "http://rhip.example/fhir/StructureDefinition/fee-total", "valueDecimal": 35.5}
-            ],
-        },
-        {
-            "resourceType": "Condition",
-            "id": cid,
-            "subject": {"reference": f"Patient/{pid}"},
-            "encounter": {"reference": f"Encounter/{vid}"},
-            "code": {
-                "coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "I10"}],
-                "text": "高血压",
-            },
-            "recordedDate": at,
-        },
-        {
-            "resourceType": "Condition",
-            "id": cid2,
-            "subject": {"reference": f"Patient/{pid}"},
-            "encounter": {"reference": f"Encounter/{vid}"},
-            "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "ZZ"}], "text": "?"},
-            "recordedDate": at,
-        },
+        samples.patient(pid),
+        samples.encounter(vid, pid, at),
+        samples.condition(cid, pid, vid, at),
+        samples.condition(cid2, pid, vid, at, code="ZZ", text="?"),  # not an ICD-10 code: rejected
     ]
-    b = {
-        "resourceType": "Bundle",
-        "type": kind,
-        "entry": [
-            {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
-            for r in entries
-        ],
-    }
+    b = samples.bundle(kind, entries)
     return b, {"patient": pid, "visit": vid}
 
 
@@ -84,21 +43,84 @@ def test_metadata(client) -> None:  # type: ignore[no-untyped-def]
     CapabilityStatement.model_validate(cs)
 
 
-def test_transaction_bundle(client, auth, inst) -> None:  # type: ignore[no-untyped-def]
-    b, _ids = bundle()
+def _stored(settings, table: str, column: str, keys: list[str]) -> int:  # type: ignore[no-untyped-def]
+    """Current lake records of a catalogue table whose key column is one of `keys`."""
+    from rhip.intake import service
+    from rhip.lake import Duck, Lake
+    from rhip.lake.sql import Sql
+
+    lake = Lake(settings.resolved_lake_dir)
+    if not lake.exists(f"ods_{table}"):
+        return 0
+    db = Database.from_settings(settings)
+    with db.session() as s:
+        inner = service.visible_sql(s, table)
+    db.dispose()
+    d = Duck(lake)
+    try:
+        sql = Sql(
+            f"SELECT count(*) FROM ({inner.text}) WHERE list_contains($keys, {column})",
+            {**inner.params, "keys": keys},
+        )
+        return int(d.rows(sql)[0][0])
+    finally:
+        d.close()
+
+
+def test_transaction_is_all_or_nothing(client, auth, inst, settings) -> None:  # type: ignore[no-untyped-def]
+    b, ids = bundle()  # its 4th entry has an ICD-10 code that does not exist
+    r = client.post("/fhir/r4", headers=auth("uploader", institution=inst), json=b)
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"].startswith("application/fhir+json")
+    oo = r.json()
+    assert oo["resourceType"] == "OperationOutcome"
+    failing = [i for i in oo["issue"] if i.get("expression")]
+    assert [i["expression"] for i in failing] == [["Bundle.entry[3]"]]
+    assert "[code]" in failing[0]["diagnostics"]
+    # nothing of the transaction was stored: not the three valid entries either
+    assert _stored(settings, "patient_info", "patient_id", [ids["patient"]]) == 0
+    assert _stored(settings, "outpatient_visit", "visit_no", [ids["visit"]]) == 0
+    receipt = oo["extension"][0]["valueString"]
+    got = client.get(f"/api/v1/intake/batches/{receipt}", headers=auth("manager")).json()
+    assert got["status"] == "failed" and got["totals"]["accepted"] == 0
+
+    # the same transaction without the bad entry goes in whole
+    b["entry"] = b["entry"][:3]
     r = client.post("/fhir/r4", headers=auth("uploader", institution=inst), json=b)
     assert r.status_code == 200, r.text
     out = r.json()
     assert out["type"] == "transaction-response"
-    statuses = [e["response"]["status"] for e in out["entry"]]
-    assert statuses[:3] == ["201 Created"] * 3
-    assert statuses[3].startswith("422")
-    oo = out["entry"][3]["response"]["outcome"]
-    assert oo["resourceType"] == "OperationOutcome" and "[code]" in oo["issue"][0]["diagnostics"]
+    assert [e["response"]["status"] for e in out["entry"]] == ["201 Created"] * 3
     receipt = client.get(
         f"/api/v1/intake/batches/{out['identifier']['value']}", headers=auth("manager")
     ).json()
     assert receipt["channel"] == "fhir" and receipt["totals"]["accepted"] == 3
+    assert _stored(settings, "patient_info", "patient_id", [ids["patient"]]) == 1
+    assert _stored(settings, "outpatient_visit", "visit_no", [ids["visit"]]) == 1
+
+
+def test_transaction_with_unsupported_resource_stores_nothing(client, auth, inst, settings) -> None:  # type: ignore[no-untyped-def]
+    b, ids = bundle()
+    b["entry"] = [*b["entry"][:2], {"resource": {"resourceType": "Basic", "id": "x1"}}]
+    r = client.post("/fhir/r4", headers=auth("uploader", institution=inst), json=b)
+    assert r.status_code == 422
+    failing = [i for i in r.json()["issue"] if i.get("expression")]
+    assert failing[0]["expression"] == ["Bundle.entry[2]"] and failing[0]["code"] == "not-supported"
+    assert _stored(settings, "patient_info", "patient_id", [ids["patient"]]) == 0
+
+
+def test_batch_is_per_entry(client, auth, inst, settings) -> None:  # type: ignore[no-untyped-def]
+    b, ids = bundle("batch")
+    r = client.post("/fhir/r4", headers=auth("uploader", institution=inst), json=b)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["type"] == "batch-response"
+    statuses = [e["response"]["status"] for e in out["entry"]]
+    assert statuses[:3] == ["201 Created"] * 3 and statuses[3].startswith("422")
+    oo = out["entry"][3]["response"]["outcome"]
+    assert oo["resourceType"] == "OperationOutcome" and "[code]" in oo["issue"][0]["diagnostics"]
+    assert _stored(settings, "patient_info", "patient_id", [ids["patient"]]) == 1
+    assert _stored(settings, "outpatient_visit", "visit_no", [ids["visit"]]) == 1
 
 
 def test_not_fhir(client, auth, inst) -> None:  # type: ignore[no-untyped-def]

@@ -80,7 +80,14 @@ def test_month_matches_ground_truth(synth_dir: Path, settings: Settings, tmp_pat
     truth = pl.read_parquet(synth_dir / "ground_truth" / "defects.parquet")
     orgs = set(truth.get_column("org_code").unique().sort().to_list()[:4])
     truth = truth.filter(pl.col("org_code").is_in(list(orgs)))
-    got = demo.ingest_month(settings=own, synth_dir=synth_dir, institutions=orgs)
+    from rhip.fhir.demo import sender
+
+    # every way in: batch files, real-time posts, FHIR Bundles, CDA documents (as `rhip demo` runs it)
+    got = demo.ingest_month(
+        settings=own, synth_dir=synth_dir, institutions=orgs, cda_per_org=2, fhir=sender(own), fhir_rows=150
+    )
+    assert got["channels"]["fhir"] > 0 and got["channels"]["cda"] > 0 and got["channels"]["realtime"] > 0
+    assert got["cda_documents"] == got["channels"]["cda"] and got["fhir_resources"] > 0
     db = Database.from_settings(own)
     with db.session() as s:
         rows = s.execute(
@@ -119,3 +126,17 @@ def test_month_matches_ground_truth(synth_dir: Path, settings: Settings, tmp_pat
     assert t.duplicate == n.get("duplicate", 0) - g.get("duplicate", 0)
     assert t.updated == n.get("modified", 0) - g.get("modified", 0)
     assert t.revoked == n.get("revoked", 0) - g.get("revoked", 0)
+    # the records that went in as CDA/FHIR are stored once, as clean records (every file row accounted for)
+    rows = sum(
+        pl.scan_csv(p, infer_schema=False, encoding="utf8-lossy").select(pl.len()).collect().item()
+        for org in orgs
+        for p in (synth_dir / "uploads" / org).glob("*.csv")
+    )
+    assert t.received == rows
+    from rhip.intake.models import CdaDocument
+
+    db = Database.from_settings(own)
+    with db.session() as s:
+        kept = s.scalars(select(CdaDocument.doc_type).where(CdaDocument.batch_id.in_(got["receipts"]))).all()
+    db.dispose()
+    assert kept == ["C0053"] * got["cda_documents"]

@@ -5,14 +5,14 @@ Every test uses its own month and institution, so the shared SQL database's coun
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
 from rhip.lake.store import Lake
 from rhip.quality import service, stats
 from rhip.registry import catalogue
-from tests.quality.conftest import Uploader, patient, row, stay, unique, visit
+from tests.quality.conftest import Uploader, later, patient, row, stay, unique, visit
 
 
 def _figures(session, lake, month):  # type: ignore[no-untyped-def]
@@ -237,3 +237,60 @@ def test_cda_documents_counted(session, lake):  # type: ignore[no-untyped-def]
                 )
             )
     assert _figures(session, lake, "2024-05").get("H026").cda == 2
+
+
+def test_corrections_and_revocations_follow_the_current_version(uploader, session, lake):  # type: ignore[no-untyped-def]
+    org, pid = "H028", unique("P")  # 南京市中西医结合医院, April 2024
+    kept = visit(org, "2024-04-03 09:00:00", "100", pid=pid)
+    moved = visit(org, "2024-04-30 20:00:00", "200", pid=pid)
+    gone = visit(org, "2024-04-05 09:00:00", "300", pid=pid)
+    rec = row(
+        "health_record",
+        org,
+        record_no=unique("R"),
+        created_at="2024-04-02",
+        collected_at="2024-04-02 08:00:00",
+        updated_at="2024-04-02 08:00:00",
+    )
+    uploader.send(org, {"patient_info": [patient(org, pid)], "outpatient_visit": [kept, moved, gone]})
+    uploader.send(org, {"health_record": [rec]})
+    assert _figures(session, lake, "2024-04").get(org).visits == 3
+
+    def fix(r: dict[str, str], flag: str, **kw: str) -> dict[str, str]:
+        when = kw.get("visit_time", r.get("visit_time", ""))
+        return dict(
+            r, change_flag=flag, updated_at=later(when, timedelta(hours=1)), collected_at=later(when), **kw
+        )
+
+    uploader.send(
+        org,
+        {
+            "outpatient_visit": [
+                fix(kept, "2", fee_total="150"),
+                # the visit time was wrong: the corrected record belongs to May
+                fix(moved, "2", visit_time="2024-05-01 08:00:00"),
+                fix(gone, "3"),
+            ],
+            "health_record": [dict(rec, change_flag="3", updated_at="2024-04-20 08:00:00")],
+        },
+    )
+    april, may = _figures(session, lake, "2024-04").get(org), _figures(session, lake, "2024-05").get(org)
+    assert (april.visits, april.visit_revenue) == (1, 150.0)
+    assert (may.visits, may.visit_revenue) == (1, 200.0)
+    assert april.records_basic == 0
+    assert stats.visit_history(session, lake=lake, month="2024-05", months=2)[org] == {
+        "2024-04": 1,
+        "2024-05": 1,
+    }
+
+
+def test_pyarrow_fallback_gives_the_same_figures(hospital_month, session, month_lake, monkeypatch):  # type: ignore[no-untyped-def]
+    from rhip.quality import lakeread
+
+    native = _figures(session, month_lake, "2024-11").get(hospital_month)
+    assert native.upload_days == 2
+    lakeread.clear_cache()
+    monkeypatch.setattr(lakeread, "_native_files", lambda dt: None)  # every table through PyArrow datasets
+    fallback = _figures(session, month_lake, "2024-11").get(hospital_month)
+    lakeread.clear_cache()
+    assert fallback == native

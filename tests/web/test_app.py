@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 
 
 def test_healthz(client: TestClient, backend: str) -> None:
@@ -11,6 +12,25 @@ def test_healthz(client: TestClient, backend: str) -> None:
     body = r.json()
     assert body["status"] == "ok"
     assert body["database"] == ("sqlite" if backend == "sqlite" else "postgresql")
+
+
+def test_livez_answers_without_the_database(client: TestClient) -> None:
+    statements: list[str] = []
+
+    def count(_conn: object, _cur: object, sql: str, *_a: object) -> None:
+        statements.append(sql)
+
+    engine = client.app.state.db.engine  # type: ignore[attr-defined]
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        r = client.get("/livez")
+        during_livez = list(statements)
+        client.get("/healthz")
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert r.status_code == 200 and r.json()["status"] == "ok"
+    assert during_livez == []  # /livez touches no database
+    assert any("SELECT 1" in sql for sql in statements)  # /healthz does, and the listener sees it
 
 
 def test_openapi_and_docs(client: TestClient) -> None:

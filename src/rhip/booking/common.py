@@ -125,6 +125,9 @@ def set_rules(session: Session, *, hospital_code: str, values: dict[str, Any], a
     unknown = set(values) - set(R.RULE_FIELDS)
     if unknown:
         raise Invalid(f"未知规则项：{', '.join(sorted(unknown))}", code="bad-rule")
+    if hospital_code != R.PLATFORM and set(values) & R.PLATFORM_ONLY:
+        names = ", ".join(sorted(set(values) & R.PLATFORM_ONLY))
+        raise Invalid(f"以下规则只能在平台（*）设置：{names}", code="platform-rule")
     row = session.get(Rule, hospital_code) or Rule(hospital_code=hospital_code)
     for k, v in values.items():
         setattr(row, k, v)

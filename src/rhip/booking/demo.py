@@ -188,8 +188,9 @@ def plan_month(month: str, scale: float, seed: int = 42) -> list[Plan]:
                     hours=9
                 )
                 hi = lo + timedelta(days=6)
-            elif col == "in_clinic":  # booked in the doctor's room at an earlier visit
-                lo, hi = first - timedelta(days=14), first - timedelta(hours=20)
+            elif col == "in_clinic":  # booked in the doctor's room at an earlier visit, before the
+                # unused in-clinic places flow to the public (rule clinic_reflow_hours, 24 h)
+                lo, hi = first - timedelta(days=14), first - timedelta(hours=26)
             else:
                 lo = datetime.combine(day - timedelta(days=7), datetime.min.time(), SHANGHAI) + timedelta(
                     hours=8

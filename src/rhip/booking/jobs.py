@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from rhip.booking import rules as R
+from rhip.booking import notify, rules as R
 from rhip.booking.common import get_rules
 from rhip.booking.models import (
     Appeal,
@@ -42,6 +42,23 @@ def reflow_due(session: Session, *, at: datetime | None = None) -> int:
             cap_public=Slot.cap_public + Slot.cap_family - Slot.booked_family,
             cap_family=Slot.booked_family,
             reflowed=True,
+            updated_at=t,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(res.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def reflow_clinic_due(session: Session, *, at: datetime | None = None) -> int:
+    """Before the session (rule clinic_reflow_hours), unused in-clinic places join the public pool."""
+    t = at or now()
+    res = session.execute(
+        update(Slot)
+        .where(Slot.clinic_reflowed.is_(False), Slot.clinic_reflow_at <= t)
+        .values(
+            cap_public=Slot.cap_public + Slot.cap_clinic - Slot.booked_clinic,
+            cap_clinic=Slot.booked_clinic,
+            clinic_reflowed=True,
             updated_at=t,
         )
         .execution_options(synchronize_session=False)
@@ -139,14 +156,19 @@ def apply_ladder(session: Session, *, person: str, at: datetime | None = None) -
 
 
 def run_jobs(session: Session, *, at: datetime | None = None) -> dict[str, int]:
-    """Everything time-driven, for 'now' (or `at`): reflow at release, holds, returns, no-shows."""
+    """Everything time-driven, for 'now' (or `at`): reflows, holds, returns, no-shows, notifications."""
     t = at or now()
     reflowed = reflow_due(session, at=t)
+    clinic_reflowed = reflow_clinic_due(session, at=t)
     holds = expire_holds(session, at=t)
     returns = release_returns(session, at=t)
     no_shows, suspended = mark_no_shows(session, at=t)
+    delivered = notify.deliver(session, at=t)
     return {
         "reflowed_slots": reflowed,
+        "clinic_reflowed_slots": clinic_reflowed,
+        "notifications_sent": delivered["sent"],
+        "notifications_failed": delivered["failed"],
         "expired_holds": holds,
         "returned_places": returns,
         "no_shows": no_shows,

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -50,6 +51,8 @@ class Rule(Base):
     noshow_ladder: Mapped[list[dict[str, int]] | None] = mapped_column(JSON)
     prepay_minutes: Mapped[int | None] = mapped_column(Integer)
     return_delay_seconds: Mapped[int | None] = mapped_column(Integer)
+    clinic_reflow_hours: Mapped[int | None] = mapped_column(Integer)
+    max_people_per_phone: Mapped[int | None] = mapped_column(Integer)
     updated_by: Mapped[str | None] = mapped_column(String(128))
     updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
@@ -129,6 +132,9 @@ class Slot(Base):
     public_release_at: Mapped[datetime] = mapped_column(UtcDateTime)
     family_release_at: Mapped[datetime] = mapped_column(UtcDateTime)
     reflowed: Mapped[bool] = mapped_column(Boolean, default=False)
+    # unused in-clinic (诊间) places flow into the public pool at this instant (rule clinic_reflow_hours)
+    clinic_reflow_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    clinic_reflowed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now, index=True)
 
 
@@ -287,3 +293,42 @@ class CalendarOverride(Base):
 def as_dict(obj: Any) -> dict[str, Any]:
     """A row's columns as a dict (for logs and tests)."""
     return {c.key: getattr(obj, c.key) for c in obj.__table__.columns}
+
+
+class Phone(Base):
+    """A mobile number that real-name residents registered with, and how many people use it (capped)."""
+
+    __tablename__ = "booking_phones"
+    __table_args__ = (CheckConstraint("people >= 0", name="people_nonneg"),)
+
+    phone: Mapped[str] = mapped_column(String(11), primary_key=True)
+    people: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
+
+
+class PhonePerson(Base):
+    """The phone number a real-name resident (就诊人) registered with: one per person."""
+
+    __tablename__ = "booking_phone_people"
+
+    person_id: Mapped[str] = mapped_column(String(18), primary_key=True)
+    phone: Mapped[str] = mapped_column(ForeignKey("booking_phones.phone"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
+
+
+class Notification(Base):
+    """The outbox: a message to a person (e.g. 停诊), delivered through its channel by a job."""
+
+    __tablename__ = "booking_notifications"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    person_id: Mapped[str] = mapped_column(String(18), index=True)
+    appointment_id: Mapped[int | None] = mapped_column(ForeignKey("booking_appointments.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(16))  # sms / wechat / app
+    message: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(16), index=True)  # pending / sent / failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -10,7 +10,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from rhip.booking import referrals as booking_referrals, service as svc
+from rhip.booking import accounts, notify, referrals as booking_referrals, service as svc
 from rhip.booking.rules import SESSIONS
 from rhip.clock import SHANGHAI, local_now
 from rhip.errors import RhipError, Unauthorized
@@ -142,7 +142,9 @@ def book(
     """Book the chosen time slot for the signed-in resident."""
     try:
         with session.begin():
-            done = svc.book(session, slot_id=slot_id, person=me.subject, person_name=me.name, actor=me)
+            done = svc.book(
+                session, slot_id=slot_id, person=me.subject, person_name=me.name, actor=me, alone=True
+            )
     except RhipError as exc:
         return _back(back if back.startswith("/booking/h/") and "//" not in back else "/booking", exc.detail)
     return _back("/booking/me", f"预约成功：预约号 {done.appointment.id}")
@@ -159,6 +161,7 @@ def my_bookings(
     with session.begin():
         items = svc.get_all_appointments(session, actor=me, limit=100)
         scheds = {s.id: s for s in svc.get_all_schedules_by_ids(session, ids={a.schedule_id for a in items})}
+        notes = notify.get_all(session, person=me.subject.strip().upper(), limit=20)
     rows = []
     for a in items:
         s = scheds.get(a.schedule_id)
@@ -173,7 +176,15 @@ def my_bookings(
                 "cancellable": a.status in ("held", "booked"),
             }
         )
-    return _render(request, "booking_me.html", {"rows": rows, "msg": msg, "tz": SHANGHAI})
+    notices = [
+        {
+            "n": n,
+            "channel": notify.CHANNEL_LABELS.get(n.channel, n.channel),
+            "status": notify.STATUS_LABELS.get(n.status, n.status),
+        }
+        for n in notes
+    ]
+    return _render(request, "booking_me.html", {"rows": rows, "notices": notices, "msg": msg, "tz": SHANGHAI})
 
 
 @router.post("/booking/cancel/{appointment_id}")
@@ -224,17 +235,19 @@ def register(
     session: SessionDep,
     id_number: Annotated[str, Form(max_length=32)],
     name: Annotated[str, Form(min_length=2, max_length=32)],
+    phone: Annotated[str, Form(max_length=20)],
     password: Annotated[str, Form(max_length=128)],
     next: Annotated[str, Form(max_length=200)] = "/booking/me",
 ) -> Response:
-    """Real-name registration: a valid ID number becomes the account name of a resident."""
+    """Real-name registration: a valid ID number becomes the account name; the phone's cap applies."""
     try:
-        pid = svc.person_id(id_number)
         with session.begin():
-            security.create_user(session, username=pid, password=password, role="resident", display_name=name)
+            user = accounts.register_resident(
+                session, id_number=id_number, name=name, phone=phone, password=password
+            )
     except RhipError as exc:
         return _back(f"/booking/login?next={quote(_safe_next(next))}", exc.detail)
-    return _signed_in(request.app.state.settings, pid, name, _safe_next(next))
+    return _signed_in(request.app.state.settings, user.username, name, _safe_next(next))
 
 
 def _signed_in(settings: Any, subject: str, name: str, target: str) -> Response:

@@ -40,6 +40,8 @@ class Rules:
     noshow_ladder: list[dict[str, int]] = field(default_factory=lambda: list(DEFAULT_LADDER))
     prepay_minutes: int = 0
     return_delay_seconds: int = 0
+    clinic_reflow_hours: int = 24  # unused 诊间 places join the public pool this long before the session
+    max_people_per_phone: int = 5  # real-name people (就诊人) one mobile number may register (platform)
 
     def family_share(self, *, tertiary: bool) -> int:
         """Percentage of each slot reserved for signed family doctors."""
@@ -56,6 +58,10 @@ class Rules:
         """When signed family doctors may start booking (one week before the public by default)."""
         return self.public_release(service_date) - timedelta(days=self.family_days_earlier)
 
+    def clinic_reflow(self, session_start: datetime) -> datetime:
+        """When unused in-clinic places flow into the public pool (default 24 hours before the session)."""
+        return session_start - timedelta(hours=self.clinic_reflow_hours)
+
     def cancel_deadline(self, service_date: date) -> datetime:
         """The last moment a resident may cancel (default 12:00 the day before)."""
         day = service_date - timedelta(days=self.cancel_cutoff_days)
@@ -63,6 +69,7 @@ class Rules:
 
 
 RULE_FIELDS = [f.name for f in fields(Rules)]
+PLATFORM_ONLY = frozenset({"max_people_per_phone"})  # about accounts, not hospitals
 
 
 def parse_hhmm(value: str) -> time:
@@ -91,6 +98,10 @@ def check(rules: Rules) -> Rules:
         raise Invalid("家庭医生号源比例应在 0–100 之间", code="bad-rule")
     if not 0 <= rules.clinic_share_pct <= 100 or (share or 0) + rules.clinic_share_pct > 100:
         raise Invalid("诊间号源比例应在 0–100 之间，且与家庭医生比例之和不超过 100", code="bad-rule")
+    if not 0 <= rules.clinic_reflow_hours <= 24 * 14:
+        raise Invalid("诊间号源回流时间应在开诊前 0–336 小时之间", code="bad-rule")
+    if not 1 <= rules.max_people_per_phone <= 20:
+        raise Invalid("每个手机号可绑定的就诊人数应在 1–20 之间", code="bad-rule")
     if min(rules.limit_dept_day, rules.limit_day, rules.limit_week) < 1:
         raise Invalid("预约限额至少为 1", code="bad-rule")
     for step in rules.noshow_ladder:

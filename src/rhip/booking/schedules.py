@@ -8,7 +8,7 @@ from datetime import date, datetime, time, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from rhip.booking import calendar as cal, rules as R
+from rhip.booking import calendar as cal, notify, rules as R
 from rhip.booking.common import calendar_overrides, department_name, get_rules, hospital, is_working_day
 from rhip.booking.models import (
     HOLDING,
@@ -110,6 +110,7 @@ def create_schedule(
     t = now()
     # published after its public release: no family window left, so no priority places either
     late = public_release <= t
+    clinic_reflow = rules.clinic_reflow(start)
     for i, (pub, fam, cli) in enumerate(caps):
         s = start + timedelta(minutes=i * spec.slot_minutes)
         if late:
@@ -133,6 +134,8 @@ def create_schedule(
                 public_release_at=public_release,
                 family_release_at=family_release,
                 reflowed=late,
+                clinic_reflow_at=clinic_reflow,
+                clinic_reflowed=False,
                 updated_at=t,
             )
         )
@@ -314,10 +317,7 @@ def stop_schedule(session: Session, *, schedule_id: int, reason: str, actor: Pri
             action="booking.notify",
             target=f"appointment/{a.id}",
             institution_code=sched.hospital_code,
-            detail={
-                "person": a.person_id[-4:],
-                "message": f"您预约的{sched.department_name}已停诊：{reason}",
-            },
+            detail={"person": a.person_id[-4:], "channel": notify.channel_for(a.channel)},
         )
     session.execute(
         update(WaitlistEntry)
@@ -333,7 +333,7 @@ def stop_schedule(session: Session, *, schedule_id: int, reason: str, actor: Pri
         institution_code=sched.hospital_code,
         detail={"reason": reason, "appointments": len(affected)},
     )
-    session.flush()
+    notify.notify_stop(session, appointments=affected, department_name=sched.department_name, reason=reason)
     return affected
 
 

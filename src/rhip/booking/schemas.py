@@ -316,3 +316,29 @@ class CalendarDayRead(BaseModel):
     day: date
     kind: str
     name: str
+
+
+class ResidentCreate(BaseModel):
+    id_number: str = Field(max_length=32, description="居民身份证号码（实名）")
+    name: str = Field(min_length=2, max_length=32)
+    phone: str = Field(max_length=20, description="手机号码；每个号码可注册的就诊人数有上限")
+    password: str = Field(min_length=8, max_length=128)
+
+
+class ResidentRead(BaseModel):
+    person_id: str
+    name: str
+    phone: str = Field(description="脱敏手机号，如 138****5678")
+
+
+class NotificationRead(BaseModel):
+    id: int
+    appointment_id: int | None
+    kind: str
+    channel: str
+    channel_label: str
+    message: str
+    status: str
+    status_label: str
+    created_at: datetime
+    sent_at: datetime | None

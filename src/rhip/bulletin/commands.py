@@ -22,10 +22,17 @@ def run(
     out: Path,
     console: Console,
     formats: tuple[str, ...] = render.FORMATS,
+    layout: str | None = None,
 ) -> tuple[Bulletin, dict[str, Path], float]:
     """Build and write one issue; returns it, the written paths and the seconds taken."""
     service.parse_month(month)
+    if layout is not None and layout not in service.LAYOUTS:
+        from rhip.errors import Invalid
+
+        raise Invalid(f"未知的表格版式：{layout}（可选：{'、'.join(service.LAYOUTS)}）", code="bad-layout")
     started = time.perf_counter()
+    if "pdf" in formats:
+        render.preload()
     modules = providers.provider_modules()
     db = Database.from_settings(settings)
     lake = Lake(settings.resolved_lake_dir)
@@ -43,7 +50,9 @@ def run(
                 bar.update(task, description=f"汇总栏目：{name}")
 
             with db.session() as s, s.begin():
-                bulletin = service.build(session=s, lake=lake, month=month, modules=modules, progress=step)
+                bulletin = service.build(
+                    session=s, lake=lake, month=month, modules=modules, progress=step, layout=layout
+                )
             bar.update(task, completed=len(modules))
             paths: dict[str, Path] = {}
             for fmt in formats:

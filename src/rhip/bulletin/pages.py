@@ -20,6 +20,7 @@ from rhip.security.roles import Role
 router = APIRouter(include_in_schema=False)
 READERS = (Role.manager, Role.admin, Role.auditor, Role.uploader)
 MonthQ = Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$")]
+LayoutQ = Annotated[str | None, Query(pattern=r"^(2018|2020|2022|2025)$")]
 MEDIA = {
     "pdf": "application/pdf",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -32,17 +33,21 @@ def _last_month() -> str:
     return f"{y:04d}-{m:02d}"
 
 
-def _build(request: Request, session: Session, month: str) -> Bulletin:
+def _build(request: Request, session: Session, month: str, layout: str | None = None) -> Bulletin:
     settings: Settings = request.app.state.settings
     with session.begin():
-        return service.build(session=session, lake=Lake(settings.resolved_lake_dir), month=month)
+        return service.build(
+            session=session, lake=Lake(settings.resolved_lake_dir), month=month, layout=layout
+        )
 
 
 @router.get("/bulletin", response_class=HTMLResponse, dependencies=[Depends(require(*READERS))])
-def bulletin_page(request: Request, session: SessionDep, month: MonthQ = None) -> HTMLResponse:
-    """信息化简报：本月各栏目（与 PDF 同版式），附 PDF、Excel 下载。"""
+def bulletin_page(
+    request: Request, session: SessionDep, month: MonthQ = None, layout: LayoutQ = None
+) -> HTMLResponse:
+    """信息化简报：本月各栏目（与 PDF 同版式，可按 2018/2020/2022/2025 年版式），附 PDF、Excel 下载。"""
     m = month or _last_month()
-    b = _build(request, session, m)
+    b = _build(request, session, m, layout)
     page = render.html(b)
     links = (
         f'<nav style="text-align:center;margin:1em"><a href="/bulletin/{m}.pdf">下载 PDF</a> · '
@@ -53,12 +58,14 @@ def bulletin_page(request: Request, session: SessionDep, month: MonthQ = None) -
 
 
 @router.get("/bulletin/{month}.{fmt}", dependencies=[Depends(require(*READERS))])
-def bulletin_file(month: str, fmt: str, request: Request, session: SessionDep) -> Response:
+def bulletin_file(
+    month: str, fmt: str, request: Request, session: SessionDep, layout: LayoutQ = None
+) -> Response:
     """The month's issue as PDF or XLSX."""
     if fmt not in MEDIA:
         raise NotFound(f"没有这种格式的简报：{fmt}", code="bad-format")
     service.parse_month(month)
-    b = _build(request, session, month)
+    b = _build(request, session, month, layout)
     data = render.pdf(b) if fmt == "pdf" else render.xlsx(b)
     name = f"{render.file_stem(b)}.{fmt}"
     from urllib.parse import quote

@@ -5,10 +5,10 @@
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import pkgutil
 from collections.abc import Callable
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 import rhip
@@ -24,9 +24,12 @@ def provider_modules() -> list[str]:
     for info in pkgutil.iter_modules(rhip.__path__):
         if not info.ispkg:
             continue
-        name = f"rhip.{info.name}.stats"
-        if importlib.util.find_spec(name) is None:
+        # find the stats module without importing the package (importing rhip.web builds the app), and
+        # import only those that name the hook (a domain's services are costly to import for nothing)
+        files = [Path(p) / info.name / "stats.py" for p in rhip.__path__]
+        if not any(f.is_file() and HOOK in f.read_text(encoding="utf-8") for f in files):
             continue
+        name = f"rhip.{info.name}.stats"
         module = importlib.import_module(name)
         if callable(getattr(module, HOOK, None)):
             names.append(name)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import io
 import re
+import sys
+import threading
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -23,6 +25,21 @@ NUMBER_FORMATS = {"int": "0", "decimal2": "0.00", "percent": "0.00%"}
 _SHEET_BAD = re.compile(r"[\[\]:*?/\\]")
 
 
+_preloading: list[threading.Thread] = []
+
+
+def preload() -> None:
+    """Start importing WeasyPrint in the background (seconds of setup), to overlap with building the issue."""
+    if not _preloading and "weasyprint" not in sys.modules:
+
+        def load() -> None:
+            import weasyprint  # noqa: F401
+
+        t = threading.Thread(target=load, name="weasyprint-preload", daemon=True)
+        _preloading.append(t)
+        t.start()
+
+
 def html(bulletin: Bulletin) -> str:
     """The issue as one self-contained HTML page (images inline, no external resources)."""
     return _env.get_template("bulletin_doc.html").render(b=bulletin)
@@ -30,6 +47,8 @@ def html(bulletin: Bulletin) -> str:
 
 def pdf(bulletin: Bulletin, *, html_text: str | None = None) -> bytes:
     """The issue as an A4 PDF with the bulletin's running header."""
+    for t in _preloading:
+        t.join()
     from weasyprint import HTML
 
     data = HTML(string=html_text or html(bulletin), base_url=str(TEMPLATES)).write_pdf()

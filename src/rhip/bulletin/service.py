@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 import traceback
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from rhip.lake.store import Lake
 ANCHOR_ISSUE = (2025, 3)
 ANCHOR_TOTAL = 157
 PUBLISH_DAY = 25
+LAYOUTS = ("2018", "2020", "2022", "2025")  # the eras of the seeds' table layouts
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
 
@@ -52,15 +54,24 @@ def build(
     modules: list[str] | None = None,
     strict: bool = False,
     progress: Callable[[str], None] | None = None,
+    layout: str | None = None,
 ) -> Bulletin:
-    """The issue for a month: every provider's sections, sorted; failures noted (raised if strict)."""
+    """The issue for a month: every provider's sections, sorted; failures noted (raised if strict).
+
+    `layout` asks for the tables in the layout of one era of the bulletin ("2018", "2020", "2022", "2025");
+    it is passed to the providers that take a `layout` argument.
+    """
+    if layout is not None and layout not in LAYOUTS:
+        raise Invalid(f"未知的表格版式：{layout}（可选：{'、'.join(LAYOUTS)}）", code="bad-layout")
     bulletin = masthead(month)
     sections: list[Section] = []
     for name in modules if modules is not None else prov.provider_modules():
         if progress:
             progress(name)
         try:
-            raw = prov.load(name)(session=session, lake=lake, month=bulletin.month)
+            fn = prov.load(name)
+            extra = {"layout": layout} if layout and "layout" in inspect.signature(fn).parameters else {}
+            raw = fn(session=session, lake=lake, month=bulletin.month, **extra)
             sections.extend(parse_section(s, source=name) for s in raw)
         except Exception as exc:
             if strict:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from rhip.config import Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+POOL_SIZE = 24  # pooled connections per process = the web app's thread-pool size
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -34,10 +35,13 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    # 30 per process: two workers stay well under PostgreSQL's default 100 connections; sessions close
-    # before the response is sent, so a connection is held only while a route runs. No pre-ping: it
-    # would add a round trip to every request; stale connections are recycled after an hour instead.
-    return create_engine(url, pool_size=15, max_overflow=15, pool_timeout=30, pool_recycle=3600)
+    # POOL_SIZE per process, and the web app runs at most POOL_SIZE sync routes at once (its thread pool,
+    # see web/app.py), so a connection is never opened and closed per request (overflow connections
+    # would be: each costs PostgreSQL a new backend); the overflow is for a route that opens a second
+    # session. Two workers stay well under PostgreSQL's default 100 connections; sessions close
+    # before the response is sent. No pre-ping: it would add a round trip to every request; stale
+    # connections are recycled after an hour instead.
+    return create_engine(url, pool_size=POOL_SIZE, max_overflow=8, pool_timeout=30, pool_recycle=3600)
 
 
 class Database:

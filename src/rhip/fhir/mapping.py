@@ -3,7 +3,7 @@ resources a second; the pipeline's vectorised rules then validate the records li
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +20,7 @@ SUPPORTED = (
     "ImagingStudy",
 )
 ID_NUMBER_SYSTEM = "urn:oid:2.16.156.10011.1.1"  # 居民身份证号码
+LOINC = "http://loinc.org"
 ICD10_SYSTEMS = ("http://hl7.org/fhir/sid/icd-10", "urn:oid:2.16.156.10011.2.3.3.11")
 GENDER = {"male": "1", "female": "2", "unknown": "0", "other": "9"}
 EXT = "http://rhip.example/fhir/StructureDefinition/"
@@ -121,8 +122,11 @@ def _encounter_kind(enc: dict[str, Any] | None) -> str:
     return "admission" if cls.get("code") in ("IMP", "ACUTE", "NONAC") else "visit"
 
 
-def map_bundle(bundle: Any, *, institution_code: str, collected_at: str) -> Mapped:
-    """Map a transaction/batch Bundle's entries onto catalogue records."""
+def map_bundle(bundle: Any, *, institution_code: str, collected_at: str | Sequence[str]) -> Mapped:
+    """Map a transaction/batch Bundle's entries onto catalogue records.
+
+    `collected_at` (数据采集时间) is the receipt time; the demo, replaying a month, gives one per entry.
+    """
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise BadRequest("请求体不是 FHIR Bundle（resourceType 应为 Bundle）", code="not-a-bundle")
     if bundle.get("type") not in ("transaction", "batch"):
@@ -162,7 +166,9 @@ def map_bundle(bundle: Any, *, institution_code: str, collected_at: str) -> Mapp
         if rtype not in SUPPORTED:
             out.errors[i] = f"不支持的资源类型：{rtype}（支持 {'、'.join(SUPPORTED)}）"
             continue
-        base = _meta(res, institution_code, collected_at)
+        base = _meta(
+            res, institution_code, collected_at if isinstance(collected_at, str) else collected_at[i]
+        )
         rid = str(res.get("id") or _ident(res) or "") or None
         patient = _ref_id(res.get("subject") or res.get("patient"))
         enc_ref = res.get("encounter") or res.get("context")
@@ -253,20 +259,33 @@ def map_bundle(bundle: Any, *, institution_code: str, collected_at: str) -> Mapp
             )
         elif rtype == "Observation":
             value: Any = None
-            if isinstance(res.get("valueQuantity"), dict):
-                value = res["valueQuantity"].get("value")
+            qty = _obj(res.get("valueQuantity"))
+            if qty:
+                value = qty.get("value")
             else:
                 value = res.get("valueString") or _text(res.get("valueCodeableConcept"))
+            rng = _obj((res.get("referenceRange") or [None])[0])
+            codings = [c for c in _obj(res.get("code")).get("coding") or [] if isinstance(c, dict)]
+            local = next((c for c in codings if c.get("system") != LOINC), codings[0] if codings else {})
+            loinc = next((c.get("code") for c in codings if c.get("system") == LOINC), None)
             out.add(
                 "lab_result",
                 i,
                 {
                     **base,
                     "report_no": report_of.get(str(res.get("id")))
+                    or _ext(res, "report-no")
                     or _ref_id((res.get("partOf") or [None])[0]),
-                    "item_code": _coding(res.get("code")).get("code"),
+                    "item_code": local.get("code"),
+                    "loinc_code": loinc,
                     "item_name": _text(res.get("code")),
                     "result_value": value,
+                    "result_numeric": qty.get("value") if qty else None,
+                    "unit": qty.get("unit") if qty else None,
+                    "reference_range": rng.get("text"),
+                    "reference_low": _obj(rng.get("low")).get("value"),
+                    "reference_high": _obj(rng.get("high")).get("value"),
+                    "abnormal_flag": _coding((res.get("interpretation") or [None])[0]).get("code"),
                     "reported_at": _dt(res.get("issued") or res.get("effectiveDateTime")),
                 },
             )

@@ -211,45 +211,22 @@ async def upload_cda(
         if len(raw) > cda.MAX_CDA_BYTES:
             raise uploads.too_large(cda.MAX_CDA_BYTES)
     now_local = clock.local_now().strftime("%Y-%m-%d %H:%M:%S")
-    doc = await run_in_threadpool(cda.parse, bytes(raw), institution_code=inst, collected_at=now_local)
-    frames = {}
-    for table, rows in doc.rows.items():
-        ds = pipeline.get_dataset(table)
-        frames[table] = pipeline.frame_of(ds, formats.table_from_records(rows))
-    kept: list[bool] = []
-
-    def keep(session: Any, batch_id: str) -> None:
-        kept.append(
-            service.record_cda(
-                session,
-                batch_id=batch_id,
-                institution_code=inst,
-                document_id=doc.document_id,
-                doc_type=doc.doc_type.code,
-                title=doc.title,
-                effective_time=doc.effective_time,
-                sha256=doc.sha256,
-                content=doc.content,
-            )
-        )
-
     db: Database = request.app.state.db
-    receipt = await run_in_threadpool(
-        service.ingest,
+    doc, receipt, kept = await run_in_threadpool(
+        cda.ingest_document,
         db,
         _lake(request),
+        bytes(raw),
         institution_code=inst,
         submitted_by=principal.subject,
-        channel="cda",
-        frames=frames,
-        on_committed=keep,
+        collected_at=now_local,
     )
     return CdaRead(
         document_id=doc.document_id,
         doc_type=doc.doc_type.code,
         doc_type_label=doc.doc_type.label,
         title=doc.title,
-        new_document=bool(kept and kept[0]),
+        new_document=kept,
         receipt=_receipt(request, receipt.batch_id),
     )
 

@@ -18,7 +18,10 @@ from typing import Any
 from lxml import etree
 
 from rhip.clock import SHANGHAI
+from rhip.db.engine import Database
 from rhip.errors import BadRequest, Forbidden, Invalid
+from rhip.intake import formats, pipeline, service
+from rhip.lake.store import Lake
 
 NS = {"h": "urn:hl7-org:v3"}
 CDA_ROOT = "{urn:hl7-org:v3}ClinicalDocument"
@@ -66,6 +69,8 @@ DE_TREATMENT = "DE06.00.296.00"
 DE_ADVICE = "DE06.00.287.00"
 DE_ADMISSION_ROUTE = "DE02.10.049.00"
 DE_SPECIMEN_TYPE = "DE04.50.134.00"
+DE_LOS_DAYS = "DE06.00.310.00"  # 实际住院天数
+DE_SELF_PAY = "DE07.00.001.00"  # 个人承担费用
 LAB_RESULTS_SECTION = "30954-2"
 
 
@@ -385,9 +390,55 @@ def _map(root: Any, dt: DocType, base: dict[str, Any]) -> dict[str, list[dict[st
                 if enc is not None
                 else None,
                 "total_fee": _de(root, DE_FEE_TOTAL)["value"],
+                "los_days": _de(root, DE_LOS_DAYS)["value"],
+                "self_pay_fee": _de(root, DE_SELF_PAY)["value"],
                 "treatment_summary": _de(root, DE_TREATMENT)["text"],
                 "discharge_advice": _de(root, DE_ADVICE)["text"],
                 "attending_doctor_code": author,
             }
         ]
     return out
+
+
+def ingest_document(
+    db: Database,
+    lake: Lake,
+    raw: bytes,
+    *,
+    institution_code: str,
+    submitted_by: str,
+    collected_at: str,
+) -> tuple[CdaDoc, service.Receipt, bool]:
+    """Parse, keep and ingest one document as one batch (channel cda); (document, receipt, newly kept)."""
+    doc = parse(raw, institution_code=institution_code, collected_at=collected_at)
+    frames = {}
+    for table, rows in doc.rows.items():
+        ds = pipeline.get_dataset(table)
+        frames[table] = pipeline.frame_of(ds, formats.table_from_records(rows))
+    kept: list[bool] = []
+
+    def keep(session: Any, batch_id: str) -> None:
+        kept.append(
+            service.record_cda(
+                session,
+                batch_id=batch_id,
+                institution_code=institution_code,
+                document_id=doc.document_id,
+                doc_type=doc.doc_type.code,
+                title=doc.title,
+                effective_time=doc.effective_time,
+                sha256=doc.sha256,
+                content=doc.content,
+            )
+        )
+
+    receipt = service.ingest(
+        db,
+        lake,
+        institution_code=institution_code,
+        submitted_by=submitted_by,
+        channel="cda",
+        frames=frames,
+        on_committed=keep,
+    )
+    return doc, receipt, bool(kept and kept[0])

@@ -1,4 +1,11 @@
-"""The intake step of `rhip demo`: ingest the synthetic month (batch files, some real-time posts)."""
+"""The intake step of `rhip demo`: ingest the synthetic month — mostly batch files, the lab results as
+real-time posts, a share of them as FHIR Bundles (when the FHIR facade drives this step: `rhip.fhir.demo`)
+and a few discharge summaries as CDA documents (出院小结).
+
+Records routed to FHIR or CDA are taken out of the files they came from and are only ever clean ones (no
+planted defect or change in the ground truth), so every record still arrives exactly once and the counts
+still match the synthetic city's ground truth.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +14,26 @@ import re
 import shutil
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from rhip.config import Settings
 from rhip.db.engine import Database
-from rhip.intake import formats, pipeline, service
+from rhip.intake import cda, cdawriter, formats, pipeline, rules, service, store
 from rhip.lake.store import Lake
 
 REALTIME_DEMO_TABLE = "lab_result"  # sent through the real-time path, after the batch files
 REALTIME_CHUNK = 5000
+CDA_DEMO_TABLE = "discharge_summary"  # some sent as 出院小结 CDA documents, one per request
+CDA_PER_ORG = 3
+FHIR_ROWS = 2000  # lab results per institution sent as FHIR Observations (when a sender is given)
+# the FHIR facade is a higher layer than intake: it passes its sender in (org, clean rows) -> receipts
+FhirSender = Callable[[str, pl.DataFrame], list[service.Receipt]]
 
 
 def manifest_files(synth_dir: Path) -> list[dict[str, Any]]:
@@ -40,6 +54,46 @@ def _is_correction(path: str) -> bool:
     return re.search(r"_\d{8}\.[a-z]+$", path) is not None
 
 
+def _clean_keys(synth_dir: Path) -> dict[tuple[str, str], set[str]] | None:
+    """Business keys with anything planted on them (defect, duplicate, change), per (org, table)."""
+    path = synth_dir / "ground_truth" / "defects.parquet"
+    if not path.is_file():
+        return None
+    out: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for org, table, keys in (
+        pl.read_parquet(path, columns=["org_code", "table", "business_key"])
+        .group_by("org_code", "table")
+        .agg("business_key")
+        .iter_rows()
+    ):
+        out[(str(org), str(table))] = set(keys)
+    return out
+
+
+def _pick_clean(
+    frame: pl.DataFrame, table: str, org: str, touched: dict[tuple[str, str], set[str]] | None, n: int
+) -> pl.DataFrame:
+    """Up to n rows of a file frame that nothing was planted on (none when there is no ground truth)."""
+    if touched is None or n <= 0:
+        return frame.clear()
+    key = rules.key_expr(list(pipeline.get_dataset(table).business_key))
+    bad = list(touched.get((org, table), set()))
+    clean = frame.filter(
+        ~key.is_in(pl.Series(bad, dtype=pl.String).implode())
+        & key.is_not_null()
+        & (pl.col("change_flag") == "1")
+    )
+    # a key sent twice in the file stays with the file: the repeat is what the file's dedup must count
+    return clean.filter(key.is_unique()).head(n)
+
+
+def _without(frame: pl.DataFrame, taken: pl.DataFrame) -> pl.DataFrame:
+    """The file frame without the rows routed another way (matched by file and row)."""
+    if not taken.height:
+        return frame
+    return frame.join(taken.select("_file", "_row"), on=["_file", "_row"], how="anti", maintain_order="left")
+
+
 def ingest_month(
     *,
     settings: Settings,
@@ -47,8 +101,12 @@ def ingest_month(
     console: Console | None = None,
     realtime: bool = True,
     institutions: set[str] | None = None,
+    cda_per_org: int = 0,
+    fhir: FhirSender | None = None,
+    fhir_rows: int = FHIR_ROWS,
+    compact: bool = True,
 ) -> dict[str, Any]:
-    """Ingest every institution's files; returns totals, per-rule rejections and receipts."""
+    """Ingest every institution's files; returns totals, per-rule rejections, receipts and channels."""
     db = Database.from_settings(settings)
     lake = Lake(settings.resolved_lake_dir)
     work = settings.data_dir / "intake" / "incoming" / "demo"
@@ -57,10 +115,23 @@ def ingest_month(
     for f in manifest_files(synth_dir):
         if institutions is None or str(f["org_code"]) in institutions:
             by_org[str(f["org_code"])].append(f)
+    touched = _clean_keys(synth_dir) if (cda_per_org or fhir) else None
     totals = pipeline.TableCounts()
-    rules: dict[str, int] = defaultdict(int)
+    rules_hit: dict[str, int] = defaultdict(int)
     receipts: list[str] = []
+    channels: dict[str, int] = defaultdict(int)
+    cda_docs = fhir_resources = 0
     started = time.perf_counter()
+
+    def count(receipt: service.Receipt, channel: str) -> None:
+        receipts.append(receipt.batch_id)
+        channels[channel] += 1
+        totals.add(receipt.outcome.total())
+        probs = receipt.outcome.problems
+        if probs is not None:
+            for rule, n in probs.get_column("rule").value_counts().iter_rows():
+                rules_hit[str(rule)] += int(n)
+
     try:
         with db.session() as s, s.begin():
             service.recover(s, lake=lake)
@@ -83,7 +154,6 @@ def ingest_month(
                     target.append((f, table))
                 main = [(f, t) for f, t in batch_files if not _is_correction(f["path"])]
                 fixes = [(f, t) for f, t in batch_files if _is_correction(f["path"])]
-                runs: list[tuple[str, list[pipeline.Upload] | None, dict[str, Any] | None]] = []
                 for group in (main, fixes):
                     ups = [
                         pipeline.Upload(
@@ -94,57 +164,111 @@ def ingest_month(
                         )
                         for f, t in group
                     ]
-                    if ups:
-                        runs.append(("batch", ups, None))
-                for f, t in rt_files:
-                    got = formats.read_file(
-                        synth_dir / f["path"],
-                        filename=Path(f["path"]).name,
-                        encoding=f.get("encoding"),
-                        workdir=work,
-                    )
-                    ds = pipeline.get_dataset(t)
-                    frame = pipeline.frame_of(ds, got.table)
-                    for start in range(0, frame.height, REALTIME_CHUNK):
-                        runs.append(("realtime", None, {t: frame.slice(start, REALTIME_CHUNK)}))
-                for channel, up, frames in runs:
+                    if not ups:
+                        continue
+                    frames = None
+                    documents = pl.DataFrame()
+                    if group is main and cda_per_org and any(t == CDA_DEMO_TABLE for _f, t in group):
+                        # the files are read here (not inside ingest) to take the CDA share out of them
+                        frames = pipeline.read_uploads(ups, workdir=work)
+                        documents = _pick_clean(
+                            frames[CDA_DEMO_TABLE], CDA_DEMO_TABLE, org, touched, cda_per_org
+                        )
+                        frames[CDA_DEMO_TABLE] = _without(frames[CDA_DEMO_TABLE], documents)
                     receipt = service.ingest(
                         db,
                         lake,
                         institution_code=org,
                         submitted_by="demo",
-                        channel=channel,
-                        uploads=up,
+                        channel="batch",
+                        uploads=ups,
                         frames=frames,
                         workdir=work,
                     )
-                    receipts.append(receipt.batch_id)
-                    totals.add(receipt.outcome.total())
-                    probs = receipt.outcome.problems
-                    if probs is not None:
-                        for rule, n in probs.get_column("rule").value_counts().iter_rows():
-                            rules[str(rule)] += int(n)
+                    count(receipt, "batch")
+                    for rec in documents.drop("_file", "_row", strict=False).iter_rows(named=True):
+                        raw = cdawriter.discharge_summary(rec, doc_id=f"{org}-{rec['admission_no']}")
+                        _doc, got, _kept = cda.ingest_document(
+                            db,
+                            lake,
+                            raw,
+                            institution_code=org,
+                            submitted_by="demo",
+                            collected_at=str(rec["collected_at"]),
+                        )
+                        count(got, "cda")
+                        cda_docs += 1
+                for f, t in rt_files:
+                    got_file = formats.read_file(
+                        synth_dir / f["path"],
+                        filename=Path(f["path"]).name,
+                        encoding=f.get("encoding"),
+                        workdir=work,
+                    )
+                    frame = pipeline.frame_of(pipeline.get_dataset(t), got_file.table)
+                    if fhir is not None:
+                        share = _pick_clean(frame, t, org, touched, fhir_rows)
+                        if share.height:
+                            for got in fhir(org, share.drop("_file", "_row")):
+                                count(got, "fhir")
+                            fhir_resources += share.height
+                            frame = _without(frame, share)
+                    for start in range(0, frame.height, REALTIME_CHUNK):
+                        got = service.ingest(
+                            db,
+                            lake,
+                            institution_code=org,
+                            submitted_by="demo",
+                            channel="realtime",
+                            frames={t: frame.slice(start, REALTIME_CHUNK)},
+                            workdir=work,
+                        )
+                        count(got, "realtime")
                 bar.advance(task)
+        seconds = time.perf_counter() - started
+        compacted: dict[str, tuple[int, int]] = {}
+        compact_seconds = 0.0
+        if compact:
+            # later readers (quality figures, the bulletin) then open a few files per table, not hundreds
+            t0 = time.perf_counter()
+            compacted = store.compact(lake)
+            compact_seconds = time.perf_counter() - t0
     finally:
         shutil.rmtree(work, ignore_errors=True)
         db.dispose()
-    seconds = time.perf_counter() - started
     return {
         "institutions": len(by_org),
         "files": sum(len(v) for v in by_org.values()),
         "totals": totals,
-        "rules": dict(rules),
+        "rules": dict(rules_hit),
         "receipts": receipts,
+        "channels": dict(channels),
+        "cda_documents": cda_docs,
+        "fhir_resources": fhir_resources,
         "seconds": seconds,
+        "compacted": compacted,
+        "compact_seconds": compact_seconds,
     }
 
 
-def run(*, settings: Settings, synth_dir: Path, console: Console) -> list[tuple[str, str]]:
+def run(
+    *, settings: Settings, synth_dir: Path, console: Console, fhir: FhirSender | None = None
+) -> list[tuple[str, str]]:
     """Demo step: ingest the synthetic month and return Chinese summary rows."""
-    got = ingest_month(settings=settings, synth_dir=synth_dir, console=console)
+    got = ingest_month(
+        settings=settings, synth_dir=synth_dir, console=console, cda_per_org=CDA_PER_ORG, fhir=fhir
+    )
     t: pipeline.TableCounts = got["totals"]
     rate = t.received / got["seconds"] if got["seconds"] else 0.0
     rules = "，".join(f"{k} {v:,}" for k, v in sorted(got["rules"].items(), key=lambda kv: -kv[1])) or "无"
+    ch = got["channels"]
+    ways = "，".join(
+        f"{service.CHANNELS.get(c, c)} {ch[c]:,} 个回执"
+        for c in ("batch", "realtime", "fhir", "cda")
+        if ch.get(c)
+    )
+    removed = sum(r for r, _a in got["compacted"].values())
+    added = sum(a for _r, a in got["compacted"].values())
     return [
         (
             "数据采集",
@@ -152,6 +276,14 @@ def run(*, settings: Settings, synth_dir: Path, console: Console) -> list[tuple[
             f"接收 {t.received:,}，新增 {t.accepted:,}，更新 {t.updated:,}，撤销 {t.revoked:,}，"
             f"重复 {t.duplicate:,}，拒收 {t.rejected:,}",
         ),
+        (
+            "数据采集 · 途径",
+            f"{ways}（FHIR 资源 {got['fhir_resources']:,} 个，CDA 出院小结 {got['cda_documents']:,} 份）",
+        ),
         ("数据采集 · 拒收规则", rules),
-        ("数据采集 · 速度", f"{got['seconds']:.1f} 秒，{rate:,.0f} 条/秒"),
+        (
+            "数据采集 · 速度",
+            f"{got['seconds']:.1f} 秒，{rate:,.0f} 条/秒；数据湖小文件合并 {removed:,} → {added:,} 个文件，"
+            f"{got['compact_seconds']:.1f} 秒",
+        ),
     ]

@@ -7,7 +7,9 @@ checks every way in. Bad input raises a domain error with a precise Chinese mess
 from __future__ import annotations
 
 import codecs
+import itertools
 import mmap
+import operator
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,8 +86,12 @@ def _line_of(mm: Any, pos: int) -> int:
     return int(mm[:pos].count(b"\n")) + 1
 
 
-def detect_encoding(path: Path, declared: str | None = None) -> str:
-    """The CSV's encoding (utf-8 or gb18030), checking a declared one; refuses mixed encodings."""
+def detect_encoding(path: Path, declared: str | None = None, *, check_gbk: bool = True) -> str:
+    """The CSV's encoding (utf-8 or gb18030), checking a declared one; refuses mixed encodings.
+
+    `check_gbk=False` skips the full GB18030 decoding pass, for a caller that transcodes the file next
+    (`transcode_to_utf8` refuses undecodable bytes with the same error).
+    """
     want = None
     if declared:
         want = ENCODINGS.get(declared.strip().lower())
@@ -112,16 +118,17 @@ def detect_encoding(path: Path, declared: str | None = None) -> str:
         # a whole line with non-ASCII text that is valid UTF-8 before the first bad byte, or a long run of
         # UTF-8 Chinese after it: GBK text practically never looks like either
         line_start = mm.rfind(b"\n", 0, bad)
-        utf8_at = _find_utf8_line(mm, 0, max(line_start, 0))
-        if utf8_at is None:
-            utf8_at = _find_utf8_line(mm, bad, len(mm))
-        if utf8_at is not None:
-            other = _line_of(mm, utf8_at)
+        other = _find_utf8_line(mm, 0, max(line_start, 0))
+        if other is None:
+            other = _find_utf8_line(mm, bad, len(mm))
+        if other is not None:
             raise Invalid(
                 f"文件混用了多种编码：第 {other} 行是 UTF-8，第 {line} 行不是；请整个文件使用同一种编码",
                 code="mixed-encoding",
                 line=line,
             )
+        if not check_gbk:
+            return "gb18030"
         decoder = codecs.getincrementaldecoder("gb18030")()
         for start in range(0, len(mm), _CHUNK):
             try:
@@ -138,29 +145,28 @@ _CJK_PAIR = re.compile("[\u4000-\u9fff].*[\u4000-\u9fff]")
 
 
 def _find_utf8_line(mm: Any, start: int, end: int) -> int | None:
-    """Offset of the first whole line in mm[start:end] that is valid UTF-8 with two or more Chinese
-    characters (U+4000–U+9FFF, i.e. 3-byte sequences led by E4–E9), or None.
+    """Line number (1-based, in the file) of the first whole line in mm[start:end] that is valid UTF-8 with
+    two or more Chinese characters (U+4000–U+9FFF, i.e. 3-byte sequences led by E4–E9), or None.
 
-    Same test as `_UTF8_LINE`, but the lines are cut and decoded by C code (the regex scanned ~25 MB/s).
-    A line cut at `start` is skipped, as `^` does not match mid-line.
+    Same test as `_UTF8_LINE`, done in C: the slice is decoded once with errors="replace", so a line is valid
+    UTF-8 exactly when it holds no U+FFFD (a newline byte never sits inside a multi-byte sequence); only
+    such lines meet the regex. A line cut at `start` is skipped, as `^` does not match mid-line.
     """
     if start >= end:
         return None
-    data = mm[start:end]
-    pos = start
-    lines = data.split(b"\n")
+    lines = mm[start:end].decode("utf-8", errors="replace").split("\n")
+    first = 0
     if start > 0 and mm[start - 1 : start] != b"\n":
-        pos += len(lines[0]) + 1
-        lines = lines[1:]
-    for line in lines:
-        if not line.isascii():
-            try:
-                text = line.decode("utf-8")
-            except UnicodeDecodeError:
-                text = ""
-            if text and _CJK_PAIR.search(text):
-                return pos
-        pos += len(line) + 1
+        first = 1
+    base = _line_of(mm, start)
+    # the U+FFFD test runs in C over every line (map/compress); Python only sees the clean ones
+    clean = itertools.compress(
+        range(len(lines)), map(operator.not_, map(operator.contains, lines, itertools.repeat("\ufffd")))
+    )
+    for i in clean:
+        line = lines[i]
+        if i >= first and not line.isascii() and _CJK_PAIR.search(line):
+            return base + i
     return None
 
 
@@ -185,14 +191,24 @@ def _first_invalid_utf8(mm: Any) -> int | None:
 
 
 def transcode_to_utf8(src: Path, dst: Path, encoding: str) -> None:
-    """Re-encode a file to UTF-8 chunk by chunk."""
+    """Re-encode a file to UTF-8 chunk by chunk; undecodable bytes raise Invalid `bad-encoding`."""
     decoder = codecs.getincrementaldecoder(encoding)()
+    lines = 0
     with src.open("rb") as fin, dst.open("wb") as fout:
         while True:
             block = fin.read(_CHUNK)
-            fout.write(decoder.decode(block, final=not block).encode("utf-8"))
+            try:
+                text = decoder.decode(block, final=not block)
+            except UnicodeDecodeError as exc:
+                pending = len(decoder.getstate()[0])
+                at = lines + block[: max(0, exc.start - pending)].count(b"\n") + 1
+                raise Invalid(
+                    f"第 {at} 行既不是 UTF-8 也不是 GBK/GB18030 编码", code="bad-encoding", line=at
+                ) from None
+            fout.write(text.encode("utf-8"))
             if not block:
                 break
+            lines += block.count(b"\n")
 
 
 def read_header(path: Path) -> list[str]:
@@ -209,12 +225,15 @@ def read_csv(path: Path, *, filename: str = "", encoding: str | None = None, wor
     if encoding and declared is None:
         raise Invalid(f"不支持的编码：{encoding}（可选 UTF-8、GBK、GB18030）", code="unknown-encoding")
     enc = detect_encoding(path, encoding) if declared == "gb18030" else "utf-8"
+    if enc == "utf-8" and declared is None and not _head_is_utf8(path):
+        # GBK text in the first MiB: skip the UTF-8 parse that would fail anyway
+        enc = detect_encoding(path, encoding, check_gbk=False)
     source = path
     if enc == "utf-8":
         try:
             table, header = _read_utf8_csv(source)
         except _NotUtf8:
-            enc = detect_encoding(path, encoding)
+            enc = detect_encoding(path, encoding, check_gbk=False)
     if enc != "utf-8":
         source = workdir / (path.name + ".utf8")
         transcode_to_utf8(path, source, enc)
@@ -224,6 +243,17 @@ def read_csv(path: Path, *, filename: str = "", encoding: str | None = None, wor
             raise Invalid("文件编码无法识别", code="bad-encoding") from None
     _check_lines(source, table.num_rows)
     return ReadResult(table=table, header=header, format="csv", encoding="gbk" if enc != "utf-8" else "utf-8")
+
+
+def _head_is_utf8(path: Path, size: int = 1 << 20) -> bool:
+    """Whether the file's first `size` bytes are valid UTF-8 (a sequence cut at the end is fine)."""
+    with path.open("rb") as f:
+        head = f.read(size)
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 class _NotUtf8(Exception):
@@ -282,14 +312,13 @@ def _check_lines(path: Path, rows: int) -> None:
     if not size:
         return
     with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        if size < (1 << 26):
-            data = mm[:]  # one copy, counted three times
-            newlines = data.count(b"\n")
+        lines = _count_newlines(mm) + (0 if mm[size - 1 : size] == b"\n" else 1)
+        blank = 0
+        if rows + 1 < lines and size < (1 << 26):
+            # only a short count needs the blank lines (which the parser skips) counted too
+            data = mm[:]
             blank = data.count(b"\n\n") + data.count(b"\n\r\n")
             del data
-        else:
-            newlines, blank = _count_newlines(mm), 0
-        lines = newlines + (0 if mm[size - 1 : size] == b"\n" else 1)
     if rows + 1 < lines - blank:
         raise Invalid(
             f"CSV 格式错误：文件有 {lines - blank} 行，只解析出 {rows} 条记录（可能有未闭合的引号）",
@@ -376,20 +405,25 @@ def table_from_records(records: list[dict[str, Any]]) -> pa.Table:
     for rec in records:
         if not isinstance(rec, dict):
             raise Invalid("每条记录必须是 JSON 对象", code="not-an-object")
-        for k in rec:
-            names[str(k)] = None
+        names.update(dict.fromkeys(rec))
     cols = {}
     for name in names:
-        values: list[str | None] = []
-        for rec in records:
-            v = rec.get(name)
+        values = [rec.get(name) for rec in records]
+        kinds = set(map(type, values))
+        if kinds <= {str, type(None)}:
+            # the common case (mapped and JSON text fields): the empty string becomes null in C
+            arr = pa.array(values, type=pa.string())
+            cols[str(name)] = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+            continue
+        out: list[str | None] = []
+        for v in values:
             if v is None or v == "":
-                values.append(None)
+                out.append(None)
             elif isinstance(v, bool):
-                values.append("1" if v else "0")
+                out.append("1" if v else "0")
             elif isinstance(v, int | float | str):
-                values.append(str(v))
+                out.append(str(v))
             else:
                 raise Invalid(f"字段 {name} 的值必须是字符串或数字", code="bad-value")
-        cols[name] = pa.array(values, type=pa.string())
+        cols[str(name)] = pa.array(out, type=pa.string())
     return pa.table(cols) if cols else pa.table({})

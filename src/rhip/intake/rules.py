@@ -103,9 +103,11 @@ def id_check_fails(col: str) -> pl.Expr:
     """GB 11643 MOD 11-2 check of 18-digit numbers, vectorised (15-digit numbers pass: no check digit)."""
     s = pl.col(col)
     weights = codesys.ID_WEIGHTS
-    total = pl.sum_horizontal(
-        [s.str.slice(i, 1).cast(pl.Int32, strict=False) * w for i, w in enumerate(weights)]
-    )
+    # the 17 leading digits as one integer (< 10**17 fits Int64), digits taken arithmetically: one string
+    # slice per value instead of seventeen
+    body = s.str.slice(0, 17)
+    n = pl.when(body.str.contains(r"^\d{17}$")).then(body.cast(pl.Int64, strict=False))
+    total = pl.sum_horizontal([((n // 10 ** (16 - i)) % 10) * w for i, w in enumerate(weights)])
     expected = (total % 11).replace_strict(
         list(range(11)), list(codesys.ID_CHECK_MAP), return_dtype=pl.String, default=None
     )
@@ -122,7 +124,8 @@ def type_checks(ds: Any, df: pl.DataFrame) -> tuple[list[pl.Expr], list[Check]]:
         name, kind = f.name, _ftype(f)
         raw = pl.col(name)
         if getattr(f, "required", False):
-            checks.append(Check("required", name, raw.is_null() | (raw.str.strip_chars() == "")))
+            # blank = no non-space character (a regex search stops at the first one: no stripped copy)
+            checks.append(Check("required", name, raw.is_null() | ~raw.str.contains(r"\S")))
         if kind == "integer":
             t = raw.str.strip_chars().cast(pl.Int64, strict=False)
         elif kind == "decimal":
@@ -282,12 +285,6 @@ def problems(ds: Any, v: Validated, *, table: str) -> pl.DataFrame:
         )
     rule_col = pl.col("_check").replace_strict(idx, rules, return_dtype=pl.String)
     field_col = pl.col("_check").replace_strict(idx, fields, return_dtype=pl.String)
-    value_chain: Any = pl.lit(None, pl.String)
-    for name in {c.field for c in v.checks if c.field}:
-        if name in bad.columns:
-            value_chain = (
-                pl.when(pl.col("field") == name).then(pl.col(name).cast(pl.String)).otherwise(value_chain)
-            )
     keys = [k for k in key_fields(ds) if k in bad.columns]
     out = bad.select(
         pl.lit(table).alias("table_name"),
@@ -302,7 +299,14 @@ def problems(ds: Any, v: Validated, *, table: str) -> pl.DataFrame:
             if not c.startswith("__t_") and c not in ("_row", "_check", "_file")
         ],
     )
-    out = out.with_columns(value_chain.str.slice(0, 200).alias("value"))
+    # the offending value, one field at a time: a when/then chain over string views then sliced gave
+    # corrupt columns (a panic in Polars 2.1 at ~180k-row files), and this touches each value once
+    parts = []
+    for name in out.get_column("field").unique().to_list():
+        part = out.filter(pl.col("field") == name)
+        value = pl.col(name).cast(pl.String) if name in out.columns else pl.lit(None, pl.String)
+        parts.append(part.with_columns(value.str.slice(0, 200).alias("value")))
+    out = pl.concat(parts, how="vertical").sort("file", "row") if parts else out
     rule_text = pl.col("rule").replace_strict(list(RULES), list(RULES.values()), return_dtype=pl.String)
     label = pl.col("field").replace_strict(
         list(labels), list(labels.values()), default=pl.col("field"), return_dtype=pl.String

@@ -10,9 +10,11 @@ its rows once its process is gone.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -43,6 +45,7 @@ from rhip.security.service import Principal
 
 COUNT_FIELDS = ("received", "accepted", "updated", "revoked", "duplicate", "rejected")
 CHANNELS = {"batch": "定时上传", "realtime": "实时上传", "fhir": "FHIR", "cda": "CDA 文档"}
+log = logging.getLogger(__name__)
 STATUS_LABELS = {PENDING: "处理中", COMMITTED: "已入库", FAILED: "已拒收", ABORTED: "已中止"}
 
 
@@ -363,6 +366,22 @@ def lake_of(root: Path) -> Lake:
     return Lake(root)
 
 
+COMPACT_AFTER = 48  # small files in a partition before a batch's commit merges them (bounded, rare)
+
+
+def _tidy(lake: Lake, tables: list[str]) -> None:
+    """Merge small files of the partitions this batch grew, once enough have accumulated.
+
+    Many small batches (real-time forms, FHIR bundles) otherwise leave a file per table per batch, and
+    every later dedup, link check and report reads them all. Compaction is only an optimisation: a
+    conflict with a concurrent delete (recovery) just leaves the files for the next batch.
+    """
+    try:
+        store.compact(lake, tables=tables, min_files=COMPACT_AFTER)
+    except Exception as exc:  # deltalake raises several commit-conflict types
+        log.warning("intake compaction skipped: %s", exc)
+
+
 def ingest(
     db: Database,
     lake: Lake,
@@ -376,8 +395,12 @@ def ingest(
     progress: pipeline.Progress | None = None,
     on_committed: Callable[[Session, str], None] | None = None,
     now_utc: datetime | None = None,
+    all_or_nothing: bool = False,
 ) -> Receipt:
-    """Run one batch end to end (the entry points' driver; it owns its transactions, see module doc)."""
+    """Run one batch end to end (the entry points' driver; it owns its transactions, see module doc).
+
+    `all_or_nothing`: any rejected record refuses the whole batch (Invalid `transaction-rejected`).
+    """
     from rhip.registry import service as registry
 
     files = [
@@ -388,11 +411,15 @@ def ingest(
         batch_id = create_batch(
             s, institution_code=institution_code, channel=channel, submitted_by=submitted_by, files=files
         ).id
+    reader = ThreadPoolExecutor(max_workers=1)  # reads the next table's files while one is processed
     try:
+        todo: Mapping[str, pl.DataFrame | Future[pl.DataFrame]]
         if frames is None:
             if workdir is None:
                 raise ValueError("workdir is needed to read uploads")
-            frames = pipeline.read_uploads(uploads or [], workdir=workdir)
+            todo = pipeline.read_uploads_ahead(uploads or [], workdir=workdir, pool=reader)
+        else:
+            todo = frames
 
         def plan(tables: list[str]) -> None:
             with db.session() as s2, s2.begin():
@@ -401,17 +428,19 @@ def ingest(
         with store.institution_lock(lake, institution_code):
             outcome = pipeline.process(
                 lake,
-                frames,
+                todo,
                 institution_code=institution_code,
                 batch_id=batch_id,
                 now_utc=now_utc or clock.now(),
                 progress=progress,
                 before_write=plan,
+                all_or_nothing=all_or_nothing,
             )
             with db.session() as s, s.begin():
                 finish_batch(s, batch_id=batch_id, outcome=outcome)
                 if on_committed is not None:
                     on_committed(s, batch_id)
+            _tidy(lake, outcome.lake_tables)
     except RhipError as exc:
         with db.session() as s, s.begin():
             abort_batch(s, lake=lake, batch_id=batch_id)
@@ -425,4 +454,6 @@ def ingest(
         except Exception:  # pragma: no cover - recovery at the next start cleans up
             pass
         raise
+    finally:
+        reader.shutdown(wait=True, cancel_futures=True)
     return Receipt(batch_id=batch_id, institution_code=institution_code, outcome=outcome)

@@ -18,7 +18,7 @@ from rhip.clock import local_now
 from rhip.config import Settings
 from rhip.errors import Forbidden, Invalid
 from rhip.lake.store import Lake
-from rhip.quality import dimensions, service, stats
+from rhip.quality import dimensions, service, stats, usage
 from rhip.quality.models import ITEM_LABELS, Inspection, QualityItem
 from rhip.quality.schemas import (
     CommentCreate,
@@ -261,6 +261,27 @@ async def post_statistics(
         text = raw.decode("gb18030")
     with session.begin():
         n = service.import_statistics(session, text=text, source=file.filename or "upload.csv", month=month)
+    return ImportResult(institutions=n)
+
+
+@router.post("/usage", response_model=ImportResult)
+async def post_usage(
+    session: SessionDep,
+    _p: Annotated[Principal, Depends(require(*MANAGERS))],
+    file: Annotated[
+        UploadFile,
+        File(description="CSV: month, institution, browser_deployed/_calls, reminder_deployed/_calls"),
+    ],
+    month: MonthQ = None,
+) -> ImportResult:
+    """Import the reported 健康档案浏览器 and 智能提示 deployments and calls of a month."""
+    raw = await file.read()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("gb18030")
+    with session.begin():
+        n = usage.import_usage(session, text=text, source=file.filename or "upload.csv", month=month)
     return ImportResult(institutions=n)
 
 

@@ -54,6 +54,30 @@ def import_statistics(
     console.print(f"已导入卫统数据 {n} 家机构（{file.name}）")
 
 
+@app.command("import-usage")
+def import_usage(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV: month, institution, browser_deployed, browser_calls, reminder_deployed, reminder_calls"
+        ),
+    ],
+    month: Annotated[str | None, typer.Option(help="YYYY-MM when the file has no month column")] = None,
+) -> None:
+    """Import the reported 健康档案浏览器 and 智能提示 deployments and calls of a month."""
+    from rhip.quality import usage
+
+    _settings, db = _db()
+    try:
+        with db.session() as s, s.begin():
+            n = usage.import_usage_file(s, path=file, month=month)
+    except RhipError as exc:
+        raise _fail(exc) from None
+    finally:
+        db.dispose()
+    console.print(f"已导入健康档案浏览器与智能提示使用情况 {n} 家机构（{file.name}）")
+
+
 @app.command("figures")
 def figures(
     month: Annotated[str, typer.Option(help="Month, YYYY-MM")],

@@ -11,7 +11,7 @@ from rich.console import Console
 from rhip.config import Settings
 from rhip.db.engine import Database
 from rhip.lake.store import Lake
-from rhip.quality import dimensions, service
+from rhip.quality import dimensions, service, usage
 
 
 def synth_month(synth_dir: Path) -> str:
@@ -28,6 +28,9 @@ def run(*, settings: Settings, synth_dir: Path, console: Console) -> list[tuple[
         with db.session() as s, s.begin():
             report = synth_dir / "statistics_report.csv"
             imported = service.import_statistics_file(s, path=report) if report.is_file() else 0
+            used = synth_dir / "record_usage.csv"
+            if used.is_file():
+                usage.import_usage_file(s, path=used)
             fig, assessed = dimensions.assess_month(s, lake=Lake(settings.resolved_lake_dir), month=month)
             raised = dimensions.raise_items(s, assessments=assessed, month=month, created_by="demo")
     finally:

@@ -96,3 +96,20 @@ class Inspection(Base):
     done: Mapped[bool] = mapped_column(default=False)
     created_by: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
+
+
+class RecordUsage(Base):
+    """An institution's reported 健康档案浏览器 and 智能提示 deployments and calls for one month."""
+
+    __tablename__ = "quality_record_usage"
+    __table_args__ = (UniqueConstraint("month", "institution_code"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    month: Mapped[str] = mapped_column(String(7), index=True)
+    institution_code: Mapped[str] = mapped_column(String(32), index=True)
+    browser_deployed: Mapped[int] = mapped_column(BigInteger)
+    browser_calls: Mapped[int] = mapped_column(BigInteger)
+    reminder_deployed: Mapped[int] = mapped_column(BigInteger)
+    reminder_calls: Mapped[int] = mapped_column(BigInteger)
+    source: Mapped[str] = mapped_column(String(255))
+    imported_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)

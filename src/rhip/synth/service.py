@@ -6,6 +6,7 @@ Output folder layout (see docs in the module docstring of each part):
     uploads/<org_code>/<table>_<yyyymmdd>.csv the month-end correction batch: re-sends, 修改 (2), 撤销 (3)
     residents.parquet                          every resident of the synthetic city
     statistics_report.csv                      the 卫统 monthly report: each unit's TRUE visits and discharges
+    record_usage.csv                           reported record-browser / smart-reminder usage (synth.usage)
     ground_truth/          what the platform must find (it never reads this folder)
         institutions.json  per unit: calibrated valid figures, rows sent, real-time days and forms
         tables.parquet     per unit and table: rows, valid, duplicates, modifications, revocations, defects
@@ -44,7 +45,7 @@ from rich.table import Table
 from rhip.errors import Invalid
 from rhip.registry import catalogue
 from rhip.registry.catalogue import Dataset
-from rhip.synth import calibration, city, defects, residents, tables, vec
+from rhip.synth import calibration, city, defects, residents, tables, usage, vec
 from rhip.synth.defects import DefectRates
 from rhip.synth.writer import CsvFile, FileEntry, sha256_file
 
@@ -617,6 +618,7 @@ def generate(
     truth.close()
 
     _write_statistics(out, month, plans)
+    usage.write_record_usage(out, month, plans, seed=seed)
     result = SynthResult(
         month=month,
         source_month=calibration.source_month(month),
@@ -731,7 +733,7 @@ def _versions() -> dict[str, str]:
 
 def _write_manifest(out: Path, result: SynthResult, entries: list[FileEntry], rates: DefectRates) -> None:
     truth = sorted(f"ground_truth/{p.name}" for p in (out / "ground_truth").iterdir() if p.is_file())
-    extra = ["residents.parquet", "statistics_report.csv", *truth]
+    extra = ["residents.parquet", "statistics_report.csv", usage.FILE, *truth]
     _json(
         out / "manifest.json",
         {

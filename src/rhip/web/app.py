@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -15,7 +16,7 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescap
 import rhip
 from rhip import logging as rlog
 from rhip.config import Settings
-from rhip.db.engine import Database, upgrade
+from rhip.db.engine import POOL_SIZE, Database, upgrade
 from rhip.web import problems
 
 PACKAGE = Path(rhip.__file__).parent
@@ -64,6 +65,9 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # sync routes run in anyio's thread pool (default 40 threads): no more at once than pooled
+        # connections, or the pool opens and closes a connection per request under load
+        anyio.to_thread.current_default_thread_limiter().total_tokens = POOL_SIZE
         yield
         db.dispose()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Request, Response
 from pydantic import BaseModel
 from sqlalchemy import text
 
@@ -65,10 +65,25 @@ class ApiKeyCreated(BaseModel):
     api_key: str
 
 
+class Live(BaseModel):
+    status: str
+    version: str
+
+
+_LIVE = Live(status="ok", version=rhip.__version__).model_dump_json().encode()
+
+
+@router.get("/livez", response_model=Live, tags=["core"], dependencies=[Depends(public())])
+async def livez() -> Response:
+    """Liveness: the process answers (touches nothing else: the stack's trivial endpoint)."""
+    return Response(_LIVE, media_type="application/json")
+
+
 @router.get("/healthz", response_model=Health, tags=["core"], dependencies=[Depends(public())])
 def healthz(session: SessionDep) -> Health:
     """Liveness and database reachability."""
-    session.execute(text("SELECT 1"))
+    with session.begin():
+        session.execute(text("SELECT 1"))
     return Health(status="ok", version=rhip.__version__, database=session.get_bind().dialect.name)
 
 

@@ -1,0 +1,457 @@
+"""The monthly data-collection figures (数据采集情况) per institution and per reporting unit.
+
+docs/metrics.md defines every figure. Sources: the lake's records, read through DuckDB (`lakeread`, SQL from
+`figsql`) for real-time days and forms, visits, discharges, revenue and health records; intake's stored
+daily upload counts for volumes; the SQL database for declarations, the imported statistics report (卫统),
+CDA documents and the reported record-browser and smart-reminder usage.
+
+The layer contract keeps domains independent, so quality does not import intake: it reads what intake
+stores, by its documented names: lake tables `ods_<table>` (system columns `_batch`, `_key`, `_op`, `_month`,
+`_row`, `_ingested_at`) and SQL tables `intake_batches`, `intake_daily_counts`, `intake_cda_documents`.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Date, String, column, func, select, table as sql_table
+from sqlalchemy.orm import Session
+
+from rhip.clock import SHANGHAI
+from rhip.db.base import UtcDateTime
+from rhip.errors import Invalid
+from rhip.lake.duck import Duck
+from rhip.lake.store import Lake
+from rhip.quality import figsql
+from rhip.quality.lakeread import LakeReader
+from rhip.registry import catalogue, data as registry_data
+
+if TYPE_CHECKING:
+    from rhip.quality.usage import Usage
+
+VISIT_TABLE, VISIT_FEE = "outpatient_visit", "fee_total"
+DISCHARGE_TABLE, DISCHARGE_FEE = "discharge_summary", "total_fee"
+RECORD_TABLES = {
+    "basic": "health_record",
+    "hypertension": "hypertension_followup",
+    "diabetes": "diabetes_followup",
+}
+STORED = ("accepted", "updated", "revoked")  # what 校验入库 counts: records written to the lake
+HOSPITAL_KINDS = ("hospital", "mch")
+
+_DAILY = sql_table(
+    "intake_daily_counts",
+    column("institution_code", String),
+    column("table_name", String),
+    column("day", Date),
+    column("received"),
+    column("accepted"),
+    column("updated"),
+    column("revoked"),
+    column("rejected"),
+)
+_BATCHES = sql_table("intake_batches", column("id", String), column("status", String))
+_CDA = sql_table(
+    "intake_cda_documents", column("institution_code", String), column("received_at", UtcDateTime)
+)
+
+
+def pending_batches(session: Session) -> list[str]:
+    """Ids of upload batches not yet committed: their lake rows must not be read."""
+    return [str(i) for i in session.scalars(select(_BATCHES.c.id).where(_BATCHES.c.status == "pending"))]
+
+
+def has_changes(reader: LakeReader, table: str, *, pending: list[str]) -> str | bool:
+    """Where a table's corrected or revoked records are, or False when it has none (`figsql.current_sql`)."""
+    source = reader.changed_source(table)
+    if source is None:
+        return False
+    sql = figsql.changed_count_sql(table, pending=pending, source=source)
+    return source if reader.rows(sql, table)[0][0] else False
+
+
+# --- periods ---
+
+
+def month_bounds(month: str) -> tuple[date, date]:
+    """First and last day of a YYYY-MM month (Invalid otherwise)."""
+    try:
+        y, m = (int(x) for x in month.split("-"))
+        first = date(y, m, 1)
+    except ValueError:
+        raise Invalid(f"月份格式应为 YYYY-MM：{month}", code="bad-month") from None
+    return first, date(y, m, calendar.monthrange(y, m)[1])
+
+
+def active_days(month: str, joined_on: date | None, left_on: date | None) -> int:
+    """Days of the month an institution was connected: from joining to leaving, both inclusive."""
+    first, last = month_bounds(month)
+    start = max(first, joined_on) if joined_on else first
+    end = min(last, left_on) if left_on else last
+    return max(0, (end - start).days + 1)
+
+
+def month_label(month: str) -> str:
+    """“2025 年 3 月”."""
+    first, _ = month_bounds(month)
+    return f"{first.year} 年 {first.month} 月"
+
+
+# --- reporting units ---
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A bulletin row: a district platform or a directly connected hospital, with its member institutions."""
+
+    code: str
+    name: str
+    kind: str  # "district" or "hospital"
+    members: tuple[str, ...]
+    joined_on: date | None = None
+    left_on: date | None = None
+    district: str | None = None
+
+
+def required_tables(kind: str) -> list[str]:
+    """规定上传表: hospitals owe the medical tables, district platforms every table of the catalogue."""
+    sets = catalogue.datasets()
+    if kind == "hospital":
+        return [d.name for d in sets if d.category == "medical"]
+    return [d.name for d in sets]
+
+
+def realtime_tables() -> list[str]:
+    """The real-time forms (实时数据表单)."""
+    return [d.name for d in catalogue.datasets() if d.realtime]
+
+
+def units(month: str) -> list[Unit]:
+    """The month's reporting units: 12 district platforms, then the direct hospitals active in it."""
+    first, last = month_bounds(month)
+    records = registry_data.institutions()
+    out: list[Unit] = []
+    for d in registry_data.districts():
+        members = [d.platform_code] + [
+            r.code
+            for r in records
+            if r.district_code == d.code and r.upload_route == "district" and r.kind != "district_platform"
+        ]
+        out.append(
+            Unit(code=d.platform_code, name=d.name, kind="district", members=tuple(members), district=d.name)
+        )
+    children: dict[str, list[str]] = defaultdict(list)
+    for r in records:
+        if r.upload_route == "parent" and r.parent_code:
+            children[r.parent_code].append(r.code)
+    for r in records:
+        if r.kind not in HOSPITAL_KINDS or r.upload_route != "direct" or r.city != registry_data.CITY:
+            continue
+        if (r.joined_on and r.joined_on > last) or (r.left_on and r.left_on < first):
+            continue
+        out.append(
+            Unit(
+                code=r.code,
+                name=r.name,
+                kind="hospital",
+                members=(r.code, *children.get(r.code, ())),
+                joined_on=r.joined_on,
+                left_on=r.left_on,
+                district=r.district,
+            )
+        )
+    return out
+
+
+# --- per-institution figures ---
+
+
+@dataclass
+class OrgFigures:
+    """The raw monthly figures of one institution code, before rolling up into units."""
+
+    uploads: int = 0
+    stored: int = 0
+    rejected: int = 0
+    days: set[date] = field(default_factory=set)
+    forms: set[str] = field(default_factory=set)
+    tables: set[str] = field(default_factory=set)
+    visits: int = 0
+    visit_revenue: float = 0.0
+    visits_realtime: int = 0
+    discharges: int = 0
+    inpatient_revenue: float = 0.0
+    discharges_realtime: int = 0
+    records_basic: int = 0
+    records_hypertension: int = 0
+    records_diabetes: int = 0
+    cda: int = 0
+
+
+def _cda_counts(session: Session, *, month: str) -> dict[str, int]:
+    first, last = month_bounds(month)
+    start = datetime(first.year, first.month, first.day, tzinfo=SHANGHAI)
+    end = datetime(last.year, last.month, last.day, tzinfo=SHANGHAI) + timedelta(days=1)
+    rows = session.execute(
+        select(_CDA.c.institution_code, func.count())
+        .where(_CDA.c.received_at >= start, _CDA.c.received_at < end)
+        .group_by(_CDA.c.institution_code)
+    ).all()
+    return {str(code): int(n) for code, n in rows}
+
+
+def _daily(session: Session, *, first: date, last: date) -> tuple[list[Any], int]:
+    """The month's upload counts per institution, table and day, and the stored total up to its end."""
+    d = _DAILY.c
+    stored = d.accepted + d.updated + d.revoked
+    cumulative = session.scalar(select(func.coalesce(func.sum(stored), 0)).where(d.day <= last))
+    rows = session.execute(
+        select(
+            d.institution_code,
+            d.table_name,
+            func.sum(d.received),
+            func.sum(stored),
+            func.sum(d.rejected),
+        )
+        .where(d.day >= first, d.day <= last)
+        .group_by(d.institution_code, d.table_name)
+    ).all()
+    return list(rows), int(cumulative or 0)
+
+
+def _lake_figures(reader: LakeReader, figs: dict[str, OrgFigures], *, month: str, pending: list[str]) -> None:
+    """The figures read from the lake: one statement for the real-time days of every form, then one scan
+    per table for visits, discharges and the cumulative health records."""
+    first, last = month_bounds(month)
+    forms = [t for t in realtime_tables() if reader.has(t)]
+    if forms:
+        days_sql = figsql.realtime_days_sql(forms, first=first, last=last, pending=pending)
+        for table, org, days in reader.rows(days_sql, *forms):
+            f = figs[str(org)]
+            f.days.update(days)
+            f.forms.add(str(table))
+    for table, fee in ((VISIT_TABLE, VISIT_FEE), (DISCHARGE_TABLE, DISCHARGE_FEE)):
+        if not reader.has(table):
+            continue
+        changes = has_changes(reader, table, pending=pending)
+        sql = figsql.activity_sql(table, fee, month=month, pending=pending, changes=changes)
+        for org, n, amount, n_rt in reader.rows(sql, table):
+            f = figs[str(org)]
+            if table == VISIT_TABLE:
+                f.visits, f.visit_revenue, f.visits_realtime = int(n), float(amount), int(n_rt)
+            else:
+                f.discharges, f.inpatient_revenue, f.discharges_realtime = int(n), float(amount), int(n_rt)
+    for what, table in RECORD_TABLES.items():
+        if not reader.has(table):
+            continue
+        changes = has_changes(reader, table, pending=pending)
+        distinct = None if what == "basic" else "record_no"
+        sql = figsql.records_sql(table, month=month, pending=pending, changes=changes, distinct=distinct)
+        for org, n in reader.rows(sql, table):
+            setattr(figs[str(org)], f"records_{what}", int(n))
+
+
+def org_figures(
+    session: Session, *, lake: Lake, month: str, duck: Duck | None = None
+) -> tuple[dict[str, OrgFigures], int]:
+    """Every institution code's raw figures for the month, and the cumulative stored records up to its end."""
+    first, last = month_bounds(month)
+    figs: dict[str, OrgFigures] = defaultdict(OrgFigures)
+    rows, cumulative = _daily(session, first=first, last=last)
+    for code, table_name, received, stored, rejected in rows:
+        f = figs[str(code)]
+        f.uploads += int(received or 0)
+        f.stored += int(stored or 0)
+        f.rejected += int(rejected or 0)
+        if stored:
+            f.tables.add(str(table_name))
+    for code, n in _cda_counts(session, month=month).items():
+        figs[code].cda = n
+    reader = LakeReader(lake, duck)
+    try:
+        _lake_figures(reader, figs, month=month, pending=pending_batches(session))
+    finally:
+        reader.close()
+    return dict(figs), cumulative
+
+
+# --- unit figures ---
+
+
+@dataclass
+class UnitFigures:
+    """One row of the data-collection tables: every figure of docs/metrics.md for a unit and month."""
+
+    code: str
+    name: str
+    kind: str
+    uploads: int = 0  # 定时数据上传量
+    upload_days: int = 0  # 实时数据上传天数
+    active_days: int = 0  # its denominator
+    forms: int = 0  # 实时数据表单上传情况 x
+    forms_of: int = catalogue.REALTIME_FORMS  # … /12
+    visits: int = 0
+    visit_revenue: float = 0.0  # yuan
+    visits_realtime: int = 0
+    discharges: int = 0
+    inpatient_revenue: float = 0.0  # yuan
+    discharges_realtime: int = 0
+    declared: int | None = None  # 声明上传表 (None: 未反馈)
+    required: int = 0  # 规定上传表
+    tables_uploaded: int = 0  # 已上传表
+    cda: int = 0  # CDA 文档（份）
+    stat_visits: int | None = None  # 卫统门急诊人次
+    stat_discharges: int | None = None
+    records_basic: int = 0
+    records_hypertension: int = 0
+    records_diabetes: int = 0
+    stored: int = 0
+    rejected: int = 0
+    days: list[date] = field(default_factory=list)  # the real-time upload days
+    usage: Usage | None = None  # reported 健康档案浏览器 / 智能提示 deployments and calls (None: 未反馈)
+
+    @property
+    def days_rate(self) -> float | None:
+        """Upload days over active days."""
+        return self.upload_days / self.active_days if self.active_days else None
+
+    @property
+    def visit_compliance(self) -> float | None:
+        """实时数据符合率 of visits."""
+        return self.visits_realtime / self.visits if self.visits else None
+
+    @property
+    def discharge_compliance(self) -> float | None:
+        """实时数据符合率 of discharges."""
+        return self.discharges_realtime / self.discharges if self.discharges else None
+
+    @property
+    def visit_upload_rate(self) -> float | None:
+        """上传率（与卫统对比） of visits."""
+        return self.visits / self.stat_visits if self.stat_visits else None
+
+    @property
+    def discharge_upload_rate(self) -> float | None:
+        """上传率（与卫统对比） of discharges."""
+        return self.discharges / self.stat_discharges if self.stat_discharges else None
+
+
+@dataclass
+class MonthFigures:
+    """All units' figures for a month and the cumulative stored records."""
+
+    month: str
+    units: list[UnitFigures]
+    cumulative: int
+    members: list[tuple[str, ...]] = field(default_factory=list)
+
+    def of_kind(self, kind: str) -> list[UnitFigures]:
+        """Units of one kind, largest upload volume first (the bulletins' order)."""
+        rows = [u for u in self.units if u.kind == kind]
+        return sorted(rows, key=lambda u: -u.uploads)  # stable: ties keep the registry order
+
+    def unit_of(self, institution_code: str) -> UnitFigures | None:
+        """The unit an institution reports in (itself, its district platform or its parent hospital)."""
+        for u, members in zip(self.units, self.members, strict=True):
+            if institution_code in members:
+                return u
+        return None
+
+    def get(self, code: str) -> UnitFigures:
+        """One unit by code."""
+        for u in self.units:
+            if u.code == code:
+                return u
+        raise KeyError(code)
+
+
+def month_figures(session: Session, *, lake: Lake, month: str, duck: Duck | None = None) -> MonthFigures:
+    """Every figure of the data-collection tables for the month, per unit."""
+    from rhip.quality import service
+    from rhip.quality.usage import usage_of
+
+    month_bounds(month)
+    orgs, cumulative = org_figures(session, lake=lake, month=month, duck=duck)
+    declared = service.declared_counts(session)
+    stats = service.statistics_of(session, month=month)
+    usage = usage_of(session, month=month)
+    rt_forms = len(realtime_tables())
+    out: list[UnitFigures] = []
+    all_units = units(month)
+    for u in all_units:
+        days: set[date] = set()
+        forms: set[str] = set()
+        tables: set[str] = set()
+        row = UnitFigures(code=u.code, name=u.name, kind=u.kind, forms_of=max(rt_forms, 1))
+        row.active_days = active_days(month, u.joined_on, u.left_on)
+        first, last = month_bounds(month)
+        lo = max(first, u.joined_on) if u.joined_on else first
+        hi = min(last, u.left_on) if u.left_on else last
+        for code in u.members:
+            f = orgs.get(code)
+            if f is None:
+                continue
+            row.uploads += f.uploads
+            row.stored += f.stored
+            row.rejected += f.rejected
+            days |= {d for d in f.days if lo <= d <= hi}
+            forms |= f.forms
+            tables |= f.tables
+            row.visits += f.visits
+            row.visit_revenue += f.visit_revenue
+            row.visits_realtime += f.visits_realtime
+            row.discharges += f.discharges
+            row.inpatient_revenue += f.inpatient_revenue
+            row.discharges_realtime += f.discharges_realtime
+            row.records_basic += f.records_basic
+            row.records_hypertension += f.records_hypertension
+            row.records_diabetes += f.records_diabetes
+            row.cda += f.cda
+        row.upload_days, row.forms, row.tables_uploaded = len(days), len(forms), len(tables)
+        row.days = sorted(days)
+        row.required = len(required_tables(u.kind))
+        row.declared = declared.get(u.code)
+        row.usage = usage.get(u.code)
+        st = stats.get(u.code)
+        if st is not None:
+            row.stat_visits, row.stat_discharges = st
+        out.append(row)
+    return MonthFigures(month=month, units=out, cumulative=cumulative, members=[u.members for u in all_units])
+
+
+def visit_history(
+    session: Session, *, lake: Lake, month: str, months: int = 12, duck: Duck | None = None
+) -> dict[str, dict[str, int]]:
+    """Outpatient visits per unit and month, for the `months` months ending with `month`."""
+    first, _ = month_bounds(month)
+    y, m = first.year, first.month - (months - 1)
+    while m <= 0:
+        y, m = y - 1, m + 12
+    reader = LakeReader(lake, duck)
+    try:
+        if not reader.has(VISIT_TABLE):
+            return {}
+        pending = pending_batches(session)
+        changes = has_changes(reader, VISIT_TABLE, pending=pending)
+        sql = figsql.history_sql(
+            VISIT_TABLE, first_month=f"{y:04d}-{m:02d}", month=month, pending=pending, changes=changes
+        )
+        got = reader.rows(sql, VISIT_TABLE)
+    finally:
+        reader.close()
+    by_org: dict[str, dict[str, int]] = defaultdict(dict)
+    for org, mon, n in got:
+        by_org[str(org)][str(mon)] = int(n)
+    out: dict[str, dict[str, int]] = {}
+    for u in units(month):
+        merged: dict[str, int] = defaultdict(int)
+        for code in u.members:
+            for mon, n in by_org.get(code, {}).items():
+                merged[mon] += n
+        if merged:
+            out[u.code] = dict(sorted(merged.items()))
+    return out
