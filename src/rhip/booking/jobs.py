@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -35,31 +36,23 @@ from rhip.security.service import Principal, audit
 def reflow_due(session: Session, *, at: datetime | None = None) -> int:
     """At public release, unused family-doctor places flow into the public pool (one statement)."""
     t = at or now()
-    res = session.execute(
-        update(Slot)
-        .where(Slot.reflowed.is_(False), Slot.public_release_at <= t)
-        .values(
-            cap_public=Slot.cap_public + Slot.cap_family - Slot.booked_family,
-            cap_family=Slot.booked_family,
-            reflowed=True,
-            updated_at=t,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    return int(res.rowcount or 0)  # type: ignore[attr-defined]
+    return _reflow(session, Slot.reflowed, Slot.public_release_at, "family", t)
 
 
 def reflow_clinic_due(session: Session, *, at: datetime | None = None) -> int:
     """Before the session (rule clinic_reflow_hours), unused in-clinic places join the public pool."""
     t = at or now()
+    return _reflow(session, Slot.clinic_reflowed, Slot.clinic_reflow_at, "clinic", t)
+
+
+def _reflow(session: Session, done: Any, due: Any, tranche: str, t: datetime) -> int:
+    """One statement: a tranche's unused places of every due slot join the public pool, once."""
+    cap, booked = getattr(Slot, f"cap_{tranche}"), getattr(Slot, f"booked_{tranche}")
     res = session.execute(
         update(Slot)
-        .where(Slot.clinic_reflowed.is_(False), Slot.clinic_reflow_at <= t)
+        .where(done.is_(False), due <= t)
         .values(
-            cap_public=Slot.cap_public + Slot.cap_clinic - Slot.booked_clinic,
-            cap_clinic=Slot.booked_clinic,
-            clinic_reflowed=True,
-            updated_at=t,
+            {Slot.cap_public: Slot.cap_public + cap - booked, cap: booked, done: True, Slot.updated_at: t}
         )
         .execution_options(synchronize_session=False)
     )

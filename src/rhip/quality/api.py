@@ -246,6 +246,14 @@ def put_declaration(
     return get_declaration(code, session, principal)
 
 
+def _decoded(raw: bytes) -> str:
+    """An uploaded CSV's text: UTF-8 (with or without BOM), else GB18030 as institutions send it."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return raw.decode("gb18030")
+
+
 @router.post("/statistics", response_model=ImportResult)
 async def post_statistics(
     session: SessionDep,
@@ -254,11 +262,7 @@ async def post_statistics(
     month: MonthQ = None,
 ) -> ImportResult:
     """Import the official statistics report (卫统) of a month."""
-    raw = await file.read()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = raw.decode("gb18030")
+    text = _decoded(await file.read())
     with session.begin():
         n = service.import_statistics(session, text=text, source=file.filename or "upload.csv", month=month)
     return ImportResult(institutions=n)
@@ -275,11 +279,7 @@ async def post_usage(
     month: MonthQ = None,
 ) -> ImportResult:
     """Import the reported 健康档案浏览器 and 智能提示 deployments and calls of a month."""
-    raw = await file.read()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = raw.decode("gb18030")
+    text = _decoded(await file.read())
     with session.begin():
         n = usage.import_usage(session, text=text, source=file.filename or "upload.csv", month=month)
     return ImportResult(institutions=n)
