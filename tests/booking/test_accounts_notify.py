@@ -9,8 +9,6 @@ from collections.abc import Callable
 from datetime import date, datetime
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -18,7 +16,6 @@ from sqlalchemy.orm import Session
 from rhip import clock
 from rhip.booking import accounts, jobs as booking_jobs, notify, service as svc
 from rhip.booking.models import Notification, Phone, PhonePerson
-from rhip.db.base import Base
 from rhip.db.engine import Database
 from rhip.errors import Conflict, Invalid
 from rhip.security.roles import Role
@@ -231,21 +228,3 @@ def test_a_failing_gateway_retries_then_gives_up(bs: Session, frozen: datetime) 
     with bs.begin():
         (n,) = notify.get_all(bs, person=pid)
         assert (n.status, n.attempts) == ("failed", 3)
-
-
-def test_booking_migrations_match_the_models(bdb: Database) -> None:
-    with bdb.engine.connect() as conn:
-        diffs = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
-
-    def table_of(diff: object) -> str:
-        item = diff[0] if isinstance(diff, list) else diff
-        assert isinstance(item, tuple)
-        op, *rest = item
-        if op in ("add_table", "remove_table"):
-            return str(rest[0].name)
-        if op in ("add_column", "remove_column") or op.startswith("modify_"):
-            return str(rest[1])
-        return str(rest[0].table.name)
-
-    mine = [d for d in diffs if table_of(d).startswith("booking_")]
-    assert not mine, mine

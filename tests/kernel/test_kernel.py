@@ -58,6 +58,26 @@ def test_migrations_idempotent(settings: Settings) -> None:
     assert {"users", "api_keys", "audit_events", "institutions", "districts"} <= tables
 
 
+def test_migrations_match_the_models(settings: Settings) -> None:
+    """Every domain's migrations build exactly the tables its models declare (types included)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from rhip.db.base import Base
+    from rhip.db.models_registry import import_all_models
+
+    import_all_models()
+    assert {"institutions", "booking_slots", "intake_batches", "quality_record_usage"} <= set(
+        Base.metadata.tables
+    )
+    upgrade(settings.resolved_database_url)
+    engine = make_engine(settings.resolved_database_url)
+    with engine.connect() as conn:
+        diffs = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+    engine.dispose()
+    assert diffs == []
+
+
 def test_lake_write_and_duckdb_query(tmp_path: Path) -> None:
     lake = Lake(tmp_path / "lake")
     assert lake.tables() == [] and lake.count("visits") == 0

@@ -8,12 +8,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Request, Response
 from pydantic import BaseModel
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 import rhip
 from rhip.errors import Unauthorized
 from rhip.registry import service as registry
 from rhip.security import service as security
 from rhip.security.deps import SessionDep, public, require
+from rhip.security.models import User
 from rhip.security.roles import Role
 from rhip.security.service import Principal
 
@@ -87,14 +89,10 @@ def healthz(session: SessionDep) -> Health:
     return Health(status="ok", version=rhip.__version__, database=session.get_bind().dialect.name)
 
 
-@router.post("/api/v1/auth/token", response_model=TokenRead, tags=["auth"], dependencies=[Depends(public())])
-def login(
-    request: Request,
-    username: Annotated[str, Form()],
-    password: Annotated[str, Form()],
-    session: SessionDep,
-) -> TokenRead:
-    """Exchange a username and password for a bearer token (OAuth2 password form)."""
+def sign_in(
+    request: Request, session: Session, *, username: str, password: str
+) -> tuple[str, timedelta, User]:
+    """Check a password and issue a token (with its lifetime); a refusal is audited, then raised."""
     settings = request.app.state.settings
     try:
         with session.begin():
@@ -113,6 +111,18 @@ def login(
         ttl=ttl,
         name=user.display_name,
     )
+    return token, ttl, user
+
+
+@router.post("/api/v1/auth/token", response_model=TokenRead, tags=["auth"], dependencies=[Depends(public())])
+def login(
+    request: Request,
+    username: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+    session: SessionDep,
+) -> TokenRead:
+    """Exchange a username and password for a bearer token (OAuth2 password form)."""
+    token, ttl, user = sign_in(request, session, username=username, password=password)
     return TokenRead(access_token=token, expires_in=int(ttl.total_seconds()), role=user.role)
 
 

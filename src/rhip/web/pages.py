@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated
 from urllib.parse import quote
 
@@ -10,8 +9,8 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from rhip.errors import Unauthorized
-from rhip.security import service as security
 from rhip.security.deps import SessionDep, public
+from rhip.web.core import sign_in
 
 router = APIRouter(include_in_schema=False)
 
@@ -77,24 +76,11 @@ def login(
     next: Annotated[str, Form(max_length=300)] = "/",
 ) -> Response:
     """Check the password, set the token cookie and go back to where the user was going."""
-    settings = request.app.state.settings
     target = _safe_next(next)
     try:
-        with session.begin():
-            user = security.authenticate(session, username=username, password=password)
+        token, ttl, _user = sign_in(request, session, username=username, password=password)
     except Unauthorized as exc:
-        with session.begin():
-            security.audit(session, actor=username, action="login", outcome="denied")
         return RedirectResponse(f"/login?next={quote(target)}&msg={quote(exc.detail)}", status_code=303)
-    ttl = timedelta(minutes=settings.token_ttl_minutes)
-    token = security.issue_token(
-        settings.resolved_secret_key,
-        subject=user.username,
-        role=user.role,
-        institution_code=user.institution_code,
-        ttl=ttl,
-        name=user.display_name,
-    )
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         "rhip_token", token, max_age=int(ttl.total_seconds()), httponly=True, samesite="strict", path="/"
