@@ -15,7 +15,7 @@ from rhip.booking import service as svc
 from rhip.booking.models import Schedule
 from rhip.config import Settings
 from rhip.db.engine import Database, upgrade
-from rhip.registry.codes import make_id
+from rhip.registry.idnumber import make_id
 from rhip.security.roles import Role
 from rhip.security.service import Principal
 

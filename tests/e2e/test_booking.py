@@ -11,7 +11,7 @@ import pytest
 
 from rhip.booking.calendar import is_working_day
 from rhip.clock import local_now
-from rhip.registry.codes import make_id
+from rhip.registry.idnumber import make_id
 from rhip.security.service import issue_token
 from tests.e2e.conftest import serve
 

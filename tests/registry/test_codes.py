@@ -10,13 +10,13 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from rhip.errors import Invalid, NotFound
-from rhip.registry import codes
+from rhip.registry import codes, icd10, idnumber
 
 TODAY = date(2025, 3, 1)
 
 
 def _with_check(first17: str) -> str:
-    return first17 + codes.check_char(first17)
+    return first17 + idnumber.check_char(first17)
 
 
 def _rules(items: list[tuple[str, str]]) -> set[str]:
@@ -28,20 +28,20 @@ def _rules(items: list[tuple[str, str]]) -> set[str]:
 
 def test_check_char_known_numbers() -> None:
     # The GB 11643 example numbers: one ends in X, one in a digit.
-    assert codes.check_char("11010519491231002") == "X"
-    assert codes.check_char("44052418800101001") == "4"
-    assert codes.check_char("32010619850615123") == "1"
+    assert idnumber.check_char("11010519491231002") == "X"
+    assert idnumber.check_char("44052418800101001") == "4"
+    assert idnumber.check_char("32010619850615123") == "1"
 
 
 def test_check_char_needs_17_digits() -> None:
     with pytest.raises(Invalid):
-        codes.check_char("1234")
+        idnumber.check_char("1234")
     with pytest.raises(Invalid):
-        codes.check_char("3201061985061512X")
+        idnumber.check_char("3201061985061512X")
 
 
 def test_valid_number_parses_birth_sex_area() -> None:
-    r = codes.validate_id("320106198506151231", today=TODAY)
+    r = idnumber.validate_id("320106198506151231", today=TODAY)
     assert r.ok and r.errors == [] and r.warnings == []
     assert r.birth_date == date(1985, 6, 15)
     assert r.sex == "1"  # 17th digit 3 is odd
@@ -50,28 +50,28 @@ def test_valid_number_parses_birth_sex_area() -> None:
 
 
 def test_x_check_char_and_lower_case_x() -> None:
-    r = codes.validate_id("11010519491231002x", today=TODAY)
+    r = idnumber.validate_id("11010519491231002x", today=TODAY)
     assert r.ok, r.errors
     assert r.normalized == "11010519491231002X"
     assert r.sex == "2"  # 17th digit 2 is even
 
 
 def test_full_width_and_blanks_are_normalised() -> None:
-    r = codes.validate_id(" ３２０１０６１９８５０６１５１２３１ ", today=TODAY)
+    r = idnumber.validate_id(" ３２０１０６１９８５０６１５１２３１ ", today=TODAY)
     assert r.ok and r.normalized == "320106198506151231"
 
 
 def test_convert_15_to_18() -> None:
-    assert codes.convert_15_to_18("110105491231002") == "11010519491231002X"
-    assert codes.convert_15_to_18("320106850615123") == "320106198506151231"
+    assert idnumber.convert_15_to_18("110105491231002") == "11010519491231002X"
+    assert idnumber.convert_15_to_18("320106850615123") == "320106198506151231"
     with pytest.raises(Invalid):
-        codes.convert_15_to_18("32010685061512")
+        idnumber.convert_15_to_18("32010685061512")
     with pytest.raises(Invalid):
-        codes.convert_15_to_18("32010685061512X")
+        idnumber.convert_15_to_18("32010685061512X")
 
 
 def test_15_digit_number_is_accepted_with_a_warning() -> None:
-    r = codes.validate_id("320106850615123", today=TODAY)
+    r = idnumber.validate_id("320106850615123", today=TODAY)
     assert r.ok
     assert r.normalized == "320106198506151231"
     assert _rules(r.warnings) == {"id-15-digit"}
@@ -94,36 +94,36 @@ def test_15_digit_number_is_accepted_with_a_warning() -> None:
     ],
 )
 def test_each_error_rule(number: str, rule: str) -> None:
-    r = codes.validate_id(number, today=TODAY)
+    r = idnumber.validate_id(number, today=TODAY)
     assert not r.ok
     assert rule in _rules(r.errors), r.errors
     assert all(message for _rule, message in r.errors)
 
 
 def test_birth_exactly_120_years_ago_is_allowed() -> None:
-    assert codes.validate_id(codes.make_id("320106", date(1905, 3, 1), 11), today=TODAY).ok
-    r = codes.validate_id(codes.make_id("320106", date(1905, 2, 28), 11), today=TODAY)
+    assert idnumber.validate_id(idnumber.make_id("320106", date(1905, 3, 1), 11), today=TODAY).ok
+    r = idnumber.validate_id(idnumber.make_id("320106", date(1905, 2, 28), 11), today=TODAY)
     assert _rules(r.errors) == {"id-birth-too-old"}
 
 
 def test_recorded_birth_date_and_sex_must_agree() -> None:
     number = "320106198506151231"
-    assert codes.validate_id(number, birth_date=date(1985, 6, 15), sex="1", today=TODAY).ok
-    r = codes.validate_id(number, birth_date=date(1985, 6, 16), today=TODAY)
+    assert idnumber.validate_id(number, birth_date=date(1985, 6, 15), sex="1", today=TODAY).ok
+    r = idnumber.validate_id(number, birth_date=date(1985, 6, 16), today=TODAY)
     assert _rules(r.errors) == {"id-birth-mismatch"}
-    r = codes.validate_id(number, sex="2", today=TODAY)
+    r = idnumber.validate_id(number, sex="2", today=TODAY)
     assert _rules(r.errors) == {"id-sex-mismatch"}
     assert "女性" in r.errors[0][1]
     # 0 未知 and 9 未说明 are not compared
-    assert codes.validate_id(number, sex="9", today=TODAY).ok
-    assert codes.validate_id(number, sex="0", today=TODAY).ok
+    assert idnumber.validate_id(number, sex="9", today=TODAY).ok
+    assert idnumber.validate_id(number, sex="0", today=TODAY).ok
 
 
 def test_area_code_created_after_birth_is_only_a_warning() -> None:
     # 320117 溧水区 exists since 2013; a resident born in 1962 may genuinely carry it
     # (python-stdnum's cn.ric.validate rejects such numbers).
-    number = codes.make_id("320117", date(1962, 3, 8), 45)
-    r = codes.validate_id(number, birth_date=date(1962, 3, 8), sex="1", today=TODAY)
+    number = idnumber.make_id("320117", date(1962, 3, 8), 45)
+    r = idnumber.validate_id(number, birth_date=date(1962, 3, 8), sex="1", today=TODAY)
     assert r.ok and r.errors == []
     assert _rules(r.warnings) == {"id-area-after-birth"}
     assert r.area_name == "溧水区"
@@ -137,36 +137,36 @@ def test_historical_area_codes_are_known() -> None:
         "320125": "高淳县",
         "320122": "江浦县",
     }.items():
-        r = codes.validate_id(codes.make_id(code, date(1970, 1, 1), 10), today=TODAY)
+        r = idnumber.validate_id(idnumber.make_id(code, date(1970, 1, 1), 10), today=TODAY)
         assert r.ok and r.warnings == [] and r.area_name == name
 
 
 def test_retired_area_code_after_abolition_is_a_warning() -> None:
-    r = codes.validate_id(codes.make_id("320103", date(2015, 5, 5), 20), today=TODAY)
+    r = idnumber.validate_id(idnumber.make_id("320103", date(2015, 5, 5), 20), today=TODAY)
     assert r.ok and _rules(r.warnings) == {"id-area-retired"}
 
 
 def test_unknown_area_code_is_a_warning() -> None:
-    r = codes.validate_id(codes.make_id("990101", date(1990, 1, 1), 1), today=TODAY)
+    r = idnumber.validate_id(idnumber.make_id("990101", date(1990, 1, 1), 1), today=TODAY)
     assert r.ok and _rules(r.warnings) == {"id-area-unknown"}
     # Nanjing's counties are listed one by one, so an unlisted one is unknown too
-    r = codes.validate_id(codes.make_id("320199", date(1990, 1, 1), 1), today=TODAY)
+    r = idnumber.validate_id(idnumber.make_id("320199", date(1990, 1, 1), 1), today=TODAY)
     assert r.ok and _rules(r.warnings) == {"id-area-unknown"}
 
 
 def test_metro_city_prefixes_are_known() -> None:
     for prefix in ("3402", "3405", "3411", "3418", "3211", "3210", "3208", "3204"):
-        assert codes.is_known_area(prefix + "02"), prefix
-    assert codes.is_known_area("110105")  # Beijing: province listed, cities not enumerated
-    assert not codes.is_known_area("321499")  # Jiangsu's cities are enumerated; 3214 is not one
-    assert not codes.is_known_area("32010")
+        assert idnumber.is_known_area(prefix + "02"), prefix
+    assert idnumber.is_known_area("110105")  # Beijing: province listed, cities not enumerated
+    assert not idnumber.is_known_area("321499")  # Jiangsu's cities are enumerated; 3214 is not one
+    assert not idnumber.is_known_area("32010")
 
 
 def test_make_id_rejects_bad_input() -> None:
     with pytest.raises(ValueError):
-        codes.make_id("32010", date(1990, 1, 1), 1)
+        idnumber.make_id("32010", date(1990, 1, 1), 1)
     with pytest.raises(ValueError):
-        codes.make_id("320106", date(1990, 1, 1), 1000)
+        idnumber.make_id("320106", date(1990, 1, 1), 1000)
 
 
 AREA_CODES = [
@@ -187,10 +187,10 @@ births = st.dates(min_value=TODAY.replace(year=TODAY.year - 119), max_value=TODA
 @settings(max_examples=300, deadline=None)
 @given(area=st.sampled_from(AREA_CODES), birth=births, seq=st.integers(min_value=0, max_value=999))
 def test_make_id_always_validates(area: str, birth: date, seq: int) -> None:
-    number = codes.make_id(area, birth, seq)
-    r = codes.validate_id(number, birth_date=birth, sex=codes.sex_of_seq(seq), today=TODAY)
+    number = idnumber.make_id(area, birth, seq)
+    r = idnumber.validate_id(number, birth_date=birth, sex=idnumber.sex_of_seq(seq), today=TODAY)
     assert r.ok, r.errors
-    assert r.normalized == number and r.birth_date == birth and r.sex == codes.sex_of_seq(seq)
+    assert r.normalized == number and r.birth_date == birth and r.sex == idnumber.sex_of_seq(seq)
 
 
 @settings(max_examples=300, deadline=None)
@@ -204,22 +204,22 @@ def test_make_id_always_validates(area: str, birth: date, seq: int) -> None:
 def test_changing_any_character_breaks_the_number(
     area: str, birth: date, seq: int, position: int, replacement: str
 ) -> None:
-    number = codes.make_id(area, birth, seq)
+    number = idnumber.make_id(area, birth, seq)
     if number[position] == replacement or (replacement == "X" and position < 17):
         replacement = "0" if number[position] != "0" else "1"
     broken = number[:position] + replacement + number[position + 1 :]
-    assert not codes.validate_id(broken, today=TODAY).ok
+    assert not idnumber.validate_id(broken, today=TODAY).ok
 
 
 @settings(max_examples=200, deadline=None)
 @given(area=st.sampled_from(AREA_CODES), birth=births, seq=st.integers(0, 999), position=st.integers(0, 15))
 def test_swapping_adjacent_digits_breaks_the_number(area: str, birth: date, seq: int, position: int) -> None:
-    number = codes.make_id(area, birth, seq)
+    number = idnumber.make_id(area, birth, seq)
     a, b = number[position], number[position + 1]
     if a == b:
         return
     swapped = number[:position] + b + a + number[position + 2 :]
-    assert not codes.validate_id(swapped, today=TODAY).ok
+    assert not idnumber.validate_id(swapped, today=TODAY).ok
 
 
 def test_default_today_comes_from_the_clock() -> None:
@@ -227,11 +227,11 @@ def test_default_today_comes_from_the_clock() -> None:
 
     from rhip import clock
 
-    number = codes.make_id("320106", date(2030, 1, 1), 1)
+    number = idnumber.make_id("320106", date(2030, 1, 1), 1)
     with clock.frozen(datetime(2031, 1, 1, tzinfo=UTC)):
-        assert codes.validate_id(number).ok
+        assert idnumber.validate_id(number).ok
     with clock.frozen(datetime(2029, 1, 1, tzinfo=UTC)):
-        assert not codes.validate_id(number).ok
+        assert not idnumber.validate_id(number).ok
 
 
 # --------------------------------------------------------------------------------------------- ICD-10
@@ -249,15 +249,15 @@ def test_icd10_file_has_no_duplicates_and_good_format() -> None:
     assert len(rows) >= 400
     cjk = re.compile(r"[\u4e00-\u9fff]")
     for r in rows:
-        assert codes.ICD10_CODE_RE.match(r["code"]), r["code"]
+        assert icd10.ICD10_CODE_RE.match(r["code"]), r["code"]
         assert cjk.search(r["name"]), r
         assert r["name_en"] and r["name_en"] == r["name_en"].strip(), r
-        assert r["chapter"] == codes.icd10_chapter(r["code"]), r
+        assert r["chapter"] == icd10.icd10_chapter(r["code"]), r
 
 
 def test_icd10_covers_every_chapter() -> None:
-    chapters = {c.chapter for c in codes.icd10().values()}
-    assert chapters == {ch for ch, *_ in codes.ICD10_CHAPTERS}
+    chapters = {c.chapter for c in icd10.icd10().values()}
+    assert chapters == {ch for ch, *_ in icd10.ICD10_CHAPTERS}
 
 
 @pytest.mark.parametrize(
@@ -277,7 +277,7 @@ def test_icd10_covers_every_chapter() -> None:
     ],
 )
 def test_common_diagnoses_present(code: str, name: str) -> None:
-    entry = codes.icd10()[code]
+    entry = icd10.icd10()[code]
     assert entry.name.startswith(name)
     assert entry.category == code[:3]
 
@@ -299,25 +299,25 @@ def test_common_diagnoses_present(code: str, name: str) -> None:
     ],
 )
 def test_is_icd10_accepts(code: str) -> None:
-    assert codes.is_icd10(code)
+    assert icd10.is_icd10(code)
     assert codes.in_code_system("icd10", code)
 
 
 @pytest.mark.parametrize("code", ["", "I10.1", "A99", "I1", "I100", "E11.99999", "高血压", "I10..0", "11.9"])
 def test_is_icd10_rejects(code: str) -> None:
-    assert not codes.is_icd10(code)
+    assert not icd10.is_icd10(code)
 
 
 def test_find_and_search_icd10() -> None:
-    found = codes.find_icd10("E11.900x001")
+    found = icd10.find_icd10("E11.900x001")
     assert found is not None and found.code == "E11.9"
-    parent = codes.find_icd10("J06.8")
+    parent = icd10.find_icd10("J06.8")
     assert parent is not None and parent.code == "J06"
-    total, page = codes.search_icd10("高血压")
+    total, page = icd10.search_icd10("高血压")
     assert total >= 3 and "I10" in {c.code for c in page}
-    total, page = codes.search_icd10("E11", limit=3)
+    total, page = icd10.search_icd10("E11", limit=3)
     assert total == 8 and [c.code for c in page] == ["E11", "E11.2", "E11.3"]
-    assert codes.search_icd10("pneumonia")[0] >= 5
+    assert icd10.search_icd10("pneumonia")[0] >= 5
 
 
 # --------------------------------------------------------------------------------------------- code systems

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from rhip.errors import Invalid
-from rhip.registry import codes, data as registry
+from rhip.registry import data as registry, icd10, idnumber
 from rhip.synth import calibration, lexicon, residents, seedparse, service, vec, vocab
 from rhip.synth.defects import DefectRates
 
@@ -86,12 +86,12 @@ def test_residents_have_valid_unique_ids() -> None:
     ids = pop.id_number.to_pylist()
     assert len(set(ids)) == len(ids)
     for number, sex, birth in list(zip(ids, pop.sex, pop.birth, strict=True))[:3000]:
-        assert codes.check_char(number[:17]) == number[17]
+        assert idnumber.check_char(number[:17]) == number[17]
         assert (int(number[16]) % 2 == 1) == (sex == 1)
         born = date.fromordinal(date(1970, 1, 1).toordinal() + int(birth))
         assert number[6:14] == born.strftime("%Y%m%d")
-        assert codes.is_known_area(number[:6])
-        area = codes.find_area(number[:6])
+        assert idnumber.is_known_area(number[:6])
+        area = idnumber.find_area(number[:6])
         assert area is not None
         if area.valid_to is not None:  # an old code: issued before the district was renamed
             assert born.year < area.valid_to
@@ -109,7 +109,7 @@ def test_residents_have_valid_unique_ids() -> None:
 
 def test_vectorised_check_chars_match_the_registry() -> None:
     bodies = np.array([32010219800101001, 32012519501231998, 34020220240229123], dtype=np.int64)
-    assert list(vec.check_chars(bodies)) == [codes.check_char(str(b)) for b in bodies]
+    assert list(vec.check_chars(bodies)) == [idnumber.check_char(str(b)) for b in bodies]
     assert residents.typo_id("320102198001010013", np.random.default_rng(1)) != "320102198001010013"
 
 
@@ -120,7 +120,7 @@ def test_word_lists_are_gbk() -> None:
     ]
     for w in words:
         w.encode("gbk")
-    words += [c.name for c in codes.icd10().values()] + [d.name for d in registry.departments()]
+    words += [c.name for c in icd10.icd10().values()] + [d.name for d in registry.departments()]
     for w in words:
         w.encode("gbk")  # a GBK unit's files carry these names too
     homophones = lexicon.homophone_map()

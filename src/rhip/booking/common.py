@@ -17,7 +17,7 @@ from rhip.booking.models import (
 )
 from rhip.clock import SHANGHAI, now
 from rhip.errors import Invalid, NotFound
-from rhip.registry import codes as reg_codes, data as reg_data
+from rhip.registry import data as reg_data, idnumber
 from rhip.security.service import Principal, audit
 
 TRANCHES = ("public", "family", "clinic")
@@ -52,7 +52,7 @@ def local_date(at: datetime) -> date:
 
 def person_id(number: str) -> str:
     """A validated, normalised 18-digit resident ID number (GB 11643), or Invalid in Chinese."""
-    result = reg_codes.validate_id(number or "")
+    result = idnumber.validate_id(number or "")
     if not result.ok or not result.normalized:
         reason = "；".join(m for _r, m in result.errors) or "号码无效"
         raise Invalid(f"身份证号码无效：{reason}", code="bad-id-number")

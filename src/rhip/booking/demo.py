@@ -33,7 +33,7 @@ from rhip.clock import SHANGHAI
 from rhip.config import Settings
 from rhip.db.engine import Database
 from rhip.errors import RhipError
-from rhip.registry import codes as reg_codes, data as reg_data
+from rhip.registry import data as reg_data, idnumber
 from rhip.security.roles import Role
 from rhip.security.service import Principal
 
@@ -132,7 +132,7 @@ def _person(rng: random.Random, seen: set[str]) -> tuple[str, str]:
     while True:
         area = rng.choice(METRO_AREAS if rng.random() < 0.3 else AREAS)
         born = date(rng.randint(1940, 2020), rng.randint(1, 12), rng.randint(1, 28))
-        pid = reg_codes.make_id(area, born, rng.randint(0, 999))
+        pid = idnumber.make_id(area, born, rng.randint(0, 999))
         if pid not in seen:
             seen.add(pid)
             return pid, rng.choice(SURNAMES) + rng.choice(GIVEN) + (

@@ -13,7 +13,7 @@ from typing import Any
 
 import polars as pl
 
-from rhip.registry import codes as codesys
+from rhip.registry import codes as codesys, idnumber
 
 RULES: dict[str, str] = {
     "institution": "机构代码与上传机构不符",
@@ -102,14 +102,14 @@ def _datetime_utc(raw: pl.Expr) -> pl.Expr:
 def id_check_fails(col: str) -> pl.Expr:
     """GB 11643 MOD 11-2 check of 18-digit numbers, vectorised (15-digit numbers pass: no check digit)."""
     s = pl.col(col)
-    weights = codesys.ID_WEIGHTS
+    weights = idnumber.ID_WEIGHTS
     # the 17 leading digits as one integer (< 10**17 fits Int64), digits taken arithmetically: one string
     # slice per value instead of seventeen
     body = s.str.slice(0, 17)
     n = pl.when(body.str.contains(r"^\d{17}$")).then(body.cast(pl.Int64, strict=False))
     total = pl.sum_horizontal([((n // 10 ** (16 - i)) % 10) * w for i, w in enumerate(weights)])
     expected = (total % 11).replace_strict(
-        list(range(11)), list(codesys.ID_CHECK_MAP), return_dtype=pl.String, default=None
+        list(range(11)), list(idnumber.ID_CHECK_MAP), return_dtype=pl.String, default=None
     )
     is18 = s.str.len_bytes() == 18
     birth = s.str.slice(6, 8).str.to_date("%Y%m%d", strict=False)

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
-from rhip.registry import catalogue, codes
+from rhip.registry import catalogue, codes, icd10, idnumber
 from rhip.security.deps import public
 
 router = APIRouter()
@@ -183,7 +183,7 @@ def code_page(system_id: str, q: str | None, offset: int, limit: int) -> CodeSys
     needle = (q or "").strip()
     items: list[CodeRead]
     if system_id == "icd10":
-        total, found = codes.search_icd10(needle, offset=offset, limit=limit)
+        total, found = icd10.search_icd10(needle, offset=offset, limit=limit)
         items = [CodeRead(code=c.code, display=c.name, name_en=c.name_en, chapter=c.chapter) for c in found]
     else:
         pairs = list(codes.codes_of(system_id).items())
@@ -202,7 +202,7 @@ def code_page(system_id: str, q: str | None, offset: int, limit: int) -> CodeSys
     )
 
 
-def id_check_read(result: codes.IdCheck) -> IdCheckRead:
+def id_check_read(result: idnumber.IdCheck) -> IdCheckRead:
     """The API view of an IdCheck."""
     return IdCheckRead(
         number=result.number,
@@ -212,7 +212,7 @@ def id_check_read(result: codes.IdCheck) -> IdCheckRead:
         warnings=[IdIssue(rule=r, message=m) for r, m in result.warnings],
         birth_date=result.birth_date,
         sex=result.sex,
-        sex_display=codes.SEX.get(result.sex) if result.sex else None,
+        sex_display=idnumber.SEX.get(result.sex) if result.sex else None,
         area_code=result.area_code,
         area_name=result.area_name,
     )
@@ -294,4 +294,4 @@ def id_check(
     sex: Annotated[str | None, Query(max_length=1, description="登记的性别代码（GB/T 2261.1）")] = None,
 ) -> IdCheckRead:
     """Validate a citizen ID number: check character, birth date, sex, area code (soft)."""
-    return id_check_read(codes.validate_id(number, birth_date=birth_date, sex=sex))
+    return id_check_read(idnumber.validate_id(number, birth_date=birth_date, sex=sex))

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rhip.registry import catalogue, codes, data as registry
+from rhip.registry import catalogue, data as registry, icd10
 from rhip.registry.data import InstitutionRecord
 from rhip.synth import lexicon, residents, vec, vocab
 from rhip.synth.calibration import Target
@@ -121,7 +121,7 @@ ICD_CHAPTER: list[str] = []
 def icd_tables() -> tuple[list[str], list[str], list[str]]:
     """The ICD-10 subset as parallel lists (code, name, chapter)."""
     if not ICD_CODES:
-        for c in codes.icd10().values():
+        for c in icd10.icd10().values():
             ICD_CODES.append(c.code)
             ICD_NAMES.append(c.name)
             ICD_CHAPTER.append(c.chapter)
