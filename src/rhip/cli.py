@@ -241,7 +241,7 @@ def synth(
     gbk_share: Annotated[float, typer.Option(help="Share of CSV files written in GBK")] = 0.1,
 ) -> None:
     """Synthesise a city month: residents, every institution's upload files and a ground truth."""
-    from rhip.synth import service as synth_service
+    from rhip.synth import outputs as synth_outputs, service as synth_service
 
     try:
         result = synth_service.generate(
@@ -249,7 +249,7 @@ def synth(
         )
     except RhipError as exc:
         raise _fail(exc.detail) from None
-    synth_service.print_summary(result, console)
+    synth_outputs.print_summary(result, console)
 
 
 @app.command()
@@ -263,7 +263,7 @@ def demo(
     """The main job: synthesise a month, run it through every part of the platform, print a summary."""
     from rhip.db.engine import Database
     from rhip.registry import service as registry
-    from rhip.synth import service as synth_service
+    from rhip.synth import outputs as synth_outputs, service as synth_service
 
     settings = _settings()
     started = time.perf_counter()
@@ -296,7 +296,7 @@ def demo(
     summary.add_column("结果")
     summary.add_row("数据库", settings.resolved_database_url)
     summary.add_row("注册库", "，".join(f"{k} {v}" for k, v in reg_counts.items()))
-    summary.add_row("合成城市", synth_service.one_line(result))
+    summary.add_row("合成城市", synth_outputs.one_line(result))
     summary.add_row("上传文件", str(out))
     for name, value in step_rows:
         summary.add_row(name, value)

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from rhip.registry import catalogue, data as registry
-from rhip.synth import calibration, defects, service
+from rhip.synth import calibration, defects, outputs, service
 from rhip.synth.city import Month
 
 from .conftest import MONTH, SCALE, manifest, read_upload, uploads
@@ -264,10 +264,10 @@ def test_identities_cover_every_patient_record(
 def test_summary_and_one_line_are_chinese(city: service.SynthResult) -> None:
     from rich.console import Console
 
-    line = service.one_line(city)
+    line = outputs.one_line(city)
     assert "家接入单位" in line and MONTH in line
     console = Console(record=True, width=200)
-    service.print_summary(city, console)
+    outputs.print_summary(city, console)
     text = console.export_text()
     assert "门急诊人次" in text and "南京鼓楼医院" in text and "GBK" in text
 
