@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -85,3 +86,64 @@ def test_changed_count_sees_corrections_only(tmp_path: Path) -> None:
     assert reader.rows(sql, "outpatient_visit") == [(2,)]
     hidden = figsql.changed_count_sql("outpatient_visit", pending=["B1"])
     assert reader.rows(hidden, "outpatient_visit") == [(0,)]
+
+
+def test_realtime_days_are_local_days_as_a_bit_mask(tmp_path: Path) -> None:
+    lake = Lake(tmp_path)
+    ts = pa.timestamp("us", tz="UTC")
+
+    def at(text: str) -> datetime:
+        return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+    # (collected, event) in UTC; Shanghai is UTC+8
+    rows = [
+        ("2025-02-28 16:00:00", "2025-02-28 15:30:00"),  # 1 March 00:00 local: day 1
+        ("2025-03-15 04:00:00", "2025-03-15 03:00:00"),  # lag exactly 1 h: still real time
+        ("2025-03-20 04:00:00", "2025-03-20 02:00:00"),  # lag 2 h: not real time
+        ("2025-03-31 15:59:59", "2025-03-31 15:50:00"),  # 31 March 23:59:59 local: day 31
+        ("2025-02-28 15:59:00", "2025-02-28 15:50:00"),  # still 28 February local
+        ("2025-03-31 16:00:00", "2025-03-31 15:50:00"),  # already 1 April local
+    ]
+    data = pa.table(
+        {
+            "org_code": ["H1"] * len(rows),
+            "collected_at": pa.array([at(c) for c, _ in rows], ts),
+            "visit_time": pa.array([at(e) for _, e in rows], ts),
+            "_batch": ["B1"] * len(rows),
+            "_month": ["2025-03"] * len(rows),
+        }
+    )
+    write_deltalake(str(lake.path("ods_outpatient_visit")), data, partition_by=["_month"])
+    reader = lakeread.LakeReader(lake)
+    first, last = date(2025, 3, 1), date(2025, 3, 31)
+    sql = figsql.realtime_days_sql(["outpatient_visit"], first=first, last=last, pending=[])
+    [(table, org, mask)] = reader.rows(sql, "outpatient_visit")
+    assert (table, org) == ("outpatient_visit", "H1")
+    assert figsql.mask_days(first, mask) == {date(2025, 3, 1), date(2025, 3, 15), date(2025, 3, 31)}
+    reader.close()
+
+
+def test_statistics_prove_corrections_without_a_count(tmp_path: Path) -> None:
+    lake = Lake(tmp_path)
+    path = str(lake.path("ods_outpatient_visit"))
+    write_deltalake(path, _visits(["H1", "H2"], ["2025-03"] * 2, [1.0, 2.0]), partition_by=["_month"])
+    reader = lakeread.LakeReader(lake)
+    assert reader.changed_source("outpatient_visit") is None
+    assert reader.changes_certain("outpatient_visit") is False
+    later = _visits(["H1"], ["2025-03"], [3.0], ops=[2])
+    write_deltalake(path, later, mode="append", partition_by=["_month"])
+    reader = lakeread.LakeReader(lake)
+    assert reader.changed_source("outpatient_visit") == lakeread.changed_view("ods_outpatient_visit")
+    assert reader.changes_certain("outpatient_visit") is True
+
+
+def test_column_scan_counts_the_same_rows_as_the_limit(tmp_path: Path) -> None:
+    lake = Lake(tmp_path)
+    data = _visits(["H1", "H1", "H2"], ["2025-02", "2025-03", "2025-03"], [1.0, 2.0, 4.0])
+    write_deltalake(str(lake.path("ods_outpatient_visit")), data, partition_by=["_month"])
+    reader = lakeread.LakeReader(lake)
+    limit = reader.rows(figsql.limit_sql(["outpatient_visit"], month="2025-03"), "outpatient_visit")
+    columns = {"outpatient_visit": ["fee_total", "_op", "_key"]}
+    scan = reader.rows(figsql.columns_sql(columns, month="2025-03"), "outpatient_visit")
+    assert limit[0][0] == scan[0][0] == 2
+    reader.close()

@@ -22,7 +22,7 @@ from rhip.registry import catalogue
 OP_NEW, OP_UPDATED, OP_REVOKED = 1, 2, 3
 NO_MONTH = "0000-00"  # intake's _month for a record without any usable time
 REALTIME_LAG = timedelta(hours=1)  # a record is real-time when 数据采集时间 is at most this after its event
-SHANGHAI_OFFSET_US = 8 * 3600 * 1_000_000  # Asia/Shanghai has had no daylight saving since 1991
+DAY_US = 86_400 * 1_000_000  # Asia/Shanghai has had no daylight saving since 1991: every day is 24 h
 
 
 def event_column(table: str) -> str:
@@ -146,6 +146,10 @@ def history_sql(table: str, *, first_month: str, month: str, pending: list[str],
     return Sql(text, inner.params)
 
 
+def _epoch_us(t: datetime) -> int:
+    return (t - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+
+
 def _local_midnight(d: date) -> datetime:
     # the instant in UTC, the lake's own zone: a Shanghai-zoned parameter pushed down into a PyArrow
     # dataset scan (the reader's fallback) compares wrongly with the UTC columns and keeps no row
@@ -155,7 +159,8 @@ def _local_midnight(d: date) -> datetime:
 def realtime_days_sql(
     tables: list[str], *, first: date, last: date, pending: list[str], lag: timedelta = REALTIME_LAG
 ) -> Sql:
-    """Per real-time form and institution: the days of the month with a stored real-time record.
+    """Per real-time form and institution: the days of the month with a stored real-time record, as a bit
+    mask (bit i set: day i + 1 of the month; `mask_days` reads it).
 
     All stored versions count (an upload day is a day something was sent in real time). The bounds on
     数据采集时间 and on the event time are what the definition implies (collected in the month, event at most
@@ -172,19 +177,31 @@ def realtime_days_sql(
         "end": _local_midnight(last) + timedelta(days=1),
         "event_from": start - lag,
         "lag": _lag_us(lag),
+        "start_us": _epoch_us(start),
+        "day_us": DAY_US,
     }
-    day = f"CAST(make_timestamp(epoch_us(collected_at) + {SHANGHAI_OFFSET_US}) AS DATE)"
+    # the day's index counted from the month's first local midnight (Asia/Shanghai days are all 24 h long),
+    # folded into one integer per group with bit_or: no timestamp built per row, no list of distinct dates
+    # (about an eighth of the statement's time)
+    day = "(epoch_us(collected_at) - $start_us) // $day_us"
     parts = []
     for i, table in enumerate(tables):
         event = ident(event_column(table))
         params[f"t{i}"] = table
         parts.append(
-            f"SELECT $t{i} AS t, org_code, list(DISTINCT {day}) AS days FROM {ident(data_table(table))} "
+            f"SELECT $t{i} AS t, org_code, bit_or(CAST(1 AS BIGINT) << ({day})) AS days "
+            f"FROM {ident(data_table(table))} "
             f"WHERE _month IN ($month, $prev) AND collected_at >= $start AND collected_at < $end "
             f"AND {event} >= $event_from AND epoch_us(collected_at) - epoch_us({event}) <= $lag "
             f"AND {keep} GROUP BY org_code"
         )
     return Sql(" UNION ALL ".join(parts), params)
+
+
+def mask_days(first: date, mask: int) -> set[date]:
+    """The days of the month a `realtime_days_sql` bit mask names."""
+    bits = int(mask)
+    return {first + timedelta(days=i) for i in range(bits.bit_length()) if bits >> i & 1}
 
 
 def limit_sql(tables: Iterable[str], *, month: str) -> Sql:
@@ -196,3 +213,16 @@ def limit_sql(tables: Iterable[str], *, month: str) -> Sql:
         for t in tables
     ]
     return Sql(f"SELECT sum(n) FROM ({' UNION ALL '.join(parts)})", {"month": month})
+
+
+def columns_sql(columns: dict[str, list[str]], *, month: str) -> Sql:
+    """A reference scan for the benchmark: the month's rows of every table per institution, decoding each
+    named column once (its largest value) and computing nothing else."""
+    # the values are folded into one hash per group so that no column can be pruned from the scan
+    parts = [
+        f"SELECT count(*) AS n, hash({', '.join(f'max({ident(c)})' for c in dict.fromkeys(cols))}) AS h "
+        f"FROM {ident(data_table(t))} WHERE _month = $month GROUP BY org_code"
+        for t, cols in columns.items()
+        if cols
+    ]
+    return Sql(f"SELECT sum(n), bit_xor(h) FROM ({' UNION ALL '.join(parts)})", {"month": month})

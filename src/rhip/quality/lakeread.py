@@ -48,6 +48,7 @@ class _Files:
     paths: list[str]  # the table's active Parquet files
     partitions: list[str]  # its partition columns
     changed: list[str]  # the files that may hold corrections or revocations (修改标志 2 or 3)
+    certain: bool  # every one of them is known from its statistics to hold at least one
 
 
 def changed_view(name: str) -> str:
@@ -86,9 +87,10 @@ def _native_files(dt: DeltaTable) -> _Files | None:
     if "max._op" in actions.column_names:
         top = actions.column("max._op").to_pylist()
         changed = [f for f, mx in zip(paths, top, strict=True) if mx is None or int(mx) > 1]
+        certain = all(mx is not None for mx in top)
     else:
-        changed = list(paths)
-    return _Files(paths, parts, changed)
+        changed, certain = list(paths), False
+    return _Files(paths, parts, changed, certain)
 
 
 class LakeReader:
@@ -102,6 +104,7 @@ class LakeReader:
         self.present = set(lake.tables())
         self.native: dict[str, bool] = {}
         self._changed: dict[str, str | None] = {}
+        self._certain: dict[str, bool] = {}
 
     def has(self, catalogue_table: str) -> bool:
         """Whether the lake holds records of a catalogue table."""
@@ -121,6 +124,7 @@ class LakeReader:
                 rel.create_view(name, replace=True)
                 self.native[name] = True
                 self._changed[name] = None
+                self._certain[name] = found.certain
                 if found.changed and len(found.changed) < len(found.paths):
                     self._scan(found.changed, parts).create_view(changed_view(name), replace=True)
                     self._changed[name] = changed_view(name)
@@ -130,6 +134,7 @@ class LakeReader:
         self._register_arrow(name, dt)
         self.native[name] = False
         self._changed[name] = name
+        self._certain[name] = False
 
     def _register_arrow(self, name: str, dt: DeltaTable) -> None:
         """The fallback: the table as a PyArrow dataset, its timestamps shielded from filter pushdown."""
@@ -168,6 +173,11 @@ class LakeReader:
         """The relation holding every stored correction or revocation of a table (None: there is none)."""
         self.version(catalogue_table)
         return self._changed[data_table(catalogue_table)]
+
+    def changes_certain(self, catalogue_table: str) -> bool:
+        """Whether the Delta statistics alone prove that a table holds a correction or revocation."""
+        source = self.changed_source(catalogue_table)
+        return source is not None and self._certain[data_table(catalogue_table)]
 
     def rows(self, sql: Sql, *catalogue_tables: str) -> list[tuple[Any, ...]]:
         """Run a statement over the named catalogue tables' lake tables (cached per table versions)."""
