@@ -83,6 +83,8 @@ def test_transaction_is_all_or_nothing(client, auth, inst, settings) -> None:  #
     receipt = oo["extension"][0]["valueString"]
     got = client.get(f"/api/v1/intake/batches/{receipt}", headers=auth("manager")).json()
     assert got["status"] == "failed" and got["totals"]["accepted"] == 0
+    # the valid tables' files, written while the rest was validated, were removed, not left behind
+    assert not list(settings.resolved_lake_dir.rglob(f"*{receipt}*.parquet"))
 
     # the same transaction without the bad entry goes in whole
     b["entry"] = b["entry"][:3]

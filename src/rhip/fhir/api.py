@@ -18,7 +18,7 @@ from rhip import clock
 from rhip.config import Settings
 from rhip.db.engine import Database
 from rhip.errors import BadRequest
-from rhip.fhir.intake import ingest_bundle
+from rhip.fhir.intake import ingest_bundle, mapped_frames
 from rhip.fhir.mapping import SUPPORTED, map_bundle
 from rhip.intake import uploads
 from rhip.intake.api import SENDERS, upload_institution
@@ -138,6 +138,8 @@ async def bundle(
         except (orjson.JSONDecodeError, RecursionError) as exc:
             raise BadRequest(f"请求体不是有效的 JSON：{str(exc)[:100]}", code="bad-json") from None
         mapped = map_bundle(body, institution_code=inst, collected_at=now_local)
+        # the record frames too: building them allocates as much again, with the whole Bundle alive
+        frames = mapped_frames(mapped) if not mapped.errors else None
     entries = body.get("entry") or []
     got = await run_in_threadpool(
         ingest_bundle,
@@ -148,6 +150,7 @@ async def bundle(
         submitted_by=principal.subject,
         collected_at=now_local,
         mapped=mapped,
+        frames=frames,
     )
     transaction, problems, receipt_id = got.transaction, got.problems, got.receipt_id
     if got.refused:

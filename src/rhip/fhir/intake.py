@@ -48,8 +48,10 @@ def ingest_bundle(
     submitted_by: str,
     collected_at: str | Sequence[str],
     mapped: Mapped | None = None,
+    frames: dict[str, Any] | None = None,
 ) -> BundleResult:
-    """Map and ingest a transaction/batch Bundle (already parsed JSON) as one intake batch."""
+    """Map and ingest a transaction/batch Bundle (already parsed JSON) as one intake batch (`mapped` and
+    its `frames` when the caller has built them already)."""
     mapped = mapped or map_bundle(body, institution_code=institution_code, collected_at=collected_at)
     result = BundleResult(transaction=body.get("type") == "transaction")
     for i, msg in mapped.errors.items():
@@ -57,7 +59,7 @@ def ingest_bundle(
     if result.transaction and result.problems:
         result.refused = True
         return result
-    frames = mapped_frames(mapped)
+    frames = mapped_frames(mapped) if frames is None else frames
     if not frames:
         return result
     try:

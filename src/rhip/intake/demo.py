@@ -9,12 +9,14 @@ still match the synthetic city's ground truth.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from rhip.config import Settings
 from rhip.db.engine import Database
+from rhip.errors import RhipError
 from rhip.intake import cda, cdawriter, formats, pipeline, rules, service, store
 from rhip.lake.store import Lake
 
@@ -94,6 +97,31 @@ def _without(frame: pl.DataFrame, taken: pl.DataFrame) -> pl.DataFrame:
     return frame.join(taken.select("_file", "_row"), on=["_file", "_row"], how="anti", maintain_order="left")
 
 
+def _groups(
+    synth_dir: Path, files: list[dict[str, Any]], *, realtime: bool
+) -> tuple[list[tuple[list[pipeline.Upload], bool]], list[tuple[dict[str, Any], str]]]:
+    """One institution's batches (main files, then the month-end corrections), each with whether it holds
+    the CDA demo table, and its files sent through the real-time path instead."""
+    batch_files: list[tuple[dict[str, Any], str]] = []
+    rt_files: list[tuple[dict[str, Any], str]] = []
+    for f in files:
+        table = f.get("table") or pipeline.table_for_filename(Path(f["path"]).name)
+        target = rt_files if realtime and table == REALTIME_DEMO_TABLE else batch_files
+        target.append((f, table))
+    groups = []
+    for fixes in (False, True):
+        group = [(f, t) for f, t in batch_files if _is_correction(f["path"]) == fixes]
+        ups = [
+            pipeline.Upload(
+                path=synth_dir / f["path"], filename=Path(f["path"]).name, table=t, encoding=f.get("encoding")
+            )
+            for f, t in group
+        ]
+        if ups:
+            groups.append((ups, not fixes and any(t == CDA_DEMO_TABLE for _f, t in group)))
+    return groups, rt_files
+
+
 def ingest_month(
     *,
     settings: Settings,
@@ -122,6 +150,7 @@ def ingest_month(
     channels: dict[str, int] = defaultdict(int)
     cda_docs = fhir_resources = 0
     started = time.perf_counter()
+    reader = ThreadPoolExecutor(max_workers=1)
 
     def count(receipt: service.Receipt, channel: str) -> None:
         receipts.append(receipt.batch_id)
@@ -144,37 +173,36 @@ def ingest_month(
             disable=console is None,
         ) as bar:
             task = bar.add_task("", total=len(by_org))
-            for org, files in sorted(by_org.items()):
+            plans = [(org, *_groups(synth_dir, fs, realtime=realtime)) for org, fs in sorted(by_org.items())]
+            # every batch's files in processing order: the next batch's files are read on `reader` while
+            # this one is validated and committed (reading needs nothing of the lake, only the files)
+            queue = [(ups, takes_cda) for _org, groups, _rt in plans for ups, takes_cda in groups]
+            ahead: dict[int, Mapping[str, Future[pl.DataFrame]]] = {}
+
+            def prefetch(i: int) -> None:
+                if i < len(queue) and i not in ahead and not (cda_per_org and queue[i][1]):
+                    folder = work / f"b{i}"  # transcoded copies of different batches never share a name
+                    folder.mkdir(exist_ok=True)
+                    with contextlib.suppress(RhipError):  # a bad batch fails in its own ingest() instead
+                        ahead[i] = pipeline.read_uploads_ahead(queue[i][0], workdir=folder, pool=reader)
+
+            at = 0
+            for org, groups, rt_files in plans:
                 bar.update(task, description=org)
-                batch_files: list[tuple[dict[str, Any], str]] = []
-                rt_files: list[tuple[dict[str, Any], str]] = []
-                for f in files:
-                    table = f.get("table") or pipeline.table_for_filename(Path(f["path"]).name)
-                    target = rt_files if realtime and table == REALTIME_DEMO_TABLE else batch_files
-                    target.append((f, table))
-                main = [(f, t) for f, t in batch_files if not _is_correction(f["path"])]
-                fixes = [(f, t) for f, t in batch_files if _is_correction(f["path"])]
-                for group in (main, fixes):
-                    ups = [
-                        pipeline.Upload(
-                            path=synth_dir / f["path"],
-                            filename=Path(f["path"]).name,
-                            table=t,
-                            encoding=f.get("encoding"),
-                        )
-                        for f, t in group
-                    ]
-                    if not ups:
-                        continue
-                    frames = None
+                for ups, takes_cda in groups:
+                    prefetch(at)
+                    prefetch(at + 1)
+                    frames: Mapping[str, pl.DataFrame | Future[pl.DataFrame]] | None = ahead.pop(at, None)
+                    at += 1
                     documents = pl.DataFrame()
-                    if group is main and cda_per_org and any(t == CDA_DEMO_TABLE for _f, t in group):
+                    if cda_per_org and takes_cda:
                         # the files are read here (not inside ingest) to take the CDA share out of them
-                        frames = pipeline.read_uploads(ups, workdir=work)
+                        read = pipeline.read_uploads(ups, workdir=work)
                         documents = _pick_clean(
-                            frames[CDA_DEMO_TABLE], CDA_DEMO_TABLE, org, touched, cda_per_org
+                            read[CDA_DEMO_TABLE], CDA_DEMO_TABLE, org, touched, cda_per_org
                         )
-                        frames[CDA_DEMO_TABLE] = _without(frames[CDA_DEMO_TABLE], documents)
+                        read[CDA_DEMO_TABLE] = _without(read[CDA_DEMO_TABLE], documents)
+                        frames = read
                     receipt = service.ingest(
                         db,
                         lake,
@@ -234,6 +262,7 @@ def ingest_month(
             compacted = store.compact(lake)
             compact_seconds = time.perf_counter() - t0
     finally:
+        reader.shutdown(wait=True, cancel_futures=True)
         shutil.rmtree(work, ignore_errors=True)
         db.dispose()
     return {

@@ -6,27 +6,27 @@ the entry points drive both through `run_batch()`.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
 
 from rhip.errors import Invalid, NotFound
-from rhip.intake import formats, rules, store
+from rhip.intake import formats, keyindex, rules, store
 from rhip.lake.store import Lake
 from rhip.registry import catalogue
 
-OUTCOMES = ("new", "updated", "revoked", "duplicate")
-OP_OF = {"new": store.OP_NEW, "updated": store.OP_UPDATE, "revoked": store.OP_REVOKE}
 Progress = Callable[[str, int], None]
-WRITERS = 4
+WRITERS = 2  # table writers beside validation: with 2 cores, more only added thread switching (measured)
 
 
 @dataclass
@@ -162,7 +162,7 @@ def read_uploads_ahead(
 
 def frame_of(ds: catalogue.Dataset, table: pa.Table, *, file_index: int = 0) -> pl.DataFrame:
     """A string frame in catalogue column order (absent optional columns as nulls), with _file and _row."""
-    df = pl.from_arrow(table)
+    df = pl.from_arrow(table, rechunk=False)
     assert isinstance(df, pl.DataFrame)
     n = df.height
     cols = []
@@ -199,14 +199,62 @@ def _order(tables: list[str]) -> list[str]:
     return order
 
 
-def _month_expr(ds: catalogue.Dataset) -> pl.Expr:
+@functools.cache
+def _parents() -> frozenset[str]:
+    """Tables some catalogue table links to (only their keys are kept for link checks in a batch)."""
+    return frozenset(link.dataset for name in catalogue.names() for link in catalogue.get(name).links)
+
+
+def _event_day(ds: catalogue.Dataset) -> pl.Expr:
+    """The record's event date (local), falling back to 数据更新时间: what `_month` is named after."""
     col = ds.event_time or "updated_at"
     kinds = {f.name: f.type for f in ds.fields}
     t = pl.col(f"__t_{col}")
     if kinds.get(col) == "datetime":
-        t = (t + rules.UTC_OFFSET).dt.replace_time_zone(None)
-    fallback = (pl.col("__t_updated_at") + rules.UTC_OFFSET).dt.replace_time_zone(None)
-    return pl.coalesce(t.dt.strftime("%Y-%m"), fallback.dt.strftime("%Y-%m"), pl.lit("0000-00"))
+        t = (t + rules.UTC_OFFSET).dt.date()
+    return pl.coalesce(t, (pl.col("__t_updated_at") + rules.UTC_OFFSET).dt.date())
+
+
+def _months(days: pl.Series) -> pl.Series:
+    """'YYYY-MM' per event date ('0000-00' when there is none).
+
+    Formatted once per distinct date and mapped back: formatting every row's timestamp was a second of a
+    large batch, and a batch holds a few dozen distinct dates.
+    """
+    uniq = days.drop_nulls().unique()
+    labels = [f"{d.year:04d}-{d.month:02d}" for d in uniq.to_list()]
+    return days.replace_strict(uniq, labels, default="0000-00", return_dtype=pl.String).alias("_month")
+
+
+def _daily(name: str, frame: pl.DataFrame, good: pl.DataFrame, today: date) -> pl.DataFrame:
+    """Received/accepted/updated/revoked/duplicate/rejected per day of 数据采集时间 for one table.
+
+    Two small group-bys (outcome codes of the valid rows, count of the rejected ones), not a join of
+    every row back to its outcome.
+    """
+    day = pl.coalesce((pl.col("__t_collected_at") + rules.UTC_OFFSET).dt.date(), pl.lit(today)).alias("day")
+    per_op = good.lazy().group_by(day, "_op").agg(pl.len().cast(pl.Int64).alias("n"))
+    bad = (
+        frame.lazy().filter(pl.col("_check") > 0).group_by(day).agg(pl.len().cast(pl.Int64).alias("rejected"))
+    )
+    cols = {"accepted": store.OP_NEW, "updated": store.OP_UPDATE, "revoked": store.OP_REVOKE}
+    cols["duplicate"] = store.OP_DUPLICATE
+    counted = per_op.group_by("day").agg(
+        *[pl.col("n").filter(pl.col("_op") == op).sum().alias(c) for c, op in cols.items()]
+    )
+    return (
+        counted.join(bad, on="day", how="full", coalesce=True)
+        .select(
+            "day",
+            *[pl.col(c).fill_null(0).cast(pl.Int64) for c in (*cols, "rejected")],
+        )
+        .with_columns(
+            pl.sum_horizontal(*cols, "rejected").alias("received"),
+            pl.lit(name).alias("table_name"),
+        )
+        .select("day", "received", "accepted", "updated", "revoked", "duplicate", "rejected", "table_name")
+        .collect()
+    )
 
 
 def process(
@@ -229,11 +277,12 @@ def process(
     Otherwise each table's Delta commit starts as soon as that table is done, overlapping the next table's
     validation; `before_write` is told every table the batch may touch first, and if anything fails the
     commits in flight finish before the error propagates, so the caller's abort removes all of them.
+    A transaction's tables are written as files meanwhile too, and committed once all of them passed.
     """
     pause = float(os.environ.get("RHIP_INTAKE_CRASH_PAUSE", "0") or 0)
     order = _order(list(frames))
     early = write and not all_or_nothing and not pause
-    pool = ThreadPoolExecutor(max_workers=WRITERS) if early else None
+    pool = ThreadPoolExecutor(max_workers=WRITERS) if write and not pause else None
     if early and before_write is not None:
         before_write([store.data_table(n) for n in order] + [store.KEYS_TABLE])
     try:
@@ -260,6 +309,49 @@ def process(
             pool.shutdown(wait=True)
 
 
+@dataclass
+class _Finished:
+    """A table's share of the outcome, produced off the main thread: its problems, daily counts and the
+    records to store."""
+
+    problems: pl.DataFrame | None
+    daily: pl.DataFrame
+    data: pl.DataFrame
+    staged: store.Staged | None = None
+
+
+def _finish(
+    ds: catalogue.Dataset,
+    v: rules.Validated,
+    good: pl.DataFrame,
+    *,
+    rejected: int,
+    duplicates: int,
+    batch_id: str,
+    now_utc: datetime,
+    write: Callable[..., store.Staged | None] | None = None,
+) -> _Finished:
+    """The rest of a table once its records are validated and classified (nothing later tables need):
+    the problem list, the daily counts, the records to store, and (with `write`) their Delta commit."""
+    name = ds.name
+    probs = None
+    if rejected:
+        probs = rules.problems(ds, v, table=name).with_columns(pl.lit(name).alias("table_name"))
+    daily = _daily(name, v.frame, good, (now_utc + rules.UTC_OFFSET).date())
+    kept = good.filter(pl.col("_op") != store.OP_DUPLICATE) if duplicates else good
+    data = kept.select(
+        *[pl.col(f"__t_{f.name}").alias(f.name) for f in ds.fields],
+        pl.lit(batch_id).alias("_batch"),
+        "_key",
+        "_op",
+        _months(kept.get_column("_day")),
+        "_row",
+        pl.lit(now_utc).dt.cast_time_unit("us").alias("_ingested_at"),
+    )
+    staged = write(data=data) if write is not None and data.height else None
+    return _Finished(problems=probs, daily=daily, data=data, staged=staged)
+
+
 def _process(
     lake: Lake,
     frames: Mapping[str, pl.DataFrame | Future[pl.DataFrame]],
@@ -276,156 +368,136 @@ def _process(
     pool: ThreadPoolExecutor | None,
 ) -> Outcome:
     outcome = Outcome()
-    jobs: list[Future[None]] = []
-    problem_frames: list[pl.DataFrame] = []
-    daily_frames: list[pl.DataFrame] = []
+    finished: list[Future[_Finished] | _Finished] = []
     batch_keys: dict[str, pl.Series] = {}
-    parent_keys: dict[str, pl.Series] = {}  # stored keys of a parent table, read once per batch
-    index_frames: list[pl.DataFrame] = []
-    ingested = pl.lit(now_utc).dt.cast_time_unit("us")
+    parent_keys: dict[tuple[str, Any, Any], pl.Series] = {}
+    index = keyindex.open_index(lake)  # one snapshot for the batch: its partitions are ours (locked)
     for name in order:
         ds = catalogue.get(name)
         got = frames[name]
         df = got.result() if isinstance(got, Future) else got
-        key_cols = list(ds.business_key)
         parents: dict[int, pl.Series] = {}
         for i, link in enumerate(ds.links):
             known = batch_keys.get(link.dataset)
-            stored = parent_keys.get(link.dataset)
+            # the stored parent keys in the range this table refers to (a batch referring to recent
+            # records reads only the recent index files); read once per parent and range
+            refs = df.select(rules.key_expr(list(link.fields)).alias("_ref")).get_column("_ref")
+            span = (link.dataset, refs.min(), refs.max())
+            stored = parent_keys.get(span)
             if stored is None:
-                stored = parent_keys[link.dataset] = store.stored_keys(
-                    lake, table=link.dataset, institution_code=institution_code
+                stored = parent_keys[span] = keyindex.stored_keys(
+                    index, table=link.dataset, institution_code=institution_code, wanted=refs
                 )
             parents[i] = stored if known is None else pl.concat([stored, known.rename("_key")])
         v = rules.validate(ds, df, institution_code=institution_code, now_utc=now_utc, parents=parents)
-        frame = v.frame.with_columns(rules.key_expr(key_cols).alias("_key"))
-        batch_keys[name] = frame.get_column("_key").filter(frame.get_column("org_code") == institution_code)
+        v.frame = v.frame.with_columns(rules.key_expr(list(ds.business_key)).alias("_key"))
+        if name in _parents():
+            batch_keys[name] = v.frame.select(
+                pl.col("_key").filter(pl.col("org_code") == institution_code)
+            ).get_column("_key")
         # only the typed columns go on: filtering the raw text columns too copied twice the data
         good = (
-            frame.lazy()
+            v.frame.lazy()
             .filter(pl.col("_check") == 0)
-            .select("_file", "_row", "_key", *[f"__t_{f.name}" for f in ds.fields])
-            .with_columns(_month_expr(ds).alias("_month"))
+            .select("_row", "_key", *[f"__t_{f.name}" for f in ds.fields], _event_day(ds).alias("_day"))
             .collect()
         )
-        rejected = frame.height - good.height
-        if rejected:
-            problem_frames.append(
-                rules.problems(ds, v, table=name).with_columns(pl.lit(name).alias("table_name"))
-            )
+        days = good.get_column("_day")
+        months = [f"{d.year:04d}-{d.month:02d}" for d in days.drop_nulls().unique().to_list()]
+        if days.null_count():
+            months.append("0000-00")
         incoming = good.select(
             "_key",
             pl.col("__t_updated_at").alias("updated_at"),
             pl.col("__t_change_flag").cast(pl.Int8).alias("change_flag"),
             "_row",
         )
-        months = good.get_column("_month").unique().to_list()
-        known_state = store.stored_state(
-            lake,
-            table=name,
-            institution_code=institution_code,
-            months=months,
-            keys=incoming.get_column("_key"),
+        known_state = keyindex.stored_state(
+            index, table=name, institution_code=institution_code, months=months, keys=incoming["_key"]
         )
-        outcome_col = store.classify(incoming, known_state)
-        good = good.with_columns(outcome_col.alias("_outcome"))
-        counts = TableCounts(received=frame.height, rejected=rejected)
-        vc = dict(good.get_column("_outcome").value_counts().iter_rows())
-        counts.accepted, counts.updated = int(vc.get("new", 0)), int(vc.get("updated", 0))
-        counts.revoked, counts.duplicate = int(vc.get("revoked", 0)), int(vc.get("duplicate", 0))
+        good = good.with_columns(keyindex.classify(incoming, known_state).alias("_op"))
+        vc = dict(good.get_column("_op").value_counts().iter_rows())
+        counts = TableCounts(
+            received=v.frame.height,
+            rejected=v.frame.height - good.height,
+            accepted=int(vc.get(store.OP_NEW, 0)),
+            updated=int(vc.get(store.OP_UPDATE, 0)),
+            revoked=int(vc.get(store.OP_REVOKE, 0)),
+            duplicate=int(vc.get(store.OP_DUPLICATE, 0)),
+        )
         outcome.tables[name] = counts
-        kept = good.filter(pl.col("_outcome") != "duplicate") if counts.duplicate else good
-        data = kept.select(
-            *[pl.col(f"__t_{f.name}").alias(f.name) for f in ds.fields],
-            pl.lit(batch_id).alias("_batch"),
-            "_key",
-            pl.col("_outcome").replace_strict(OP_OF, return_dtype=pl.Int8).alias("_op"),
-            "_month",
-            "_row",
-            ingested.alias("_ingested_at"),
+        finish = functools.partial(
+            _finish,
+            ds,
+            v,
+            good,
+            rejected=counts.rejected,
+            duplicates=counts.duplicate,
+            batch_id=batch_id,
+            now_utc=now_utc,
         )
-        if data.height:
-            outcome.stored[name] = data
-            outcome.lake_tables.append(store.data_table(name))
-            if pool is not None:
-                jobs.append(pool.submit(store.write_records, lake, table=name, data=data, batch_id=batch_id))
-            index_frames.append(
-                data.select(
-                    pl.lit(name).alias("table"),
-                    pl.col("org_code"),
-                    pl.col("_month").alias("month"),
-                    pl.col("_key").alias("key"),
-                    pl.col("updated_at"),
-                    pl.col("_op").alias("op"),
-                    pl.col("_batch"),
-                )
-            )
-        day = pl.coalesce(
-            (pl.col("__t_collected_at") + rules.UTC_OFFSET).dt.date(),
-            pl.lit((now_utc + rules.UTC_OFFSET).date()),
-        )
-        # two small group-bys joined on the day, not a join of every row back to its outcome
-        received = frame.group_by(day.alias("day")).agg(
-            pl.len().alias("received"), (pl.col("_check") > 0).sum().alias("rejected")
-        )
-        outcomes = good.group_by(day.alias("day")).agg(
-            (pl.col("_outcome") == "new").sum().alias("accepted"),
-            (pl.col("_outcome") == "updated").sum().alias("updated"),
-            (pl.col("_outcome") == "revoked").sum().alias("revoked"),
-            (pl.col("_outcome") == "duplicate").sum().alias("duplicate"),
-        )
-        daily_frames.append(
-            received.join(outcomes, on="day", how="left", nulls_equal=True).select(
-                "day",
-                pl.col("received").cast(pl.Int64),
-                *[
-                    pl.col(c).fill_null(0).cast(pl.Int64)
-                    for c in ("accepted", "updated", "revoked", "duplicate")
-                ],
-                pl.col("rejected").cast(pl.Int64),
-                pl.lit(name).alias("table_name"),
-            )
-        )
+        if pool is not None:
+            # the problem list, daily counts and the Delta commit (a transaction's: its files) run beside
+            # the next table's validation
+            commit = functools.partial(_write, lake, index, name, batch_id=batch_id, stage=all_or_nothing)
+            finished.append(pool.submit(finish, write=commit))
+        else:
+            finished.append(finish())
         if progress:
-            progress(name, frame.height)
+            progress(name, v.frame.height)
+    done = [f.result() if isinstance(f, Future) else f for f in finished]
+    for name, fin in zip(order, done, strict=True):
+        if fin.data.height:
+            outcome.stored[name] = fin.data
+            outcome.lake_tables.append(store.data_table(name))
+    problem_frames = [fin.problems for fin in done if fin.problems is not None]
     outcome.problems = pl.concat(problem_frames, how="vertical_relaxed") if problem_frames else None
-    outcome.daily = pl.concat(daily_frames, how="vertical_relaxed") if daily_frames else None
+    outcome.daily = pl.concat([fin.daily for fin in done], how="vertical_relaxed") if done else None
+    staged = [fin.staged for fin in done if fin.staged is not None]
     if all_or_nothing and outcome.problems is not None and outcome.problems.height:
+        for st in staged:  # written, never committed: not visible, removed so they do not pile up
+            store.discard(lake, store.data_table(st.table), st.actions or [])
+        store.discard(lake, store.KEYS_TABLE, index.actions)
         probs = outcome.problems.select("table_name", "row", "rule", "field", "message").to_dicts()
         raise Invalid(
             f"事务中有 {len(probs)} 条记录未通过校验，整个事务未入库",
             code="transaction-rejected",
             problems=probs,
         )
-    if index_frames:
+    if outcome.stored:
         outcome.lake_tables.append(store.KEYS_TABLE)
-    keys = pl.concat(index_frames, how="vertical_relaxed") if index_frames else None
-    if pool is not None:
-        if keys is not None:
-            jobs.append(pool.submit(store.write_keys, lake, keys=keys, batch_id=batch_id))
-        for job in jobs:
-            job.result()
+    if not write:
         return outcome
-    if write and before_write is not None:
-        before_write(outcome.lake_tables)
-    if write:
-        if pause:
-            # fault injection for the crash test: pause after each Delta commit (RHIP_INTAKE_CRASH_PAUSE s)
-            for name, data in outcome.stored.items():
-                store.write_records(lake, table=name, data=data, batch_id=batch_id)
-                time.sleep(pause)
-            if keys is not None:
-                store.write_keys(lake, keys=keys, batch_id=batch_id)
-        else:
-            # each lake table is a separate Delta log, so the commits run side by side (the Rust writer
-            # releases the GIL); per-commit fixed costs dominate small tables
-            with ThreadPoolExecutor(max_workers=WRITERS) as writers:
-                done = [
-                    writers.submit(store.write_records, lake, table=name, data=data, batch_id=batch_id)
-                    for name, data in outcome.stored.items()
-                ]
-                if keys is not None:
-                    done.append(writers.submit(store.write_keys, lake, keys=keys, batch_id=batch_id))
-                for job in done:
-                    job.result()
+    if pool is None:
+        # fault injection for the crash test: pause after each Delta commit (RHIP_INTAKE_CRASH_PAUSE s)
+        if before_write is not None:
+            before_write(outcome.lake_tables)
+        for name, data in outcome.stored.items():
+            _write(lake, index, name, data=data, batch_id=batch_id)
+            time.sleep(pause)
+    elif all_or_nothing:
+        if before_write is not None:
+            before_write(outcome.lake_tables)
+        # each lake table is a separate Delta log: the commits run side by side
+        for job in [pool.submit(store.commit_staged, lake, st, batch_id=batch_id) for st in staged]:
+            job.result()
+    keyindex.commit(index, batch_id=batch_id)
     return outcome
+
+
+def _write(
+    lake: Lake,
+    index: keyindex.KeyIndex,
+    name: str,
+    *,
+    data: pl.DataFrame,
+    batch_id: str,
+    stage: bool = False,
+) -> store.Staged | None:
+    """A table's Delta commit (with `stage`: only its files, committed later), then its key-index files
+    (committed with the rest of the index)."""
+    staged = store.stage_records(lake, table=name, data=data, batch_id=batch_id)
+    if not stage:
+        store.commit_staged(lake, staged, batch_id=batch_id)
+    index.add(name, staged.data, batch_id=batch_id)
+    return staged if stage else None

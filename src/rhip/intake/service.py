@@ -145,15 +145,21 @@ def _insert_problems(session: Session, probs: pl.DataFrame) -> None:
     ).with_columns(pl.col("business_key", "value").str.slice(0, 255))
     conn = session.connection()
     cols = ", ".join(f'"{c}"' for c in PROBLEM_COLUMNS)
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
     if conn.dialect.name == "postgresql":
-        raw = conn.connection.dbapi_connection
-        assert raw is not None
         with raw.cursor() as cur, cur.copy(f"COPY intake_problems ({cols}) FROM STDIN") as copy:  # type: ignore[attr-defined]
             for row in frame.iter_rows():
                 copy.write_row(row)
         return
     marks = ", ".join("?" for _ in PROBLEM_COLUMNS)
-    conn.exec_driver_sql(f"INSERT INTO intake_problems ({cols}) VALUES ({marks})", frame.rows())
+    cur = raw.cursor()
+    try:
+        # rows streamed to the driver, not listed first: half a million tuples alive at once set off
+        # repeated full garbage collections (a third of the insert's time)
+        cur.executemany(f"INSERT INTO intake_problems ({cols}) VALUES ({marks})", frame.iter_rows())  # type: ignore[arg-type]
+    finally:
+        cur.close()
 
 
 def _add_daily(session: Session, *, institution_code: str, daily: pl.DataFrame) -> None:
@@ -377,7 +383,7 @@ def _tidy(lake: Lake, tables: list[str]) -> None:
     conflict with a concurrent delete (recovery) just leaves the files for the next batch.
     """
     try:
-        store.compact(lake, tables=tables, min_files=COMPACT_AFTER)
+        store.compact(lake, tables=tables, min_files=COMPACT_AFTER, refresh=False)
     except Exception as exc:  # deltalake raises several commit-conflict types
         log.warning("intake compaction skipped: %s", exc)
 
@@ -390,7 +396,7 @@ def ingest(
     submitted_by: str,
     channel: str = "batch",
     uploads: list[pipeline.Upload] | None = None,
-    frames: dict[str, pl.DataFrame] | None = None,
+    frames: Mapping[str, pl.DataFrame | Future[pl.DataFrame]] | None = None,
     workdir: Path | None = None,
     progress: pipeline.Progress | None = None,
     on_committed: Callable[[Session, str], None] | None = None,

@@ -22,13 +22,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.transaction import AddAction, RemoveAction
 
@@ -38,9 +38,9 @@ from rhip.lake.store import Lake
 KEYS_TABLE = "intake_keys"
 SYS_COLUMNS = ("_batch", "_key", "_op", "_month", "_row", "_ingested_at")
 DATA_PARTITIONS = ["_year"]
-KEYS_PARTITIONS = ["table", "org_code", "year"]
 TARGET_FILE = 64 << 20  # compaction merges files below this size into files of about this size
 OP_NEW, OP_UPDATE, OP_REVOKE = 1, 2, 3
+OP_DUPLICATE = 0  # classify's code for a record not stored (never written to the lake)
 _BATCH_ID = re.compile(r"^[A-Za-z0-9]{8,32}$")
 
 
@@ -66,7 +66,7 @@ def institution_lock(lake: Lake, institution_code: str) -> Iterator[None]:
 _handles: dict[str, DeltaTable] = {}
 
 
-def _handle(lake: Lake, name: str) -> DeltaTable | None:
+def handle(lake: Lake, name: str) -> DeltaTable | None:
     """A lake table kept open per process and brought up to date incrementally (log replay is costly)."""
     if not lake.exists(name):
         return None
@@ -79,150 +79,104 @@ def _handle(lake: Lake, name: str) -> DeltaTable | None:
     return dt
 
 
-def _partitions(dt: DeltaTable | None, default: list[str]) -> list[str]:
+def partitions(dt: DeltaTable | None, default: list[str]) -> list[str]:
     """The partition columns of an existing table (older lakes used months), or the default for a new one."""
     if dt is None:
         return list(default)
     return list(dt.metadata().partition_columns)
 
 
-def _keys_table(lake: Lake) -> DeltaTable | None:
-    """The key index (see `_handle`)."""
-    return _handle(lake, KEYS_TABLE)
-
-
-def _index_files(lake: Lake, filters: list[tuple[str, str, Any]]) -> list[str]:
-    dt = _keys_table(lake)
-    if dt is None:
-        return []
-    return [u.removeprefix("file://") for u in dt.file_uris(partition_filters=filters)]
-
-
-def stored_state(
-    lake: Lake, *, table: str, institution_code: str, months: list[str], keys: pl.Series | None = None
-) -> pl.DataFrame:
-    """Latest stored version per key (key, updated_at, op) for the months a batch touches (and, when given,
-    only for `keys`: the batch's own keys, so the ordering work follows the batch, not the history).
-
-    Only the index partitions (table, institution, month) of this batch are read, so the cost follows the
-    size of those months, not of the whole history.
-    """
-    empty = pl.DataFrame(schema={"_key": pl.String, "_prev": pl.Datetime("us", "UTC"), "_prev_op": pl.Int8})
-    if not months:
-        return empty
-    parts = _partitions(_keys_table(lake), KEYS_PARTITIONS)
-    period: tuple[str, str, Any] = (
-        ("month", "in", list(months)) if "month" in parts else ("year", "in", sorted({m[:4] for m in months}))
-    )
-    files = _index_files(lake, [("table", "=", table), ("org_code", "=", institution_code), period])
-    if not files:
-        return empty
-    # index files are sorted by month: row-group statistics skip the other months of a year partition
-    only = None if "month" in parts else [("month", "in", list(months))]
-    got = pq.read_table(files, columns=["key", "updated_at", "op"], filters=only)
-    df = pl.from_arrow(got)
-    assert isinstance(df, pl.DataFrame)
-    if keys is not None:
-        df = df.filter(pl.col("key").is_in(keys.implode()))
-    return (
-        df.sort("updated_at")
-        .group_by("key")
-        .agg(pl.col("updated_at").last().alias("_prev"), pl.col("op").last().cast(pl.Int8).alias("_prev_op"))
-        .rename({"key": "_key"})
-        .with_columns(pl.col("_prev").cast(pl.Datetime("us", "UTC")))
-    )
-
-
-def stored_keys(lake: Lake, *, table: str, institution_code: str) -> pl.Series:
-    """Every key ever stored for a table and institution (for referential checks)."""
-    files = _index_files(lake, [("table", "=", table), ("org_code", "=", institution_code)])
-    if not files:
-        return pl.Series("_key", [], dtype=pl.String)
-    got = pq.read_table(files, columns=["key"]).column("key")
-    return pl.Series("_key", got.cast(pa.string()), dtype=pl.String)
-
-
-def classify(incoming: pl.DataFrame, stored: pl.DataFrame) -> pl.Series:
-    """Dedup outcome per incoming row (same order): new, updated, revoked or duplicate.
-
-    `incoming` has _key, updated_at (UTC), change_flag (1/2/3) and _row; the latest 数据更新时间 wins and
-    anything not newer than what is already known (stored or earlier in this batch) is a duplicate.
-    """
-    if incoming.height == 0:
-        return pl.Series("_outcome", [], dtype=pl.String)
-    joined = (
-        incoming.select("_key", "updated_at", "change_flag", "_row")
-        .with_row_index("_pos")
-        .join(stored, on="_key", how="left")
-    )
-    # only keys sent more than once in this batch need the ordered window; the rest compare with stored
-    repeated = joined.get_column("_key").is_duplicated()
-    if repeated.any():
-        earlier = (
-            joined.filter(repeated)
-            .sort("_key", "updated_at", "_row")
-            .select("_pos", pl.col("updated_at").cum_max().shift(1).over("_key").alias("_earlier"))
-        )
-        joined = joined.join(earlier, on="_pos", how="left")
-    else:
-        joined = joined.with_columns(pl.lit(None, dtype=joined.schema["updated_at"]).alias("_earlier"))
-    known = pl.max_horizontal(pl.col("_earlier"), pl.col("_prev"))
-    outcome = (
-        pl.when(known.is_not_null() & (pl.col("updated_at") <= known))
-        .then(pl.lit("duplicate"))
-        .when(pl.col("change_flag") == 3)
-        .then(pl.lit("revoked"))
-        .when(known.is_not_null())
-        .then(pl.lit("updated"))
-        .otherwise(pl.lit("new"))
-    )
-    return joined.sort("_pos").select(outcome.alias("_outcome")).get_column("_outcome")
-
-
 def _props(batch_id: str) -> CommitProperties:
     return CommitProperties(custom_metadata={"rhip.batch": batch_id})
 
 
-def write_records(lake: Lake, *, table: str, data: pl.DataFrame, batch_id: str) -> None:
-    """One Delta commit with a batch's stored records of one catalogue table."""
-    if data.height == 0:
-        return
-    target = _handle(lake, data_table(table))
-    parts = _partitions(target, DATA_PARTITIONS)
+@dataclass
+class Staged:
+    """A table's records of a batch as they will be committed (sorted by month, partition columns added),
+    already written as Parquet files when the table can take them as they are (`actions`; None for a new
+    table or a schema change, which `commit_staged` writes through deltalake)."""
+
+    table: str
+    data: pl.DataFrame
+    parts: list[str]
+    actions: list[AddAction] | None
+
+
+def stage_records(lake: Lake, *, table: str, data: pl.DataFrame, batch_id: str) -> Staged:
+    """Write (not commit) a batch's records of one catalogue table; nothing is visible until committed."""
+    target = handle(lake, data_table(table))
+    parts = partitions(target, DATA_PARTITIONS)
     if "_year" in parts:
         data = data.with_columns(pl.col("_month").str.slice(0, 4).alias("_year"))
     if data.get_column("_month").n_unique() > 1:  # most monthly batches hold one month: no sort needed
         data = data.sort("_month")
-    _append(lake, data_table(table), data, parts=parts, batch_id=batch_id)
+    actions = None
+    if target is not None and same_schema(target, _arrow_schema(data)):
+        actions = write_files(lake.path(data_table(table)), data, parts=parts, batch_id=batch_id)
+    return Staged(table=table, data=data, parts=parts, actions=actions)
 
 
-def write_keys(lake: Lake, *, keys: pl.DataFrame, batch_id: str) -> None:
-    """One Delta commit of a batch's index rows (table, org_code, month, key, updated_at, op, _batch)."""
-    if keys.height == 0:
-        return
-    parts = _partitions(_keys_table(lake), KEYS_PARTITIONS)
-    if "year" in parts:
-        keys = keys.with_columns(pl.col("month").str.slice(0, 4).alias("year"))
-    _append(lake, KEYS_TABLE, keys.sort("table", "org_code", "month"), parts=parts, batch_id=batch_id)
+def commit_staged(lake: Lake, staged: Staged, *, batch_id: str) -> None:
+    """The staged records' one Delta commit."""
+    name = data_table(staged.table)
+    target = _handles.get(str(lake.path(name)))
+    if staged.actions is None or target is None:
+        append(lake, name, staged.data, parts=staged.parts, batch_id=batch_id)
+    else:
+        commit_files(target, staged.actions, parts=staged.parts, batch_id=batch_id)
 
 
-def _append(lake: Lake, name: str, data: pl.DataFrame, *, parts: list[str], batch_id: str) -> None:
+def discard(lake: Lake, name: str, actions: list[AddAction]) -> None:
+    """Delete files written for a batch that will not be committed (they were never visible)."""
+    for a in actions:
+        (lake.path(name) / a.path).unlink(missing_ok=True)  # as write_files named it
+
+
+def write_records(lake: Lake, *, table: str, data: pl.DataFrame, batch_id: str) -> pl.DataFrame:
+    """One Delta commit with a batch's stored records of one catalogue table; returns the rows as written
+    (sorted by month), which the key index takes in the same order."""
+    if data.height == 0:
+        return data
+    staged = stage_records(lake, table=table, data=data, batch_id=batch_id)
+    commit_staged(lake, staged, batch_id=batch_id)
+    return staged.data
+
+
+def _arrow_schema(data: pl.DataFrame) -> pa.Schema:
+    return data.head(0).to_arrow(compat_level=pl.CompatLevel.oldest()).schema
+
+
+def create_table(lake: Lake, name: str, *, schema: pa.Schema, parts: list[str], batch_id: str) -> DeltaTable:
+    """A new lake table (its first commit), kept open like every handle."""
+    lake.root.mkdir(parents=True, exist_ok=True)
+    path = str(lake.path(name))
+    target = _handles[path] = DeltaTable.create(
+        path, schema=schema, partition_by=parts or None, commit_properties=_props(batch_id)
+    )
+    return target
+
+
+def append(
+    lake: Lake,
+    name: str,
+    data: pl.DataFrame,
+    *,
+    parts: list[str],
+    batch_id: str,
+    target: DeltaTable | None = None,
+) -> None:
     """Append rows as one Delta commit: Polars writes the Parquet files, deltalake commits them.
 
     deltalake's own writer encoded ~3x slower than Polars' multi-threaded one; the commit is the same
     Delta transaction (add actions with partition values and row counts). When the rows bring a column
     or type the table does not have yet, deltalake's writer merges the schema instead.
     """
-    lake.root.mkdir(parents=True, exist_ok=True)
     path = lake.path(name)
-    arrow_schema = data.head(0).to_arrow(compat_level=pl.CompatLevel.oldest()).schema
-    target = _handle(lake, name)
+    arrow_schema = _arrow_schema(data)
+    target = target or handle(lake, name)
     if target is None:
-        target = DeltaTable.create(
-            str(path), schema=arrow_schema, partition_by=parts or None, commit_properties=_props(batch_id)
-        )
-        _handles[str(path)] = target
-    elif not _same_schema(target, arrow_schema):
+        target = create_table(lake, name, schema=arrow_schema, parts=parts, batch_id=batch_id)
+    elif not same_schema(target, arrow_schema):
         write_deltalake(
             target,
             data.to_arrow(),
@@ -232,7 +186,13 @@ def _append(lake: Lake, name: str, data: pl.DataFrame, *, parts: list[str], batc
             commit_properties=_props(batch_id),
         )
         return
-    actions: list[AddAction | RemoveAction] = []
+    actions = write_files(path, data, parts=parts, batch_id=batch_id)
+    commit_files(target, actions, parts=parts, batch_id=batch_id)
+
+
+def write_files(path: Path, data: pl.DataFrame, *, parts: list[str], batch_id: str) -> list[AddAction]:
+    """Write rows as Parquet files under a table's folder, one per partition; their Delta add actions."""
+    actions: list[AddAction] = []
     if not parts:
         groups: dict[tuple[Any, ...], pl.DataFrame] = {(): data}
     elif data.select(pl.struct(parts).n_unique()).item() == 1:
@@ -250,7 +210,6 @@ def _append(lake: Lake, name: str, data: pl.DataFrame, *, parts: list[str], batc
         out = path / rel
         out.parent.mkdir(parents=True, exist_ok=True)
         frame.write_parquet(out, compression="zstd", compression_level=1, statistics=True)
-        stats = _stats(frame)
         actions.append(
             AddAction(
                 path=rel,
@@ -258,11 +217,16 @@ def _append(lake: Lake, name: str, data: pl.DataFrame, *, parts: list[str], batc
                 partition_values=pvals,
                 modification_time=int(time.time() * 1000),
                 data_change=True,
-                stats=json.dumps(stats),
+                stats=json.dumps(_stats(frame)),
             )
         )
+    return actions
+
+
+def commit_files(target: DeltaTable, actions: list[AddAction], *, parts: list[str], batch_id: str) -> None:
+    """One Delta transaction adding files already written."""
     target.create_write_transaction(
-        actions,
+        list[AddAction | RemoveAction](actions),
         mode="append",
         schema=target.schema(),
         partition_by=parts or None,
@@ -270,7 +234,8 @@ def _append(lake: Lake, name: str, data: pl.DataFrame, *, parts: list[str], batc
     )
 
 
-STATS_COLUMNS = ("org_code", "_op", "_month", "_batch", "op", "month", "table")
+# `key` (the key index's): dedup and link checks skip index files whose key range misses the batch's keys
+STATS_COLUMNS = ("org_code", "_op", "_month", "_batch", "op", "month", "table", "key")
 
 
 def _stats(frame: pl.DataFrame) -> dict[str, Any]:
@@ -290,7 +255,7 @@ def _stats(frame: pl.DataFrame) -> dict[str, Any]:
     return stats
 
 
-def _same_schema(dt: DeltaTable, arrow_schema: pa.Schema) -> bool:
+def same_schema(dt: DeltaTable, arrow_schema: pa.Schema) -> bool:
     """Whether rows of this Arrow schema fit the table as it is (same names, same Delta types)."""
     from deltalake import Schema as DeltaSchema
 
@@ -303,7 +268,12 @@ def _same_schema(dt: DeltaTable, arrow_schema: pa.Schema) -> bool:
 
 
 def compact(
-    lake: Lake, *, tables: list[str] | None = None, min_files: int = 2, target_size: int = TARGET_FILE
+    lake: Lake,
+    *,
+    tables: list[str] | None = None,
+    min_files: int = 2,
+    target_size: int = TARGET_FILE,
+    refresh: bool = True,
 ) -> dict[str, tuple[int, int]]:
     """Merge small files of intake lake tables (Delta OPTIMIZE compact, per partition holding at least
     `min_files` files under `target_size` bytes); returns (files removed, files added) per changed table.
@@ -317,10 +287,14 @@ def compact(
     for name in names:
         if not (name.startswith("ods_") or name == KEYS_TABLE):
             continue
-        dt = _handle(lake, name)
-        if dt is None:
+        # refresh=False (after this process's own commits): the open handle already holds them, and a
+        # table is only brought up to date when it may need merging
+        dt = handle(lake, name) if refresh else _handles.get(str(lake.path(name))) or handle(lake, name)
+        if dt is None or len(dt.file_uris()) < min_files:  # no partition can hold min_files: no scan
             continue
-        parts = _partitions(dt, [])
+        if not refresh:
+            dt.update_incremental()
+        parts = partitions(dt, [])
         removed = added = 0
         for values in _crowded_partitions(dt, parts, min_files, target_size):
             filters = [(c, "=", v) for c, v in zip(parts, values, strict=True)] if parts else None
@@ -353,7 +327,7 @@ def _crowded_partitions(
 
 def file_count(lake: Lake, name: str) -> int:
     """Active Parquet files of a lake table (0 when absent)."""
-    dt = _handle(lake, name)
+    dt = handle(lake, name)
     return 0 if dt is None else len(dt.file_uris())
 
 

@@ -1,0 +1,231 @@
+"""The key index (`intake_keys`: table, org_code, month, key, updated_at, op, _batch; partitioned by table,
+institution and event year, files sorted by month) and de-duplication against it.
+
+A batch opens the index once (`open_index`, under its institution's lock, so the partitions it reads cannot
+change underneath it): dedup (`stored_state`, `classify`) and link checks (`stored_keys`) read that one
+snapshot, the table writers add their key files as each table is written (`KeyIndex.add`), and `commit`
+makes them one Delta commit, so the index stays atomic per batch like every other lake table.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+from deltalake import DeltaTable
+from deltalake.transaction import AddAction
+
+from rhip.intake import store
+from rhip.intake.store import KEYS_TABLE, OP_DUPLICATE, OP_NEW, OP_REVOKE, OP_UPDATE
+from rhip.lake.store import Lake
+
+KEYS_PARTITIONS = ["table", "org_code", "year"]
+# the index's columns as written (partition columns are added per layout)
+KEYS_SCHEMA = pa.schema(
+    [
+        ("table", pa.string()),
+        ("org_code", pa.string()),
+        ("month", pa.string()),
+        ("key", pa.string()),
+        ("updated_at", pa.timestamp("us", "UTC")),
+        ("op", pa.int8()),
+        ("_batch", pa.string()),
+    ]
+)
+
+
+@dataclass
+class KeyIndex:
+    """The key index as one batch sees it, and the index files its table writers have written so far.
+
+    `writable` is False when the stored index's schema differs from what the writers produce (an older
+    lake): their rows are then kept in `pending` for deltalake's writer to merge at commit.
+    """
+
+    lake: Lake
+    dt: DeltaTable | None
+    parts: list[str]
+    writable: bool = True
+    actions: list[AddAction] = field(default_factory=list)
+    pending: list[pl.DataFrame] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def files(self, filters: list[tuple[str, str, Any]]) -> list[str]:
+        """The index files of the partitions matching `filters` (tuple filters on partition columns)."""
+        if self.dt is None:
+            return []
+        return [u.removeprefix("file://") for u in self.dt.file_uris(file_pruning_predicate=filters)]
+
+    def add(self, table: str, data: pl.DataFrame, *, batch_id: str) -> None:
+        """Write (not commit) the index files of a table's stored records (`data` as written, by month)."""
+        rows = index_rows(table, data)
+        if not self.writable:
+            with self.lock:
+                self.pending.append(rows)
+            return
+        if "year" in self.parts:
+            rows = rows.with_columns(pl.col("month").str.slice(0, 4).alias("year"))
+        actions = store.write_files(self.lake.path(KEYS_TABLE), rows, parts=self.parts, batch_id=batch_id)
+        with self.lock:
+            self.actions.extend(actions)
+
+
+def open_index(lake: Lake) -> KeyIndex:
+    """The key index brought up to date once, for one batch."""
+    dt = store.handle(lake, KEYS_TABLE)
+    parts = store.partitions(dt, KEYS_PARTITIONS)
+    return KeyIndex(lake=lake, dt=dt, parts=parts, writable=dt is None or store.same_schema(dt, KEYS_SCHEMA))
+
+
+def index_rows(table: str, data: pl.DataFrame) -> pl.DataFrame:
+    """A table's stored records as key-index rows (table, org_code, month, key, updated_at, op, _batch)."""
+    return data.select(
+        pl.lit(table).alias("table"),
+        pl.col("org_code"),
+        pl.col("_month").alias("month"),
+        pl.col("_key").alias("key"),
+        pl.col("updated_at"),
+        pl.col("_op").alias("op"),
+        pl.col("_batch"),
+    )
+
+
+def commit(index: KeyIndex, *, batch_id: str) -> None:
+    """One Delta commit of the key-index files the batch's table writers wrote."""
+    lake = index.lake
+    if index.pending:
+        _write_keys(lake, keys=pl.concat(index.pending, how="vertical_relaxed"), batch_id=batch_id)
+    if not index.actions:
+        return
+    target = store.handle(lake, KEYS_TABLE)
+    if target is None:
+        extra = [pa.field(c, pa.string()) for c in index.parts if c not in KEYS_SCHEMA.names]
+        target = store.create_table(
+            lake, KEYS_TABLE, schema=pa.schema([*KEYS_SCHEMA, *extra]), parts=index.parts, batch_id=batch_id
+        )
+    store.commit_files(target, index.actions, parts=index.parts, batch_id=batch_id)
+
+
+def _write_keys(lake: Lake, *, keys: pl.DataFrame, batch_id: str) -> None:
+    """Index rows through deltalake's writer (schema merge), for an index whose schema differs."""
+    parts = store.partitions(store.handle(lake, KEYS_TABLE), KEYS_PARTITIONS)
+    if "year" in parts:
+        keys = keys.with_columns(pl.col("month").str.slice(0, 4).alias("year"))
+    store.append(lake, KEYS_TABLE, keys.sort("table", "org_code", "month"), parts=parts, batch_id=batch_id)
+
+
+def stored_state(
+    index: KeyIndex, *, table: str, institution_code: str, months: list[str], keys: pl.Series | None = None
+) -> pl.DataFrame:
+    """Latest stored version per key (key, updated_at, op) for the months a batch touches (and, when given,
+    only for `keys`: the batch's own keys, so the ordering work follows the batch, not the history).
+
+    Only the index partitions (table, institution, year) of this batch are read, so the cost follows the
+    size of those years, not of the whole history.
+    """
+    empty = pl.DataFrame(schema={"_key": pl.String, "_prev": pl.Datetime("us", "UTC"), "_prev_op": pl.Int8})
+    if not months:
+        return empty
+    period: tuple[str, str, Any] = (
+        ("month", "in", list(months))
+        if "month" in index.parts
+        else ("year", "in", sorted({m[:4] for m in months}))
+    )
+    where = [("table", "=", table), ("org_code", "=", institution_code), period]
+    files = index.files(where + _key_range(keys))
+    if not files:
+        return empty
+    scan = _scan(files)
+    if "month" not in index.parts:
+        # index files are sorted by month: row-group statistics skip the other months of a year partition
+        scan = scan.filter(pl.col("month").is_in(list(months)))
+    scan = scan.select("key", "updated_at", "op")
+    if keys is not None:
+        scan = scan.filter(pl.col("key").is_in(keys.implode()))
+    return (
+        scan.sort("updated_at")
+        .group_by("key")
+        .agg(pl.col("updated_at").last().alias("_prev"), pl.col("op").last().cast(pl.Int8).alias("_prev_op"))
+        .rename({"key": "_key"})
+        .with_columns(pl.col("_prev").cast(pl.Datetime("us", "UTC")))
+        .collect()
+    )
+
+
+def stored_keys(
+    index: KeyIndex, *, table: str, institution_code: str, wanted: pl.Series | None = None
+) -> pl.Series:
+    """The keys stored for a table and institution (for referential checks); with `wanted` (the keys a
+    batch refers to), only those within its range: a batch referring to recent records then reads only
+    the index files whose key range overlaps."""
+    bounds = _key_range(wanted)
+    files = index.files([("table", "=", table), ("org_code", "=", institution_code), *bounds])
+    if not files:
+        return pl.Series("_key", [], dtype=pl.String)
+    scan = _scan(files).select(pl.col("key").cast(pl.String).alias("_key"))
+    if bounds:
+        scan = scan.filter(pl.col("_key").is_between(pl.lit(bounds[0][2]), pl.lit(bounds[1][2])))
+    return scan.collect().get_column("_key")
+
+
+def _key_range(keys: pl.Series | None) -> list[tuple[str, str, Any]]:
+    """File filters on the index files' key statistics (min/max in the Delta log) covering `keys`."""
+    if keys is None or keys.len() == keys.null_count():
+        return []
+    lo, hi = keys.min(), keys.max()
+    return [("key", ">=", str(lo)), ("key", "<=", str(hi))]
+
+
+def _scan(files: list[str]) -> pl.LazyFrame:
+    """Index files read by Polars (not pyarrow, whose thread pool the CSV reader keeps busy meanwhile)."""
+    return pl.scan_parquet(
+        files, glob=False, hive_partitioning=False, missing_columns="insert", extra_columns="ignore"
+    )
+
+
+def classify(incoming: pl.DataFrame, stored: pl.DataFrame) -> pl.Series:
+    """Dedup outcome per incoming row (same order) as an `_op` code: OP_NEW, OP_UPDATE, OP_REVOKE, or
+    OP_DUPLICATE (not stored).
+
+    `incoming` has _key, updated_at (UTC), change_flag (1/2/3) and _row; the latest 数据更新时间 wins and
+    anything not newer than what is already known (stored or earlier in this batch) is a duplicate.
+    """
+    if incoming.height == 0:
+        return pl.Series("_op", [], dtype=pl.Int8)
+    # keys sent more than once, found on 64-bit hashes (a third of the cost of hashing the strings
+    # again): a collision only sends a few more rows down the exact, ordered path below
+    repeated = incoming.get_column("_key").hash().is_duplicated()
+    joined = incoming.select("_key", "updated_at", "change_flag", "_row")
+    if stored.height:
+        joined = joined.join(stored, on="_key", how="left", maintain_order="left")
+    else:
+        joined = joined.with_columns(pl.lit(None, pl.Datetime("us", "UTC")).alias("_prev"))
+    ops = joined.select(_op_expr(pl.col("_prev")).alias("_op")).get_column("_op")
+    if repeated.any():
+        # keys sent more than once in this batch: ordered by 数据更新时间 (then row), each version is
+        # also compared with the latest earlier one; only those rows are sorted, then put back in place
+        again = (
+            joined.with_row_index("_pos")
+            .filter(repeated)
+            .sort("_key", "updated_at", "_row")
+            .with_columns(pl.col("updated_at").cum_max().shift(1).over("_key").alias("_earlier"))
+            .select("_pos", _op_expr(pl.max_horizontal("_earlier", "_prev")).alias("_op"))
+        )
+        ops = ops.scatter(again.get_column("_pos"), again.get_column("_op"))
+    return ops
+
+
+def _op_expr(known: pl.Expr) -> pl.Expr:
+    """The dedup outcome code given the latest known 数据更新时间 of the key (null: never seen)."""
+    return (
+        pl.when(known.is_not_null() & (pl.col("updated_at") <= known))
+        .then(pl.lit(OP_DUPLICATE, pl.Int8))
+        .when(pl.col("change_flag") == OP_REVOKE)
+        .then(pl.lit(OP_REVOKE, pl.Int8))
+        .when(known.is_not_null())
+        .then(pl.lit(OP_UPDATE, pl.Int8))
+        .otherwise(pl.lit(OP_NEW, pl.Int8))
+    )
