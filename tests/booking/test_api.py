@@ -225,7 +225,7 @@ def test_rules_and_stats_for_managers(client: TestClient, auth: Auth, frozen: da
 def test_sold_out_answered_from_memory_keeps_retries(
     client: TestClient, auth: Auth, frozen: datetime, monkeypatch: Any
 ) -> None:
-    from rhip.booking import booker
+    from rhip.booking import booker, pgbatch
 
     monkeypatch.setattr(booker, "SOLD_OUT_TTL", 30.0)  # the memory outlives this test's requests
     slot = publish(client, auth, capacity=1, hospital_code="H029")["slots"][0]["id"]
@@ -246,6 +246,14 @@ def test_sold_out_answered_from_memory_keeps_retries(
     def count(_conn: object, _cur: object, sql: str, *_a: object) -> None:
         statements.append(sql)
 
+    # PostgreSQL's booking route talks to the database through pgbatch's own connections
+    sent = pgbatch._execute
+
+    async def count_batches(conn: Any, entries: Any) -> Any:
+        statements.append(pgbatch.MANY_SQL)
+        return await sent(conn, entries)
+
+    monkeypatch.setattr(pgbatch, "_execute", count_batches)
     event.listen(engine, "before_cursor_execute", count)
     try:
         fast = post(new_person(), "m3")  # answered from memory: not one statement

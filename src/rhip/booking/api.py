@@ -1,13 +1,13 @@
-"""Booking JSON API, mounted at /api/v1/booking: find, book, cancel, register, notifications; the
-staff, family-doctor, waitlist, referral and appeal routes come from api_manage.py."""
+"""Booking JSON API, mounted at /api/v1/booking: find, cancel, register, notifications; the booking
+write itself is api_book.py; the staff, family-doctor, waitlist, referral and appeal routes come from
+api_manage.py."""
 
 from __future__ import annotations
 
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from starlette.concurrency import run_in_threadpool
+from fastapi import APIRouter, Depends, Query
 
 from rhip.booking import (
     accounts,
@@ -19,7 +19,6 @@ from rhip.booking import (
 )
 from rhip.booking.api_common import STAFF, Bookers, Viewers, window as _window
 from rhip.booking.schemas import (
-    AppointmentCreate,
     AppointmentRead,
     CalendarDayRead,
     CancelRequest,
@@ -32,7 +31,6 @@ from rhip.booking.schemas import (
     SlotRead,
 )
 from rhip.clock import SHANGHAI
-from rhip.db.engine import Database
 from rhip.errors import Forbidden, Invalid
 from rhip.registry import data as reg_data
 from rhip.security.deps import SessionDep, public, require
@@ -139,60 +137,6 @@ def get_rules(hospital_code: str, session: SessionDep) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ booking
-
-
-@router.post("/appointments", response_model=AppointmentRead, status_code=201)
-async def create_appointment(
-    body: AppointmentCreate,
-    request: Request,
-    principal: Bookers,
-    idempotency_key: Annotated[str | None, Header(max_length=120)] = None,
-) -> Response:
-    """Book a place (real name). Residents book for themselves; agents, channels and doctors on behalf.
-
-    409 names the rule that refuses it (slot-full, limit-daily, suspended, ...); a retried request with
-    the same Idempotency-Key answers 200 with the first booking.
-    """
-    person = body.person_id or (principal.subject if principal.role is Role.resident else None)
-    if person is None:
-        raise Invalid("代他人预约时必须提供就诊人身份证号码 person_id", code="person-required")
-    key = body.idempotency_key or idempotency_key
-    db: Database = request.app.state.db
-    # a slot this process found full a moment ago is answered here, on the event loop: no thread, no
-    # database (a retry of one of the slot's bookings still goes to the database for its booking)
-    svc.refuse_from_memory(
-        db.engine,
-        slot_id=body.slot_id,
-        person=person,
-        actor=principal,
-        tranche=body.tranche,
-        channel=body.channel,
-        idempotency_key=key,
-    )
-    return await run_in_threadpool(_book, db, body, person, principal, key)
-
-
-def _book(
-    db: Database, body: AppointmentCreate, person: str, principal: Principal, key: str | None
-) -> Response:
-    # the hot path: a session held only for the transaction itself, released before the response
-    with db.session() as session, session.begin():
-        done = svc.book(
-            session,
-            slot_id=body.slot_id,
-            person=person,
-            person_name=body.person_name or (principal.name if principal.role is Role.resident else None),
-            actor=principal,
-            channel=body.channel,
-            tranche=body.tranche,
-            idempotency_key=key,
-            alone=True,  # this transaction is the booking and nothing else
-        )
-        out = AppointmentRead.of(done.appointment)
-    # a Response, not the model: FastAPI would validate the model again
-    return Response(
-        out.model_dump_json(), status_code=201 if done.created else 200, media_type="application/json"
-    )
 
 
 @router.get("/appointments", response_model=list[AppointmentRead])

@@ -14,7 +14,8 @@ from rhip.security.service import Principal
 
 BOOKERS = (Role.resident, Role.agent, Role.doctor, Role.family_doctor, Role.uploader)
 STAFF = (Role.doctor, Role.manager, Role.admin)
-Bookers = Annotated[Principal, Depends(require(*BOOKERS))]
+bookers = require(*BOOKERS)  # the booking route's lean path awaits it directly
+Bookers = Annotated[Principal, Depends(bookers)]
 Viewers = Annotated[Principal, Depends(require(*BOOKERS, Role.manager, Role.admin))]
 Staff = Annotated[Principal, Depends(require(*STAFF))]
 Managers = Annotated[Principal, Depends(require(Role.manager, Role.admin))]

@@ -10,6 +10,7 @@ for the round trips); a slot found full is answered from memory for SOLD_OUT_TTL
 from __future__ import annotations
 
 import time as _time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
@@ -78,6 +79,11 @@ def default_tranche(actor: Principal) -> str:
     return "public"
 
 
+def actor_institution(actor: Principal) -> str | None:
+    """The institution recorded on a booking: the booking doctor's or family doctor's, else none."""
+    return actor.institution_code if actor.role in (Role.doctor, Role.family_doctor) else None
+
+
 def _lock_person(session: Session, pid: str) -> datetime | None:
     """Take the person's row lock (upsert); returns the end of a suspension recorded on it."""
     stmt = _dialect_insert(session, PersonLock).values(person_id=pid, bumps=1)
@@ -127,9 +133,18 @@ _SOLD_OUT: dict[tuple[int, int, str], tuple[float, frozenset[str]]] = {}
 SOLD_OUT_TTL = 0.5  # seconds a sold-out answer is served from memory (a cancellation shows up after this)
 
 
+class Prepared(NamedTuple):
+    """A booking request after its own checks: tranche, person, channel and the caller-scoped key."""
+
+    tranche: str
+    pid: str
+    channel: str
+    key: str | None
+
+
 def _prepare(
     actor: Principal, person: str, tranche: str | None, channel: str | None, idempotency_key: str | None
-) -> tuple[str, str, str, str | None]:
+) -> Prepared:
     """The checks on the request itself (no database): tranche, person, channel and the scoped key."""
     tranche = tranche or default_tranche(actor)
     if tranche not in TRANCHES:
@@ -139,7 +154,7 @@ def _prepare(
         raise Forbidden("居民只能为本人预约（实名制）", code="not-self")
     chan = channel_for(actor, channel)
     key = f"{actor.subject}:{idempotency_key}" if idempotency_key else None
-    return tranche, pid, chan, key
+    return Prepared(tranche, pid, chan, key)
 
 
 def _full_in_memory(db: int, slot_id: int, tranche: str, key: str | None) -> bool:
@@ -160,16 +175,26 @@ def refuse_from_memory(
     tranche: str | None = None,
     channel: str | None = None,
     idempotency_key: str | None = None,
-) -> None:
-    """Raise slot-full at once when this process knows the slot is full: no database, no thread."""
-    tranche, _pid, _chan, key = _prepare(actor, person, tranche, channel, idempotency_key)
-    if _full_in_memory(id(engine), slot_id, tranche, key):
-        refuse("slot-full", tranche)
+) -> Prepared:
+    """The request's own checks, then slot-full at once when this process knows the slot is full.
+
+    No database and no thread; returns the checked request for the booking itself.
+    """
+    req = _prepare(actor, person, tranche, channel, idempotency_key)
+    if _full_in_memory(id(engine), slot_id, req.tranche, req.key):
+        refuse("slot-full", req.tranche)
+    return req
+
+
+def remember_full(db: int, slot_id: int, tranche: str, keys: Iterable[str | None]) -> None:
+    """Answer the slot's tranche "full" from memory for SOLD_OUT_TTL, except retries of these keys."""
+    _SOLD_OUT[(db, slot_id, tranche)] = (_time.monotonic() + SOLD_OUT_TTL, frozenset(k for k in keys if k))
 
 
 def _remember_full(session: Session, db: int, slot_id: int, tranche: str) -> None:
-    keys = frozenset(k for k in session.connection().execute(_SLOT_KEYS, {"slot_id": slot_id}).scalars() if k)
-    _SOLD_OUT[(db, slot_id, tranche)] = (_time.monotonic() + SOLD_OUT_TTL, keys)
+    remember_full(
+        db, slot_id, tranche, session.connection().execute(_SLOT_KEYS, {"slot_id": slot_id}).scalars()
+    )
 
 
 def book(
@@ -259,9 +284,7 @@ def book(
         "hold_expires_at": t + timedelta(minutes=rules.prepay_minutes) if status == "held" else None,
         "created_by": actor.subject,
         "created_role": actor.role.value,
-        "actor_institution": actor.institution_code
-        if actor.role in (Role.doctor, Role.family_doctor)
-        else None,
+        "actor_institution": actor_institution(actor),
         "created_at": t,
         "updated_at": t,
     }
@@ -353,9 +376,7 @@ def _book_pg(
         "person_name": person_name,
         "channel": channel,
         "referral_id": referral_id,
-        "actor_institution": actor.institution_code
-        if actor.role in (Role.doctor, Role.family_doctor)
-        else None,
+        "actor_institution": actor_institution(actor),
         # the platform's defaults; the function applies the '*' and hospital rows of booking_rules
         "limit_dept": _DEFAULTS.limit_dept_day,
         "limit_day": _DEFAULTS.limit_day,
