@@ -10,7 +10,7 @@ from datetime import date, timedelta
 import pytest
 
 from rhip.lake.store import Lake
-from rhip.quality import service, stats
+from rhip.quality import service, stats, verify
 from rhip.registry import catalogue
 from tests.quality.conftest import Uploader, later, patient, row, stay, unique, visit
 
@@ -18,6 +18,16 @@ from tests.quality.conftest import Uploader, later, patient, row, stay, unique, 
 def _figures(session, lake, month):  # type: ignore[no-untyped-def]
     with session.begin():
         return stats.month_figures(session, lake=lake, month=month)
+
+
+def _unit(session, lake, month, code):  # type: ignore[no-untyped-def]
+    """A unit's figures (from intake's rollups), checked against a recount of the lake's records.
+
+    Only this unit is compared: the tests share one SQL database (and so the rollups) but not one lake.
+    """
+    with session.begin():
+        assert verify.differences(session, lake=lake, month=month, units=[code]) == []
+        return stats.month_figures(session, lake=lake, month=month).get(code)
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +75,7 @@ def hospital_month(app_, month_lake: Lake):  # type: ignore[no-untyped-def]
 
 
 def test_visits_revenue_and_discharges(hospital_month, session, month_lake):  # type: ignore[no-untyped-def]
-    u = _figures(session, month_lake, "2024-11").get(hospital_month)
+    u = _unit(session, month_lake, "2024-11", hospital_month)
     # v1, v2, v3, rt, midnight: not the revoked, the October, the rejected one or the re-send
     assert u.visits == 5
     assert u.visit_revenue == pytest.approx(100.5 + 200 + 300 + 49.5 + 10)
@@ -74,7 +84,7 @@ def test_visits_revenue_and_discharges(hospital_month, session, month_lake):  # 
 
 
 def test_uploads_days_and_forms(hospital_month, session, month_lake):  # type: ignore[no-untyped-def]
-    u = _figures(session, month_lake, "2024-11").get(hospital_month)
+    u = _unit(session, month_lake, "2024-11", hospital_month)
     # every record received with 数据采集时间 in November: first batch 1 patient + 6 visits + admission +
     # discharge, second batch 2, real time 1 (the midnight one was collected in December)
     assert u.uploads == 12
@@ -86,7 +96,7 @@ def test_uploads_days_and_forms(hospital_month, session, month_lake):  # type: i
 
 
 def test_realtime_compliance(hospital_month, session, month_lake):  # type: ignore[no-untyped-def]
-    u = _figures(session, month_lake, "2024-11").get(hospital_month)
+    u = _unit(session, month_lake, "2024-11", hospital_month)
     assert u.visits_realtime == 2
     assert u.visit_compliance == pytest.approx(2 / 5)
     assert u.discharge_compliance == 0.0
@@ -96,7 +106,7 @@ def test_upload_rate_against_statistics_report(hospital_month, session, month_la
     text = "month,institution,visits,discharges\n2024-11,南京市第一医院,10,\n"
     with session.begin():
         assert service.import_statistics(session, text=text, source="wt.csv") == 1
-    u = _figures(session, month_lake, "2024-11").get(hospital_month)
+    u = _unit(session, month_lake, "2024-11", hospital_month)
     assert u.stat_visits == 10 and u.stat_discharges is None
     assert u.visit_upload_rate == pytest.approx(0.5)
     row_ = stats.supplement_row(u)
@@ -139,7 +149,7 @@ def test_district_rolls_up_platform_and_members(uploader, session, lake):  # typ
             ],
         },
     )
-    u = _figures(session, lake, "2024-09").get(platform)
+    u = _unit(session, lake, "2024-09", platform)
     assert u.name == "浦口区" and u.kind == "district"
     assert (u.visits, u.visit_revenue, u.upload_days) == (2, 30.0, 2)
 
@@ -181,7 +191,7 @@ def test_health_record_totals_are_cumulative(uploader, session, lake):  # type: 
         )
     ]
     uploader.send(org, {"health_record": recs, "hypertension_followup": fu, "diabetes_followup": dm})
-    u = _figures(session, lake, "2024-07").get(org)
+    u = _unit(session, lake, "2024-07", org)
     # up to the end of July: two records, one hypertension patient (two follow-ups), one diabetes patient
     assert (u.records_basic, u.records_hypertension, u.records_diabetes) == (2, 1, 1)
 
@@ -236,7 +246,7 @@ def test_cda_documents_counted(session, lake):  # type: ignore[no-untyped-def]
                     content="<x/>",
                 )
             )
-    assert _figures(session, lake, "2024-05").get("H026").cda == 2
+    assert _unit(session, lake, "2024-05", "H026").cda == 2
 
 
 def test_corrections_and_revocations_follow_the_current_version(uploader, session, lake):  # type: ignore[no-untyped-def]
@@ -254,7 +264,7 @@ def test_corrections_and_revocations_follow_the_current_version(uploader, sessio
     )
     uploader.send(org, {"patient_info": [patient(org, pid)], "outpatient_visit": [kept, moved, gone]})
     uploader.send(org, {"health_record": [rec]})
-    assert _figures(session, lake, "2024-04").get(org).visits == 3
+    assert _unit(session, lake, "2024-04", org).visits == 3
 
     def fix(r: dict[str, str], flag: str, **kw: str) -> dict[str, str]:
         when = kw.get("visit_time", r.get("visit_time", ""))
@@ -274,7 +284,7 @@ def test_corrections_and_revocations_follow_the_current_version(uploader, sessio
             "health_record": [dict(rec, change_flag="3", updated_at="2024-04-20 08:00:00")],
         },
     )
-    april, may = _figures(session, lake, "2024-04").get(org), _figures(session, lake, "2024-05").get(org)
+    april, may = _unit(session, lake, "2024-04", org), _unit(session, lake, "2024-05", org)
     assert (april.visits, april.visit_revenue) == (1, 150.0)
     assert (may.visits, may.visit_revenue) == (1, 200.0)
     assert april.records_basic == 0
@@ -287,10 +297,16 @@ def test_corrections_and_revocations_follow_the_current_version(uploader, sessio
 def test_pyarrow_fallback_gives_the_same_figures(hospital_month, session, month_lake, monkeypatch):  # type: ignore[no-untyped-def]
     from rhip.quality import lakeread
 
-    native = _figures(session, month_lake, "2024-11").get(hospital_month)
+    def recounted():  # type: ignore[no-untyped-def]
+        with session.begin():
+            return stats.month_figures(session, lake=month_lake, month="2024-11", recount=True).get(
+                hospital_month
+            )
+
+    native = recounted()
     assert native.upload_days == 2
     lakeread.clear_cache()
     monkeypatch.setattr(lakeread, "_native_files", lambda dt: None)  # every table through PyArrow datasets
-    fallback = _figures(session, month_lake, "2024-11").get(hospital_month)
+    fallback = recounted()
     lakeread.clear_cache()
     assert fallback == native

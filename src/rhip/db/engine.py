@@ -95,3 +95,12 @@ def current_revision(url: str) -> str | None:
     finally:
         engine.dispose()
     return ",".join(sorted(heads)) or None
+
+
+def dialect_insert(session: Session, table: Any) -> Any:
+    """An INSERT with the dialect's ON CONFLICT clauses (PostgreSQL or SQLite) for upserts."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)

@@ -1,5 +1,6 @@
-"""The key index (`intake_keys`: table, org_code, month, key, updated_at, op, _batch; partitioned by table,
-institution and event year, files sorted by month) and de-duplication against it.
+"""The key index (`intake_keys`: table, org_code, month, key, updated_at, op, _batch, and what the rollups
+need of each version: amount, realtime, person; partitioned by table, institution and event year, files
+sorted by month) and de-duplication against it.
 
 A batch opens the index once (`open_index`, under its institution's lock, so the partitions it reads cannot
 change underneath it): dedup (`stored_state`, `classify`) and link checks (`stored_keys`) read that one
@@ -18,9 +19,10 @@ import pyarrow as pa
 from deltalake import DeltaTable
 from deltalake.transaction import AddAction
 
-from rhip.intake import store
+from rhip.intake import rollup, store
 from rhip.intake.store import KEYS_TABLE, OP_DUPLICATE, OP_NEW, OP_REVOKE, OP_UPDATE
 from rhip.lake.store import Lake
+from rhip.registry import catalogue
 
 KEYS_PARTITIONS = ["table", "org_code", "year"]
 # the index's columns as written (partition columns are added per layout)
@@ -33,8 +35,19 @@ KEYS_SCHEMA = pa.schema(
         ("updated_at", pa.timestamp("us", "UTC")),
         ("op", pa.int8()),
         ("_batch", pa.string()),
+        ("amount", pa.float64()),
+        ("realtime", pa.bool_()),
+        ("person", pa.string()),
     ]
 )
+# how the index files are read: an older file without the rollup columns reads them as nulls
+_READ_SCHEMA: dict[str, pl.DataType] = {
+    "month": pl.String(),
+    "key": pl.String(),
+    "updated_at": pl.Datetime("us", "UTC"),
+    "op": pl.Int8(),
+    **rollup.MEASURES,
+}
 
 
 @dataclass
@@ -81,15 +94,17 @@ def open_index(lake: Lake) -> KeyIndex:
 
 
 def index_rows(table: str, data: pl.DataFrame) -> pl.DataFrame:
-    """A table's stored records as key-index rows (table, org_code, month, key, updated_at, op, _batch)."""
+    """A table's stored records as key-index rows (table, org_code, month, key, updated_at, op, _batch,
+    amount, realtime, person)."""
     return data.select(
         pl.lit(table).alias("table"),
         pl.col("org_code"),
         pl.col("_month").alias("month"),
         pl.col("_key").alias("key"),
         pl.col("updated_at"),
-        pl.col("_op").alias("op"),
+        pl.col("_op").cast(pl.Int8).alias("op"),
         pl.col("_batch"),
+        *rollup.measure_exprs(catalogue.get(table)),
     )
 
 
@@ -120,13 +135,23 @@ def _write_keys(lake: Lake, *, keys: pl.DataFrame, batch_id: str) -> None:
 def stored_state(
     index: KeyIndex, *, table: str, institution_code: str, months: list[str], keys: pl.Series | None = None
 ) -> pl.DataFrame:
-    """Latest stored version per key (key, updated_at, op) for the months a batch touches (and, when given,
-    only for `keys`: the batch's own keys, so the ordering work follows the batch, not the history).
+    """Latest stored version per key for the months a batch touches (and, when given, only for `keys`: the
+    batch's own keys, so the ordering work follows the batch, not the history): `_key`, `_prev` (its
+    数据更新时间), `_prev_op`, and for the rollups `_prev_month`, `_prev_amount`, `_prev_realtime`,
+    `_prev_person`.
 
     Only the index partitions (table, institution, year) of this batch are read, so the cost follows the
     size of those years, not of the whole history.
     """
-    empty = pl.DataFrame(schema={"_key": pl.String, "_prev": pl.Datetime("us", "UTC"), "_prev_op": pl.Int8})
+    empty = pl.DataFrame(
+        schema={
+            "_key": pl.String,
+            "_prev": pl.Datetime("us", "UTC"),
+            "_prev_op": pl.Int8,
+            "_prev_month": pl.String,
+            **{f"_prev_{m}": t for m, t in rollup.MEASURES.items()},
+        }
+    )
     if not months:
         return empty
     period: tuple[str, str, Any] = (
@@ -142,13 +167,18 @@ def stored_state(
     if "month" not in index.parts:
         # index files are sorted by month: row-group statistics skip the other months of a year partition
         scan = scan.filter(pl.col("month").is_in(list(months)))
-    scan = scan.select("key", "updated_at", "op")
+    scan = scan.select("key", "updated_at", "op", "month", *rollup.MEASURES)
     if keys is not None:
         scan = scan.filter(pl.col("key").is_in(keys.implode()))
     return (
         scan.sort("updated_at")
         .group_by("key")
-        .agg(pl.col("updated_at").last().alias("_prev"), pl.col("op").last().cast(pl.Int8).alias("_prev_op"))
+        .agg(
+            pl.col("updated_at").last().alias("_prev"),
+            pl.col("op").last().cast(pl.Int8).alias("_prev_op"),
+            pl.col("month").last().alias("_prev_month"),
+            *[pl.col(m).last().alias(f"_prev_{m}") for m in rollup.MEASURES],
+        )
         .rename({"key": "_key"})
         .with_columns(pl.col("_prev").cast(pl.Datetime("us", "UTC")))
         .collect()
@@ -182,7 +212,12 @@ def _key_range(keys: pl.Series | None) -> list[tuple[str, str, Any]]:
 def _scan(files: list[str]) -> pl.LazyFrame:
     """Index files read by Polars (not pyarrow, whose thread pool the CSV reader keeps busy meanwhile)."""
     return pl.scan_parquet(
-        files, glob=False, hive_partitioning=False, missing_columns="insert", extra_columns="ignore"
+        files,
+        schema=_READ_SCHEMA,
+        glob=False,
+        hive_partitioning=False,
+        missing_columns="insert",
+        extra_columns="ignore",
     )
 
 

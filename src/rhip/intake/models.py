@@ -1,4 +1,5 @@
-"""Intake tables: receipts with per-table counts and problem lists, daily upload counts, CDA documents.
+"""Intake tables: receipts with per-table counts and problem lists, daily upload counts, CDA documents, and
+the rollups the monthly figures read (`intake/rollup.py`).
 
 The receipt row is the commit point of a batch: its Delta rows count only once `status` is committed.
 """
@@ -8,7 +9,18 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Date,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rhip.clock import now
@@ -114,3 +126,50 @@ class CdaDocument(Base):
     received_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
     sha256: Mapped[str] = mapped_column(String(64))
     content: Mapped[str] = mapped_column(Text)
+
+
+class IntakeActivity(Base):
+    """Current records per institution, table and event month (`_month`): count, amount total, real-time."""
+
+    __tablename__ = "intake_activity"
+
+    table_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    institution_code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
+    amount: Mapped[float] = mapped_column(Double, default=0.0)
+    n_realtime: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class IntakeRealtimeDays(Base):
+    """Local days of a month with a stored real-time record, per institution and table (bit i: day i + 1)."""
+
+    __tablename__ = "intake_realtime_days"
+
+    table_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    institution_code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    days: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class IntakePersonMonth(Base):
+    """A person under management (the table's `person` field): current records in one event month."""
+
+    __tablename__ = "intake_people_months"
+
+    table_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    institution_code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    person: Mapped[str] = mapped_column(String(64), primary_key=True)
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class IntakePeopleFirst(Base):
+    """How many persons have their first current record in a month, per institution and table."""
+
+    __tablename__ = "intake_people_first"
+
+    table_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    institution_code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)

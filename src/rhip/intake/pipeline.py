@@ -21,7 +21,7 @@ import polars as pl
 import pyarrow as pa
 
 from rhip.errors import Invalid, NotFound
-from rhip.intake import formats, keyindex, rules, store
+from rhip.intake import formats, keyindex, rollup, rules, store
 from rhip.lake.store import Lake
 from rhip.registry import catalogue
 
@@ -66,6 +66,7 @@ class Outcome:
     daily: pl.DataFrame | None = None
     lake_tables: list[str] = field(default_factory=list)
     stored: dict[str, pl.DataFrame] = field(default_factory=dict)
+    rollup: rollup.Rollup = field(default_factory=rollup.Rollup)
 
     def total(self) -> TableCounts:
         """Counts over every table."""
@@ -312,11 +313,12 @@ def process(
 @dataclass
 class _Finished:
     """A table's share of the outcome, produced off the main thread: its problems, daily counts and the
-    records to store."""
+    records to store, and its changes to the rollups."""
 
     problems: pl.DataFrame | None
     daily: pl.DataFrame
     data: pl.DataFrame
+    rollup: rollup.Rollup
     staged: store.Staged | None = None
 
 
@@ -324,6 +326,7 @@ def _finish(
     ds: catalogue.Dataset,
     v: rules.Validated,
     good: pl.DataFrame,
+    prev: pl.DataFrame,
     *,
     rejected: int,
     duplicates: int,
@@ -332,7 +335,8 @@ def _finish(
     write: Callable[..., store.Staged | None] | None = None,
 ) -> _Finished:
     """The rest of a table once its records are validated and classified (nothing later tables need):
-    the problem list, the daily counts, the records to store, and (with `write`) their Delta commit."""
+    the problem list, the daily counts, the records to store, their rollup changes (`prev`: the stored
+    state of their keys), and (with `write`) their Delta commit."""
     name = ds.name
     probs = None
     if rejected:
@@ -349,7 +353,11 @@ def _finish(
         pl.lit(now_utc).dt.cast_time_unit("us").alias("_ingested_at"),
     )
     staged = write(data=data) if write is not None and data.height else None
-    return _Finished(problems=probs, daily=daily, data=data, staged=staged)
+    facts = data.select(
+        "org_code", "_key", "_op", "_month", "_row", "updated_at", "collected_at", *rollup.measure_exprs(ds)
+    )
+    changes = rollup.of_table(ds, facts, prev)
+    return _Finished(problems=probs, daily=daily, data=data, rollup=changes, staged=staged)
 
 
 def _process(
@@ -415,7 +423,9 @@ def _process(
         known_state = keyindex.stored_state(
             index, table=name, institution_code=institution_code, months=months, keys=incoming["_key"]
         )
-        good = good.with_columns(keyindex.classify(incoming, known_state).alias("_op"))
+        good = good.with_columns(
+            keyindex.classify(incoming, known_state.select("_key", "_prev")).alias("_op")
+        )
         vc = dict(good.get_column("_op").value_counts().iter_rows())
         counts = TableCounts(
             received=v.frame.height,
@@ -431,6 +441,7 @@ def _process(
             ds,
             v,
             good,
+            known_state,
             rejected=counts.rejected,
             duplicates=counts.duplicate,
             batch_id=batch_id,
@@ -453,6 +464,8 @@ def _process(
     problem_frames = [fin.problems for fin in done if fin.problems is not None]
     outcome.problems = pl.concat(problem_frames, how="vertical_relaxed") if problem_frames else None
     outcome.daily = pl.concat([fin.daily for fin in done], how="vertical_relaxed") if done else None
+    for fin in done:
+        outcome.rollup.extend(fin.rollup)
     staged = [fin.staged for fin in done if fin.staged is not None]
     if all_or_nothing and outcome.problems is not None and outcome.problems.height:
         for st in staged:  # written, never committed: not visible, removed so they do not pile up

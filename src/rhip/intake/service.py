@@ -3,7 +3,7 @@ the driver every entry point (API, CLI, demo, FHIR, CDA) uses to run a batch ato
 
 Atomicity protocol: (1) the receipt is committed as `pending` with this host and pid; (2) the lake tables
 the batch will touch are recorded on it; (3) one Delta commit per table, every row tagged `_batch`;
-(4) one SQL transaction marks the receipt committed with its counts, problems and daily counts.
+(4) one SQL transaction marks the receipt committed with its counts, problems, daily counts and rollups.
 A batch whose receipt is not committed is invisible (readers exclude pending ids) and `recover()` deletes
 its rows once its process is gone.
 """
@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from rhip import clock
 from rhip.db.engine import Database
 from rhip.errors import Forbidden, NotFound, RhipError
-from rhip.intake import pipeline, store
+from rhip.intake import pipeline, rollup, store
 from rhip.intake.models import (
     ABORTED,
     COMMITTED,
@@ -115,6 +115,7 @@ def finish_batch(session: Session, *, batch_id: str, outcome: pipeline.Outcome) 
         _insert_problems(session, probs)
     if outcome.daily is not None and outcome.daily.height:
         _add_daily(session, institution_code=batch.institution_code, daily=outcome.daily)
+    rollup.apply(session, outcome.rollup)
     return batch
 
 

@@ -110,6 +110,33 @@ def figures(
     )
 
 
+@app.command("verify")
+def verify(month: Annotated[str, typer.Option(help="Month, YYYY-MM")]) -> None:
+    """Recount the month's figures from the lake and compare them with intake's rollups."""
+    from rhip.lake.store import Lake
+    from rhip.quality import stats
+    from rhip.quality.verify import differences
+
+    settings, db = _db()
+    try:
+        with db.session() as s, s.begin():
+            diff = differences(s, lake=Lake(settings.resolved_lake_dir), month=month)
+    except RhipError as exc:
+        raise _fail(exc) from None
+    finally:
+        db.dispose()
+    if not diff:
+        console.print(f"{stats.month_label(month)}：汇总表与数据湖重新计数一致")
+        return
+    out = Table(title=f"{stats.month_label(month)}：汇总表与数据湖重新计数不一致（{len(diff)} 项）")
+    for title in ("单位代码", "单位", "指标", "汇总表", "重新计数"):
+        out.add_column(title)
+    for d in diff:
+        out.add_row(d.unit, d.name, d.figure, str(d.rollups), str(d.recount))
+    console.print(out)
+    raise typer.Exit(1)
+
+
 @app.command("declare")
 def declare(
     institution: Annotated[str, typer.Option(help="机构代码")],

@@ -21,7 +21,9 @@ from rhip.registry import catalogue
 
 OP_NEW, OP_UPDATED, OP_REVOKED = 1, 2, 3
 NO_MONTH = "0000-00"  # intake's _month for a record without any usable time
-REALTIME_LAG = timedelta(hours=1)  # a record is real-time when 数据采集时间 is at most this after its event
+REALTIME_LAG = (
+    catalogue.REALTIME_LAG
+)  # a record is real-time when 数据采集时间 is at most this after its event
 DAY_US = 86_400 * 1_000_000  # Asia/Shanghai has had no daylight saving since 1991: every day is 24 h
 
 
@@ -110,7 +112,8 @@ def activity_sql(
     )
     text = (
         f"SELECT org_code, count(*) AS n, coalesce(sum({ident(fee)}), 0) AS amount, "
-        f"count(*) FILTER (WHERE epoch_us(collected_at) - epoch_us({ident(event)}) <= $lag) AS n_realtime "
+        f"count(*) FILTER (WHERE epoch_us(collected_at) - epoch_us({ident(event)}) BETWEEN 0 AND $lag) "
+        f"AS n_realtime "
         f"FROM ({inner.text}) AS cur GROUP BY org_code"
     )
     return Sql(text, {**inner.params, "lag": _lag_us(lag)})
@@ -192,7 +195,7 @@ def realtime_days_sql(
             f"SELECT $t{i} AS t, org_code, bit_or(CAST(1 AS BIGINT) << ({day})) AS days "
             f"FROM {ident(data_table(table))} "
             f"WHERE _month IN ($month, $prev) AND collected_at >= $start AND collected_at < $end "
-            f"AND {event} >= $event_from AND epoch_us(collected_at) - epoch_us({event}) <= $lag "
+            f"AND {event} >= $event_from AND epoch_us(collected_at) - epoch_us({event}) BETWEEN 0 AND $lag "
             f"AND {keep} GROUP BY org_code"
         )
     return Sql(" UNION ALL ".join(parts), params)

@@ -1,13 +1,15 @@
 """The monthly data-collection figures (数据采集情况) per institution and per reporting unit.
 
-docs/metrics.md defines every figure. Sources: the lake's records, read through DuckDB (`lakeread`, SQL from
-`figsql`) for real-time days and forms, visits, discharges, revenue and health records; intake's stored
-daily upload counts for volumes; the SQL database for declarations, the imported statistics report (卫统),
-CDA documents and the reported record-browser and smart-reminder usage.
+docs/metrics.md defines every figure. Sources: intake's rollups of the lake's records (`rollupread`) for
+real-time days and forms, visits, discharges, revenue and health records — or, to check them, the records
+themselves read through DuckDB (`recount`, `lakeread`, SQL from `figsql`); intake's stored daily upload
+counts for volumes; the SQL database for declarations, the imported statistics report (卫统), CDA documents
+and the reported record-browser and smart-reminder usage.
 
 The layer contract keeps domains independent, so quality does not import intake: it reads what intake
 stores, by its documented names: lake tables `ods_<table>` (system columns `_batch`, `_key`, `_op`, `_month`,
-`_row`, `_ingested_at`) and SQL tables `intake_batches`, `intake_daily_counts`, `intake_cda_documents`.
+`_row`, `_ingested_at`) and SQL tables `intake_batches`, `intake_daily_counts`, `intake_cda_documents`,
+`intake_activity`, `intake_realtime_days`, `intake_people_first`.
 """
 
 from __future__ import annotations
@@ -26,15 +28,16 @@ from rhip.db.base import UtcDateTime
 from rhip.errors import Invalid
 from rhip.lake.duck import Duck
 from rhip.lake.store import Lake
-from rhip.quality import figsql
-from rhip.quality.lakeread import LakeReader
+from rhip.quality import figsql, recount as recount_, rollupread
+from rhip.quality.rollupread import Counts
 from rhip.registry import catalogue, data as registry_data
 
 if TYPE_CHECKING:
     from rhip.quality.usage import Usage
 
-VISIT_TABLE, VISIT_FEE = "outpatient_visit", "fee_total"
-DISCHARGE_TABLE, DISCHARGE_FEE = "discharge_summary", "total_fee"
+VISIT_TABLE, DISCHARGE_TABLE = "outpatient_visit", "discharge_summary"
+# the tables whose current records, amount and real-time share the figures count (table → amount field)
+ACTIVITY = {t: str(catalogue.get(t).amount) for t in (VISIT_TABLE, DISCHARGE_TABLE)}
 RECORD_TABLES = {
     "basic": "health_record",
     "hypertension": "hypertension_followup",
@@ -54,27 +57,9 @@ _DAILY = sql_table(
     column("revoked"),
     column("rejected"),
 )
-_BATCHES = sql_table("intake_batches", column("id", String), column("status", String))
 _CDA = sql_table(
     "intake_cda_documents", column("institution_code", String), column("received_at", UtcDateTime)
 )
-
-
-def pending_batches(session: Session) -> list[str]:
-    """Ids of upload batches not yet committed: their lake rows must not be read."""
-    return [str(i) for i in session.scalars(select(_BATCHES.c.id).where(_BATCHES.c.status == "pending"))]
-
-
-def has_changes(reader: LakeReader, table: str, *, pending: list[str]) -> str | bool:
-    """Where a table's corrected or revoked records are, or False when it has none (`figsql.current_sql`)."""
-    source = reader.changed_source(table)
-    if source is None:
-        return False
-    if not pending and reader.changes_certain(table):
-        # every file of the source holds a 2 or 3 by its statistics and no row is hidden: no count needed
-        return source
-    sql = figsql.changed_count_sql(table, pending=pending, source=source)
-    return source if reader.rows(sql, table)[0][0] else False
 
 
 # --- periods ---
@@ -226,53 +211,31 @@ def _daily(session: Session, *, first: date, last: date) -> tuple[list[Any], int
     return list(rows), int(cumulative or 0)
 
 
-def _lake_figures(reader: LakeReader, figs: dict[str, OrgFigures], *, month: str, pending: list[str]) -> None:
-    """The figures read from the lake: one statement for the real-time days of every form, then one scan
-    per table for visits, discharges and the cumulative health records."""
-    first, last = month_bounds(month)
-    forms = [t for t in realtime_tables() if reader.has(t)]
-    if forms:
-        days_sql = figsql.realtime_days_sql(forms, first=first, last=last, pending=pending)
-        for table, org, mask in reader.rows(days_sql, *forms):
-            f = figs[str(org)]
-            f.days.update(figsql.mask_days(first, mask))
-            f.forms.add(str(table))
-    for table, fee in ((VISIT_TABLE, VISIT_FEE), (DISCHARGE_TABLE, DISCHARGE_FEE)):
-        if not reader.has(table):
-            continue
-        changes = has_changes(reader, table, pending=pending)
-        sql = figsql.activity_sql(table, fee, month=month, pending=pending, changes=changes)
-        for org, n, amount, n_rt in reader.rows(sql, table):
-            f = figs[str(org)]
-            if table == VISIT_TABLE:
-                f.visits, f.visit_revenue, f.visits_realtime = int(n), float(amount), int(n_rt)
-            else:
-                f.discharges, f.inpatient_revenue, f.discharges_realtime = int(n), float(amount), int(n_rt)
-    for what, table in RECORD_TABLES.items():
-        if not reader.has(table):
-            continue
-        changes = has_changes(reader, table, pending=pending)
-        distinct = None if what == "basic" else "record_no"
-        sql = figsql.records_sql(table, month=month, pending=pending, changes=changes, distinct=distinct)
-        for org, n in reader.rows(sql, table):
-            setattr(figs[str(org)], f"records_{what}", int(n))
-
-
-def lake_columns() -> dict[str, list[str]]:
-    """Per catalogue table, the columns `_lake_figures` decodes for every row besides `org_code` and `_month`
-    (the benchmark's reference scan reads exactly these)."""
-    cols: dict[str, list[str]] = {t: ["collected_at", figsql.event_column(t)] for t in realtime_tables()}
-    for table, fee in ((VISIT_TABLE, VISIT_FEE), (DISCHARGE_TABLE, DISCHARGE_FEE)):
-        cols.setdefault(table, []).extend([fee, "_op", "_key"])
-    for what, table in RECORD_TABLES.items():
-        cols.setdefault(table, []).extend(["_op", "_key"] + ([] if what == "basic" else ["record_no"]))
-    return cols
+def _lake_counts(session: Session, *, lake: Lake, month: str, duck: Duck | None, recount: bool) -> Counts:
+    """The figures' share of the lake's records: from intake's rollups, or (`recount`) from the records."""
+    forms = realtime_tables()
+    records = {what: (table, what != "basic") for what, table in RECORD_TABLES.items()}
+    if recount:
+        first, last = month_bounds(month)
+        return recount_.counts(
+            session,
+            lake=lake,
+            month=month,
+            first=first,
+            last=last,
+            forms=forms,
+            activity=ACTIVITY,
+            records=records,
+            duck=duck,
+        )
+    return rollupread.counts(session, month=month, forms=forms, activity=ACTIVITY, records=records)
 
 
 def org_figures(
-    session: Session, *, lake: Lake, month: str, duck: Duck | None = None
+    session: Session, *, lake: Lake, month: str, duck: Duck | None = None, recount: bool = False
 ) -> tuple[dict[str, OrgFigures], int]:
-    """Every institution code's raw figures for the month, and the cumulative stored records up to its end."""
+    """Every institution code's raw figures for the month, and the cumulative stored records up to its end
+    (the lake's share from intake's rollups; with `recount`, recounted from the lake's records)."""
     first, last = month_bounds(month)
     figs: dict[str, OrgFigures] = defaultdict(OrgFigures)
     rows, cumulative = _daily(session, first=first, last=last)
@@ -285,11 +248,19 @@ def org_figures(
             f.tables.add(str(table_name))
     for code, n in _cda_counts(session, month=month).items():
         figs[code].cda = n
-    reader = LakeReader(lake, duck)
-    try:
-        _lake_figures(reader, figs, month=month, pending=pending_batches(session))
-    finally:
-        reader.close()
+    first, _ = month_bounds(month)
+    got = _lake_counts(session, lake=lake, month=month, duck=duck, recount=recount)
+    for table, org, mask in got.days:
+        f = figs[org]
+        f.days.update(figsql.mask_days(first, mask))
+        f.forms.add(table)
+    for org, n, amount, n_rt in got.activity.get(VISIT_TABLE, []):
+        figs[org].visits, figs[org].visit_revenue, figs[org].visits_realtime = n, amount, n_rt
+    for org, n, amount, n_rt in got.activity.get(DISCHARGE_TABLE, []):
+        figs[org].discharges, figs[org].inpatient_revenue, figs[org].discharges_realtime = n, amount, n_rt
+    for what, rows in got.records.items():
+        for org, n in rows:
+            setattr(figs[org], f"records_{what}", n)
     return dict(figs), cumulative
 
 
@@ -383,13 +354,15 @@ class MonthFigures:
         raise KeyError(code)
 
 
-def month_figures(session: Session, *, lake: Lake, month: str, duck: Duck | None = None) -> MonthFigures:
-    """Every figure of the data-collection tables for the month, per unit."""
+def month_figures(
+    session: Session, *, lake: Lake, month: str, duck: Duck | None = None, recount: bool = False
+) -> MonthFigures:
+    """Every figure of the data-collection tables for the month, per unit (`recount`: see `org_figures`)."""
     from rhip.quality import service
     from rhip.quality.usage import usage_of
 
     month_bounds(month)
-    orgs, cumulative = org_figures(session, lake=lake, month=month, duck=duck)
+    orgs, cumulative = org_figures(session, lake=lake, month=month, duck=duck, recount=recount)
     declared = service.declared_counts(session)
     stats = service.statistics_of(session, month=month)
     usage = usage_of(session, month=month)
@@ -438,25 +411,26 @@ def month_figures(session: Session, *, lake: Lake, month: str, duck: Duck | None
 
 
 def visit_history(
-    session: Session, *, lake: Lake, month: str, months: int = 12, duck: Duck | None = None
+    session: Session,
+    *,
+    lake: Lake,
+    month: str,
+    months: int = 12,
+    duck: Duck | None = None,
+    recount: bool = False,
 ) -> dict[str, dict[str, int]]:
     """Outpatient visits per unit and month, for the `months` months ending with `month`."""
     first, _ = month_bounds(month)
     y, m = first.year, first.month - (months - 1)
     while m <= 0:
         y, m = y - 1, m + 12
-    reader = LakeReader(lake, duck)
-    try:
-        if not reader.has(VISIT_TABLE):
-            return {}
-        pending = pending_batches(session)
-        changes = has_changes(reader, VISIT_TABLE, pending=pending)
-        sql = figsql.history_sql(
-            VISIT_TABLE, first_month=f"{y:04d}-{m:02d}", month=month, pending=pending, changes=changes
+    since = f"{y:04d}-{m:02d}"
+    if recount:
+        got = recount_.history(
+            session, lake=lake, table=VISIT_TABLE, first_month=since, month=month, duck=duck
         )
-        got = reader.rows(sql, VISIT_TABLE)
-    finally:
-        reader.close()
+    else:
+        got = rollupread.history(session, table=VISIT_TABLE, first_month=since, month=month)
     by_org: dict[str, dict[str, int]] = defaultdict(dict)
     for org, mon, n in got:
         by_org[str(org)][str(mon)] = int(n)

@@ -1,7 +1,8 @@
 """The quality domain's monthly figures and its bulletin sections (the bulletin's provider hook).
 
-The work is split by responsibility: `figsql` builds the SQL over intake's lake tables, `lakeread` runs it
-through DuckDB, `figures` assembles the per-unit figures of docs/metrics.md, `usage` holds the reported
+The work is split by responsibility: `rollupread` reads intake's rollups, `recount` recounts the same from
+the lake (`figsql` builds the SQL over intake's lake tables, `lakeread` runs it through DuckDB), `figures`
+assembles the per-unit figures of docs/metrics.md, `usage` holds the reported
 record-browser and smart-reminder usage, `layouts` and `eras` turn the figures into the bulletin's tables
 (in the layout of each era of the seeds) and `sections` into its sections. This module keeps the names the
 rest of the code uses.
@@ -26,7 +27,6 @@ from rhip.quality.figures import (
     month_figures,
     month_label,
     org_figures,
-    pending_batches,
     realtime_tables,
     required_tables,
     units,
@@ -42,6 +42,7 @@ from rhip.quality.layouts import (
     supplement_row,
     thousands,
 )
+from rhip.quality.recount import pending_batches
 from rhip.quality.sections import sections_of
 
 __all__ = [

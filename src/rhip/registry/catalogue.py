@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal, cast, get_args
@@ -27,6 +28,8 @@ Category = Literal["medical", "public_health"]
 FIELD_TYPES: tuple[str, ...] = get_args(FieldType)
 CATEGORIES: tuple[str, ...] = get_args(Category)
 REALTIME_FORMS = 12  # the bulletin's 实时数据表单上传情况 is “x/12”
+# a record is real-time (实时) when its 数据采集时间 is at most this after its event (docs/metrics.md)
+REALTIME_LAG = timedelta(hours=1)
 
 TYPE_LABELS: dict[str, str] = {
     "string": "字符串",
@@ -79,6 +82,8 @@ class Dataset:
     links: tuple[Link, ...]
     cda_document: str | None  # WS/T 500 / WS/T 483 document type mapped to this table
     description: str = ""
+    amount: str | None = None  # the money field the bulletin sums (收入), kept in intake's rollups
+    person: str | None = None  # the field naming the person under management (distinct people counted)
 
     @property
     def field_names(self) -> tuple[str, ...]:
@@ -190,6 +195,8 @@ def _dataset(raw: dict[str, Any]) -> Dataset:
         links=links,
         cda_document=raw.get("cda_document"),
         description=str(raw.get("description") or ""),
+        amount=raw.get("amount"),
+        person=raw.get("person"),
     )
 
 
@@ -216,6 +223,10 @@ def problems(items: list[Dataset]) -> list[str]:
                 out.append(f"{d.name}: business key field {key} does not exist")
             elif not d.field(key).required:
                 out.append(f"{d.name}: business key field {key} must be required")
+        if d.amount is not None and (d.amount not in names or d.field(d.amount).type != "decimal"):
+            out.append(f"{d.name}: amount field {d.amount} is not a decimal field of the table")
+        if d.person is not None and d.person not in names:
+            out.append(f"{d.name}: person field {d.person} does not exist")
         if d.event_time is not None:
             if d.event_time not in names:
                 out.append(f"{d.name}: event_time field {d.event_time} does not exist")

@@ -1,0 +1,258 @@
+"""Intake's rollups: the monthly counts the data-collection figures need, kept current at every batch's
+commit, so that computing a month's figures reads a few thousand SQL rows instead of scanning the lake.
+
+- `intake_activity` (table, event month, institution): current records (docs/metrics.md's "current record":
+  the latest version of a key, not revoked), the total of the table's `amount` field and how many of them
+  were real-time. Kept as deltas: a batch adds the final version of each key it stores and takes away the
+  version that key had before, which the key index remembers (`keyindex.stored_state`).
+- `intake_realtime_days` (table, month, institution): a bit mask of the local days of 数据采集时间 in the
+  month on which a real-time record was stored (every stored version counts, as an upload day).
+- `intake_people_months` (table, institution, person, month): per person under management (the table's
+  `person` field), the number of current records in each event month; `intake_people_first` counts persons
+  by the first dated month in which they have one, so "people with a current record up to month M" is a sum.
+
+The rollups are written in the SQL transaction that marks the receipt committed: they exist exactly when
+the batch's records are visible. `quality` reads them by these documented names and can recount every
+figure from the lake to check them (`rhip quality verify`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+from sqlalchemy.orm import Session
+
+from rhip.db.engine import dialect_insert
+from rhip.intake.models import IntakeActivity, IntakeRealtimeDays
+from rhip.intake.store import OP_REVOKE
+from rhip.registry import catalogue
+
+NO_MONTH = "0000-00"  # `_month` of a record without any usable time: never counted as a dated record
+LOCAL = pl.duration(hours=8)  # Asia/Shanghai has had no daylight saving since 1991
+
+# what the key index keeps of each stored version besides its key, month and op (null where unused)
+MEASURES: dict[str, pl.DataType] = {"amount": pl.Float64(), "realtime": pl.Boolean(), "person": pl.String()}
+
+
+def measure_exprs(ds: catalogue.Dataset) -> list[pl.Expr]:
+    """Per stored record: its amount, whether it was real-time and its person (columns as written)."""
+    lag = int(catalogue.REALTIME_LAG.total_seconds() * 1_000_000)
+    event = pl.col(ds.event_time or "updated_at").cast(pl.Datetime("us", "UTC"))
+    late = pl.col("collected_at").cast(pl.Datetime("us", "UTC")) - event
+    return [
+        (pl.col(ds.amount).cast(pl.Float64) if ds.amount else pl.lit(None, pl.Float64)).alias("amount"),
+        late.is_between(pl.duration(microseconds=0), pl.duration(microseconds=lag))
+        .fill_null(False)
+        .alias("realtime"),
+        (pl.col(ds.person).cast(pl.String) if ds.person else pl.lit(None, pl.String)).alias("person"),
+    ]
+
+
+@dataclass
+class Rollup:
+    """A batch's changes to the rollups (deltas; masks to OR in)."""
+
+    activity: list[pl.DataFrame] = field(default_factory=list)
+    days: list[pl.DataFrame] = field(default_factory=list)
+    people: list[pl.DataFrame] = field(default_factory=list)
+
+    def extend(self, other: Rollup) -> None:
+        """Add another table's (or batch's) changes."""
+        self.activity += other.activity
+        self.days += other.days
+        self.people += other.people
+
+
+def _final_versions(data: pl.DataFrame) -> pl.DataFrame:
+    """The last stored version of each key in the batch (by 数据更新时间, then row)."""
+    repeated = data.get_column("_key").hash().is_duplicated()
+    if not repeated.any():
+        return data
+    again = (
+        data.filter(repeated)
+        .sort("_key", "updated_at", "_row")
+        .unique("_key", keep="last", maintain_order=True)
+    )
+    return pl.concat([data.filter(~repeated), again], how="vertical_relaxed")
+
+
+def of_table(ds: catalogue.Dataset, data: pl.DataFrame, prev: pl.DataFrame) -> Rollup:
+    """A table's rollup changes from the records a batch stores (`data`, as written to the lake, with the
+    columns of `measure_exprs` added) and the stored state of their keys before it (`prev`: `_key`,
+    `_prev_op`, `_prev_month`, `_prev_amount`, `_prev_realtime`, `_prev_person`; keys never stored are
+    absent)."""
+    out = Rollup()
+    if not data.height:
+        return out
+    name = ds.name
+    final = _final_versions(data)
+    added = final.filter(pl.col("_op") != OP_REVOKE).select(
+        "org_code", pl.col("_month").alias("month"), "amount", "realtime", "person", pl.lit(1).alias("sign")
+    )
+    replaced = pl.DataFrame()
+    if prev.height:
+        replaced = (
+            final.select("_key", "org_code")
+            .join(prev, on="_key", how="inner")
+            .filter(pl.col("_prev_op") != OP_REVOKE)
+            .select(
+                "org_code",
+                pl.col("_prev_month").alias("month"),
+                pl.col("_prev_amount").alias("amount"),
+                pl.col("_prev_realtime").alias("realtime"),
+                pl.col("_prev_person").alias("person"),
+                pl.lit(-1).alias("sign"),
+            )
+        )
+    both = pl.concat([added, replaced], how="vertical_relaxed") if replaced.height else added
+    activity = (
+        both.group_by("org_code", "month")
+        .agg(
+            pl.col("sign").sum().cast(pl.Int64).alias("n"),
+            (pl.col("amount").fill_null(0.0) * pl.col("sign")).sum().alias("amount"),
+            (pl.col("realtime").cast(pl.Int64) * pl.col("sign")).sum().alias("n_realtime"),
+        )
+        .filter((pl.col("n") != 0) | (pl.col("n_realtime") != 0) | (pl.col("amount") != 0))
+    )
+    out.activity.append(activity.with_columns(pl.lit(name).alias("table_name")))
+    if ds.person:
+        people = (
+            both.filter(pl.col("person").is_not_null())
+            .group_by("org_code", "person", "month")
+            .agg(pl.col("sign").sum().cast(pl.Int64).alias("n"))
+            .filter(pl.col("n") != 0)
+        )
+        out.people.append(people.with_columns(pl.lit(name).alias("table_name")))
+    if ds.realtime:
+        local = (pl.col("collected_at") + LOCAL).dt.date()
+        days = (
+            data.filter(pl.col("realtime"))
+            .select("org_code", local.dt.strftime("%Y-%m").alias("month"), (local.dt.day() - 1).alias("bit"))
+            .unique()
+            .group_by("org_code", "month")
+            # distinct days: the sum of their bits is their OR (powers of two are exact in a double)
+            .agg(pl.lit(2.0).pow(pl.col("bit")).cast(pl.Int64).sum().alias("days"))
+        )
+        out.days.append(days.with_columns(pl.lit(name).alias("table_name")))
+    return out
+
+
+def _rows(frames: list[pl.DataFrame]) -> list[dict[str, Any]]:
+    if not frames:
+        return []
+    return pl.concat(frames, how="vertical_relaxed").rename({"org_code": "institution_code"}).to_dicts()
+
+
+def _add(session: Session, table: Any, rows: list[dict[str, Any]], merge: dict[str, Any]) -> None:
+    """Upsert rows keyed by (table_name, month, institution_code), merging each column as `merge` says."""
+    if not rows:
+        return
+    ins = dialect_insert(session, table)
+    set_ = {c: fn(table.c[c], ins.excluded[c]) for c, fn in merge.items()}
+    session.execute(
+        ins.on_conflict_do_update(index_elements=["table_name", "month", "institution_code"], set_=set_), rows
+    )
+
+
+def _sum(old: Any, new: Any) -> Any:
+    return old + new
+
+
+def apply(session: Session, rollup: Rollup) -> None:
+    """Write a batch's rollup changes (in the caller's transaction: the one that commits its receipt)."""
+    _add(
+        session,
+        IntakeActivity.__table__,
+        _rows(rollup.activity),
+        dict.fromkeys(("n", "amount", "n_realtime"), _sum),
+    )
+    _add(
+        session, IntakeRealtimeDays.__table__, _rows(rollup.days), {"days": lambda old, new: old.op("|")(new)}
+    )
+    if rollup.people:
+        _apply_people(session, pl.concat(rollup.people, how="vertical_relaxed"))
+
+
+# the per-person work is set-based SQL over a temporary table of the batch's changes (one B-tree lookup or
+# two per person), not a round of ORM statements per person
+_TEMP = "rollup_people_delta"
+_FIRSTS = "rollup_people_firsts"
+_KEY = "table_name, institution_code, person"
+_DATED = f"n > 0 AND month <> '{NO_MONTH}'"
+
+
+def _first_month(alias: str) -> str:
+    """SQL: the first dated month with a current record of the person in row `alias`."""
+    return (
+        f"(SELECT min(m.month) FROM intake_people_months m WHERE m.table_name = {alias}.table_name "
+        f"AND m.institution_code = {alias}.institution_code AND m.person = {alias}.person AND m.{_DATED})"
+    )
+
+
+def _fill(conn: Any, table: str, cols: str, rows: pl.DataFrame) -> None:
+    """Rows into a temporary table: COPY on PostgreSQL, one driver-level executemany on SQLite."""
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    if conn.dialect.name == "postgresql":
+        with raw.cursor() as cur, cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+            for r in rows.iter_rows():
+                copy.write_row(r)
+        return
+    marks = ", ".join("?" for _ in cols.split(","))
+    cur = raw.cursor()
+    try:
+        cur.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", rows.iter_rows())
+    finally:
+        cur.close()
+
+
+def _apply_people(session: Session, deltas: pl.DataFrame) -> None:
+    """Per person touched: current records per month updated, and the counts of persons by first month
+    moved wherever a person's first month changed (appeared, moved, or went away)."""
+    conn = session.connection()
+    conn.exec_driver_sql(
+        f"CREATE TEMP TABLE IF NOT EXISTS {_TEMP} (table_name VARCHAR(64), institution_code VARCHAR(32), "
+        "person VARCHAR(64), month VARCHAR(7), n BIGINT)"
+    )
+    conn.exec_driver_sql(
+        f"CREATE TEMP TABLE IF NOT EXISTS {_FIRSTS} (table_name VARCHAR(64), institution_code VARCHAR(32), "
+        "person VARCHAR(64), added VARCHAR(7), lost INTEGER, old_first VARCHAR(7), new_first VARCHAR(7))"
+    )
+    conn.exec_driver_sql(f"DELETE FROM {_TEMP}")
+    conn.exec_driver_sql(f"DELETE FROM {_FIRSTS}")
+    # in key order, so that the upsert below walks the primary key's B-tree forward (a third faster)
+    rows = deltas.select("table_name", "org_code", "person", "month", pl.col("n").cast(pl.Int64)).sort(
+        "table_name", "org_code", "person", "month"
+    )
+    _fill(conn, _TEMP, f"{_KEY}, month, n", rows)
+    # a person whose changes only add dated records keeps or moves back their first month: the least of
+    # the old one and the months added; only persons losing a record need their months searched again
+    conn.exec_driver_sql(
+        f"INSERT INTO {_FIRSTS} ({_KEY}, added, lost) SELECT {_KEY}, "
+        f"min(CASE WHEN {_DATED} THEN month END), max(CASE WHEN n < 0 THEN 1 ELSE 0 END) "
+        f"FROM {_TEMP} GROUP BY {_KEY}"
+    )
+    conn.exec_driver_sql(f"UPDATE {_FIRSTS} SET old_first = {_first_month(_FIRSTS)}")
+    conn.exec_driver_sql(
+        f"INSERT INTO intake_people_months ({_KEY}, month, n) SELECT {_KEY}, month, n FROM {_TEMP} "
+        f"WHERE true ON CONFLICT ({_KEY}, month) DO UPDATE SET n = intake_people_months.n + excluded.n"
+    )
+    conn.exec_driver_sql(
+        f"UPDATE {_FIRSTS} SET new_first = CASE WHEN lost = 1 THEN {_first_month(_FIRSTS)} "
+        "WHEN old_first IS NULL OR added < old_first THEN added ELSE old_first END"
+    )
+    moved = (
+        f"SELECT table_name, new_first AS month, institution_code, 1 AS d FROM {_FIRSTS} "
+        "WHERE new_first IS NOT NULL AND (old_first IS NULL OR old_first <> new_first) "
+        f"UNION ALL SELECT table_name, old_first, institution_code, -1 FROM {_FIRSTS} "
+        "WHERE old_first IS NOT NULL AND (new_first IS NULL OR old_first <> new_first)"
+    )
+    conn.exec_driver_sql(
+        "INSERT INTO intake_people_first (table_name, month, institution_code, n) "
+        f"SELECT table_name, month, institution_code, sum(d) FROM ({moved}) AS x "
+        "GROUP BY table_name, month, institution_code HAVING sum(d) <> 0 "
+        "ON CONFLICT (table_name, month, institution_code) "
+        "DO UPDATE SET n = intake_people_first.n + excluded.n"
+    )
