@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from rhip.db.engine import dialect_insert
 from rhip.intake.models import IntakeActivity, IntakeRealtimeDays
-from rhip.intake.store import OP_REVOKE
+from rhip.intake.store import OP_NEW, OP_REVOKE
 from rhip.registry import catalogue
 
 NO_MONTH = "0000-00"  # `_month` of a record without any usable time: never counted as a dated record
@@ -67,9 +67,12 @@ class Rollup:
 
 def _final_versions(data: pl.DataFrame) -> pl.DataFrame:
     """The last stored version of each key in the batch (by 数据更新时间, then row)."""
-    repeated = data.get_column("_key").hash().is_duplicated()
-    if not repeated.any():
+    # a key stored twice in one batch has a later version stored as a correction or revocation (2 or 3), so
+    # only keys with such a row can repeat: none in a batch of new records, no hashing of every key
+    changed = data.filter(pl.col("_op") != OP_NEW).get_column("_key")
+    if not changed.len():
         return data
+    repeated = data.get_column("_key").is_in(changed.unique().implode())
     again = (
         data.filter(repeated)
         .sort("_key", "updated_at", "_row")
@@ -88,54 +91,80 @@ def of_table(ds: catalogue.Dataset, data: pl.DataFrame, prev: pl.DataFrame) -> R
         return out
     name = ds.name
     final = _final_versions(data)
-    added = final.filter(pl.col("_op") != OP_REVOKE).select(
-        "org_code", pl.col("_month").alias("month"), "amount", "realtime", "person", pl.lit(1).alias("sign")
+    # only what this table's rollups use (a table without an amount or a person, or not a real-time form,
+    # aggregates counts only)
+    measures = [
+        c for c, used in (("amount", ds.amount), ("realtime", ds.realtime), ("person", ds.person)) if used
+    ]
+    added = (
+        final.lazy()
+        .filter(pl.col("_op") != OP_REVOKE)
+        .select("org_code", pl.col("_month").alias("month"), *measures, pl.lit(1, pl.Int64).alias("sign"))
     )
-    replaced = pl.DataFrame()
+    both = added
     if prev.height:
         replaced = (
-            final.select("_key", "org_code")
-            .join(prev, on="_key", how="inner")
+            final.lazy()
+            .select("_key", "org_code")
+            .join(prev.lazy(), on="_key", how="inner")
             .filter(pl.col("_prev_op") != OP_REVOKE)
             .select(
                 "org_code",
                 pl.col("_prev_month").alias("month"),
-                pl.col("_prev_amount").alias("amount"),
-                pl.col("_prev_realtime").alias("realtime"),
-                pl.col("_prev_person").alias("person"),
-                pl.lit(-1).alias("sign"),
+                *[pl.col(f"_prev_{m}").alias(m) for m in measures],
+                pl.lit(-1, pl.Int64).alias("sign"),
             )
         )
-    both = pl.concat([added, replaced], how="vertical_relaxed") if replaced.height else added
+        both = pl.concat([added, replaced], how="vertical_relaxed")
+    sums = [pl.col("sign").sum().alias("n")]
+    sums.append(
+        (pl.col("amount").fill_null(0.0) * pl.col("sign")).sum().alias("amount")
+        if ds.amount
+        else pl.lit(0.0).alias("amount")
+    )
+    sums.append(
+        (pl.col("realtime").cast(pl.Int64) * pl.col("sign")).sum().alias("n_realtime")
+        if ds.realtime
+        else pl.lit(0, pl.Int64).alias("n_realtime")
+    )
     activity = (
         both.group_by("org_code", "month")
-        .agg(
-            pl.col("sign").sum().cast(pl.Int64).alias("n"),
-            (pl.col("amount").fill_null(0.0) * pl.col("sign")).sum().alias("amount"),
-            (pl.col("realtime").cast(pl.Int64) * pl.col("sign")).sum().alias("n_realtime"),
-        )
+        .agg(sums)
         .filter((pl.col("n") != 0) | (pl.col("n_realtime") != 0) | (pl.col("amount") != 0))
+        .with_columns(pl.lit(name).alias("table_name"))
+        .collect()
     )
-    out.activity.append(activity.with_columns(pl.lit(name).alias("table_name")))
+    out.activity.append(activity)
     if ds.person:
         people = (
             both.filter(pl.col("person").is_not_null())
             .group_by("org_code", "person", "month")
-            .agg(pl.col("sign").sum().cast(pl.Int64).alias("n"))
+            .agg(pl.col("sign").sum().alias("n"))
             .filter(pl.col("n") != 0)
+            .with_columns(pl.lit(name).alias("table_name"))
+            .collect()
         )
-        out.people.append(people.with_columns(pl.lit(name).alias("table_name")))
+        out.people.append(people)
     if ds.realtime:
-        local = (pl.col("collected_at") + LOCAL).dt.date()
+        # distinct local days first (a few per institution), then their month and bit: formatting every
+        # row's date was most of this table's rollup time
         days = (
-            data.filter(pl.col("realtime"))
-            .select("org_code", local.dt.strftime("%Y-%m").alias("month"), (local.dt.day() - 1).alias("bit"))
+            data.lazy()
+            .filter(pl.col("realtime"))
+            .select("org_code", (pl.col("collected_at") + LOCAL).dt.date().alias("day"))
             .unique()
+            .collect()
+        )
+        days = (
+            days.with_columns(
+                pl.col("day").dt.strftime("%Y-%m").alias("month"), (pl.col("day").dt.day() - 1).alias("bit")
+            )
             .group_by("org_code", "month")
             # distinct days: the sum of their bits is their OR (powers of two are exact in a double)
             .agg(pl.lit(2.0).pow(pl.col("bit")).cast(pl.Int64).sum().alias("days"))
+            .with_columns(pl.lit(name).alias("table_name"))
         )
-        out.days.append(days.with_columns(pl.lit(name).alias("table_name")))
+        out.days.append(days)
     return out
 
 
