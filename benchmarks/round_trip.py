@@ -31,6 +31,7 @@ from rhip.db.engine import Database, upgrade
 from rhip.intake import demo as intake_demo
 from rhip.lake.store import Lake
 from rhip.quality import service as quality, stats, verify
+from rhip.registry import service as registry
 from rhip.synth import calibration, service as synth
 
 MONTH = "2025-03"
@@ -67,9 +68,11 @@ def main() -> None:
         made = time.perf_counter() - t0
         settings = Settings(data_dir=work / "data", secret_key="bench")
         upgrade(settings.resolved_database_url)
+        db = Database.from_settings(settings)
+        with db.session() as s, s.begin():
+            registry.ensure_loaded(s)
         load_before = round(os.getloadavg()[0], 2)
         got = intake_demo.ingest_month(settings=settings, synth_dir=synth_dir, console=Console(stderr=True))
-        db = Database.from_settings(settings)
         lake = Lake(settings.resolved_lake_dir)
         with db.session() as s, s.begin():
             quality.import_statistics_file(s, path=synth_dir / "statistics_report.csv")

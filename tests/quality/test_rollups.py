@@ -149,6 +149,15 @@ def test_rollups_follow_random_corrections(seed: int, db, session, lake) -> None
         sent["outpatient_visit"] += visits
         sent["hypertension_followup"] += follow
         batches.append({"outpatient_visit": visits, "hypertension_followup": follow})
+    # last, corrections sent alone that move a record to a month the batch touches nothing else in
+    first = next(v for v in sent["outpatient_visit"] if v["visit_time"].startswith(MONTHS[0]))
+    moved = _later(rng, first, "2", visit_time=_when(rng, MONTHS[2]).strftime(FMT))
+    moved["updated_at"] = "2023-12-31 00:00:00"
+    batches.append({"outpatient_visit": [moved]})
+    person = next(f for f in sent["hypertension_followup"] if f["followup_date"].startswith(MONTHS[0]))
+    gone = _later(rng, person, "3")
+    gone["updated_at"] = "2023-12-31 00:00:00"
+    batches.append({"hypertension_followup": [gone]})
     for batch in batches:
         receipt = up.send(org, batch)
         probs = receipt.outcome.problems

@@ -133,7 +133,12 @@ def _write_keys(lake: Lake, *, keys: pl.DataFrame, batch_id: str) -> None:
 
 
 def stored_state(
-    index: KeyIndex, *, table: str, institution_code: str, months: list[str], keys: pl.Series | None = None
+    index: KeyIndex,
+    *,
+    table: str,
+    institution_code: str,
+    months: list[str] | None,
+    keys: pl.Series | None = None,
 ) -> pl.DataFrame:
     """Latest stored version per key for the months a batch touches (and, when given, only for `keys`: the
     batch's own keys, so the ordering work follows the batch, not the history): `_key`, `_prev` (its
@@ -141,7 +146,8 @@ def stored_state(
     `_prev_person`.
 
     Only the index partitions (table, institution, year) of this batch are read, so the cost follows the
-    size of those years, not of the whole history.
+    size of those years, not of the whole history. `months=None` reads every year (for the few keys that
+    must be found wherever they are: see `moved_state`).
     """
     empty = pl.DataFrame(
         schema={
@@ -152,19 +158,20 @@ def stored_state(
             **{f"_prev_{m}": t for m, t in rollup.MEASURES.items()},
         }
     )
-    if not months:
+    if months is not None and not months:
         return empty
-    period: tuple[str, str, Any] = (
-        ("month", "in", list(months))
-        if "month" in index.parts
-        else ("year", "in", sorted({m[:4] for m in months}))
-    )
-    where = [("table", "=", table), ("org_code", "=", institution_code), period]
+    where: list[tuple[str, str, Any]] = [("table", "=", table), ("org_code", "=", institution_code)]
+    if months is not None:
+        where.append(
+            ("month", "in", list(months))
+            if "month" in index.parts
+            else ("year", "in", sorted({m[:4] for m in months}))
+        )
     files = index.files(where + _key_range(keys))
     if not files:
         return empty
     scan = _scan(files)
-    if "month" not in index.parts:
+    if months is not None and "month" not in index.parts:
         # index files are sorted by month: row-group statistics skip the other months of a year partition
         scan = scan.filter(pl.col("month").is_in(list(months)))
     scan = scan.select("key", "updated_at", "op", "month", *rollup.MEASURES)
@@ -183,6 +190,23 @@ def stored_state(
         .with_columns(pl.col("_prev").cast(pl.Datetime("us", "UTC")))
         .collect()
     )
+
+
+def moved_state(
+    index: KeyIndex, *, table: str, institution_code: str, incoming: pl.DataFrame, known: pl.DataFrame
+) -> pl.DataFrame:
+    """`known` (the stored state of a batch's keys in the months it touches) completed with the keys of its
+    declared corrections and revocations (修改标志 2/3) that were not found there: a correction may move a
+    record to another month (a wrong visit time), and it must still replace the version it corrects. Those
+    few keys are looked up in every year of the index (files pruned on their key range)."""
+    declared = incoming.filter(pl.col("change_flag") != OP_NEW).get_column("_key")
+    if not declared.len():
+        return known
+    missing = declared.filter(~declared.is_in(known.get_column("_key").implode())).unique()
+    if not missing.len():
+        return known
+    found = stored_state(index, table=table, institution_code=institution_code, months=None, keys=missing)
+    return pl.concat([known, found], how="vertical_relaxed") if found.height else known
 
 
 def stored_keys(

@@ -423,6 +423,9 @@ def _process(
         known_state = keyindex.stored_state(
             index, table=name, institution_code=institution_code, months=months, keys=incoming["_key"]
         )
+        known_state = keyindex.moved_state(
+            index, table=name, institution_code=institution_code, incoming=incoming, known=known_state
+        )
         good = good.with_columns(
             keyindex.classify(incoming, known_state.select("_key", "_prev")).alias("_op")
         )

@@ -1,5 +1,8 @@
 """The registry's package data (institutions, districts, channels, ...) as plain records, no database.
 
+Institutions, districts and telemedicine centres live here; departments, channels, hotline categories and
+metropolitan cities in `directories`, the name keys and file reading in `loading` (re-exported here).
+
 The synthetic-city generator and the bulletin read these directly; `service.load` copies them into the
 SQL tables. Names are matched after `normalize_name` (full-/half-width, spaces, "（含分院）") and with
 or without the "南京市"/"南京" prefix, so every spelling in the bulletins resolves to one institution.
@@ -8,15 +11,33 @@ or without the "南京市"/"南京" prefix, so every spelling in the bulletins r
 from __future__ import annotations
 
 import hashlib
-import re
-import unicodedata
 from dataclasses import dataclass, field, replace
 from datetime import date
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
-import yaml
+from rhip.registry.directories import (
+    CHANNEL_GROUPS as CHANNEL_GROUPS,
+    HOTLINE_KINDS as HOTLINE_KINDS,
+    ChannelRecord as ChannelRecord,
+    DepartmentRecord as DepartmentRecord,
+    HotlineCategoryRecord as HotlineCategoryRecord,
+    MetroCityRecord as MetroCityRecord,
+    channel_aliases as channel_aliases,
+    channels as channels,
+    departments as departments,
+    hotline_categories as hotline_categories,
+    metro_cities as metro_cities,
+    resolve_channel as resolve_channel,
+)
+from rhip.registry.loading import (
+    DATA_DIR as DATA_DIR,
+    aliases_of as _aliases,
+    candidate_keys as candidate_keys,
+    normalize_code as normalize_code,
+    normalize_name as normalize_name,
+    read_data as _read,
+)
 
 # Bump when the loader's interpretation of the files changes (forces a reload of existing databases).
 LOADER_VERSION = "1"
@@ -30,8 +51,6 @@ DATA_FILES = (
     "telemed.yaml",
     "metro_cities.yaml",
 )
-
-DATA_DIR = Path(__file__).with_name("data")
 
 CITY = "南京市"
 CITY_CODE = "320100"
@@ -53,17 +72,6 @@ UPLOAD_ROUTE_LABELS = {
     "parent": "并入上级机构上传",
     "none": "不上传",
 }
-CHANNEL_GROUPS = {
-    "online_12320": "12320在线预约",
-    "quick": "快速预约",
-    "phone": "电话预约",
-    "in_clinic": "诊间预约",
-    "third_party": "第三方",
-    "community": "社区预约",
-    "hospital_own": "医院自有途径",
-}
-HOTLINE_KINDS = {"call": "受理电话", "work_order": "工单"}
-
 # District platforms answer to these spellings too (2018: 区卫计局, 2020: 区卫健委, tables: just "玄武区").
 PLATFORM_ALIAS_TEMPLATES = (
     "{name}",
@@ -124,44 +132,6 @@ class InstitutionRecord:
 
 
 @dataclass(frozen=True)
-class DepartmentRecord:
-    """A clinical department (诊疗科目) with its official code."""
-
-    code: str
-    name: str
-    parent_code: str | None
-    sort_order: int
-
-
-@dataclass(frozen=True)
-class ChannelRecord:
-    """A booking channel (预约途径) and the statistics column (group) it counts under."""
-
-    code: str
-    name: str
-    group: str
-    aliases: tuple[str, ...]
-    sort_order: int
-
-    @property
-    def group_label(self) -> str:
-        """The group in Chinese."""
-        return CHANNEL_GROUPS[self.group]
-
-
-@dataclass(frozen=True)
-class HotlineCategoryRecord:
-    """A 12320 hotline call category or work-order source."""
-
-    code: str
-    name: str
-    kind: str
-    unit: str
-    aliases: tuple[str, ...]
-    sort_order: int
-
-
-@dataclass(frozen=True)
 class TelemedCentreRecord:
     """One of the five telemedicine centres and its business-centre hospital."""
 
@@ -175,18 +145,6 @@ class TelemedCentreRecord:
 
 
 @dataclass(frozen=True)
-class MetroCityRecord:
-    """A city of the Nanjing metropolitan area (南京都市圈) other than Nanjing."""
-
-    code: str
-    name: str
-    province: str
-    scope: str | None
-    aliases: tuple[str, ...]
-    sort_order: int
-
-
-@dataclass(frozen=True)
 class _Index:
     by_code: dict[str, InstitutionRecord]
     by_key: dict[str, str] = field(default_factory=dict)
@@ -195,64 +153,7 @@ class _Index:
 # ---------------------------------------------------------------- names
 
 
-_WS = re.compile(r"\s+")
-_TRAILING_BRACKET = re.compile(r"\([^()]*\)$")
-_DROP_SUFFIXES = ("(含分院)", "含分院")
-
-
-def normalize_name(text: str) -> str:
-    """The matching key of a name: NFKC (full-width → half-width), no spaces, lower case, no "(含分院)"."""
-    key = unicodedata.normalize("NFKC", text)
-    key = _WS.sub("", key).lower()
-    key = key.replace("【", "(").replace("】", ")")
-    for suffix in _DROP_SUFFIXES:
-        if key.endswith(suffix) and len(key) > len(suffix):
-            key = key[: -len(suffix)]
-    return key
-
-
-def normalize_code(text: str) -> str:
-    """An institution code as stored: half-width, no spaces, upper case ("ｈ０２０ " → "H020")."""
-    return normalize_name(text).upper()
-
-
-def candidate_keys(text: str) -> list[str]:
-    """Keys to try for a name, best first: itself, other 南京市/南京 prefixes, without a trailing (...)."""
-    key = normalize_name(text)
-    out: list[str] = []
-
-    def add(k: str) -> None:
-        if k and k not in out:
-            out.append(k)
-
-    def with_prefixes(k: str) -> None:
-        add(k)
-        core = k
-        for prefix in ("南京市", "南京"):
-            if core.startswith(prefix) and len(core) > len(prefix) + 1:
-                core = core[len(prefix) :]
-                break
-        for variant in (core, "南京市" + core, "南京" + core):
-            add(variant)
-
-    with_prefixes(key)
-    stripped = _TRAILING_BRACKET.sub("", key)
-    if stripped != key and len(stripped) >= 2:
-        with_prefixes(stripped)
-    return out
-
-
 # ---------------------------------------------------------------- loading
-
-
-def _read(name: str) -> Any:
-    return yaml.safe_load((DATA_DIR / name).read_text(encoding="utf-8"))
-
-
-def _aliases(raw: Any) -> tuple[str, ...]:
-    if not raw:
-        return ()
-    return tuple(str(a) for a in raw)
 
 
 @lru_cache(maxsize=1)
@@ -290,22 +191,6 @@ def _district_maps() -> tuple[dict[str, DistrictRecord], dict[str, DistrictRecor
     by_name = {d.name: d for d in districts()}
     by_code = {d.code: d for d in districts()}
     return by_name, by_code
-
-
-@lru_cache(maxsize=1)
-def metro_cities() -> list[MetroCityRecord]:
-    """The metropolitan-area cities other than Nanjing."""
-    return [
-        MetroCityRecord(
-            code=str(row["code"]),
-            name=str(row["name"]),
-            province=str(row["province"]),
-            scope=row.get("scope"),
-            aliases=_aliases(row.get("aliases")),
-            sort_order=i,
-        )
-        for i, row in enumerate(_read("metro_cities.yaml"))
-    ]
 
 
 def _institution(row: dict[str, Any], *, kind: str, defaults: dict[str, Any]) -> InstitutionRecord:
@@ -470,71 +355,6 @@ def resolve_name(name: str) -> InstitutionRecord | None:
         if owner is not None:
             return index.by_code[owner]
     return None
-
-
-@lru_cache(maxsize=1)
-def departments() -> list[DepartmentRecord]:
-    """Clinical departments with their 诊疗科目 codes (parents before sub-specialities)."""
-    return [
-        DepartmentRecord(code=str(r["code"]), name=str(r["name"]), parent_code=r.get("parent"), sort_order=i)
-        for i, r in enumerate(_read("departments.yaml"))
-    ]
-
-
-@lru_cache(maxsize=1)
-def channels() -> list[ChannelRecord]:
-    """Booking channels in the bulletins' order."""
-    out = []
-    for i, r in enumerate(_read("channels.yaml")):
-        if r["group"] not in CHANNEL_GROUPS:
-            raise ValueError(f"channel {r['code']}: unknown group {r['group']}")
-        out.append(
-            ChannelRecord(
-                code=str(r["code"]),
-                name=str(r["name"]),
-                group=str(r["group"]),
-                aliases=_aliases(r.get("aliases")),
-                sort_order=i,
-            )
-        )
-    return out
-
-
-def channel_aliases(record: ChannelRecord) -> list[str]:
-    """The channel's aliases without those that normalise to its name or to an earlier alias."""
-    seen = {normalize_name(record.name)}
-    out = []
-    for alias in record.aliases:
-        key = normalize_name(alias)
-        if key not in seen:
-            seen.add(key)
-            out.append(alias)
-    return out
-
-
-def resolve_channel(name: str) -> ChannelRecord | None:
-    """The booking channel a name (or code) stands for, or None."""
-    key = normalize_name(name)
-    for c in channels():
-        if key == c.code or key in {normalize_name(n) for n in (c.name, *c.aliases)}:
-            return c
-    return None
-
-
-@lru_cache(maxsize=1)
-def hotline_categories() -> list[HotlineCategoryRecord]:
-    """12320 hotline call categories and work-order sources."""
-    return [
-        HotlineCategoryRecord(
-            code=str(r["code"]),
-            name=str(r["name"]),
-            kind=str(r["kind"]),
-            unit=str(r["unit"]),
-            aliases=_aliases(r.get("aliases")),
-            sort_order=i,
-        )
-        for i, r in enumerate(_read("hotline.yaml"))
-    ]
 
 
 @lru_cache(maxsize=1)

@@ -221,6 +221,14 @@ class TableWriter:
             rows.schema.get_field_index("change_flag"), "change_flag", pa.array([flag] * n, pa.string())
         )
 
+    def _sent_on(self, collected: np.ndarray, rt: np.ndarray) -> None:
+        """Count the month's days on which real-time rows were collected (a correction or revocation of a
+        real-time row is sent in real time too, minutes later: past midnight, that is the next day)."""
+        run = self.run
+        in_month = rt & (collected >= run.month.start) & (collected < run.month.end)
+        if in_month.any():
+            self.rt_days.update(np.unique((collected[in_month] - run.month.start) // city.DAY).tolist())
+
     def _older(self, rows: pa.Table) -> pa.Table:
         """A modified record's first version: differs from the final one in one field."""
         name = self.t.alter
@@ -249,8 +257,7 @@ class TableWriter:
         self.valid += n
         in_month = rt & (collected >= run.month.start) & (collected < run.month.end)
         self.rt_rows += int(in_month.sum())
-        if in_month.any():
-            self.rt_days.update(np.unique((collected[in_month] - run.month.start) // city.DAY).tolist())
+        self._sent_on(collected, rt)
 
         perm = gen.permutation(n)
         k_mod = min(n, _sround(n * rates.modified, gen))
@@ -266,6 +273,7 @@ class TableWriter:
             src = tbl.take(pa.array(mod_idx))
             main_parts.append(self._older(src))
             later_parts.append(self._later_times(src, gen, "2"))
+            self._sent_on(defects.seconds(later_parts[-1].column("collected_at")), rt[mod_idx])
             run.truth.defect(
                 self.plan.code,
                 ds.name,
@@ -314,6 +322,7 @@ class TableWriter:
                 if rule == "revoked":
                     main_parts.append(part)
                     later_parts.append(self._later_times(part, gen, "3"))
+                    self._sent_on(defects.seconds(later_parts[-1].column("collected_at")), rt[src])
                     run.truth.defect(
                         self.plan.code,
                         ds.name,
