@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 import pytest
 
+from rhip.config import Settings
 from rhip.db.engine import Database
 from rhip.intake import pipeline, service as intake
 from rhip.lake.store import Lake
 from rhip.registry import catalogue
+from tests.conftest import SECRET, create_pg_database, drop_pg_database
 from tests.factories import sample_value
 
 _seq = itertools.count(1)
@@ -67,6 +69,29 @@ class Uploader:
             frames=frames_of(rows),
             now_utc=NOW,
         )
+
+
+@pytest.fixture(scope="package")
+def settings(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """The quality tests' own database (and data folder), one per backend.
+
+    The figures read intake's rollups from the SQL database while each test writes its own lake: a
+    database shared with other packages' tests (the synthetic city ingested into their lakes) would hold
+    rollups of records these lakes do not have.
+    """
+    data_dir = tmp_path_factory.mktemp(f"rhip-quality-{backend}")
+    url = create_pg_database() if backend == "postgres" else None
+    yield Settings(data_dir=data_dir, database_url=url, secret_key=SECRET)
+    if url:
+        drop_pg_database(url)
+
+
+@pytest.fixture(scope="package")
+def app_(settings: Settings):  # type: ignore[no-untyped-def]
+    """The application on the quality tests' own database."""
+    from rhip.web.app import create_app
+
+    return create_app(settings)
 
 
 @pytest.fixture()
