@@ -68,3 +68,8 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "demo" / "2025-03"
     assert (out / "manifest.json").exists()
     assert any((out / "uploads").rglob("*.csv"))
+    # the same check from the command line, and a readable error for a bad month
+    v = rhip("quality", "verify", "--month", "2025-03", data_dir=tmp_path)
+    assert v.returncode == 0 and "一致" in v.stdout, v.stdout + v.stderr
+    bad = rhip("quality", "verify", "--month", "2025-13", data_dir=tmp_path)
+    assert bad.returncode != 0 and "YYYY-MM" in bad.stdout + bad.stderr and "Traceback" not in bad.stderr
