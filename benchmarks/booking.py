@@ -3,7 +3,8 @@
 Many residents book the slots of one popular department that has just opened; in the same run the
 same server's trivial endpoint /livez (no database) gives the stack's limit, and /healthz (SELECT 1)
 is shown beside it. Prints bookings/s at 256 clients, p99 at 64 clients, the ratio to /livez, how
-much faster sold-out answers are than bookings, the CPU each side (uvicorn workers, PostgreSQL
+much faster sold-out answers are than bookings (answers/s at 64 clients, and mean latency at 1 and 8
+clients), the CPU each side (uvicorn workers, PostgreSQL
 backends, wrk) spends per request, the database's own ceiling for the same statements (pgbench), and
 checks zero oversell and zero duplicates in the database afterwards. Writes results/booking.json.
 
@@ -91,19 +92,19 @@ function done(summary, latency, requests)
   for _, t in ipairs(threads) do
     c = c + t:get("created"); r = r + t:get("replayed"); f = f + t:get("full"); o = o + t:get("other")
   end
-  io.write(string.format('RESULT {"requests": %%d, "seconds": %%.3f, "created": %%d, "replayed": %%d, "conflict": %%d, "other": %%d, "errors": %%d, "p50_ms": %%.2f, "p99_ms": %%.2f}\n',
+  io.write(string.format('RESULT {"requests": %%d, "seconds": %%.3f, "created": %%d, "replayed": %%d, "conflict": %%d, "other": %%d, "errors": %%d, "p50_ms": %%.3f, "p99_ms": %%.3f, "mean_ms": %%.3f}\n',
     summary.requests, summary.duration / 1e6, c, r, f, o,
     summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
-    latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency.mean / 1000))
 end
 """
 
 PLAIN_LUA = r"""
 function done(summary, latency, requests)
-  io.write(string.format('RESULT {"requests": %d, "seconds": %.3f, "created": 0, "replayed": 0, "conflict": 0, "other": 0, "errors": %d, "p50_ms": %.2f, "p99_ms": %.2f}\n',
+  io.write(string.format('RESULT {"requests": %d, "seconds": %.3f, "created": 0, "replayed": 0, "conflict": 0, "other": 0, "errors": %d, "p50_ms": %.3f, "p99_ms": %.3f, "mean_ms": %.3f}\n',
     summary.requests, summary.duration / 1e6,
     summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
-    latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000, latency.mean / 1000))
 end
 """
 
@@ -474,7 +475,13 @@ def pgbench_floor(
 
 
 def targets(
-    *, bookings_s: float, p99_64: float, ratio: float, soldout_x: float, check: dict[str, Any]
+    *,
+    bookings_s: float,
+    p99_64: float,
+    ratio: float,
+    soldout_x: float,
+    soldout_latency_x: float,
+    check: dict[str, Any],
 ) -> list[dict[str, Any]]:
     """Issue 5's targets with this run's figures: the figure, its ratio to the target, met or not."""
     faults = check["oversold_slots"] + check["counter_mismatches"]
@@ -503,6 +510,12 @@ def targets(
             "figure": f"×{soldout_x:.2f}",
             "ratio": soldout_x / 5,
             "met": soldout_x >= 5,
+        },
+        {
+            "target": "sold-out answers ≥ 5× faster than bookings (mean latency at 1 client)",
+            "figure": f"×{soldout_latency_x:.2f}",
+            "ratio": soldout_latency_x / 5,
+            "met": soldout_latency_x >= 5,
         },
         {
             "target": "zero oversell, zero duplicate bookings (checked after the run)",
@@ -556,6 +569,23 @@ def run_backend(backend: str, seconds: float, workers: int) -> dict[str, Any]:
         steady = wrk(base, lua(slots, 2), connections=64, seconds=max(seconds / 2, 3), meter=meter)
         wrk(base, lua(hot, 3), connections=64, seconds=2)  # sell them out
         soldout = wrk(base, lua(hot, 4), connections=64, seconds=max(seconds / 2, 3), meter=meter)
+        # "5× faster" read as latency: one request at a time (and 8), where nothing queues behind others
+        latency = {}
+        for clients, (book_phase, full_phase) in ((1, (6, 8)), (8, (7, 9))):
+            short = max(seconds / 2, 3)
+            b = wrk(base, lua(slots, book_phase), connections=clients, threads=min(2, clients), seconds=short)
+            f = wrk(base, lua(hot, full_phase), connections=clients, threads=min(2, clients), seconds=short)
+            latency[clients] = {
+                "booking_mean_ms": b["mean_ms"],
+                "booking_p50_ms": b["p50_ms"],
+                "soldout_mean_ms": f["mean_ms"],
+                "soldout_p50_ms": f["p50_ms"],
+                "speedup_mean": round(b["mean_ms"] / max(f["mean_ms"], 0.001), 2),
+                "speedup_p50": round(b["p50_ms"] / max(f["p50_ms"], 0.001), 2),
+                "booking_created": b["created"],
+                "soldout_conflicts": f["conflict"],
+                "answers": b["requests"] + f["requests"],
+            }
         live = wrk(f"{base}/livez", PLAIN_LUA, connections=256, seconds=seconds, meter=meter)
         health = wrk(f"{base}/healthz", PLAIN_LUA, connections=256, seconds=max(seconds / 2, 3), meter=meter)
         floor = floor_batch = None
@@ -582,6 +612,7 @@ def run_backend(backend: str, seconds: float, workers: int) -> dict[str, Any]:
     # the stack's limit: the same server's trivial endpoint, /livez (no database); the better of its runs
     limit = max(live["rps"], live64["rps"], 1e-9)
     created_total = flash["created"] + steady["created"] + soldout["created"]
+    created_total += sum(v["booking_created"] for v in latency.values())
     cpu = flash.get("cpu_ms_per_request", {})
     per_booking = cpu.get("workers", 0) + cpu.get("postgres", 0)
     cores = os.cpu_count() or 2
@@ -603,6 +634,8 @@ def run_backend(backend: str, seconds: float, workers: int) -> dict[str, Any]:
         # against the bookings at 64 clients (201 answers/s; the phase has places enough to be all 201s)
         "soldout_speedup_rps": round(soldout["rps"] / max(steady["created_per_s"], 1e-9), 2),
         "soldout_speedup_p50": round(steady["p50_ms"] / max(soldout["p50_ms"], 0.001), 2),
+        # the same claim read as latency at low concurrency (no queueing): booking time ÷ sold-out time
+        "soldout_latency": latency,
         "booking_cpu_ms": cpu,
         "wrk_cores_used_256": flash.get("cores_used", {}).get("wrk"),
         # what the two cores could do if the server and the database had them to themselves
@@ -623,6 +656,7 @@ def run_backend(backend: str, seconds: float, workers: int) -> dict[str, Any]:
             p99_64=steady["p99_ms"],
             ratio=bookings_s / limit,
             soldout_x=soldout["rps"] / max(steady["created_per_s"], 1e-9),
+            soldout_latency_x=latency[1]["speedup_mean"],
             check=check,
         ),
         "raw": {
@@ -679,6 +713,13 @@ def main() -> int:
                     f"load {f['load_avg_1m_at_start']}): {f['transactions_per_s']} transactions/s, "
                     f"{f['bookings_per_s']} places taken/s (pgbench used {f['pgbench_cores_used']} cores)"
                 )
+        for clients, lat in r["soldout_latency"].items():
+            print(
+                f"[{r['backend']}] sold-out vs booking LATENCY @{clients} client{'s' if clients > 1 else ''}: "
+                f"booking mean {lat['booking_mean_ms']:.2f} ms (p50 {lat['booking_p50_ms']:.2f}), sold-out mean "
+                f"{lat['soldout_mean_ms']:.2f} ms (p50 {lat['soldout_p50_ms']:.2f}) → ×{lat['speedup_mean']} "
+                f"(p50 ×{lat['speedup_p50']}); THROUGHPUT @64: ×{r['soldout_speedup_rps']}"
+            )
         if r["booking_phase_refusals"]:
             print(f"[{r['backend']}] note: {r['booking_phase_refusals']} refusals in the booking phases")
         for t in r["targets"]:

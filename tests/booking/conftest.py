@@ -6,12 +6,13 @@ import random
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import date, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy.orm import Session
 
 from rhip import clock
-from rhip.booking import service as svc
+from rhip.booking import pgbatch, service as svc
 from rhip.booking.models import Schedule
 from rhip.config import Settings
 from rhip.db.engine import Database, upgrade
@@ -99,3 +100,17 @@ def schedule(
         sched = svc.create_schedule(session, spec=spec, actor=STAFF)
     session.expunge(sched)  # a detached snapshot: a later rollback must not expire it
     return sched
+
+
+@pytest.fixture()
+def batch_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of every batch pgbatch sends to PostgreSQL from now on (a spy: the call still goes)."""
+    sizes: list[int] = []
+    execute = pgbatch._execute
+
+    async def spy(conn: Any, entries: Any) -> Any:
+        sizes.append(len(entries))
+        return await execute(conn, entries)
+
+    monkeypatch.setattr(pgbatch, "_execute", spy)
+    return sizes

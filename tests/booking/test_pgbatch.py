@@ -116,24 +116,11 @@ async def _gather(calls: list[Any]) -> list[tuple[str, int | None]]:
         await pgbatch.close_all()
 
 
-def _sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    sizes: list[int] = []
-    sent = pgbatch._execute
-
-    async def spy(conn: Any, entries: Any) -> Any:
-        sizes.append(len(entries))
-        return await sent(conn, entries)
-
-    monkeypatch.setattr(pgbatch, "_execute", spy)
-    return sizes
-
-
 def test_batches_keep_capacity_limits_and_idempotency(
-    pg: Database, frozen: datetime, monkeypatch: pytest.MonkeyPatch
+    pg: Database, frozen: datetime, batch_sizes: list[int]
 ) -> None:
     hot, *same_dept = _slots(pg, capacity=10, n=4)
     other_dept = _slots(pg, capacity=10, n=3, dept="03.02")
-    sizes = _sizes(monkeypatch)
     run = uuid.uuid4().hex[:6]
     calls: list[tuple[int, str, str | None]] = []
     for i in range(120):  # each sends the same request twice: in the same batch or the next
@@ -144,7 +131,7 @@ def test_batches_keep_capacity_limits_and_idempotency(
         calls += [(sid, pid, None) for sid in [*same_dept, *other_dept]]
     outcomes = asyncio.run(_gather([_book(pg, *c) for c in calls]))
 
-    assert max(sizes) > 1, sizes  # they went together
+    assert max(batch_sizes) > 1, batch_sizes  # they went together
     counted = Counter(code for code, _id in outcomes)
     assert set(counted) <= {"created", "replayed", "slot-full", "limit-department", "limit-daily"}, counted
     by_key: dict[str, set[int | None]] = {}
@@ -190,16 +177,13 @@ def test_concurrent_batches_take_locks_in_one_order(
     assert Counter(code for code, _id in outcomes) == {"created": len(calls)} and not alone
 
 
-def test_a_failed_batch_books_each_alone(
-    pg: Database, frozen: datetime, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_failed_batch_books_each_alone(pg: Database, frozen: datetime, batch_sizes: list[int]) -> None:
     slots = _slots(pg, capacity=5, n=3)
-    sizes = _sizes(monkeypatch)
     names = ["李四", "王" * 65, "赵六"]  # the second is too long for the column: the batch fails
     outcomes = asyncio.run(
         _gather([_book(pg, sid, new_person(), None, name) for sid, name in zip(slots, names, strict=True)])
     )
     assert [code for code, _id in outcomes] == ["created", "error", "created"]
-    assert sizes == [3, 1, 1, 1]
+    assert batch_sizes == [3, 1, 1, 1]
     with pg.session() as s, s.begin():
         assert [s.get(Slot, sid).booked_public for sid in slots] == [1, 0, 1]  # type: ignore[union-attr]

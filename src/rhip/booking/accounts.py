@@ -14,9 +14,10 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from rhip.booking import rules as R
-from rhip.booking.common import _dialect_insert, get_rules, person_id
+from rhip.booking.common import get_rules, person_id
 from rhip.booking.models import Phone, PhonePerson
 from rhip.clock import now
+from rhip.db.engine import dialect_insert
 from rhip.errors import Conflict, Invalid
 from rhip.security import service as security
 from rhip.security.models import User
@@ -52,7 +53,7 @@ def register_resident(session: Session, *, id_number: str, name: str, phone: str
     cap = get_rules(session, hospital_code=R.PLATFORM).max_people_per_phone
     t = now()
     session.execute(
-        _dialect_insert(session, Phone)
+        dialect_insert(session, Phone)
         .values(phone=number, people=0, updated_at=t)
         .on_conflict_do_nothing(index_elements=["phone"])
     )

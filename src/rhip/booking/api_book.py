@@ -21,7 +21,7 @@ from rhip.booking import pgbatch, service as svc
 from rhip.booking.api_common import Bookers, bookers
 from rhip.booking.schemas import AppointmentCreate, AppointmentRead, appointment_fields
 from rhip.db.engine import Database
-from rhip.errors import Invalid
+from rhip.errors import Invalid, RhipError
 from rhip.security.roles import Role
 from rhip.security.service import Principal
 
@@ -56,10 +56,19 @@ class _LeanRoute(APIRoute):
                 body = AppointmentCreate.model_validate(orjson.loads(await request.body()))
             except (orjson.JSONDecodeError, ValidationError):
                 return await standard(request)  # FastAPI words the 422 (the body is cached)
-            principal = await bookers(request)
-            response: Response = await endpoint(
-                body=body, request=request, principal=principal, idempotency_key=key
-            )
+            try:
+                principal = await bookers(request)
+                response: Response = await endpoint(
+                    body=body, request=request, principal=principal, idempotency_key=key
+                )
+            except RhipError as exc:
+                # a refusal (a sold-out answer above all) rendered by the app's own handler, here: the
+                # same problem+json, without the exception's trip through Starlette's handler wrappers
+                render = request.app.exception_handlers.get(RhipError)
+                if render is None:
+                    raise
+                refused: Response = await render(request, exc)
+                return refused
             return response
 
         return handler

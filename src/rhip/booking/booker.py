@@ -23,7 +23,6 @@ from rhip.booking.common import (
     CHANNEL_KEY_PREFIX,
     RESIDENT_CHANNELS,
     TRANCHES,
-    _dialect_insert,
     channel_group,
     get_rules,
     person_id,
@@ -31,6 +30,7 @@ from rhip.booking.common import (
 from rhip.booking.models import COUNTING, Appointment, PersonLock, Signing, Slot
 from rhip.booking.refusals import check_limits, refuse, refuse_slot
 from rhip.clock import now
+from rhip.db.engine import dialect_insert
 from rhip.errors import Conflict, Forbidden, Invalid
 from rhip.security.roles import Role
 from rhip.security.service import Principal
@@ -86,7 +86,7 @@ def actor_institution(actor: Principal) -> str | None:
 
 def _lock_person(session: Session, pid: str) -> datetime | None:
     """Take the person's row lock (upsert); returns the end of a suspension recorded on it."""
-    stmt = _dialect_insert(session, PersonLock).values(person_id=pid, bumps=1)
+    stmt = dialect_insert(session, PersonLock).values(person_id=pid, bumps=1)
     stmt = stmt.on_conflict_do_update(index_elements=["person_id"], set_={"bumps": PersonLock.bumps + 1})
     return session.execute(stmt.returning(PersonLock.suspended_until)).scalar()
 
@@ -186,9 +186,21 @@ def refuse_from_memory(
     return req
 
 
-def remember_full(db: int, slot_id: int, tranche: str, keys: Iterable[str | None]) -> None:
-    """Answer the slot's tranche "full" from memory for SOLD_OUT_TTL, except retries of these keys."""
-    _SOLD_OUT[(db, slot_id, tranche)] = (_time.monotonic() + SOLD_OUT_TTL, frozenset(k for k in keys if k))
+def remember_full(
+    db: int, slot_id: int, tranche: str, keys: Iterable[str | None], ttl: float | None = None
+) -> None:
+    """Answer the slot's tranche "full" from memory for `ttl` (SOLD_OUT_TTL), except retries of these keys."""
+    until = _time.monotonic() + (SOLD_OUT_TTL if ttl is None else ttl)
+    _SOLD_OUT[(db, slot_id, tranche)] = (until, frozenset(k for k in keys if k))
+
+
+def forget_full(slot_id: int | None = None) -> None:
+    """Forget what this process remembers as full: one slot (every database and tranche), or all."""
+    if slot_id is None:
+        _SOLD_OUT.clear()
+        return
+    for k in [k for k in _SOLD_OUT if k[1] == slot_id]:
+        _SOLD_OUT.pop(k, None)
 
 
 def _remember_full(session: Session, db: int, slot_id: int, tranche: str) -> None:
@@ -309,7 +321,7 @@ def book(
         refuse_slot(slot, tranche, t, actor)
         refuse("slot-full", tranche)  # pragma: no cover - refused above
 
-    ins = _dialect_insert(session, Appointment).values(**values)
+    ins = dialect_insert(session, Appointment).values(**values)
     if key is not None:
         ins = ins.on_conflict_do_nothing(index_elements=["idempotency_key"])
     appt = session.scalar(ins.returning(Appointment), execution_options={"populate_existing": True})

@@ -7,7 +7,6 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from rhip.booking import calendar as cal, rules as R
@@ -39,12 +38,6 @@ RESIDENT_CHANNELS = ("web_12320", "wechat_12320", "jkn_app", "quick_12320")
 # ------------------------------------------------------------------ helpers
 
 
-def _dialect_insert(session: Session, table: Any) -> Any:
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
-
-
 def local_date(at: datetime) -> date:
     """The Asia/Shanghai calendar date of an instant."""
     return at.astimezone(SHANGHAI).date()
@@ -52,11 +45,44 @@ def local_date(at: datetime) -> date:
 
 def person_id(number: str) -> str:
     """A validated, normalised 18-digit resident ID number (GB 11643), or Invalid in Chinese."""
+    plain = _plain_id(number)
+    if plain is not None:
+        return plain
     result = idnumber.validate_id(number or "")
     if not result.ok or not result.normalized:
         reason = "；".join(m for _r, m in result.errors) or "号码无效"
         raise Invalid(f"身份证号码无效：{reason}", code="bad-id-number")
     return result.normalized
+
+
+_OLDEST: tuple[date, date] | None = None  # (today, the earliest birth date accepted today)
+
+
+def _plain_id(number: str) -> str | None:
+    """An 18-character number passing validate_id's hard rules, checked without building its report.
+
+    Every booking checks the number (a sold-out answer too) and validate_id's report (area lookup,
+    warnings) cost more than the rest of a sold-out answer; the hard rules are the same: 17 digits and
+    a digit or X, the check character, a real birth date neither in the future nor over MAX_AGE_YEARS
+    ago (the area code only warns). Anything else returns None: validate_id gives the reasons.
+    """
+    global _OLDEST
+    if len(number) != 18 or not number.isascii() or not number[:17].isdigit():
+        return None
+    text = number.upper()
+    if text[17] != idnumber.check_char(text[:17]):
+        return None
+    try:
+        born = date(int(text[6:10]), int(text[10:12]), int(text[12:14]))
+    except ValueError:
+        return None
+    today = local_date(now())
+    if _OLDEST is None or _OLDEST[0] != today:
+        try:
+            _OLDEST = (today, today.replace(year=today.year - idnumber.MAX_AGE_YEARS))
+        except ValueError:  # 29 February, as validate_id counts it
+            _OLDEST = (today, today.replace(year=today.year - idnumber.MAX_AGE_YEARS, day=28))
+    return text if _OLDEST[1] <= born <= today else None
 
 
 def hospital(code: str) -> reg_data.InstitutionRecord:

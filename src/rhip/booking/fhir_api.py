@@ -17,7 +17,7 @@ from fhir.resources.R4B.location import Location as FhirLocation
 from sqlalchemy.orm import Session
 
 from rhip import clock
-from rhip.booking import service as svc
+from rhip.booking import pgbatch, service as svc
 from rhip.booking.fhir_map import (
     APPT_STATUS,
     INSTITUTION_SYSTEM,
@@ -44,6 +44,7 @@ SessionDep = SessionDep
 BOOKERS = (Role.resident, Role.agent, Role.doctor, Role.family_doctor, Role.uploader)
 Bookers = Annotated[Principal, Depends(require(*BOOKERS))]
 Viewers = Annotated[Principal, Depends(require(*BOOKERS, Role.manager, Role.admin))]
+KEY_MAX = 120  # characters of an idempotency key (If-None-Exist or Idempotency-Key), as in the JSON API
 
 
 # ------------------------------------------------------------------ Schedule
@@ -170,6 +171,8 @@ async def create_appointment(request: Request, principal: Bookers) -> Response:
         slot_id = _ref_id(slots[0]["reference"], "Slot")
         person, name = _patient_id(body)
         key = request.headers.get("if-none-exist") or request.headers.get("idempotency-key")
+        if key and len(key) > KEY_MAX:  # the JSON API's limit: a longer key would not fit its column
+            raise Invalid(f"幂等键不能超过 {KEY_MAX} 个字符", code="bad-idempotency-key")
     except RhipError as exc:
         return outcome(exc)
     except ValueError as exc:
@@ -177,6 +180,7 @@ async def create_appointment(request: Request, principal: Bookers) -> Response:
     db = request.app.state.db
 
     def run() -> tuple[dict[str, Any], bool]:
+        # SQLite: one writer, the booking in a thread with its own session and transaction
         with db.session() as session, session.begin():
             done = svc.book(
                 session,
@@ -190,7 +194,15 @@ async def create_appointment(request: Request, principal: Bookers) -> Response:
             return appointment_resource(done.appointment), done.created
 
     try:
-        res, created = await run_in_threadpool(run)
+        if pgbatch.batched(db):
+            # PostgreSQL: queued with the other bookings of the moment (the JSON API's, the pages'), one
+            # call and one transaction for them all; the same rules decide and the same refusals come back
+            answer, created = await pgbatch.book_for(
+                db, slot_id=slot_id, person=person, person_name=name, actor=principal, idempotency_key=key
+            )
+            res = appointment_resource(answer)
+        else:
+            res, created = await run_in_threadpool(run)
     except RhipError as exc:
         return outcome(exc)
     return fhir(res, 201 if created else 200, headers={"Location": f"/fhir/r4/Appointment/{res['id']}"})

@@ -129,8 +129,8 @@ def slot_resource(slot: Slot, sched: Schedule, at: datetime | None = None) -> di
     return _dump(res)
 
 
-def appointment_resource(a: Appointment) -> dict[str, Any]:
-    """An appointment as a FHIR Appointment."""
+def appointment_resource(a: Appointment | Any) -> dict[str, Any]:
+    """An appointment (or anything with its columns as attributes, e.g. a batched answer) as FHIR."""
     patient: dict[str, Any] = {
         "reference": f"Patient/{a.person_id}",
         "identifier": {"system": ID_SYSTEM, "value": a.person_id},

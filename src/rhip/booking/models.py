@@ -135,7 +135,8 @@ class Slot(Base):
     # unused in-clinic (诊间) places flow into the public pool at this instant (rule clinic_reflow_hours)
     clinic_reflow_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     clinic_reflowed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
-    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now, index=True)
+    # not indexed: a booking sets it, and an indexed column would make every booking's UPDATE non-HOT
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
 
 
 class Appointment(Base):

@@ -9,10 +9,12 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
-from rhip.booking import accounts, notify, referrals as booking_referrals, service as svc
+from rhip.booking import accounts, notify, pgbatch, referrals as booking_referrals, service as svc
 from rhip.booking.rules import SESSIONS
 from rhip.clock import SHANGHAI, local_now
+from rhip.db.engine import Database
 from rhip.errors import RhipError, Unauthorized
 from rhip.registry import data as reg_data
 from rhip.security import service as security
@@ -133,21 +135,34 @@ def department_page(
 
 
 @router.post("/booking/book")
-def book(
-    session: SessionDep,
+async def book(
+    request: Request,
     me: Resident,
     slot_id: Annotated[int, Form()],
     back: Annotated[str, Form(max_length=300)] = "/booking",
 ) -> Response:
     """Book the chosen time slot for the signed-in resident."""
+    db: Database = request.app.state.db
     try:
-        with session.begin():
-            done = svc.book(
-                session, slot_id=slot_id, person=me.subject, person_name=me.name, actor=me, alone=True
+        if pgbatch.batched(db):
+            # PostgreSQL: the same batched call as the JSON and FHIR APIs (its own transaction)
+            answer, _created = await pgbatch.book_for(
+                db, slot_id=slot_id, person=me.subject, person_name=me.name, actor=me
             )
+            appt_id = answer.id
+        else:
+            appt_id = await run_in_threadpool(_book_one, db, me, slot_id)
     except RhipError as exc:
         return _back(back if back.startswith("/booking/h/") and "//" not in back else "/booking", exc.detail)
-    return _back("/booking/me", f"预约成功：预约号 {done.appointment.id}")
+    return _back("/booking/me", f"预约成功：预约号 {appt_id}")
+
+
+def _book_one(db: Database, me: Principal, slot_id: int) -> int:
+    with db.session() as session, session.begin():
+        done = svc.book(
+            session, slot_id=slot_id, person=me.subject, person_name=me.name, actor=me, alone=True
+        )
+        return done.appointment.id
 
 
 @router.get("/booking/me", response_class=HTMLResponse, dependencies=[Depends(public())])

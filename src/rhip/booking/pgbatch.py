@@ -21,27 +21,36 @@ other reason, such as one bad value — every booking of it is retried alone, ea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
 from sqlalchemy.engine import make_url
 
-from rhip.booking.booker import Prepared, actor_institution, remember_full
+from rhip.booking import booker
+from rhip.booking.booker import Prepared, actor_institution, forget_full, refuse_from_memory, remember_full
 from rhip.booking.refusals import refuse
 from rhip.booking.rules import Rules
 from rhip.clock import now
+from rhip.db.engine import Database
 from rhip.security.service import Principal
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # per process: batches in flight at once; 1, 2 and 3 measured alike on two cores, 2 lets one batch
 # proceed while another waits on a slot's row lock
 CONNECTIONS = 2
 MAX_BATCH = 64  # bookings per call: larger batches hold their slots' row locks longer
+PLACES_CHANNEL = "rhip_booking_places"  # NOTIFY'd by migration 0014's trigger when places may come back
+# a slot-full answer is remembered this many times SOLD_OUT_TTL when the listener is live (it is told of
+# every return at once; the TTL is only a backstop)
+LISTENED_TTL = 10
 SINGLE_RETRIES = 3  # a booking retried alone after its batch failed: tries on deadlock
 
 MANY_SQL = (
@@ -110,6 +119,58 @@ class Batcher:
     _busy: int = 0
     _scheduled: bool = False
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    # the sold-out memory's invalidation (see _listen): LISTEN connected, notifications seen so far,
+    # the count below which no slot-full answer is remembered, the count at each slot's last return
+    _live: bool = False
+    _seen: int = 0
+    _floor: int = 0
+    _returned: dict[int, int] = field(default_factory=dict)
+    _listener: asyncio.Task[None] | None = None
+    _listen_conn: psycopg.AsyncConnection[Any] | None = None
+
+    def start_listening(self) -> None:
+        """Start following place returns (NOTIFY rhip_booking_places) on this loop."""
+        if self._listener is None:
+            self._listener = self.loop.create_task(self._listen())
+
+    async def _listen(self) -> None:
+        # every slot whose places may come back (a cancellation, a reflow, a clinic stop, in any process)
+        # is forgotten here as soon as its transaction commits; while this connection is down nothing
+        # is remembered, so a stale "full" can only live for the notification's delivery time
+        while True:
+            try:
+                conn = self._listen_conn = await psycopg.AsyncConnection.connect(
+                    self.conninfo, autocommit=True
+                )
+                await conn.execute(f"LISTEN {PLACES_CHANNEL}")
+                self._reset(live=True)
+                async for note in conn.notifies():
+                    self._seen += 1
+                    slot_id = int(note.payload)
+                    self._returned[slot_id] = self._seen
+                    forget_full(slot_id)
+                    if len(self._returned) > 100_000:  # bounded: forgetting every slot is always safe
+                        self._reset(live=True)
+            except asyncio.CancelledError:
+                self._reset(live=False)
+                raise
+            except Exception as exc:
+                log.warning("booking place-return listener lost (%s); retrying", type(exc).__name__)
+            self._reset(live=False)
+            if self._listen_conn is not None:
+                await self._listen_conn.close()
+            await asyncio.sleep(1.0)
+
+    def _reset(self, *, live: bool) -> None:
+        self._seen += 1
+        self._floor = self._seen
+        self._returned.clear()
+        forget_full()
+        self._live = live
+
+    def trusts(self, slot_id: int, seen: int) -> bool:
+        """Whether a slot-full answer to a batch sent when `seen` notifications had come may be remembered."""
+        return self._live and seen >= self._floor and self._returned.get(slot_id, 0) <= seen
 
     async def book(self, entry: Entry) -> Answer:
         """Queue one booking and wait for its answer (or its batch's error)."""
@@ -152,12 +213,22 @@ class Batcher:
                 self._dispatch()
 
     async def close(self) -> None:
-        """Close the idle connections (at shutdown)."""
+        """Close the idle connections and the listener (at shutdown)."""
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._listener
+            self._listener = None
+        if self._listen_conn is not None:
+            await self._listen_conn.close()
         while self._idle:
             await self._idle.pop().close()
 
     def abandon(self) -> None:
         """Close the connections of a loop that is gone (no await possible there any more)."""
+        self._reset(live=False)
+        if self._listen_conn is not None:
+            self._listen_conn.pgconn.finish()
         while self._idle:
             self._idle.pop().pgconn.finish()
 
@@ -220,6 +291,7 @@ def _batcher(url: str) -> Batcher:
             found.abandon()
         conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         found = _BATCHERS[url] = Batcher(conninfo, loop)
+        found.start_listening()
     return found
 
 
@@ -262,9 +334,72 @@ async def book(
         referral_id,
         actor_institution(actor),
     )
-    answer = await _batcher(url).book(entry)
+    batcher = _batcher(url)
+    seen = batcher._seen
+    answer = await batcher.book(entry)
     if answer.code in ("booked", "replay"):
         return answer, answer.code == "booked"
-    if answer.code == "slot-full" and answer.keys is not None:
-        remember_full(engine_key, slot_id, req.tranche, answer.keys)
+    if answer.code == "slot-full" and answer.keys is not None and batcher.trusts(slot_id, seen):
+        # remembered only while the listener reports every place that comes back, and only when none
+        # came back for the slot since the batch was sent; the TTL is a backstop
+        remember_full(engine_key, slot_id, req.tranche, answer.keys, ttl=booker.SOLD_OUT_TTL * LISTENED_TTL)
     refuse(answer.code, req.tranche, at=answer.at, n=answer.n)
+
+
+def batched(db: Database) -> bool:
+    """Whether bookings on this database go through the batcher (PostgreSQL) or one by one (SQLite)."""
+    return db.engine.dialect.name == "postgresql"
+
+
+async def book_for(
+    db: Database,
+    *,
+    slot_id: int,
+    person: str,
+    actor: Principal,
+    person_name: str | None = None,
+    channel: str | None = None,
+    tranche: str | None = None,
+    idempotency_key: str | None = None,
+) -> tuple[Answer, bool]:
+    """An entry point's whole booking on PostgreSQL: the request's checks, then the batched call.
+
+    The same checks and answers as booker.book with `alone=True` (the call is its own transaction).
+    """
+    req = refuse_from_memory(
+        db.engine,
+        slot_id=slot_id,
+        person=person,
+        actor=actor,
+        tranche=tranche,
+        channel=channel,
+        idempotency_key=idempotency_key,
+    )
+    return await book(db.url, id(db.engine), req, slot_id=slot_id, actor=actor, person_name=person_name)
+
+
+class Blocking:
+    """A private event loop for a synchronous caller (the demo): its bookings take the batched path.
+
+    Each run() drives the loop until the booking is answered; the loop's connection stays open between
+    calls, so a sequential caller pays one round trip per booking, as on the single-call path.
+    """
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+
+    def run(self, call: Coroutine[Any, Any, T]) -> T:
+        """Run one booking coroutine to its answer (or its refusal)."""
+        return self.loop.run_until_complete(call)
+
+    def close(self) -> None:
+        """Close this loop's connections, then the loop."""
+
+        async def close_mine() -> None:
+            for url, b in list(_BATCHERS.items()):
+                if b.loop is self.loop:
+                    await b.close()
+                    del _BATCHERS[url]
+
+        self.loop.run_until_complete(close_mine())
+        self.loop.close()

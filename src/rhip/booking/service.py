@@ -37,7 +37,6 @@ from rhip.booking.common import (
     STATUS_LABELS as STATUS_LABELS,
     TRANCHE_LABELS as TRANCHE_LABELS,
     TRANCHES as TRANCHES,
-    _dialect_insert as _dialect_insert,
     channel_group as channel_group,
     department_name as department_name,
     get_rule_overrides as get_rule_overrides,
@@ -71,6 +70,7 @@ from rhip.booking.schedules import (
     stop_schedule as stop_schedule,
 )
 from rhip.clock import now
+from rhip.db.engine import dialect_insert
 from rhip.errors import Conflict, Forbidden, Invalid, NotFound
 from rhip.security.roles import Role
 from rhip.security.service import Principal
@@ -82,7 +82,7 @@ def _sync_suspension(session: Session, person: str, at: datetime) -> None:
     """Copy the end of the person's suspension in force (or none) onto their lock row."""
     sus = active_suspension(session, person=person, at=at)
     until = sus.ends_at if sus else None
-    stmt = _dialect_insert(session, PersonLock).values(person_id=person, bumps=0, suspended_until=until)
+    stmt = dialect_insert(session, PersonLock).values(person_id=person, bumps=0, suspended_until=until)
     session.execute(stmt.on_conflict_do_update(index_elements=["person_id"], set_={"suspended_until": until}))
 
 

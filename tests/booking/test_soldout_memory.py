@@ -1,0 +1,148 @@
+"""The cheap paths of a sold-out answer stay honest: the ID-number fast path accepts exactly what
+validate_id accepts, and on PostgreSQL a slot remembered as full is forgotten as soon as a place comes
+back in any process (NOTIFY from migration 0014's trigger), not after a TTL."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import date, datetime
+
+import pytest
+from hypothesis import given, settings as hsettings, strategies as st
+from sqlalchemy import select, text
+
+from rhip.booking import booker, common, pgbatch
+from rhip.booking.models import Slot
+from rhip.db.engine import Database, make_engine
+from rhip.errors import Conflict
+from rhip.registry.idnumber import make_id, validate_id
+from rhip.security.roles import Role
+from rhip.security.service import Principal
+from tests.booking.conftest import SECONDARY, new_person, schedule
+
+AGENT = Principal(subject="memory-agent", role=Role.agent)
+
+
+@hsettings(max_examples=400, deadline=None)
+@given(
+    area=st.sampled_from(["320102", "320106", "340202", "999999", "110105"]),
+    born=st.dates(min_value=date(1880, 1, 1), max_value=date(2040, 12, 31)),
+    seq=st.integers(0, 999),
+    edit=st.sampled_from(["none", "lower", "check", "space", "digit", "15", "fullwidth"]),
+)
+def test_id_fast_path_accepts_what_validate_id_accepts(area: str, born: date, seq: int, edit: str) -> None:
+    number = make_id(area, born, seq)
+    if edit == "lower":
+        number = number.lower()
+    elif edit == "check":
+        number = number[:17] + ("0" if number[17] != "0" else "1")
+    elif edit == "space":
+        number = f" {number}"
+    elif edit == "digit":
+        number = number[:3] + str((int(number[3]) + 1) % 10) + number[4:]
+    elif edit == "15":
+        number = number[:6] + number[8:17]
+    elif edit == "fullwidth":
+        number = number.translate(str.maketrans("0123456789", "０１２３４５６７８９"))
+    full = validate_id(number)
+    fast = common._plain_id(number)
+    assert fast is None or (full.ok and fast == full.normalized)
+    if len(number) == 18 and number.isascii() and full.ok:
+        assert fast == full.normalized  # the common case takes the fast path
+    try:
+        got: str | None = common.person_id(number)
+    except Exception:
+        got = None
+    assert got == (full.normalized if full.ok else None)
+
+
+@pytest.fixture()
+def pg(bdb: Database, backend: str) -> Database:
+    """The PostgreSQL database."""
+    if backend != "postgres":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    return bdb
+
+
+async def _book(db: Database, slot_id: int) -> str:
+    try:
+        _answer, _created = await pgbatch.book_for(
+            db, slot_id=slot_id, person=new_person(), actor=AGENT, idempotency_key=uuid.uuid4().hex
+        )
+    except Conflict as exc:
+        return exc.code
+    return "booked"
+
+
+async def _until(cond: object, seconds: float = 5.0) -> bool:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while asyncio.get_running_loop().time() < deadline:
+        if cond():  # type: ignore[operator]
+            return True
+        await asyncio.sleep(0.01)
+    return False
+
+
+def test_a_place_returned_elsewhere_is_forgotten_at_once(pg: Database, frozen: datetime) -> None:
+    with pg.session() as s:
+        sched = schedule(s, day=date(2025, 3, 6), hospital_code=SECONDARY, capacity=1)
+        with s.begin():
+            slot_id = s.scalars(select(Slot.id).where(Slot.schedule_id == sched.id)).first()
+            assert slot_id is not None
+            places = s.get(Slot, slot_id).cap_public  # type: ignore[union-attr]
+    other_process = make_engine(pg.url)  # another worker's connection: this process hears only NOTIFY
+
+    def full_in_memory() -> bool:
+        return booker._full_in_memory(id(pg.engine), slot_id, "public", None)
+
+    async def scenario() -> list[str]:
+        try:
+            batcher = pgbatch._batcher(pg.url)
+            assert await _until(lambda: batcher._live)
+            codes = [await _book(pg, slot_id) for _ in range(places + 1)]
+            assert full_in_memory()  # remembered: the next answer costs no database
+            calls = batcher._seen
+            codes.append(await _book(pg, slot_id))
+            # a place comes back in another process (as a cancellation there would give it back)
+            with other_process.begin() as conn:
+                conn.execute(
+                    text("UPDATE booking_slots SET booked_public = booked_public - 1 WHERE id = :id"),
+                    {"id": slot_id},
+                )
+            assert await _until(lambda: not full_in_memory(), 2.0)
+            assert batcher._seen > calls
+            codes.append(await _book(pg, slot_id))  # the place is booked, not refused from memory
+            # a booking alone (booked_x + 1) does not notify: the slot is remembered full again
+            codes.append(await _book(pg, slot_id))
+            assert full_in_memory()
+            return codes
+        finally:
+            await pgbatch.close_all()
+            other_process.dispose()
+
+    codes = asyncio.run(scenario())
+    assert codes == ["booked"] * places + ["slot-full", "slot-full", "booked", "slot-full"]
+
+
+def test_nothing_is_remembered_while_the_listener_is_down(pg: Database, frozen: datetime) -> None:
+    with pg.session() as s:
+        sched = schedule(s, day=date(2025, 3, 6), hospital_code=SECONDARY, capacity=1)
+        with s.begin():
+            slot_id = s.scalars(select(Slot.id).where(Slot.schedule_id == sched.id)).first()
+            assert slot_id is not None
+
+    async def scenario() -> bool:
+        try:
+            batcher = pgbatch._batcher(pg.url)
+            assert batcher._listener is not None
+            batcher._listener.cancel()  # as if its connection were lost
+            await asyncio.sleep(0)
+            assert await _until(lambda: not batcher._live)
+            for _ in range(4):
+                await _book(pg, slot_id)
+            return booker._full_in_memory(id(pg.engine), slot_id, "public", None)
+        finally:
+            await pgbatch.close_all()
+
+    assert asyncio.run(scenario()) is False
