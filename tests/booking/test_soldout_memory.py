@@ -8,6 +8,7 @@ import asyncio
 import uuid
 from datetime import date, datetime
 
+import psycopg
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 from sqlalchemy import select, text
@@ -146,3 +147,37 @@ def test_nothing_is_remembered_while_the_listener_is_down(pg: Database, frozen: 
             await pgbatch.close_all()
 
     assert asyncio.run(scenario()) is False
+
+
+# every change of a slot's row that can let a refused booking through, and the booking itself
+CHANGES = [
+    ("booked_public = booked_public + 1, updated_at = now()", False),  # a booking
+    ("updated_at = now()", False),
+    ("booked_public = booked_public - 1", True),  # a place returned
+    ("booked_family = booked_family - 0", False),  # the column set, nothing returned
+    ("cap_public = cap_public + 1", True),  # a reflow
+    ("status = 'stopped'", True),  # a clinic stop
+    ("public_release_at = public_release_at - interval '1 day'", True),
+    ("family_release_at = family_release_at", True),  # set, even unchanged: a needless notice is safe
+    ("starts_at = starts_at + interval '1 hour'", True),
+]
+
+
+def test_the_triggers_notify_every_return_and_no_booking(pg: Database, frozen: datetime) -> None:
+    with pg.session() as s:
+        sched = schedule(s, day=date(2025, 3, 6), hospital_code=SECONDARY, capacity=3)
+        with s.begin():
+            slot_id = s.scalars(select(Slot.id).where(Slot.schedule_id == sched.id)).first()
+            assert slot_id is not None
+            s.execute(text("UPDATE booking_slots SET booked_public = 1 WHERE id = :id"), {"id": slot_id})
+    conninfo = pg.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    heard: list[tuple[str, bool]] = []
+    with psycopg.connect(conninfo, autocommit=True) as listener, psycopg.connect(conninfo) as writer:
+        listener.execute(f"LISTEN {pgbatch.PLACES_CHANNEL}")
+        for change, _notifies in CHANGES:
+            with writer.transaction():
+                writer.execute(f"UPDATE booking_slots SET {change} WHERE id = %s", (slot_id,))  # type: ignore[arg-type]
+            got = [n.payload for n in listener.notifies(timeout=0.3, stop_after=1)]
+            heard.append((change, got == [str(slot_id)]))
+            assert got in ([], [str(slot_id)])
+    assert heard == [(change, notifies) for change, notifies in CHANGES]

@@ -6,9 +6,10 @@ import logging
 from typing import Any
 from urllib.parse import quote
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rhip.errors import RhipError
@@ -31,7 +32,7 @@ _HTTP_TITLES = {
 
 def problem(
     status: int, title: str, detail: str, *, code: str, instance: str | None = None, **extra: Any
-) -> JSONResponse:
+) -> Response:
     """A problem+json response."""
     body: dict[str, Any] = {
         "type": f"https://rhip.example/problems/{code}",
@@ -44,11 +45,19 @@ def problem(
         body["instance"] = instance
     body.update(extra)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+    # orjson: the same compact UTF-8 JSON as JSONResponse, in a fraction of the time (a sold-out
+    # answer is a problem, and answering those fast is the point of the sold-out memory)
+    return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def _path(request: Request) -> str:
+    """The request's path as request.url.path gives it, without building the whole URL."""
+    path: str = request.scope["path"]
+    return path.replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
 
 
 def _wants_html(request: Request) -> bool:
-    return "text/html" in request.headers.get("accept", "") and not request.url.path.startswith(
+    return "text/html" in request.headers.get("accept", "") and not _path(request).startswith(
         ("/api", "/fhir")
     )
 
@@ -72,9 +81,7 @@ def install(app: FastAPI) -> None:
             return RedirectResponse(f"/login?next={target}", status_code=303)
         if _wants_html(request):
             return _html_error(request, exc.status, exc.title, exc.detail)
-        return problem(
-            exc.status, exc.title, exc.detail, code=exc.code, instance=request.url.path, **exc.extra
-        )
+        return problem(exc.status, exc.title, exc.detail, code=exc.code, instance=_path(request), **exc.extra)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
@@ -88,7 +95,7 @@ def install(app: FastAPI) -> None:
             "请求参数校验未通过",
             detail,
             code="request-invalid",
-            instance=request.url.path,
+            instance=_path(request),
             errors=errors,
         )
 
@@ -101,7 +108,7 @@ def install(app: FastAPI) -> None:
         if _wants_html(request):
             return _html_error(request, exc.status_code, title, detail)
         return problem(
-            exc.status_code, title, detail, code=f"http-{exc.status_code}", instance=request.url.path
+            exc.status_code, title, detail, code=f"http-{exc.status_code}", instance=_path(request)
         )
 
     @app.exception_handler(Exception)
@@ -110,7 +117,7 @@ def install(app: FastAPI) -> None:
         if _wants_html(request):
             return _html_error(request, 500, "服务器内部错误", "请稍后再试；问题已记录。")
         return problem(
-            500, "服务器内部错误", "请稍后再试；问题已记录。", code="internal", instance=request.url.path
+            500, "服务器内部错误", "请稍后再试；问题已记录。", code="internal", instance=_path(request)
         )
 
 
