@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from rhip import clock
 from rhip.booking import booker, pgbatch
 from rhip.booking.models import Appointment, Slot
 from rhip.booking.schemas import AppointmentRead, appointment_fields
@@ -187,3 +188,48 @@ def test_a_failed_batch_books_each_alone(pg: Database, frozen: datetime, batch_s
     assert batch_sizes == [3, 1, 1, 1]
     with pg.session() as s, s.begin():
         assert [s.get(Slot, sid).booked_public for sid in slots] == [1, 0, 1]  # type: ignore[union-attr]
+
+
+def test_answers_are_read_by_primary_key_whatever_the_plan(pg: Database, frozen: datetime) -> None:
+    # a generic plan (as a booking worker's long-lived connection keeps one) made with this small test
+    # table's statistics: the answers' appointments must still be one index lookup each, never a scan of
+    # booking_appointments (which grows with every booking: 7 ms a batch at 40k rows, measured)
+    slot_id = _slots(pg, capacity=2, n=1)[0]
+    plans: list[str] = []
+    conninfo = pg.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo) as conn:
+        conn.add_notice_handler(lambda d: plans.append(d.message_primary or ""))
+        for setting in (
+            "plan_cache_mode = force_generic_plan",
+            "auto_explain.log_min_duration = 0",
+            "auto_explain.log_nested_statements = on",
+            "client_min_messages = log",
+        ):
+            conn.execute(f"SET {setting}")  # type: ignore[arg-type]
+        conn.execute("LOAD 'auto_explain'")
+        now = clock.now()  # the frozen clock: the slot is still ahead
+        people = [new_person(), new_person()]
+        rows = conn.execute(
+            pgbatch.MANY_SQL,
+            [
+                [slot_id, 0],  # the second is refused: no such slot
+                people,
+                ["public"] * 2,
+                [f"plan-{uuid.uuid4().hex}", None],
+                [now] * 2,
+                ["agent"] * 2,
+                [None] * 2,
+                ["plan-test"] * 2,
+                [None] * 2,
+                ["phone_12320"] * 2,
+                [None] * 2,
+                [None] * 2,
+                *pgbatch._LIMITS,
+            ],
+        ).fetchall()
+        conn.rollback()  # nothing stays
+    assert [r[0] for r in rows] == ["booked", "no-slot"] and rows[0][4] is not None and rows[1][4] is None
+    final = [p for p in plans if "WITH ORDINALITY AS x(code" in p]
+    assert len(final) == 1, plans
+    assert "Seq Scan on booking_appointments" not in final[0] and "Hash" not in final[0], final[0]
+    assert "Index Scan using pk_booking_appointments" in final[0], final[0]
