@@ -92,6 +92,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         docs_url="/docs",
         redoc_url=None,
         openapi_url="/openapi.json",
+        telemetry={"tracing": settings.telemetry, "metrics": settings.telemetry, "logs": settings.telemetry},
     )
     app.state.settings = settings
     app.state.db = db
