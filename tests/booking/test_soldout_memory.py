@@ -181,3 +181,18 @@ def test_the_triggers_notify_every_return_and_no_booking(pg: Database, frozen: d
             heard.append((change, got == [str(slot_id)]))
             assert got in ([], [str(slot_id)])
     assert heard == [(change, notifies) for change, notifies in CHANGES]
+
+
+def test_the_memory_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(booker, "_SOLD_OUT", {})
+    monkeypatch.setattr(booker, "SOLD_OUT_MAX", 50)
+    for slot_id in range(120):  # expired at once: pruned when the memory is full
+        booker.remember_full(-1, slot_id, "public", ["k"], ttl=0.0)
+    assert len(booker._SOLD_OUT) <= 50
+    for slot_id in range(1000, 1120):  # all live: cleared when pruning is not enough
+        booker.remember_full(-1, slot_id, "public", ["k"], ttl=60.0)
+    assert 0 < len(booker._SOLD_OUT) <= 50
+    assert booker._full_in_memory(-1, 1119, "public", None)  # the newest is remembered
+    assert not booker._full_in_memory(-1, 1119, "public", "k")  # a retry of its booking is not refused
+    booker.remember_full(-1, 7, "public", [], ttl=0.0)
+    assert not booker._full_in_memory(-1, 7, "public", None) and (-1, 7, "public") not in booker._SOLD_OUT

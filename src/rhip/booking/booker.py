@@ -130,6 +130,8 @@ _SLOT_KEYS = select(Appointment.idempotency_key).where(
 # idempotency keys of every booking the slot has had when it was found full). The engine in the key
 # keeps two databases in one process (the tests) apart.
 _SOLD_OUT: dict[tuple[int, int, str], tuple[float, frozenset[str]]] = {}
+# slots remembered at most: each holds its bookings' keys, and a worker runs for days
+SOLD_OUT_MAX = 10_000
 SOLD_OUT_TTL = 0.5  # seconds a sold-out answer is served from memory (a cancellation shows up after this)
 
 
@@ -161,7 +163,10 @@ def _full_in_memory(db: int, slot_id: int, tranche: str, key: str | None) -> boo
     """Whether the slot was found full less than SOLD_OUT_TTL ago and this is no retry of its bookings."""
     # a retry of one of the slot's bookings goes to the database, which answers it with that booking
     hit = _SOLD_OUT.get((db, slot_id, tranche))
-    if hit is None or hit[0] <= _time.monotonic():
+    if hit is None:
+        return False
+    if hit[0] <= _time.monotonic():
+        _SOLD_OUT.pop((db, slot_id, tranche), None)
         return False
     return key is None or key not in hit[1]
 
@@ -190,7 +195,14 @@ def remember_full(
     db: int, slot_id: int, tranche: str, keys: Iterable[str | None], ttl: float | None = None
 ) -> None:
     """Answer the slot's tranche "full" from memory for `ttl` (SOLD_OUT_TTL), except retries of these keys."""
-    until = _time.monotonic() + (SOLD_OUT_TTL if ttl is None else ttl)
+    t = _time.monotonic()
+    if len(_SOLD_OUT) >= SOLD_OUT_MAX:
+        # bounded: drop what has expired, and everything if that is not enough (forgetting is always safe)
+        for k in [k for k, (until, _keys) in _SOLD_OUT.items() if until <= t]:
+            del _SOLD_OUT[k]
+        if len(_SOLD_OUT) >= SOLD_OUT_MAX:
+            _SOLD_OUT.clear()
+    until = t + (SOLD_OUT_TTL if ttl is None else ttl)
     _SOLD_OUT[(db, slot_id, tranche)] = (until, frozenset(k for k in keys if k))
 
 
