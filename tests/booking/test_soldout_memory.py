@@ -85,13 +85,18 @@ async def _until(cond: object, seconds: float = 5.0) -> bool:
     return False
 
 
-def test_a_place_returned_elsewhere_is_forgotten_at_once(pg: Database, frozen: datetime) -> None:
-    with pg.session() as s:
-        sched = schedule(s, day=date(2025, 3, 6), hospital_code=SECONDARY, capacity=1)
+def _first_slot(db: Database, capacity: int) -> tuple[int, int]:
+    """A new schedule's first slot and its public places."""
+    with db.session() as s:
+        sched = schedule(s, day=date(2025, 3, 6), hospital_code=SECONDARY, capacity=capacity)
         with s.begin():
-            slot_id = s.scalars(select(Slot.id).where(Slot.schedule_id == sched.id)).first()
-            assert slot_id is not None
-            places = s.get(Slot, slot_id).cap_public  # type: ignore[union-attr]
+            slot = s.scalars(select(Slot).where(Slot.schedule_id == sched.id)).first()
+            assert slot is not None
+            return slot.id, slot.cap_public
+
+
+def test_a_place_returned_elsewhere_is_forgotten_at_once(pg: Database, frozen: datetime) -> None:
+    slot_id, places = _first_slot(pg, capacity=1)
     other_process = make_engine(pg.url)  # another worker's connection: this process hears only NOTIFY
 
     def full_in_memory() -> bool:
@@ -127,11 +132,7 @@ def test_a_place_returned_elsewhere_is_forgotten_at_once(pg: Database, frozen: d
 
 
 def test_nothing_is_remembered_while_the_listener_is_down(pg: Database, frozen: datetime) -> None:
-    with pg.session() as s:
-        sched = schedule(s, day=date(2025, 3, 6), hospital_code=SECONDARY, capacity=1)
-        with s.begin():
-            slot_id = s.scalars(select(Slot.id).where(Slot.schedule_id == sched.id)).first()
-            assert slot_id is not None
+    slot_id, _places = _first_slot(pg, capacity=1)
 
     async def scenario() -> bool:
         try:
@@ -164,12 +165,9 @@ CHANGES = [
 
 
 def test_the_triggers_notify_every_return_and_no_booking(pg: Database, frozen: datetime) -> None:
-    with pg.session() as s:
-        sched = schedule(s, day=date(2025, 3, 6), hospital_code=SECONDARY, capacity=3)
-        with s.begin():
-            slot_id = s.scalars(select(Slot.id).where(Slot.schedule_id == sched.id)).first()
-            assert slot_id is not None
-            s.execute(text("UPDATE booking_slots SET booked_public = 1 WHERE id = :id"), {"id": slot_id})
+    slot_id, _places = _first_slot(pg, capacity=3)
+    with pg.engine.begin() as conn:
+        conn.execute(text("UPDATE booking_slots SET booked_public = 1 WHERE id = :id"), {"id": slot_id})
     conninfo = pg.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
     heard: list[tuple[str, bool]] = []
     with psycopg.connect(conninfo, autocommit=True) as listener, psycopg.connect(conninfo) as writer:

@@ -78,10 +78,7 @@ def _plain_id(number: str) -> str | None:
         return None
     today = local_date(now())
     if _OLDEST is None or _OLDEST[0] != today:
-        try:
-            _OLDEST = (today, today.replace(year=today.year - idnumber.MAX_AGE_YEARS))
-        except ValueError:  # 29 February, as validate_id counts it
-            _OLDEST = (today, today.replace(year=today.year - idnumber.MAX_AGE_YEARS, day=28))
+        _OLDEST = (today, idnumber.years_before(today, idnumber.MAX_AGE_YEARS))
     return text if _OLDEST[1] <= born <= today else None
 
 

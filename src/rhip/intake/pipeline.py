@@ -8,36 +8,32 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from pathlib import Path
 from typing import Any
 
 import polars as pl
-import pyarrow as pa
 
-from rhip.errors import Invalid, NotFound
-from rhip.intake import formats, keyindex, rollup, rules, store
+from rhip.errors import Invalid
+from rhip.intake import keyindex, rollup, rules, store
+from rhip.intake.reading import (  # re-exported: the entry points read batches through pipeline
+    Upload as Upload,
+    check_header as check_header,
+    frame_of as frame_of,
+    get_dataset as get_dataset,
+    read_uploads as read_uploads,
+    read_uploads_ahead as read_uploads_ahead,
+    table_for_filename as table_for_filename,
+    table_order,
+)
 from rhip.lake.store import Lake
 from rhip.registry import catalogue
 
 Progress = Callable[[str, int], None]
 WRITERS = 2  # table writers beside validation: with 2 cores, more only added thread switching (measured)
-
-
-@dataclass
-class Upload:
-    """One file of a batch as received (already on disk)."""
-
-    path: Path
-    filename: str
-    table: str | None = None
-    encoding: str | None = None
-    fmt: str | None = None
 
 
 @dataclass
@@ -74,130 +70,6 @@ class Outcome:
         for c in self.tables.values():
             t.add(c)
         return t
-
-
-def table_for_filename(filename: str) -> str:
-    """The catalogue table a file name designates: the longest table name its stem starts with."""
-    stem = Path(filename).name.lower()
-    stem = re.sub(r"\.(csv|txt|parquet|jsonl|ndjson|json)$", "", stem)
-    best = ""
-    for name in catalogue.names():
-        fits = stem == name or (stem.startswith(name) and not stem[len(name)].isalpha())
-        if fits and len(name) > len(best):
-            best = name
-    if not best:
-        raise NotFound(
-            f"无法从文件名“{filename}”识别数据表；文件名应以数据表名开头（如 outpatient_visit_202503.csv），"
-            f"或用 table 参数指明。可用的数据表：{'、'.join(catalogue.names())}",
-            code="unknown-table",
-        )
-    return best
-
-
-def check_header(ds: catalogue.Dataset, header: list[str], *, filename: str) -> None:
-    """The columns must be the catalogue's: no unknown column, every required one present."""
-    known = set(ds.field_names)
-    unknown = [c for c in header if c not in known]
-    missing = [f.name for f in ds.fields if f.required and f.name not in header]
-    if unknown or missing:
-        parts = []
-        if missing:
-            parts.append(f"缺少必填列：{'、'.join(missing)}")
-        if unknown:
-            parts.append(f"未知列：{'、'.join(unknown[:20])}")
-        raise Invalid(
-            f"{filename} 的表头与数据集“{ds.label}”（{ds.name}）不符：{'；'.join(parts)}",
-            code="bad-header",
-            missing=missing,
-            unknown=unknown,
-            table=ds.name,
-        )
-
-
-def get_dataset(name: str) -> catalogue.Dataset:
-    """A catalogue dataset, or NotFound with the code unknown-table."""
-    try:
-        return catalogue.get(name)
-    except NotFound as exc:
-        raise NotFound(exc.detail, code="unknown-table") from None
-
-
-def read_uploads(uploads: list[Upload], *, workdir: Path) -> dict[str, pl.DataFrame]:
-    """Read every file into one string frame per table (with _file and _row), checking headers."""
-    per_table: dict[str, list[pl.DataFrame]] = {}
-    for i, up in enumerate(uploads):
-        name = up.table or table_for_filename(up.filename)
-        ds = get_dataset(name)
-        got = formats.read_file(
-            up.path, filename=up.filename, encoding=up.encoding, workdir=workdir, fmt=up.fmt
-        )
-        check_header(ds, got.header, filename=up.filename)
-        per_table.setdefault(ds.name, []).append(frame_of(ds, got.table, file_index=i))
-    return {t: (fs[0] if len(fs) == 1 else pl.concat(fs, how="vertical")) for t, fs in per_table.items()}
-
-
-def read_uploads_ahead(
-    uploads: list[Upload], *, workdir: Path, pool: Executor
-) -> dict[str, Future[pl.DataFrame]]:
-    """Like `read_uploads`, but each table's files are read on `pool`, in processing order, so the next
-    table is parsed while the previous one is validated and written (reading is a third of a batch's time).
-    Unknown tables fail here, at once; a file's own error surfaces when `process` reaches its table."""
-    per_table: dict[str, list[tuple[int, Upload]]] = {}
-    for i, up in enumerate(uploads):
-        name = get_dataset(up.table or table_for_filename(up.filename)).name
-        per_table.setdefault(name, []).append((i, up))
-
-    def read(name: str) -> pl.DataFrame:
-        ds = get_dataset(name)
-        fs = []
-        for i, up in per_table[name]:
-            got = formats.read_file(
-                up.path, filename=up.filename, encoding=up.encoding, workdir=workdir, fmt=up.fmt
-            )
-            check_header(ds, got.header, filename=up.filename)
-            fs.append(frame_of(ds, got.table, file_index=i))
-        return fs[0] if len(fs) == 1 else pl.concat(fs, how="vertical")
-
-    return {name: pool.submit(read, name) for name in _order(list(per_table))}
-
-
-def frame_of(ds: catalogue.Dataset, table: pa.Table, *, file_index: int = 0) -> pl.DataFrame:
-    """A string frame in catalogue column order (absent optional columns as nulls), with _file and _row."""
-    df = pl.from_arrow(table, rechunk=False)
-    assert isinstance(df, pl.DataFrame)
-    n = df.height
-    cols = []
-    for f in ds.fields:
-        if f.name in df.columns:
-            cols.append(pl.col(f.name).cast(pl.String))
-        else:
-            cols.append(pl.lit(None, pl.String).alias(f.name))
-    return df.select(
-        pl.lit(file_index, pl.Int32).alias("_file"),
-        pl.int_range(1, n + 1, dtype=pl.Int64).alias("_row"),
-        *cols,
-    )
-
-
-def _order(tables: list[str]) -> list[str]:
-    """Parents before children (by catalogue links), otherwise catalogue order."""
-    present = set(tables)
-    order: list[str] = []
-    seen: set[str] = set()
-
-    def visit(name: str) -> None:
-        if name in seen:
-            return
-        seen.add(name)
-        for link in catalogue.get(name).links:
-            if link.dataset in present and link.dataset != name:
-                visit(link.dataset)
-        order.append(name)
-
-    for name in catalogue.names():
-        if name in present:
-            visit(name)
-    return order
 
 
 @functools.cache
@@ -281,7 +153,7 @@ def process(
     A transaction's tables are written as files meanwhile too, and committed once all of them passed.
     """
     pause = float(os.environ.get("RHIP_INTAKE_CRASH_PAUSE", "0") or 0)
-    order = _order(list(frames))
+    order = table_order(list(frames))
     early = write and not all_or_nothing and not pause
     pool = ThreadPoolExecutor(max_workers=WRITERS) if write and not pause else None
     if early and before_write is not None:

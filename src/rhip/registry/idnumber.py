@@ -174,7 +174,8 @@ class IdCheck:
         }
 
 
-def _years_before(day: date, years: int) -> date:
+def years_before(day: date, years: int) -> date:
+    """The same calendar day `years` earlier (28 February for a 29 February in a common year)."""
     try:
         return day.replace(year=day.year - years)
     except ValueError:  # 29 February in a non-leap target year
@@ -235,7 +236,7 @@ def validate_id(
         now = today or _today()
         if born > now:
             result.error("id-birth-future", f"出生日期 {born.isoformat()} 晚于今天")
-        elif born < _years_before(now, MAX_AGE_YEARS):
+        elif born < years_before(now, MAX_AGE_YEARS):
             result.error("id-birth-too-old", f"出生日期 {born.isoformat()} 早于 {MAX_AGE_YEARS} 年前")
         if birth_date is not None and birth_date != born:
             result.error(
