@@ -1,0 +1,69 @@
+"""The full re-link on the EMPI test city: persons recovered, ids stable, decisions kept."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from rhip.identity import evaluate, fulllink, service as svc
+from rhip.identity.models import PatientRecord
+from rhip.synth import identities
+
+BANDS = svc.Bands(auto=0.995, review=0.5)
+
+
+def test_full_link_recovers_persons_and_keeps_ids(ids: Session, inst: str) -> None:
+    city = identities.make(300, seed=5)
+    recs = city.records.to_pylist()
+    items = [
+        svc.Incoming(
+            institution_code=inst + r["institution_code"],
+            local_id=r["local_id"],
+            source="test",
+            id_number=r["id_number"],
+            name=r["name"],
+            birth_date=r["birth_date"],
+            sex=r["sex"],
+            phone=r["phone"],
+            district=r["district"],
+        )
+        for r in recs
+    ]
+    with ids.begin():
+        incremental = svc.link_records(ids, items, bands=BANDS)
+        summary = fulllink.relink_all(ids, bands=BANDS)
+    assert summary.records >= len(recs)
+    with ids.begin():
+        stored = {
+            (r.institution_code, r.local_id): r.person_id
+            for r in ids.scalars(select(PatientRecord).where(PatientRecord.institution_code.startswith(inst)))
+        }
+    full = [stored[(it.institution_code, it.local_id)] for it in items]
+    truth = [r["person"] for r in recs]
+    acc = evaluate.accuracy(full, truth)
+    assert acc.precision >= 0.999 and acc.recall >= 0.95, acc
+    inc = evaluate.accuracy([x.person_id for x in incremental], truth)
+    assert inc.precision >= 0.999 and inc.recall >= 0.95, inc
+    # person ids are stable: most records keep the person the incremental link gave them
+    same = sum(a == b.person_id for a, b in zip(full, incremental, strict=True))
+    assert same / len(full) > 0.95
+    # a second full link changes nothing
+    with ids.begin():
+        fulllink.relink_all(ids, bands=BANDS)
+        again = {
+            (r.institution_code, r.local_id): r.person_id
+            for r in ids.scalars(select(PatientRecord).where(PatientRecord.institution_code.startswith(inst)))
+        }
+    assert again == stored
+    assert Counter(full).most_common(1)[0][1] < 10
+
+
+def test_accuracy_counts_pairs_and_clusters() -> None:
+    a = evaluate.accuracy(["x", "x", "y", "z"], [1, 1, 1, 2])
+    assert (a.true_pairs, a.predicted_pairs, a.correct_pairs) == (3, 1, 1)
+    assert a.precision == 1.0 and abs(a.recall - 1 / 3) < 1e-9
+    assert a.cluster_precision == 1 / 3 and a.cluster_recall == 1 / 2
+    base = evaluate.exact_id_baseline(["1", "1", None, None])
+    assert base[0] == base[1] and base[2] != base[3]
