@@ -204,9 +204,7 @@ def _queue(
 
 def counts(session: Session, *, seconds: float = 0.0) -> LinkSummary:
     """Records, persons with records, records per band and open review items."""
-    bands = dict(
-        session.execute(select(PatientRecord.band, func.count()).group_by(PatientRecord.band)).all()
-    )
+    bands = dict(session.execute(select(PatientRecord.band, func.count()).group_by(PatientRecord.band)).all())
     persons = session.scalar(select(func.count(func.distinct(PatientRecord.person_id)))) or 0
     queue = session.scalar(select(func.count()).select_from(Review).where(Review.status == OPEN)) or 0
     return LinkSummary(
