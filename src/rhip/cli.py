@@ -29,12 +29,21 @@ app.add_typer(user_app, name="user")
 from rhip.quality.commands import app as quality_app  # noqa: E402
 
 app.add_typer(quality_app, name="quality")
+from rhip.identity.commands import app as identity_app  # noqa: E402
+
+app.add_typer(identity_app, name="identity")
 console = Console()
 err = Console(stderr=True)
 
 # Each later part of the platform joins the demo here: a module with
 # `run(*, settings, synth_dir, console) -> list[tuple[str, str]]` (summary rows: 环节, 结果).
-DEMO_STEPS: list[str] = ["rhip.fhir.demo", "rhip.booking.demo", "rhip.quality.demo", "rhip.bulletin.demo"]
+DEMO_STEPS: list[str] = [
+    "rhip.fhir.demo",
+    "rhip.booking.demo",
+    "rhip.quality.demo",
+    "rhip.bulletin.demo",
+    "rhip.identity.demo",
+]
 
 
 def _settings() -> Settings:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class LinkResult(BaseModel):
@@ -79,6 +79,20 @@ class UnmergeRequest(BaseModel):
 
     event_id: int | None = None
     reason: str | None = None
+
+
+class LinkRequest(BaseModel):
+    """One patient record to link (POST /api/v1/identity/link)."""
+
+    institution_code: str = Field(min_length=1, max_length=32)
+    local_id: str = Field(min_length=1, max_length=64)
+    id_number: str | None = Field(default=None, max_length=32)
+    name: str | None = Field(default=None, max_length=64)
+    birth_date: date | None = None
+    sex: str | None = Field(default=None, max_length=8)
+    phone: str | None = Field(default=None, max_length=32)
+    district: str | None = Field(default=None, max_length=64)
+    source: str = Field(default="api", min_length=1, max_length=32)
 
 
 class LinkSummary(BaseModel):

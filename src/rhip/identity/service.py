@@ -4,7 +4,7 @@ persons by ID number or phone; the review queue, merge and unmerge. Callers own 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from typing import Any
 
@@ -15,15 +15,17 @@ from rhip.errors import Invalid, NotFound
 from rhip.identity import features as feat
 from rhip.identity.linker import Bands, Incoming, Linked, link_many
 from rhip.identity.models import PatientRecord, Person
-from rhip.identity.schemas import LinkResult, PersonRead, RecordRead
+from rhip.identity.schemas import LinkRequest, LinkResult, PersonRead, RecordRead
 
 __all__ = [
     "Bands",
     "Incoming",
+    "LinkRequest",
     "LinkResult",
     "PersonRead",
     "find_persons",
     "get_person",
+    "link_patient_rows",
     "link_record",
     "link_records",
 ]
@@ -94,6 +96,28 @@ def link_records(
     return [_result(x) for x in link_many(session, items, bands=bands)]
 
 
+def link_patient_rows(session: Session, rows: Iterable[Mapping[str, Any]], *, source: str) -> int:
+    """Link stored patient_info rows (org_code, patient_id, id_number, name, birth_date, sex, phone,
+    district_code) in one batch: intake calls this when a batch commits. Returns how many were linked."""
+    items = [
+        Incoming(
+            institution_code=str(r["org_code"])[:32],
+            local_id=str(r["patient_id"])[:MAX_LOCAL_ID],
+            source=source[:32],
+            id_number=r.get("id_number"),
+            name=r.get("name"),
+            birth_date=r.get("birth_date"),
+            sex=r.get("sex"),
+            phone=r.get("phone"),
+            district=r.get("district_code"),
+        )
+        for r in rows
+        if r.get("org_code") and r.get("patient_id")
+    ]
+    link_many(session, items)
+    return len(items)
+
+
 def record_read(r: PatientRecord) -> RecordRead:
     """A stored record as the API shows it (unmasked: callers mask by role)."""
     return RecordRead(
@@ -161,3 +185,93 @@ def find_persons(session: Session, *, id_number: str | None = None, phone: str |
         q = q.where(PatientRecord.phone == digits)
     rows = session.execute(q.order_by(func.count().desc(), PatientRecord.person_id)).all()
     return [str(r[0]) for r in rows]
+
+
+# ------------------------------------------------------------------ search, masking
+
+
+def mask_name(name: str | None) -> str | None:
+    """张*伟 (three characters), 张* (two), 欧**锋 (four): the first and last characters kept."""
+    if not name:
+        return name
+    if len(name) <= 2:
+        return name[0] + "*" * (len(name) - 1)
+    return name[0] + "*" * (len(name) - 2) + name[-1]
+
+
+def mask_id(number: str | None) -> str | None:
+    """3201**********123X: the first four and last four characters kept."""
+    if not number:
+        return number
+    if len(number) <= 8:
+        return "*" * len(number)
+    return number[:4] + "*" * (len(number) - 8) + number[-4:]
+
+
+def mask_phone(phone: str | None) -> str | None:
+    """139****5678."""
+    if not phone:
+        return phone
+    if len(phone) <= 7:
+        return "*" * len(phone)
+    return phone[:3] + "*" * (len(phone) - 7) + phone[-4:]
+
+
+def masked(person: PersonRead) -> PersonRead:
+    """The person with names, ID numbers and phones masked (for roles without consent to see them)."""
+
+    def rec(r: RecordRead) -> RecordRead:
+        return r.model_copy(
+            update={
+                "name": mask_name(r.name),
+                "id_number": mask_id(r.id_number),
+                "guardian_id": mask_id(r.guardian_id),
+                "phone": mask_phone(r.phone),
+            }
+        )
+
+    return person.model_copy(
+        update={
+            "name": mask_name(person.name),
+            "id_number": mask_id(person.id_number),
+            "records": [rec(r) for r in person.records],
+        }
+    )
+
+
+def query_kind(q: str) -> str:
+    """What a search text is: 'id' (digits), 'pinyin' (Latin letters) or 'name'."""
+    text = q.strip()
+    if text[:1].isdigit():
+        return "id"
+    if text.isascii():
+        return "pinyin"
+    return "name"
+
+
+def search_persons(session: Session, *, q: str, limit: int = 20) -> list[PersonRead]:
+    """Persons whose records match a name (exact or starting with), a pinyin (with or without spaces,
+    tones ignored) or an ID number (15 or 18 digits, or its first digits)."""
+    text = (q or "").strip()
+    if not text or len(text) > 40:
+        raise Invalid("请输入姓名、拼音或身份证号码（不超过 40 个字符）", code="identity-query-empty")
+    kind = query_kind(text)
+    cond: Any
+    if kind == "id":
+        number = feat.parse_id(text).number
+        cond = (
+            PatientRecord.id_number == number if number else PatientRecord.id_number.startswith(text.upper())
+        )
+    elif kind == "pinyin":
+        letters = "".join(ch for ch in text.lower() if ch.isalpha())
+        spaced = " ".join(text.lower().split())
+        cond = (PatientRecord.py == spaced) | (func.replace(PatientRecord.py, " ", "") == letters)
+    else:
+        name = feat.normalise_name(text) or text
+        cond = (PatientRecord.name == name) | PatientRecord.name.startswith(name)
+    ids = list(
+        session.scalars(
+            select(PatientRecord.person_id).where(cond).group_by(PatientRecord.person_id).limit(limit)
+        )
+    )
+    return [get_person(session, person_id=pid) for pid in ids]

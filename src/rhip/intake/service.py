@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from rhip import clock
 from rhip.db.engine import Database
 from rhip.errors import Forbidden, NotFound, RhipError
+from rhip.identity import service as identity
 from rhip.intake import pipeline, rollup, store
 from rhip.intake.models import (
     ABORTED,
@@ -116,6 +117,10 @@ def finish_batch(session: Session, *, batch_id: str, outcome: pipeline.Outcome) 
     if outcome.daily is not None and outcome.daily.height:
         _add_daily(session, institution_code=batch.institution_code, daily=outcome.daily)
     rollup.apply(session, outcome.rollup)
+    patients = outcome.stored.get("patient_info")
+    if patients is not None and patients.height:  # the EMPI links each stored patient record
+        live = patients.filter(pl.col("_op") != store.OP_REVOKE)
+        identity.link_patient_rows(session, live.iter_rows(named=True), source=batch.channel)
     return batch
 
 
