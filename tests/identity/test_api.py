@@ -24,7 +24,7 @@ def _pair(session: Session) -> tuple[svc.LinkResult, svc.LinkResult, str]:
     """Two records of one person that the model is unsure about (no ID number on the second)."""
     inst = "T" + uuid.uuid4().hex[:8].upper()
     born = date(1961, 10, 3)
-    pid = make_id("320106", born, 333)
+    pid = make_id("320106", born, uuid.uuid4().int % 500 * 2 + 1)  # odd: a man; new each call
     with session.begin():
         a = svc.link_record(
             session,

@@ -239,6 +239,41 @@ def levels_of(s: Scored) -> dict[str, int]:
     return {c.name: lv for c, lv in zip(COMPARISONS, s.levels, strict=True)}
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """A person a record may be, with its closest record and the pair's score."""
+
+    person_id: str
+    record_id: int
+    score: Scored
+
+
+def rank(session: Session, item: Incoming, *, model: Model | None = None) -> list[Candidate]:
+    """The persons an incoming record may be, best first (nothing is written)."""
+    model = model or load_model()
+    index = _Index()
+    for r in _fetch(session, [item]):
+        if (r.institution_code, r.local_id) != (item.institution_code, item.local_id):
+            index.add(_Cand(r.id, r.person_id, features_of(r)))
+    tf = _NameFreq(session, {item.features.name} if item.features.name else set())
+    return _ranked(index, item.features, model, tf, None)
+
+
+def _ranked(
+    index: _Index, f: feat.Features, model: Model, tf: _NameFreq, skip: int | None
+) -> list[Candidate]:
+    """Each candidate person once, with its best-scoring record, best first."""
+    best: dict[str, Candidate] = {}
+    for c in index.candidates(f):
+        if c.key == skip:
+            continue
+        s = model.score(f, c.f, tf)
+        got = best.get(c.person_id)
+        if got is None or s.weight > got.score.weight:
+            best[c.person_id] = Candidate(c.person_id, c.key, s)
+    return sorted(best.values(), key=lambda c: c.score.weight, reverse=True)
+
+
 def link_many(
     session: Session,
     items: Sequence[Incoming],
@@ -273,21 +308,13 @@ def link_many(
         self_key: int | None = prior.id if prior is not None else None
         if key in seen_batch:
             self_key = -seen_batch[key] - 1
-        best: dict[str, tuple[Scored, int]] = {}
-        for c in index.candidates(f):
-            if c.key == self_key:
-                continue
-            s = model.score(f, c.f, tf)
-            got = best.get(c.person_id)
-            if got is None or s.weight > got[0].weight:
-                best[c.person_id] = (s, c.key)
-        ranked = sorted(best.items(), key=lambda kv: kv[1][0].weight, reverse=True)
-        top_p = ranked[0][1][0].probability if ranked else 0.0
+        ranked = _ranked(index, f, model, tf, self_key)
+        top_p = ranked[0].score.probability if ranked else 0.0
         band = bands.band(top_p)
         if prior is not None and prior.pinned:
             person, band = prior.person_id, "auto"
         elif band == "auto":
-            person = ranked[0][0]
+            person = ranked[0].person_id
         elif prior is not None:
             person = prior.person_id
         elif key in seen_batch:
@@ -296,10 +323,12 @@ def link_many(
             person = new_person_id()
             new_persons.append({"id": person, "status": ACTIVE, "created_at": when, "updated_at": when})
         linked = Linked(person_id=person, band=band, probability=top_p)
-        for other, (s, ckey) in ranked:
-            if other != person and s.probability >= bands.review:
-                reviews.append((pos, ckey, other, None, s.probability, levels_of(s)))
-                linked.candidate_person_id = linked.candidate_person_id or other
+        for cand in ranked:
+            if cand.person_id != person and cand.score.probability >= bands.review:
+                reviews.append(
+                    (pos, cand.record_id, cand.person_id, None, cand.score.probability, levels_of(cand.score))
+                )
+                linked.candidate_person_id = linked.candidate_person_id or cand.person_id
         row = _row(it, f, person, band, top_p, model.version, when)
         if prior is not None:
             row["id"] = prior.id

@@ -42,6 +42,7 @@ ROUTERS: list[tuple[str, str, str]] = [
     ("rhip.quality.pages", "", ""),
     ("rhip.bulletin.pages", "", ""),
     ("rhip.identity.api", "/api/v1/identity", "identity"),
+    ("rhip.identity.fhir_api", "/fhir/r4", "fhir"),
 ]
 HERE = Path(__file__).parent
 
