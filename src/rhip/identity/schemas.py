@@ -21,6 +21,7 @@ class RecordRead(BaseModel):
     """One institution's patient record as linked."""
 
     id: int
+    person_id: str
     institution_code: str
     local_id: str
     source: str

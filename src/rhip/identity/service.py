@@ -122,6 +122,7 @@ def record_read(r: PatientRecord) -> RecordRead:
     """A stored record as the API shows it (unmasked: callers mask by role)."""
     return RecordRead(
         id=r.id,
+        person_id=r.person_id,
         institution_code=r.institution_code,
         local_id=r.local_id,
         source=r.source,

@@ -43,6 +43,7 @@ ROUTERS: list[tuple[str, str, str]] = [
     ("rhip.bulletin.pages", "", ""),
     ("rhip.identity.api", "/api/v1/identity", "identity"),
     ("rhip.identity.fhir_api", "/fhir/r4", "fhir"),
+    ("rhip.identity.pages", "", ""),
 ]
 HERE = Path(__file__).parent
 
