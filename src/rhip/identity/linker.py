@@ -13,7 +13,7 @@ from datetime import date
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from rhip.clock import now
@@ -23,6 +23,7 @@ from rhip.identity.models import ACTIVE, OPEN, PatientRecord, Person, Review
 from rhip.identity.scoring import COMPARISONS, Model, Scored, load_model
 
 CHUNK = 500  # values per IN list
+OR_GROUP = 8  # IN lists per statement (OR of indexed lookups; under SQLite's parameter limit)
 MAX_PER_KEY = 200  # candidates kept per key value (a phone shared by a whole clinic says nothing)
 TF_MIN_RECORDS = 10_000  # below this many records, name frequencies are too noisy to weigh
 
@@ -167,8 +168,36 @@ _CAND_COLUMNS = (
 )
 
 
+_FETCH_ONE = select(*_CAND_COLUMNS).where(
+    or_(
+        PatientRecord.id_number == bindparam("id"),
+        PatientRecord.key_name_birth.in_(bindparam("nb", expanding=True)),
+        PatientRecord.phone == bindparam("ph"),
+        PatientRecord.key_birth_district == bindparam("bd"),
+        (PatientRecord.institution_code == bindparam("inst"))
+        & (PatientRecord.local_id == bindparam("local")),
+    )
+)
+
+
+def _fetch_one(session: Session, it: Incoming) -> list[Any]:
+    """The single-record fetch: one prepared statement (building IN clauses costs more than the query)."""
+    f = it.features
+    params = {
+        "id": f.id_number,
+        "nb": f.name_birth_keys() or [""],
+        "ph": f.phone,
+        "bd": f.key_birth_district,
+        "inst": it.institution_code,
+        "local": it.local_id,
+    }
+    return list(session.connection().execute(_FETCH_ONE, params))
+
+
 def _fetch(session: Session, items: Sequence[Incoming]) -> list[Any]:
     """Stored records sharing a blocking key with any incoming record, or being one of them."""
+    if len(items) == 1:
+        return _fetch_one(session, items[0])
     wanted: dict[str, set[str]] = {"id": set(), "nb": set(), "ph": set(), "bd": set()}
     by_inst: dict[str, set[str]] = defaultdict(set)
     for it in items:
@@ -196,8 +225,9 @@ def _fetch(session: Session, items: Sequence[Incoming]) -> list[Any]:
             (PatientRecord.institution_code == inst) & PatientRecord.local_id.in_(chunk)
             for chunk in _chunks(locals_)
         )
-    for cond in conds:
-        for r in session.execute(select(*_CAND_COLUMNS).where(cond)):
+    conn = session.connection()  # Core: the ORM's per-statement overhead is most of a lone link's time
+    for i in range(0, len(conds), OR_GROUP):
+        for r in conn.execute(select(*_CAND_COLUMNS).where(or_(*conds[i : i + OR_GROUP]))):
             rows[r.id] = r
     return list(rows.values())
 
@@ -206,7 +236,9 @@ class _NameFreq:
     """Full-name term frequencies over the stored records (and this batch's)."""
 
     def __init__(self, session: Session, names: set[str]) -> None:
-        self.total = int(session.scalar(select(func.count()).select_from(PatientRecord)) or 0)
+        # the largest record id stands for the count: count(*) reads every row on SQLite
+        conn = session.connection()
+        self.total = int(conn.scalar(select(func.max(PatientRecord.id))) or 0)
         self.counts: dict[str, int] = defaultdict(int)
         if self.total >= TF_MIN_RECORDS:
             for chunk in _chunks(names):
@@ -215,7 +247,7 @@ class _NameFreq:
                     .where(PatientRecord.name.in_(chunk))
                     .group_by(PatientRecord.name)
                 )
-                for name, n in session.execute(q):
+                for name, n in conn.execute(q):
                     self.counts[str(name)] = int(n)
 
     def add(self, name: str | None) -> None:
@@ -399,28 +431,29 @@ def _write(
     out: list[Linked],
     when: Any,
 ) -> None:
+    conn = session.connection()
     if new_persons:
-        session.execute(insert(Person), new_persons)
+        conn.execute(insert(Person), new_persons)
     id_of_pos: dict[int, int] = {}
     if new_rows:
         positions = [r.pop("_pos") for r in new_rows]
-        ids = session.scalars(
-            insert(PatientRecord).returning(PatientRecord.id, sort_by_parameter_order=True), new_rows
-        ).all()
+        if len(new_rows) == 1:
+            ids = [conn.execute(insert(PatientRecord).returning(PatientRecord.id), new_rows[0]).scalar_one()]
+        else:
+            stmt = insert(PatientRecord).returning(PatientRecord.id, sort_by_parameter_order=True)
+            ids = list(conn.execute(stmt, new_rows).scalars())
         id_of_pos = dict(zip(positions, ids, strict=True))
         for pos, rid in id_of_pos.items():
             out[pos].record_id = rid
     for row in updates:
         rid = row.pop("id")
-        session.execute(update(PatientRecord).where(PatientRecord.id == rid).values(**row))
+        conn.execute(update(PatientRecord).where(PatientRecord.id == rid).values(**row))
     if reviews:
-        wanted = {(out[pos].record_id, other) for pos, _, other, _, _, _ in reviews}
+        wanted = {out[pos].record_id for pos, _, _, _, _, _ in reviews} - {None}
         have = {
             (r, p)
-            for r, p in session.execute(
-                select(Review.record_id, Review.candidate_person_id).where(
-                    or_(*[Review.record_id == rid for rid, _ in wanted if rid is not None])
-                )
+            for r, p in conn.execute(
+                select(Review.record_id, Review.candidate_person_id).where(Review.record_id.in_(wanted))
             )
         }
         rows = []
@@ -442,4 +475,4 @@ def _write(
                 }
             )
         if rows:
-            session.execute(insert(Review), rows)
+            conn.execute(insert(Review), rows)
