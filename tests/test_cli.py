@@ -65,6 +65,8 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert "rhip demo 汇总" in r.stdout
     # the quality figures come from intake's rollups; the demo recounts them from the lake
     assert "汇总表与数据湖核对一致" in r.stdout.replace("\n", "")
+    # every patient record the month sent is linked to a person, checked against the ground truth
+    assert "主索引" in r.stdout and "成对精确率" in r.stdout.replace("\n", "")
     out = tmp_path / "demo" / "2025-03"
     assert (out / "manifest.json").exists()
     assert any((out / "uploads").rglob("*.csv"))

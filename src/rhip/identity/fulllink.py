@@ -19,42 +19,14 @@ from sqlalchemy.orm import Session
 from rhip.clock import now
 from rhip.identity import train
 from rhip.identity.features import Features
-from rhip.identity.linker import Bands, default_bands, features_of, new_person_id
+from rhip.identity.linker import CAND_COLUMNS, Bands, default_bands, features_of, new_person_id
 from rhip.identity.models import ACTIVE, MERGED, OPEN, PatientRecord, Person, Review
 from rhip.identity.schemas import LinkSummary
 from rhip.identity.scoring import MODEL_FILE, load_model
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
-_COLUMNS = (
-    PatientRecord.id,
-    PatientRecord.person_id,
-    PatientRecord.pinned,
-    PatientRecord.band,
-    PatientRecord.probability,
-    PatientRecord.id_number,
-    PatientRecord.id_valid,
-    PatientRecord.guardian_id,
-    PatientRecord.name,
-    PatientRecord.py,
-    PatientRecord.py_loose,
-    PatientRecord.birth_date,
-    PatientRecord.sex,
-    PatientRecord.phone,
-    PatientRecord.district,
-)
-
-
-def _union_find(n: int) -> tuple[list[int], Callable[[int], int]]:
-    parent = list(range(n))
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    return parent, find
+_COLUMNS = (*CAND_COLUMNS, PatientRecord.band, PatientRecord.probability)
 
 
 def relink_all(
@@ -83,7 +55,7 @@ def relink_all(
     separated = _separated(session)
     record_ids = [r.id for r in rows]
     current = [r.person_id for r in rows]
-    parent, find = _union_find(n)
+    parent, find = train.union_find(n)
     best = [0.0] * n
     for a, b, p in zip(ls, rs, ps, strict=True):
         if (record_ids[a], current[b]) in separated or (record_ids[b], current[a]) in separated:

@@ -149,7 +149,7 @@ def _chunks(values: Iterable[str]) -> Iterable[list[str]]:
         yield vals[i : i + CHUNK]
 
 
-_CAND_COLUMNS = (
+CAND_COLUMNS = (
     PatientRecord.id,
     PatientRecord.person_id,
     PatientRecord.institution_code,
@@ -168,7 +168,7 @@ _CAND_COLUMNS = (
 )
 
 
-_FETCH_ONE = select(*_CAND_COLUMNS).where(
+_FETCH_ONE = select(*CAND_COLUMNS).where(
     or_(
         PatientRecord.id_number == bindparam("id"),
         PatientRecord.key_name_birth.in_(bindparam("nb", expanding=True)),
@@ -227,7 +227,7 @@ def _fetch(session: Session, items: Sequence[Incoming]) -> list[Any]:
         )
     conn = session.connection()  # Core: the ORM's per-statement overhead is most of a lone link's time
     for i in range(0, len(conds), OR_GROUP):
-        for r in conn.execute(select(*_CAND_COLUMNS).where(or_(*conds[i : i + OR_GROUP]))):
+        for r in conn.execute(select(*CAND_COLUMNS).where(or_(*conds[i : i + OR_GROUP]))):
             rows[r.id] = r
     return list(rows.values())
 

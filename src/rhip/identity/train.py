@@ -143,11 +143,8 @@ def predict(
     return rel.to_arrow_table()
 
 
-def clusters(
-    pairs: pa.Table, n: int, threshold: float, *, progress: Callable[[int], None] | None = None
-) -> list[int]:
-    """Connected components of the pairs at or above `threshold` over unique ids 0..n-1 (union–find):
-    the representative id of each record's cluster (its smallest id)."""
+def union_find(n: int) -> tuple[list[int], Callable[[int], int]]:
+    """Parents of n singletons and their find (with path halving); join by setting a root's parent."""
     parent = list(range(n))
 
     def find(x: int) -> int:
@@ -156,6 +153,13 @@ def clusters(
             x = parent[x]
         return x
 
+    return parent, find
+
+
+def clusters(pairs: pa.Table, n: int, threshold: float) -> list[int]:
+    """Connected components of the pairs at or above `threshold` over unique ids 0..n-1: the
+    representative id of each record's cluster (its smallest id)."""
+    parent, find = union_find(n)
     ls = pairs.column("unique_id_l").to_pylist()
     rs = pairs.column("unique_id_r").to_pylist()
     ps = pairs.column("match_probability").to_pylist()
@@ -164,6 +168,4 @@ def clusters(
             ra, rb = find(a), find(b)
             if ra != rb:
                 parent[max(ra, rb)] = min(ra, rb)
-    if progress:
-        progress(len(ls))
     return [find(i) for i in range(n)]
