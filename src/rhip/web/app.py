@@ -41,6 +41,8 @@ ROUTERS: list[tuple[str, str, str]] = [
     ("rhip.quality.api", "/api/v1/quality", "quality"),
     ("rhip.quality.pages", "", ""),
     ("rhip.bulletin.pages", "", ""),
+    ("rhip.records.api", "/api/v1", "records"),
+    ("rhip.records.cds_api", "", "cds-hooks"),
 ]
 HERE = Path(__file__).parent
 
