@@ -62,7 +62,7 @@ def send(db: Database, lake: Lake, org: str, rows: dict[str, list[dict[str, str]
     receipt = intake.ingest(db, lake, institution_code=org, submitted_by="records-test", frames=frames)
     problems = receipt.outcome.problems
     assert receipt.outcome.total().rejected == 0, (
-        None if problems is None else [(d["rule"] if "rule" in d else d) for d in problems.to_dicts()[:3]]
+        None if problems is None else [d.get("rule", d) for d in problems.to_dicts()[:3]]
     )
     return receipt.batch_id
 
