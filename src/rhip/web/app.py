@@ -43,6 +43,7 @@ ROUTERS: list[tuple[str, str, str]] = [
     ("rhip.bulletin.pages", "", ""),
     ("rhip.records.api", "/api/v1", "records"),
     ("rhip.records.cds_api", "", "cds-hooks"),
+    ("rhip.records.pages", "", ""),
 ]
 HERE = Path(__file__).parent
 
