@@ -29,12 +29,22 @@ app.add_typer(user_app, name="user")
 from rhip.quality.commands import app as quality_app  # noqa: E402
 
 app.add_typer(quality_app, name="quality")
+from rhip.records.commands import app as records_app, audit_app  # noqa: E402
+
+app.add_typer(records_app, name="records")
+app.add_typer(audit_app, name="audit")
 console = Console()
 err = Console(stderr=True)
 
 # Each later part of the platform joins the demo here: a module with
 # `run(*, settings, synth_dir, console) -> list[tuple[str, str]]` (summary rows: 环节, 结果).
-DEMO_STEPS: list[str] = ["rhip.fhir.demo", "rhip.booking.demo", "rhip.quality.demo", "rhip.bulletin.demo"]
+DEMO_STEPS: list[str] = [
+    "rhip.fhir.demo",
+    "rhip.booking.demo",
+    "rhip.records.demo",
+    "rhip.quality.demo",
+    "rhip.bulletin.demo",
+]
 
 
 def _settings() -> Settings:

@@ -272,6 +272,12 @@ def pending_batch_ids(session: Session) -> list[str]:
     return list(session.scalars(select(IntakeBatch.id).where(IntakeBatch.status == PENDING)))
 
 
+def committed_batch_ids(session: Session) -> list[str]:
+    """Ids of committed batches in commit order (for services that absorb what intake stored)."""
+    q = select(IntakeBatch.id).where(IntakeBatch.status == COMMITTED)
+    return list(session.scalars(q.order_by(IntakeBatch.committed_at, IntakeBatch.id)))
+
+
 def visible_sql(session: Session, table: str) -> Any:
     """DuckDB SQL for the current records of a catalogue table, without uncommitted batches."""
     return store.current_sql(table, exclude_batches=pending_batch_ids(session))
