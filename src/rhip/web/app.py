@@ -44,6 +44,7 @@ ROUTERS: list[tuple[str, str, str]] = [
     ("rhip.records.api", "/api/v1", "records"),
     ("rhip.records.cds_api", "", "cds-hooks"),
     ("rhip.records.pages", "", ""),
+    ("rhip.records.fhir_api", "/fhir/r4", "fhir"),
 ]
 HERE = Path(__file__).parent
 
