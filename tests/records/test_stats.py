@@ -7,10 +7,13 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from fastapi.testclient import TestClient
+from sqlalchemy import delete, or_, select
 
 from rhip.clock import local_now
 from rhip.db.engine import Database
-from rhip.records import stats
+from rhip.lake.store import Lake
+from rhip.records import service as records, stats
+from rhip.records.models import RecordEntry, SyncedBatch
 from tests.records.conftest import City
 
 H = Callable[..., dict[str, str]]
@@ -54,3 +57,34 @@ def test_reports_uploaded_counts_lab_and_exam(city: City, db: Database) -> None:
         per = dict(rows)
         assert per.get(org, 0) >= 1
         assert total >= sum(per.values())
+
+
+def test_rebuild_from_the_lake_equals_what_intake_absorbed(city: City, db: Database, lake: Lake) -> None:
+    """The store kept at intake's commit and a rebuild from the lake by batch id hold the same entries."""
+    mine = or_(RecordEntry.patient_key.in_([city.pid_a, city.pid_b]), RecordEntry.id_number == city.id_number)
+    cols = (
+        RecordEntry.institution_code,
+        RecordEntry.source,
+        RecordEntry.business_key,
+        RecordEntry.kind,
+        RecordEntry.occurred_at,
+        RecordEntry.title,
+        RecordEntry.code,
+        RecordEntry.abnormal,
+        RecordEntry.detail,
+    )
+
+    def snapshot() -> list[tuple[str, ...]]:
+        with db.session() as s:
+            rows = s.execute(select(*cols).where(mine, RecordEntry.source != "resident")).all()
+            return sorted(tuple(str(x) for x in r) for r in rows)
+
+    before = snapshot()
+    assert len(before) == 6
+    with db.session() as s, s.begin():
+        s.execute(delete(SyncedBatch).where(SyncedBatch.batch_id.in_(city.batches)))
+        s.execute(delete(RecordEntry).where(mine, RecordEntry.source != "resident"))
+    assert snapshot() == []
+    with db.session() as s, s.begin():
+        assert records.absorb_batches(s, lake, city.batches) == 6
+    assert snapshot() == before

@@ -40,6 +40,7 @@ from rhip.intake.models import (
     IntakeProblem,
 )
 from rhip.lake.store import Lake
+from rhip.records import service as records
 from rhip.security.roles import Role
 from rhip.security.service import Principal
 
@@ -116,6 +117,8 @@ def finish_batch(session: Session, *, batch_id: str, outcome: pipeline.Outcome) 
     if outcome.daily is not None and outcome.daily.height:
         _add_daily(session, institution_code=batch.institution_code, daily=outcome.daily)
     rollup.apply(session, outcome.rollup)
+    if outcome.stored:  # the shared health record's serving store, in the same transaction
+        records.absorb_stored(session, batch_id=batch_id, stored=outcome.stored)
     return batch
 
 

@@ -5,9 +5,11 @@ these functions read what that decision allows. Other domains call this module."
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import polars as pl
 from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
@@ -173,5 +175,10 @@ def measurements(session: Session, *, person_id: str, days: int = 180) -> list[R
 
 
 def absorb_batches(session: Session, lake: Lake, batch_ids: list[str]) -> int:
-    """Absorb committed intake batches into the serving store (intake's commit hook and the demo)."""
+    """Absorb committed intake batches from the lake (a rebuild; batches already absorbed are skipped)."""
     return store.absorb(session, lake, batch_ids)
+
+
+def absorb_stored(session: Session, *, batch_id: str, stored: Mapping[str, pl.DataFrame]) -> int:
+    """Absorb what a batch has just stored, in intake's commit transaction."""
+    return store.absorb_stored(session, batch_id=batch_id, stored=stored)

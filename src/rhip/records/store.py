@@ -8,7 +8,7 @@ Sources and their display are data (`data/sources.yaml`). A batch's rows are rea
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
@@ -135,33 +135,60 @@ def _title(template: str, row: dict[str, Any]) -> str:
     return template.format_map(values).strip()[:200] or "—"
 
 
+def _latest(df: pl.DataFrame) -> pl.DataFrame:
+    """The newest version of each key (by 数据更新时间, then batch and row)."""
+    order = [c for c in ("updated_at", "_batch", "_row") if c in df.columns]
+    return df.sort(order).unique(subset=["org_code", "_key"], keep="last", maintain_order=True)
+
+
 def _read(lake: Lake, table: str, batch_ids: Sequence[str], columns: Iterable[str]) -> pl.DataFrame | None:
     """The rows of these batches in one lake table (only the columns named)."""
     name = f"ods_{table}"
     if not lake.exists(name):
         return None
-    dt = DeltaTable(str(lake.path(name)))
-    ds = dt.to_pyarrow_dataset()
-    wanted = [c for c in dict.fromkeys(["_batch", "_key", "_op", "_row", "org_code", "updated_at", *columns])]
+    ds = DeltaTable(str(lake.path(name))).to_pyarrow_dataset()
+    wanted = list(dict.fromkeys(["_batch", "_key", "_op", "_row", "org_code", "updated_at", *columns]))
     have = [c for c in wanted if c in ds.schema.names]
     tbl = ds.to_table(columns=have, filter=pc.field("_batch").isin(list(batch_ids)))
     if tbl.num_rows == 0:
         return None
     df = pl.from_arrow(tbl)
     assert isinstance(df, pl.DataFrame)
-    # the newest version of each key among these batches
-    order = [c for c in ("updated_at", "_batch", "_row") if c in df.columns]
-    return df.sort(order).unique(subset=["org_code", "_key"], keep="last", maintain_order=True)
+    return df
 
 
-def _items_by_parent(
-    lake: Lake, items: Items, batch_ids: Sequence[str]
-) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    df = _read(lake, items.table, batch_ids, [items.key, *items.fields])
+Frames = Callable[[str, Iterable[str]], "pl.DataFrame | None"]
+
+
+def lake_frames(lake: Lake, batch_ids: Sequence[str]) -> Frames:
+    """Rows of these batches, read from the lake by their `_batch` tag."""
+    return lambda table, columns: _read(lake, table, batch_ids, columns)
+
+
+def stored_frames(stored: Mapping[str, pl.DataFrame]) -> Frames:
+    """Rows a batch has just stored (intake's frames at commit: no lake read)."""
+
+    def get(table: str, columns: Iterable[str]) -> pl.DataFrame | None:
+        df = stored.get(table)
+        if df is None or df.height == 0:
+            return None
+        return df.select(
+            [
+                c
+                for c in dict.fromkeys(["_key", "_op", "org_code", "updated_at", "_batch", "_row", *columns])
+                if c in df.columns
+            ]
+        )
+
+    return get
+
+
+def _items_by_parent(frames: Frames, items: Items) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    df = frames(items.table, [items.key, *items.fields])
     out: dict[tuple[str, str], list[dict[str, Any]]] = {}
     if df is None:
         return out
-    for r in df.filter(pl.col("_op") != OP_REVOKE).iter_rows(named=True):
+    for r in _latest(df).filter(pl.col("_op") != OP_REVOKE).iter_rows(named=True):
         out.setdefault((r["org_code"], str(r[items.key])), []).append(
             {f: _plain(r.get(f)) for f in items.fields if r.get(f) is not None}
         )
@@ -173,9 +200,7 @@ def _id_number(v: Any) -> str | None:
     return s if len(s) == 18 else None
 
 
-def _entries(
-    lake: Lake, src: Source, batch_ids: Sequence[str]
-) -> tuple[list[dict[str, Any]], list[tuple[str, str, str]]]:
+def _entries(frames: Frames, src: Source) -> tuple[list[dict[str, Any]], list[tuple[str, str, str]]]:
     """(entries to upsert, keys to delete) for one source over these batches."""
     cols = {src.time, src.patient, *src.detail, "id_number"}
     if src.code:
@@ -183,10 +208,11 @@ def _entries(
     if src.abnormal_field:
         cols.add(src.abnormal_field)
     cols |= {n[1:-1] for n in _placeholders(src.title)}
-    df = _read(lake, src.table, batch_ids, cols)
+    df = frames(src.table, cols)
     if df is None:
         return [], []
-    items = _items_by_parent(lake, src.items, batch_ids) if src.items else {}
+    df = _latest(df)
+    items = _items_by_parent(frames, src.items) if src.items else {}
     t = now()
     rows: list[dict[str, Any]] = []
     gone: list[tuple[str, str, str]] = []
@@ -248,17 +274,10 @@ def upsert(session: Session, rows: list[dict[str, Any]]) -> None:
         )
 
 
-def absorb(session: Session, lake: Lake, batch_ids: Sequence[str]) -> int:
-    """Absorb these committed intake batches into the store (idempotent); returns entries written."""
-    done = set(
-        session.scalars(select(SyncedBatch.batch_id).where(SyncedBatch.batch_id.in_(list(batch_ids)))).all()
-    )
-    todo = [b for b in batch_ids if b not in done]
-    if not todo:
-        return 0
+def _write(session: Session, frames: Frames) -> int:
     written = 0
     for src in sources().values():
-        rows, gone = _entries(lake, src, todo)
+        rows, gone = _entries(frames, src)
         for i in range(0, len(gone), CHUNK):
             session.execute(
                 delete(RecordEntry).where(
@@ -269,10 +288,36 @@ def absorb(session: Session, lake: Lake, batch_ids: Sequence[str]) -> int:
             )
         upsert(session, rows)
         written += len(rows)
-    per = max(written // len(todo), 0)
-    session.add_all(SyncedBatch(batch_id=b, entries=per, synced_at=now()) for b in todo)
+    return written
+
+
+def absorb(session: Session, lake: Lake, batch_ids: Sequence[str]) -> int:
+    """Absorb committed intake batches from the lake (idempotent: batches already absorbed are skipped)."""
+    done = set(
+        session.scalars(select(SyncedBatch.batch_id).where(SyncedBatch.batch_id.in_(list(batch_ids)))).all()
+    )
+    todo = [b for b in batch_ids if b not in done]
+    if not todo:
+        return 0
+    written = _write(session, lake_frames(lake, todo))
+    session.add_all(SyncedBatch(batch_id=b, entries=0, synced_at=now()) for b in todo)
     session.flush()
     return written
+
+
+def absorb_stored(session: Session, *, batch_id: str, stored: Mapping[str, pl.DataFrame]) -> int:
+    """Absorb the rows a batch stored, in its commit transaction (intake calls this at commit)."""
+    if not any(t in stored for t in _tables()):
+        return 0
+    written = _write(session, stored_frames(stored))
+    session.add(SyncedBatch(batch_id=batch_id, entries=written, synced_at=now()))
+    session.flush()
+    return written
+
+
+@cache
+def _tables() -> frozenset[str]:
+    return frozenset(t for s in sources().values() for t in (s.table, *((s.items.table,) if s.items else ())))
 
 
 def detail_json(entry: RecordEntry) -> str:
