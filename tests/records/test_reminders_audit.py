@@ -8,43 +8,48 @@ from datetime import timedelta
 
 from fastapi.testclient import TestClient
 from sqlalchemy import text, update
+from sqlalchemy.orm import Session
 
 from rhip.clock import now
 from rhip.db.engine import Database
-from rhip.records import audit, reminders
+from rhip.records import audit, reminders, service
 from rhip.records.consent import Access
 from rhip.records.models import AccessLog
+from rhip.security.roles import Role
+from rhip.security.service import Principal
 from tests.records.conftest import City
 
 H = Callable[..., dict[str, str]]
 
 
-def _access(city: City) -> Access:
-    return Access(city.person, True, "self")
+def _access(s: Session, city: City) -> Access:
+    """The resident's own access, decided (and logged) as any view is."""
+    me = Principal(subject=city.id_number, role=Role.resident)
+    return service.check_access(s, principal=me, person_id=city.person, action="reminders")
 
 
 def test_repeat_exam_within_window_only(db: Database, city: City) -> None:
     with db.session() as s, s.begin():
-        ct = reminders.compute(s, access=_access(city), orders=[reminders.Order("胸部CT平扫", "CT")])
+        ct = reminders.compute(s, access=_access(s, city), orders=[reminders.Order("胸部CT平扫", "CT")])
         assert [r.rule for r in ct if r.category == "repeat"] == ["ct"]
         assert ct[0].indicator in ("warning", "critical")
         # 35 days later the CT is outside its 30-day window; the blood test (7 days) too
         later = reminders.compute(
             s,
-            access=_access(city),
+            access=_access(s, city),
             orders=[reminders.Order("胸部CT", "CT"), reminders.Order("血常规")],
             at=now() + timedelta(days=35),
         )
         assert not [r for r in later if r.category == "repeat"]
-        cbc = reminders.compute(s, access=_access(city), orders=[reminders.Order("血常规")])
+        cbc = reminders.compute(s, access=_access(s, city), orders=[reminders.Order("血常规")])
         assert [r.rule for r in cbc if r.category == "repeat"] == ["cbc"]
-        nothing = reminders.compute(s, access=_access(city), orders=[reminders.Order("甲状腺功能")])
+        nothing = reminders.compute(s, access=_access(s, city), orders=[reminders.Order("甲状腺功能")])
         assert not [r for r in nothing if r.category == "repeat"]
 
 
 def test_patient_view_reminders_followup_and_abnormal(db: Database, city: City) -> None:
     with db.session() as s, s.begin():
-        found = reminders.compute(s, access=_access(city))
+        found = reminders.compute(s, access=_access(s, city))
     cats = {r.category for r in found}
     assert {"followup", "abnormal", "repeat"} <= cats
     overdue = next(r for r in found if r.category == "followup")

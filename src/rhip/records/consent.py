@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from rhip.clock import now
 from rhip.errors import Conflict, Forbidden, Invalid, NotFound, TooManyRequests
 from rhip.identity import service as identity
+from rhip.identity.schemas import PersonRead
 from rhip.records import audit
 from rhip.records.models import AccessCode, AccessLog, Consent
 from rhip.registry import service as registry
@@ -38,6 +39,8 @@ class Access:
     allowed: bool
     basis: str  # self | consent:N | emergency:N | own-institution | none
     institution_only: str | None = None
+    keys: tuple[tuple[str, str], ...] = ()  # the person's (institution, local patient id) pairs
+    id_numbers: tuple[str, ...] = ()  # the person's 18-digit ID numbers
 
 
 def resident_person(session: Session, principal: Principal) -> str:
@@ -50,8 +53,21 @@ def resident_person(session: Session, principal: Principal) -> str:
 
 def _person(session: Session, person_id: str) -> str:
     """The surviving person id (a merged person points to the one it was merged into)."""
+    return _load(session, person_id).id
+
+
+def _load(session: Session, person_id: str) -> PersonRead:
+    """The person (the survivor, when merged) with its linked records."""
     p = identity.get_person(session, person_id=person_id)
-    return p.merged_into or p.id
+    return identity.get_person(session, person_id=p.merged_into) if p.merged_into else p
+
+
+def _found(p: PersonRead, allowed: bool, basis: str, only: str | None = None) -> Access:
+    ids = {r.id_number for r in p.records if r.id_number and len(r.id_number) == 18}
+    if p.id_number and len(p.id_number) == 18:
+        ids.add(p.id_number)
+    keys = tuple((r.institution_code, r.local_id) for r in p.records)
+    return Access(p.id, allowed, basis, only, keys, tuple(sorted(ids)))
 
 
 def active_consent(session: Session, *, person_id: str, principal: Principal) -> Consent | None:
@@ -73,14 +89,6 @@ def active_consent(session: Session, *, person_id: str, principal: Principal) ->
     return session.scalars(q).first()
 
 
-def has_own_records(session: Session, *, person_id: str, institution_code: str | None) -> bool:
-    """Whether the institution itself holds a record of this person."""
-    if not institution_code:
-        return False
-    p = identity.get_person(session, person_id=person_id)
-    return any(r.institution_code == institution_code for r in p.records)
-
-
 def check(session: Session, *, principal: Principal, person_id: str, action: str, detail: str = "") -> Access:
     """Decide and log one access (the log row is written whatever the outcome, before any data)."""
     access = _decide(session, principal=principal, person_id=person_id)
@@ -98,21 +106,22 @@ def check(session: Session, *, principal: Principal, person_id: str, action: str
 
 def _decide(session: Session, *, principal: Principal, person_id: str) -> Access:
     if principal.role == Role.resident:
-        own = resident_person(session, principal)
-        ok = own == person_id or _person(session, person_id) == own
-        return Access(own if ok else person_id, ok, "self" if ok else "none")
+        own = _load(session, resident_person(session, principal))
+        ok = own.id == person_id or _person(session, person_id) == own.id
+        return _found(own, True, "self") if ok else Access(person_id, False, "none")
     try:
-        pid = _person(session, person_id)
+        p = _load(session, person_id)
     except NotFound:
         return Access(person_id, False, "none")
     if principal.role not in CLINICIANS:
-        return Access(pid, False, "none")
-    c = active_consent(session, person_id=pid, principal=principal)
+        return Access(p.id, False, "none")
+    c = active_consent(session, person_id=p.id, principal=principal)
     if c is not None:
-        return Access(pid, True, f"{c.kind if c.kind == 'emergency' else 'consent'}:{c.id}")
-    if has_own_records(session, person_id=pid, institution_code=principal.institution_code):
-        return Access(pid, True, "own-institution", institution_only=principal.institution_code)
-    return Access(pid, False, "none")
+        return _found(p, True, f"{c.kind if c.kind == 'emergency' else 'consent'}:{c.id}")
+    inst = principal.institution_code
+    if inst and any(r.institution_code == inst for r in p.records):
+        return _found(p, True, "own-institution", inst)
+    return Access(p.id, False, "none")
 
 
 def refusal(access: Access) -> Forbidden:

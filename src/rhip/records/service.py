@@ -15,7 +15,6 @@ from sqlalchemy.orm import Session
 
 from rhip.clock import now
 from rhip.errors import Invalid, NotFound
-from rhip.identity import service as identity
 from rhip.lake.store import Lake
 from rhip.records import consent, store
 from rhip.records.consent import Access
@@ -58,25 +57,21 @@ def check_access(
     return consent.check(session, principal=principal, person_id=person_id, action=action, detail=detail)
 
 
-def _patient_filter(session: Session, person_id: str, institution_only: str | None):  # type: ignore[no-untyped-def]
-    """SQL condition selecting a person's entries: every linked patient id and the person's ID number."""
-    p = identity.get_person(session, person_id=person_id)
-    keys = [
-        (r.institution_code, r.local_id)
-        for r in p.records
-        if institution_only is None or r.institution_code == institution_only
+def _patient_filter(access: Access) -> ColumnElement[bool]:
+    """SQL condition selecting the entries an access covers: the person's linked patient ids, their ID
+    numbers (public-health records), and what the resident added."""
+    only = access.institution_only
+    conds: list[ColumnElement[bool]] = [
+        and_(RecordEntry.institution_code == i, RecordEntry.patient_key == k)
+        for i, k in access.keys
+        if only is None or i == only
     ]
-    conds = [and_(RecordEntry.institution_code == i, RecordEntry.patient_key == k) for i, k in keys]
-    ids = {r.id_number for r in p.records if r.id_number and len(r.id_number) == 18}
-    if p.id_number:
-        ids.add(p.id_number)
-    if ids:
-        c: ColumnElement[bool] = RecordEntry.id_number.in_(sorted(ids))
-        if institution_only is not None:
-            c = and_(c, RecordEntry.institution_code == institution_only)
-        conds.append(c)
-    conds.append(and_(RecordEntry.source == RESIDENT, RecordEntry.patient_key == person_id))
-    return or_(*conds)
+    if access.id_numbers:
+        c: ColumnElement[bool] = RecordEntry.id_number.in_(access.id_numbers)
+        conds.append(c if only is None else and_(c, RecordEntry.institution_code == only))
+    if only is None:
+        conds.append(and_(RecordEntry.source == RESIDENT, RecordEntry.patient_key == access.person_id))
+    return or_(*conds) if conds else RecordEntry.id < 0
 
 
 def timeline(
@@ -92,7 +87,7 @@ def timeline(
     """The entries the access allows, newest first, filtered by kind, time and institution."""
     if start and end and start > end:
         raise Invalid("开始时间晚于结束时间", code="records-bad-range")
-    q = select(RecordEntry).where(_patient_filter(session, access.person_id, access.institution_only))
+    q = select(RecordEntry).where(_patient_filter(access))
     if kinds:
         unknown = set(kinds) - set(store.kind_labels())
         if unknown:
@@ -119,9 +114,7 @@ def report(session: Session, *, access: Access, entry_id: int) -> RecordEntry:
     if e is None or e.kind not in ("lab", "exam"):
         raise NotFound("没有这份报告", code="records-report-not-found")
     allowed = session.scalar(
-        select(RecordEntry.id).where(
-            RecordEntry.id == entry_id, _patient_filter(session, access.person_id, access.institution_only)
-        )
+        select(RecordEntry.id).where(RecordEntry.id == entry_id, _patient_filter(access))
     )
     if allowed is None:
         raise NotFound("没有这份报告", code="records-report-not-found")
