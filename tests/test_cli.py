@@ -73,5 +73,9 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     # the same check from the command line, and a readable error for a bad month
     v = rhip("quality", "verify", "--month", "2025-03", data_dir=tmp_path)
     assert v.returncode == 0 and "一致" in v.stdout, v.stdout + v.stderr
+    # the shared record: built from the month, served, its access log's chain intact
+    assert "健康档案调阅" in r.stdout
+    chain = rhip("audit", "verify", data_dir=tmp_path)
+    assert chain.returncode == 0 and "审计链完好" in chain.stdout, chain.stdout + chain.stderr
     bad = rhip("quality", "verify", "--month", "2025-13", data_dir=tmp_path)
     assert bad.returncode != 0 and "YYYY-MM" in bad.stdout + bad.stderr and "Traceback" not in bad.stderr

@@ -32,6 +32,10 @@ app.add_typer(quality_app, name="quality")
 from rhip.identity.commands import app as identity_app  # noqa: E402
 
 app.add_typer(identity_app, name="identity")
+from rhip.records.commands import app as records_app, audit_app  # noqa: E402
+
+app.add_typer(records_app, name="records")
+app.add_typer(audit_app, name="audit")
 console = Console()
 err = Console(stderr=True)
 
@@ -40,9 +44,10 @@ err = Console(stderr=True)
 DEMO_STEPS: list[str] = [
     "rhip.fhir.demo",
     "rhip.booking.demo",
+    "rhip.identity.demo",
+    "rhip.records.demo",
     "rhip.quality.demo",
     "rhip.bulletin.demo",
-    "rhip.identity.demo",
 ]
 
 

@@ -82,3 +82,19 @@ class UnsupportedMedia(RhipError):
     status = 415
     title = "不支持的文件格式"
     code = "unsupported-media-type"
+
+
+class Unavailable(RhipError):
+    """A dependency the answer needs is down, and answering without it is not allowed (503)."""
+
+    status = 503
+    title = "服务暂不可用"
+    code = "unavailable"
+
+
+class TooManyRequests(RhipError):
+    """Too many attempts from this caller; try again later (429)."""
+
+    status = 429
+    title = "请求过于频繁"
+    code = "too-many-requests"

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 
 import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from fhirpy import SyncFHIRClient
 from fhirpy.base.exceptions import OperationOutcome
@@ -20,23 +16,6 @@ from tests.booking.conftest import new_person
 from tests.booking.test_api import publish
 
 Auth = Callable[..., dict[str, str]]
-
-
-@pytest.fixture(scope="module")
-def live(app_) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    """The test app served by uvicorn on a free loopback port (same process, so the frozen clock applies)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app_, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
 
 
 def test_fhirpy_finds_books_and_cancels(live: str, client: TestClient, auth: Auth, frozen: datetime) -> None:

@@ -41,6 +41,7 @@ from rhip.intake.models import (
     IntakeProblem,
 )
 from rhip.lake.store import Lake
+from rhip.records import service as records
 from rhip.security.roles import Role
 from rhip.security.service import Principal
 
@@ -121,6 +122,8 @@ def finish_batch(session: Session, *, batch_id: str, outcome: pipeline.Outcome) 
     if patients is not None and patients.height:  # the EMPI links each stored patient record
         live = patients.filter(pl.col("_op") != store.OP_REVOKE)
         identity.link_patient_rows(session, live.iter_rows(named=True), source=batch.channel)
+    if outcome.stored:  # the shared health record's serving store, in the same transaction
+        records.absorb_stored(session, batch_id=batch_id, stored=outcome.stored)
     return batch
 
 
@@ -275,6 +278,12 @@ def cda_counts(session: Session, *, institution_code: str | None = None) -> list
 def pending_batch_ids(session: Session) -> list[str]:
     """Ids of batches not (yet) committed: their lake rows must not be read."""
     return list(session.scalars(select(IntakeBatch.id).where(IntakeBatch.status == PENDING)))
+
+
+def committed_batch_ids(session: Session) -> list[str]:
+    """Ids of committed batches in commit order (for services that absorb what intake stored)."""
+    q = select(IntakeBatch.id).where(IntakeBatch.status == COMMITTED)
+    return list(session.scalars(q.order_by(IntakeBatch.committed_at, IntakeBatch.id)))
 
 
 def visible_sql(session: Session, table: str) -> Any:

@@ -44,6 +44,10 @@ ROUTERS: list[tuple[str, str, str]] = [
     ("rhip.identity.api", "/api/v1/identity", "identity"),
     ("rhip.identity.fhir_api", "/fhir/r4", "fhir"),
     ("rhip.identity.pages", "", ""),
+    ("rhip.records.api", "/api/v1", "records"),
+    ("rhip.records.cds_api", "", "cds-hooks"),
+    ("rhip.records.pages", "", ""),
+    ("rhip.records.fhir_api", "/fhir/r4", "fhir"),
 ]
 HERE = Path(__file__).parent
 

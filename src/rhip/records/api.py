@@ -1,0 +1,314 @@
+"""Records JSON API (mounted at /api/v1): the resident's own record, consents, codes and who looked; a
+clinician's view of another person's record under consent; emergency access; reminders; the auditor's
+search of the record-access log. Every view is logged before data leaves (fail closed)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from rhip.clock import SHANGHAI
+from rhip.errors import Invalid
+from rhip.records import audit, consent, reminders, service
+from rhip.records.consent import Access
+from rhip.records.models import AccessLog
+from rhip.records.schemas import (
+    AccessCodeRead,
+    AccessLogRead,
+    ConsentCreate,
+    ConsentRead,
+    EmergencyRequest,
+    EntryRead,
+    MeasurementCreate,
+    RedeemRequest,
+    ReminderRead,
+    RemindersRequest,
+    TimelineRead,
+    VerifyRead,
+)
+from rhip.security.deps import SessionDep, require
+from rhip.security.roles import Role
+from rhip.security.service import Principal
+
+router = APIRouter()
+Resident = Annotated[Principal, Depends(require(Role.resident))]
+Clinician = Annotated[Principal, Depends(require(Role.doctor, Role.family_doctor))]
+Auditor = Annotated[Principal, Depends(require(Role.auditor, Role.admin))]
+PersonId = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_-]+$")]
+Kinds = Annotated[list[str] | None, Query(alias="kind", max_length=20)]
+Day = Annotated[date | None, Query(description="YYYY-MM-DD（北京时间）")]
+
+
+def _secret(request: Request) -> str:
+    return str(request.app.state.settings.secret_key)
+
+
+def _range(start: date | None, end: date | None) -> tuple[datetime | None, datetime | None]:
+    for d in (start, end):
+        if d is not None and not 1900 <= d.year <= 2100:
+            raise Invalid("日期应在 1900–2100 年之间", code="records-bad-date")
+    s = datetime.combine(start, time(0), SHANGHAI).astimezone(UTC) if start else None
+    e = datetime.combine(end, time(23, 59, 59), SHANGHAI).astimezone(UTC) if end else None
+    return s, e
+
+
+def _open(session: Session, principal: Principal, person_id: str, action: str, detail: str = "") -> Access:
+    """Decide, log, and refuse (after the refusal is committed) — the first step of every view."""
+    with session.begin():
+        access = service.check_access(
+            session, principal=principal, person_id=person_id, action=action, detail=detail
+        )
+    if not access.allowed:
+        raise consent.refusal(access)
+    return access
+
+
+def _timeline(session: Session, access: Access, **kw: object) -> TimelineRead:
+    with session.begin():
+        entries = service.timeline(session, access=access, **kw)  # type: ignore[arg-type]
+        return TimelineRead(
+            person_id=access.person_id,
+            basis=access.basis,
+            institution_only=access.institution_only,
+            entries=[EntryRead.model_validate(e) for e in entries],
+        )
+
+
+# ------------------------------------------------------------------------------ the resident
+
+
+def _me(session: Session, principal: Principal) -> str:
+    with session.begin():
+        return consent.resident_person(session, principal)
+
+
+@router.get("/records/me", response_model=TimelineRead, tags=["records"])
+def my_record(
+    session: SessionDep, principal: Resident, kind: Kinds = None, start: Day = None, end: Day = None
+) -> TimelineRead:
+    """My own record across institutions (实名注册居民)."""
+    access = _open(session, principal, _me(session, principal), "view")
+    s, e = _range(start, end)
+    return _timeline(session, access, kinds=kind, start=s, end=e)
+
+
+@router.get("/records/me/reports", response_model=list[EntryRead], tags=["records"])
+def my_reports(session: SessionDep, principal: Resident) -> list[EntryRead]:
+    """My lab and exam reports from every institution (医检报告共享)."""
+    access = _open(session, principal, _me(session, principal), "reports")
+    with session.begin():
+        return [EntryRead.model_validate(x) for x in service.reports(session, access=access)]
+
+
+@router.get("/records/me/reports/{entry_id}", response_model=EntryRead, tags=["records"])
+def my_report(
+    entry_id: Annotated[int, Path(ge=1, le=2**62)], session: SessionDep, principal: Resident
+) -> EntryRead:
+    """One of my reports with its results, reference ranges and abnormal flags."""
+    access = _open(session, principal, _me(session, principal), "report", f"entry {entry_id}")
+    with session.begin():
+        return EntryRead.model_validate(service.report(session, access=access, entry_id=entry_id))
+
+
+@router.get("/records/me/consents", response_model=list[ConsentRead], tags=["records"])
+def my_consents(session: SessionDep, principal: Resident) -> list[ConsentRead]:
+    """My grants, codes redeemed and emergency accesses to my record."""
+    with session.begin():
+        pid = consent.resident_person(session, principal)
+        return [ConsentRead.model_validate(c) for c in consent.consents_of(session, person_id=pid)]
+
+
+@router.post("/records/me/consents", response_model=ConsentRead, status_code=201, tags=["records"])
+def grant_consent(body: ConsentCreate, session: SessionDep, principal: Resident) -> ConsentRead:
+    """Authorise an institution (or one of its doctors) to see my record for some days."""
+    with session.begin():
+        c = consent.grant(
+            session,
+            principal=principal,
+            institution_code=body.institution_code,
+            doctor=body.doctor,
+            days=body.days,
+        )
+        return ConsentRead.model_validate(c)
+
+
+@router.delete("/records/me/consents/{consent_id}", response_model=ConsentRead, tags=["records"])
+def revoke_consent(
+    consent_id: Annotated[int, Path(ge=1, le=2**62)], session: SessionDep, principal: Resident
+) -> ConsentRead:
+    """Withdraw a grant (effective at once)."""
+    with session.begin():
+        return ConsentRead.model_validate(consent.revoke(session, principal=principal, consent_id=consent_id))
+
+
+@router.post("/records/me/access-codes", response_model=AccessCodeRead, status_code=201, tags=["records"])
+def new_access_code(request: Request, session: SessionDep, principal: Resident) -> AccessCodeRead:
+    """A six-digit code to read to the doctor at the visit (10 minutes, one use)."""
+    with session.begin():
+        code, row = consent.new_code(session, principal=principal, secret=_secret(request))
+        return AccessCodeRead(code=code, expires_at=row.expires_at)
+
+
+@router.get("/records/me/access-log", response_model=list[AccessLogRead], tags=["records"])
+def my_access_log(
+    session: SessionDep, principal: Resident, limit: Annotated[int, Query(ge=1, le=500)] = 100
+) -> list[AccessLogRead]:
+    """Who looked at my record, when, and on what basis (refusals included)."""
+    with session.begin():
+        pid = consent.resident_person(session, principal)
+        rows = session.scalars(
+            select(AccessLog).where(AccessLog.person_id == pid).order_by(AccessLog.id.desc()).limit(limit)
+        ).all()
+        return [AccessLogRead.model_validate(r) for r in rows]
+
+
+@router.post("/records/me/measurements", response_model=EntryRead, status_code=201, tags=["records"])
+def add_measurement(body: MeasurementCreate, session: SessionDep, principal: Resident) -> EntryRead:
+    """Record a self-measured value (blood pressure, glucose, weight, steps, heart rate)."""
+    with session.begin():
+        pid = consent.resident_person(session, principal)
+        e = service.add_measurement(
+            session, person_id=pid, kind=body.kind, value=body.value, measured_at=body.measured_at
+        )
+        return EntryRead.model_validate(e)
+
+
+# ---------------------------------------------------------------------------- clinicians
+
+
+@router.get("/records/{person_id}", response_model=TimelineRead, tags=["records"])
+def person_record(
+    person_id: PersonId,
+    session: SessionDep,
+    principal: Clinician,
+    kind: Kinds = None,
+    start: Annotated[date | None, Query(alias="from")] = None,
+    end: Annotated[date | None, Query(alias="to")] = None,
+    institution: Annotated[str | None, Query(max_length=32)] = None,
+) -> TimelineRead:
+    """A person's record across institutions, as far as consent allows (经患者授权)."""
+    s, e = _range(start, end)
+    access = _open(session, principal, person_id, "view")
+    return _timeline(session, access, kinds=kind, start=s, end=e, institution=institution)
+
+
+@router.get("/records/{person_id}/reports", response_model=list[EntryRead], tags=["records"])
+def person_reports(person_id: PersonId, session: SessionDep, principal: Clinician) -> list[EntryRead]:
+    """A person's lab and exam reports, as far as consent allows."""
+    access = _open(session, principal, person_id, "reports")
+    with session.begin():
+        return [EntryRead.model_validate(x) for x in service.reports(session, access=access)]
+
+
+@router.get("/records/{person_id}/reports/{entry_id}", response_model=EntryRead, tags=["records"])
+def person_report(
+    person_id: PersonId,
+    entry_id: Annotated[int, Path(ge=1, le=2**62)],
+    session: SessionDep,
+    principal: Clinician,
+) -> EntryRead:
+    """One report with its results."""
+    access = _open(session, principal, person_id, "report", f"entry {entry_id}")
+    with session.begin():
+        return EntryRead.model_validate(service.report(session, access=access, entry_id=entry_id))
+
+
+@router.post("/records/{person_id}/access-codes/redeem", response_model=ConsentRead, tags=["records"])
+def redeem_code(
+    person_id: PersonId, body: RedeemRequest, request: Request, session: SessionDep, principal: Clinician
+) -> ConsentRead:
+    """Turn the code the resident read out into a visit-long consent."""
+    with session.begin():
+        c = consent.redeem(
+            session, principal=principal, person_id=person_id, code=body.code, secret=_secret(request)
+        )
+    if c is None:
+        raise Invalid("授权码错误、已使用或已过期", code="records-code-invalid")
+    return ConsentRead.model_validate(c)
+
+
+@router.post(
+    "/records/{person_id}/emergency-access", response_model=ConsentRead, status_code=201, tags=["records"]
+)
+def emergency_access(
+    person_id: PersonId, body: EmergencyRequest, session: SessionDep, principal: Clinician
+) -> ConsentRead:
+    """Break the glass: a short access with a stated reason, flagged for the auditor."""
+    with session.begin():
+        c = consent.emergency(session, principal=principal, person_id=person_id, reason=body.reason)
+        return ConsentRead.model_validate(c)
+
+
+@router.post("/records/{person_id}/reminders", response_model=list[ReminderRead], tags=["records"])
+def person_reminders(
+    person_id: PersonId, body: RemindersRequest, session: SessionDep, principal: Clinician
+) -> list[ReminderRead]:
+    """Reminders for opening the record, or for the orders about to be placed (智能提示)."""
+    access = _open(session, principal, person_id, "reminders", f"{len(body.orders)} orders")
+    with session.begin():
+        found = reminders.compute(
+            session, access=access, orders=[reminders.Order(o.name, o.code) for o in body.orders]
+        )
+        return [ReminderRead(**r.__dict__) for r in found]
+
+
+# ------------------------------------------------------------------------------- auditors
+
+
+@router.get("/audit/events", response_model=list[AccessLogRead], tags=["audit"])
+def access_events(
+    session: SessionDep,
+    _p: Auditor,
+    person_id: Annotated[str | None, Query(max_length=40)] = None,
+    actor: Annotated[str | None, Query(max_length=128)] = None,
+    institution: Annotated[str | None, Query(max_length=32)] = None,
+    outcome: Annotated[str | None, Query(pattern="^(allowed|refused)$")] = None,
+    basis: Annotated[str | None, Query(max_length=20, description="前缀，如 emergency")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    before_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+) -> list[AccessLogRead]:
+    """Search the record-access log (newest first; page with before_id)."""
+    q = select(AccessLog)
+    if person_id:
+        q = q.where(AccessLog.person_id == person_id)
+    if actor:
+        q = q.where(AccessLog.actor == actor)
+    if institution:
+        q = q.where(AccessLog.institution_code == institution)
+    if outcome:
+        q = q.where(AccessLog.outcome == outcome)
+    if basis:
+        q = q.where(AccessLog.basis.startswith(basis, autoescape=True))
+    if before_id:
+        q = q.where(AccessLog.id < before_id)
+    with session.begin():
+        rows = session.scalars(q.order_by(AccessLog.id.desc()).limit(limit)).all()
+        return [AccessLogRead.model_validate(r) for r in rows]
+
+
+@router.get("/audit/emergencies", response_model=list[ConsentRead], tags=["audit"])
+def emergencies(session: SessionDep, _p: Auditor) -> list[ConsentRead]:
+    """Emergency accesses not yet reviewed."""
+    with session.begin():
+        return [ConsentRead.model_validate(c) for c in consent.emergencies_to_review(session)]
+
+
+@router.post("/audit/emergencies/{consent_id}/reviewed", response_model=ConsentRead, tags=["audit"])
+def emergency_reviewed(
+    consent_id: Annotated[int, Path(ge=1, le=2**62)], session: SessionDep, _p: Auditor
+) -> ConsentRead:
+    """Mark an emergency access as reviewed."""
+    with session.begin():
+        return ConsentRead.model_validate(consent.mark_reviewed(session, consent_id=consent_id))
+
+
+@router.get("/audit/verify", response_model=VerifyRead, tags=["audit"])
+def verify_chain(session: SessionDep, _p: Auditor) -> VerifyRead:
+    """Walk the record-access log's hash chain."""
+    with session.begin():
+        v = audit.verify(session)
+        return VerifyRead(checked=v.checked, broken_at=v.broken_at, reason=v.reason)

@@ -1,0 +1,120 @@
+"""The record-access log: every view (allowed or refused) written before the data is returned, chained by
+SHA-256 so an edited, inserted or deleted row is found by `verify`. A failed write returns nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from rhip.clock import now
+from rhip.db.engine import dialect_insert
+from rhip.errors import Unavailable
+from rhip.records.models import AccessLog, ChainHead
+from rhip.security.service import Principal
+
+GENESIS = "0" * 64
+
+
+def digest(prev_hash: str, row: AccessLog | dict[str, object]) -> str:
+    """The hash of one entry: its fields and the previous entry's hash."""
+    get = row.get if isinstance(row, dict) else lambda k: getattr(row, k)
+    at = get("at")
+    fields = {
+        "at": at.isoformat() if isinstance(at, datetime) else at,
+        "actor": get("actor"),
+        "role": get("role"),
+        "institution_code": get("institution_code"),
+        "person_id": get("person_id"),
+        "action": get("action"),
+        "basis": get("basis"),
+        "outcome": get("outcome"),
+        "detail": get("detail"),
+    }
+    text = prev_hash + json.dumps(fields, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def write(
+    session: Session,
+    *,
+    principal: Principal,
+    person_id: str,
+    action: str,
+    basis: str,
+    outcome: str,
+    detail: str | None = None,
+) -> AccessLog:
+    """Append one entry (the head row is locked, so concurrent writers never fork the chain).
+
+    Raises Unavailable when the log cannot be written: the caller then returns nothing (fail closed).
+    """
+    try:
+        session.execute(
+            dialect_insert(session, ChainHead)
+            .values(id=1, last_id=0, last_hash=GENESIS)
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
+        head = session.execute(select(ChainHead).where(ChainHead.id == 1).with_for_update()).scalar_one()
+        t = now()
+        at = t.replace(microsecond=t.microsecond // 1000 * 1000)  # the same text after any database
+        row = AccessLog(
+            at=at,
+            actor=principal.subject[:128],
+            role=str(principal.role),
+            institution_code=principal.institution_code,
+            person_id=person_id[:40],
+            action=action,
+            basis=basis,
+            outcome=outcome,
+            detail=(detail or None) and detail[:300],
+            prev_hash=head.last_hash,
+        )
+        row.hash = digest(head.last_hash, row)
+        session.add(row)
+        session.flush()
+        head.last_id = row.id
+        head.last_hash = row.hash
+        session.flush()
+    except SQLAlchemyError as exc:
+        raise Unavailable("审计日志写入失败，本次调阅未返回任何数据", code="audit-unavailable") from exc
+    return row
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The outcome of walking the chain."""
+
+    checked: int
+    broken_at: int | None
+    reason: str | None
+
+
+def verify(session: Session, *, batch: int = 5000) -> Verification:
+    """Walk the chain in id order; the first entry whose hash or link does not hold, if any."""
+    prev = GENESIS
+    checked = 0
+    last_id = 0
+    while True:
+        rows = session.scalars(
+            select(AccessLog).where(AccessLog.id > last_id).order_by(AccessLog.id).limit(batch)
+        ).all()
+        if not rows:
+            break
+        for r in rows:
+            if r.prev_hash != prev:
+                return Verification(checked, r.id, "与上一条记录的链接断开（记录被删除或插入）")
+            if digest(prev, r) != r.hash:
+                return Verification(checked, r.id, "记录内容与其哈希不符（记录被修改）")
+            prev = r.hash
+            checked += 1
+            last_id = r.id
+    head = session.get(ChainHead, 1)
+    if head is not None and head.last_hash != prev:
+        return Verification(checked, head.last_id, "链尾与最后一条记录不符（末尾记录被删除）")
+    return Verification(checked, None, None)

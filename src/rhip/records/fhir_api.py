@@ -1,0 +1,493 @@
+"""FHIR R4 read and search of the shared record under /fhir/r4, consent enforced and every read logged:
+`Patient/{id}/$everything`, `Encounter`, `Condition`, `Observation`, `DiagnosticReport`,
+`MedicationRequest` searches by `patient` (with `date`, `category`, `_count`, `_offset` and paging links),
+the resident's own vital signs posted as `Observation`, `Consent?patient=` and `AuditEvent` (IHE BALP-style).
+The Patient id here is the EMPI person id; refusals are OperationOutcomes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from rhip.errors import Invalid, RhipError
+from rhip.records import consent, service
+from rhip.records.consent import Access
+from rhip.records.models import AccessLog, Consent, RecordEntry
+from rhip.security.deps import SessionDep, require
+from rhip.security.roles import Role
+from rhip.security.service import Principal
+
+router = APIRouter(tags=["fhir"])
+Readers = Annotated[Principal, Depends(require(Role.doctor, Role.family_doctor, Role.resident))]
+Auditor = Annotated[Principal, Depends(require(Role.auditor, Role.admin))]
+Resident = Annotated[Principal, Depends(require(Role.resident))]
+FHIR_JSON = "application/fhir+json"
+ICD10 = "http://hl7.org/fhir/sid/icd-10"
+LOINC = "http://loinc.org"
+MAX_COUNT = 1000
+DEFAULT_COUNT = 100
+
+# search type → timeline kinds it covers
+KINDS: dict[str, tuple[str, ...]] = {
+    "Encounter": ("visit", "admission", "discharge", "hypertension_followup", "diabetes_followup"),
+    "Condition": ("diagnosis",),
+    "Observation": ("lab", "measurement"),
+    "DiagnosticReport": ("lab", "exam"),
+    "MedicationRequest": ("prescription",),
+}
+
+
+def _json(body: dict[str, Any], status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type=FHIR_JSON)
+
+
+def outcome(status: int, code: str, text: str, expression: str | None = None) -> Response:
+    """An OperationOutcome answer."""
+    issue: dict[str, Any] = {"severity": "error", "code": code, "diagnostics": text}
+    if expression:
+        issue["expression"] = [expression]
+    return _json({"resourceType": "OperationOutcome", "issue": [issue]}, status)
+
+
+ISSUE_CODES = {
+    401: "login",
+    403: "forbidden",
+    404: "not-found",
+    409: "conflict",
+    429: "throttled",
+    503: "transient",
+}
+
+
+def _guard(fn: Callable[[], Response]) -> Response:
+    try:
+        return fn()
+    except RhipError as exc:
+        return outcome(exc.status, ISSUE_CODES.get(exc.status, "invalid"), exc.detail)
+
+
+def _iso(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _ref(pid: str) -> dict[str, str]:
+    return {"reference": f"Patient/{pid}"}
+
+
+def _org(code: str) -> dict[str, Any]:
+    return {"reference": f"Organization/{code}", "display": code} if code else {"display": "本人"}
+
+
+def resources(e: RecordEntry, pid: str) -> Iterator[dict[str, Any]]:
+    """The FHIR resources of one timeline entry (a lab report yields the report and its Observations)."""
+    rid = f"rhip-{e.id}"
+    d = e.detail
+    if e.kind in KINDS["Encounter"]:
+        inpatient = e.kind in ("admission", "discharge")
+        yield {
+            "resourceType": "Encounter",
+            "id": rid,
+            "status": "finished" if e.kind != "admission" else "in-progress",
+            "class": {
+                "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                "code": "IMP" if inpatient else "AMB",
+            },
+            "type": [{"text": e.title}],
+            "subject": _ref(pid),
+            "period": {"start": _iso(e.occurred_at)},
+            "serviceProvider": _org(e.institution_code),
+        }
+    elif e.kind == "diagnosis":
+        yield {
+            "resourceType": "Condition",
+            "id": rid,
+            "code": {"coding": [{"system": ICD10, "code": e.code}] if e.code else [], "text": e.title},
+            "subject": _ref(pid),
+            "recordedDate": _iso(e.occurred_at),
+            "recorder": _org(e.institution_code),
+        }
+    elif e.kind == "prescription":
+        for i, item in enumerate(d.get("items") or [{"drug_name": e.title}]):
+            yield {
+                "resourceType": "MedicationRequest",
+                "id": f"{rid}-{i + 1}",
+                "status": "completed",
+                "intent": "order",
+                "medicationCodeableConcept": {"text": item.get("drug_name")},
+                "subject": _ref(pid),
+                "authoredOn": _iso(e.occurred_at),
+                "requester": _org(e.institution_code),
+                "dosageInstruction": [
+                    {
+                        "text": " ".join(
+                            str(item[k]) for k in ("dose", "dose_unit", "frequency") if item.get(k)
+                        )
+                    }
+                ],
+            }
+    elif e.kind in ("lab", "exam"):
+        obs = []
+        for i, item in enumerate(d.get("items") or []):
+            o: dict[str, Any] = {
+                "resourceType": "Observation",
+                "id": f"{rid}-{i + 1}",
+                "status": "final",
+                "category": [_category("laboratory")],
+                "code": {
+                    "coding": [{"system": LOINC, "code": item["loinc_code"]}]
+                    if item.get("loinc_code")
+                    else [],
+                    "text": item.get("item_name"),
+                },
+                "subject": _ref(pid),
+                "effectiveDateTime": _iso(e.occurred_at),
+                "valueString": str(item.get("result_value")),
+            }
+            if item.get("reference_range"):
+                o["referenceRange"] = [{"text": item["reference_range"]}]
+            if item.get("abnormal_flag"):
+                o["interpretation"] = [
+                    {
+                        "coding": [
+                            {
+                                "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation",
+                                "code": item["abnormal_flag"],
+                            }
+                        ]
+                    }
+                ]
+            obs.append(o)
+        yield {
+            "resourceType": "DiagnosticReport",
+            "id": rid,
+            "status": "final",
+            "category": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/v2-0074",
+                            "code": "LAB" if e.kind == "lab" else "RAD",
+                        }
+                    ]
+                }
+            ],
+            "code": {"text": e.title},
+            "subject": _ref(pid),
+            "effectiveDateTime": _iso(e.occurred_at),
+            "performer": [_org(e.institution_code)],
+            "result": [{"reference": f"Observation/{o['id']}"} for o in obs],
+            **({"conclusion": d["conclusion"]} if d.get("conclusion") else {}),
+        }
+        yield from obs
+    elif e.kind == "measurement":
+        yield {
+            "resourceType": "Observation",
+            "id": rid,
+            "status": "final",
+            "category": [_category("vital-signs")],
+            "code": {"coding": [{"system": LOINC, "code": e.code}], "text": e.title},
+            "subject": _ref(pid),
+            "effectiveDateTime": _iso(e.occurred_at),
+            "valueQuantity": {
+                "value": d.get("value"),
+                "unit": d.get("unit"),
+                "system": "http://unitsofmeasure.org",
+            },
+        }
+
+
+def _category(code: str) -> dict[str, Any]:
+    return {
+        "coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": code}]
+    }
+
+
+def _open(session: Session, principal: Principal, person_id: str, action: str) -> Access:
+    with session.begin():
+        if principal.role == Role.resident and person_id in ("me", ""):
+            person_id = consent.resident_person(session, principal)
+        access = service.check_access(session, principal=principal, person_id=person_id[:40], action=action)
+    if not access.allowed:
+        raise consent.refusal(access)
+    return access
+
+
+def _count(request: Request) -> tuple[int, int]:
+    q = request.query_params
+    try:
+        count = int(q.get("_count", DEFAULT_COUNT))
+        offset = int(q.get("_offset", 0))
+    except ValueError:
+        raise Invalid("_count 和 _offset 必须是整数", code="fhir-bad-count") from None
+    if not 0 <= offset <= 10**6:
+        raise Invalid("_offset 应在 0–1000000 之间", code="fhir-bad-offset")
+    return min(max(count, 1), MAX_COUNT), offset
+
+
+def _dates(values: list[str]) -> tuple[datetime | None, datetime | None]:
+    lo = hi = None
+    for v in values:
+        prefix, text = (v[:2], v[2:]) if v[:2] in ("ge", "gt", "le", "lt", "eq") else ("eq", v)
+        try:
+            t = datetime.fromisoformat(text if "T" in text else text + "T00:00:00+08:00")
+        except ValueError:
+            raise Invalid(f"date 参数格式错误：{v}", code="fhir-bad-date") from None
+        if not 1900 <= t.year <= 2100:
+            raise Invalid(f"date 超出范围：{v}", code="fhir-bad-date")
+        t = t if t.tzinfo else t.replace(tzinfo=UTC)
+        if prefix in ("ge", "gt", "eq"):
+            lo = t
+        if prefix in ("le", "lt"):
+            hi = t
+    return lo, hi
+
+
+def _bundle(
+    request: Request, res: list[dict[str, Any]], total: int, count: int, offset: int
+) -> dict[str, Any]:
+    base = str(request.url).split("?")[0]
+    params = dict(request.query_params)
+    links = [{"relation": "self", "url": f"{base}?{urlencode(params)}"}]
+    if offset + count < total:
+        links.append(
+            {"relation": "next", "url": f"{base}?{urlencode({**params, '_offset': offset + count})}"}
+        )
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": total,
+        "link": links,
+        "entry": [
+            {"fullUrl": f"{r['resourceType']}/{r['id']}", "resource": r, "search": {"mode": "match"}}
+            for r in res
+        ],
+    }
+
+
+def _search(request: Request, session: Session, principal: Principal, rtype: str) -> Response:
+    q = request.query_params
+    patient = (q.get("patient") or q.get("subject") or "").removeprefix("Patient/")
+    if not patient and principal.role != Role.resident:
+        raise Invalid("必须给出 patient 参数", code="fhir-patient-required")
+    count, offset = _count(request)
+    lo, hi = _dates(q.getlist("date"))
+    access = _open(session, principal, patient or "me", f"fhir-{rtype}")
+    with session.begin():
+        entries = service.timeline(
+            session, access=access, kinds=list(KINDS[rtype]), start=lo, end=hi, limit=2000
+        )
+        found = [r for e in entries for r in resources(e, access.person_id) if r["resourceType"] == rtype]
+    cat = q.get("category")
+    if cat:
+        found = [r for r in found if cat in orjson.dumps(r.get("category", [])).decode()]
+    return _json(_bundle(request, found[offset : offset + count], len(found), count, offset))
+
+
+def _searcher(rtype: str) -> Callable[..., Response]:
+    def search(request: Request, session: SessionDep, principal: Readers) -> Response:
+        return _guard(lambda: _search(request, session, principal, rtype))
+
+    search.__doc__ = f"Search {rtype} of one patient (consent enforced; every search logged)."
+    search.__name__ = f"search_{rtype.lower()}"
+    return search
+
+
+for _t in KINDS:
+    router.add_api_route(f"/{_t}", _searcher(_t), methods=["GET"], response_class=Response)
+
+
+@router.get("/Patient/{person_id}/$everything", response_class=Response)
+def everything(person_id: str, request: Request, session: SessionDep, principal: Readers) -> Response:
+    """Everything the caller may see of one patient, as a searchset Bundle."""
+
+    def run() -> Response:
+        count, offset = _count(request)
+        access = _open(session, principal, person_id, "everything")
+        with session.begin():
+            entries = service.timeline(session, access=access, limit=2000)
+            found = [r for e in entries for r in resources(e, access.person_id)]
+        return _json(_bundle(request, found[offset : offset + count], len(found), count, offset))
+
+    return _guard(run)
+
+
+@router.post("/Observation", response_class=Response, status_code=201)
+async def post_observation(request: Request, session: SessionDep, principal: Resident) -> Response:
+    """A resident's own vital sign (blood pressure, glucose, weight …) as an Observation."""
+    raw = await request.body()
+    if len(raw) > 64 * 1024:
+        return outcome(413, "too-costly", "Observation 过大")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return outcome(400, "structure", "请求体不是合法的 JSON")
+    return _guard(lambda: _store_observation(session, principal, body))
+
+
+def _store_observation(session: Session, principal: Principal, body: Any) -> Response:
+    if not isinstance(body, dict) or body.get("resourceType") != "Observation":
+        raise Invalid("需要 Observation 资源", code="fhir-not-observation")
+    codes = [c.get("code") for c in ((body.get("code") or {}).get("coding") or []) if isinstance(c, dict)]
+    kind = next((service.LOINC[c] for c in codes if c in service.LOINC), None)
+    if kind is None:
+        raise Invalid(
+            f"不支持的 LOINC 编码：{codes}（可用：{', '.join(service.LOINC)}）", code="fhir-bad-code"
+        )
+    vq = body.get("valueQuantity") or {}
+    value = vq.get("value") if isinstance(vq, dict) else None
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise Invalid("valueQuantity.value 必须是数值", code="fhir-bad-value")
+    unit = str(vq.get("code") or vq.get("unit") or "")
+    expected = service.MEASURES[kind].unit
+    if unit != expected:
+        raise Invalid(
+            f"{service.MEASURES[kind].label}的单位应为 {expected}，收到 {unit or '（空）'}",
+            code="fhir-bad-unit",
+        )
+    when = None
+    if body.get("effectiveDateTime"):
+        try:
+            when = datetime.fromisoformat(str(body["effectiveDateTime"]).replace("Z", "+00:00"))
+        except ValueError:
+            raise Invalid("effectiveDateTime 格式错误", code="fhir-bad-date") from None
+        if when.tzinfo is None:
+            raise Invalid("effectiveDateTime 必须带时区", code="fhir-bad-date")
+    with session.begin():
+        pid = consent.resident_person(session, principal)
+        e = service.add_measurement(session, person_id=pid, kind=kind, value=float(value), measured_at=when)
+        res = next(resources(e, pid))
+    return _json(res, 201)
+
+
+@router.get("/Consent", response_class=Response)
+def consents(request: Request, session: SessionDep, principal: Readers) -> Response:
+    """A patient's consents (the resident's own; a clinician's view is itself consent-checked)."""
+
+    def run() -> Response:
+        patient = (request.query_params.get("patient") or "").removeprefix("Patient/")
+        access = _open(session, principal, patient or "me", "fhir-Consent")
+        with session.begin():
+            rows = consent.consents_of(session, person_id=access.person_id)
+        now_ = datetime.now(UTC)
+        res = [_consent(c, now_) for c in rows]
+        return _json(_bundle(request, res, len(res), len(res) or 1, 0))
+
+    return _guard(run)
+
+
+def _consent(c: Consent, now_: datetime) -> dict[str, Any]:
+    active = c.revoked_at is None and c.starts_at <= now_ < c.ends_at
+    return {
+        "resourceType": "Consent",
+        "id": f"rhip-consent-{c.id}",
+        "status": "active" if active else "inactive",
+        "scope": {
+            "coding": [
+                {"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}
+            ]
+        },
+        "category": [
+            {
+                "coding": [{"system": "http://loinc.org", "code": "59284-0"}],
+                "text": {"grant": "患者授权", "code": "一次性授权码", "emergency": "紧急调阅"}[c.kind],
+            }
+        ],
+        "patient": _ref(c.person_id),
+        "dateTime": _iso(c.created_at),
+        "provision": {
+            "type": "permit",
+            "period": {"start": _iso(c.starts_at), "end": _iso(c.revoked_at or c.ends_at)},
+            "actor": [
+                {
+                    "role": {"text": "grantee"},
+                    "reference": {
+                        "reference": f"Organization/{c.grantee_institution}",
+                        "display": c.grantee_user or c.grantee_institution,
+                    },
+                }
+            ],
+            **(
+                {
+                    "purpose": [
+                        {"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "ETREAT"}
+                    ]
+                }
+                if c.kind == "emergency"
+                else {}
+            ),
+        },
+    }
+
+
+@router.get("/AuditEvent", response_class=Response)
+def audit_events(request: Request, session: SessionDep, _p: Auditor) -> Response:
+    """The record-access log as AuditEvents (IHE BALP-style: who, what patient, outcome, basis)."""
+
+    def run() -> Response:
+        count, offset = _count(request)
+        q = select(AccessLog)
+        patient = (request.query_params.get("patient") or "").removeprefix("Patient/")
+        if patient:
+            q = q.where(AccessLog.person_id == patient[:40])
+        lo, hi = _dates(request.query_params.getlist("date"))
+        if lo:
+            q = q.where(AccessLog.at >= lo)
+        if hi:
+            q = q.where(AccessLog.at < hi)
+        with session.begin():
+            rows = session.scalars(q.order_by(AccessLog.id.desc()).offset(offset).limit(count + 1)).all()
+        res = [_audit_event(r) for r in rows[:count]]
+        return _json(_bundle(request, res, offset + len(rows), count, offset))
+
+    return _guard(run)
+
+
+def _audit_event(r: AccessLog) -> dict[str, Any]:
+    return {
+        "resourceType": "AuditEvent",
+        "id": f"rhip-access-{r.id}",
+        "type": {
+            "system": "http://dicom.nema.org/resources/ontology/DCM",
+            "code": "110110",
+            "display": "Patient Record",
+        },
+        "subtype": [
+            {
+                "system": "http://hl7.org/fhir/restful-interaction",
+                "code": "read" if r.action != "emergency-access" else "create",
+            }
+        ],
+        "action": "R",
+        "recorded": _iso(r.at),
+        "outcome": "0" if r.outcome == "allowed" else "4",
+        "outcomeDesc": r.basis,
+        "agent": [
+            {
+                "who": {"identifier": {"value": r.actor}},
+                "requestor": True,
+                "role": [{"text": r.role}],
+                **(
+                    {"location": {"reference": f"Organization/{r.institution_code}"}}
+                    if r.institution_code
+                    else {}
+                ),
+            }
+        ],
+        "source": {"observer": {"display": "rhip 区域全民健康信息平台"}},
+        "entity": [
+            {
+                "what": _ref(r.person_id),
+                "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1"},
+                **({"description": r.detail} if r.detail else {}),
+            }
+        ],
+        "extension": [{"url": "urn:rhip:audit-chain-hash", "valueString": r.hash}],
+    }

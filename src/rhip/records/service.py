@@ -1,0 +1,177 @@
+"""The shared health record (健康档案调阅): a person's timeline across institutions, lab and exam reports,
+the resident's own measurements. Access is decided and logged by `consent.check` at the entry point;
+these functions read what that decision allows. Other domains call this module."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy.orm import Session
+
+from rhip.clock import now
+from rhip.errors import Invalid, NotFound
+from rhip.lake.store import Lake
+from rhip.records import consent, store
+from rhip.records.consent import Access
+from rhip.records.models import RecordEntry
+from rhip.security.service import Principal
+
+__all__ = ["Access", "absorb_batches", "add_measurement", "check_access", "report", "reports", "timeline"]
+
+MAX_ITEMS = 2000
+RESIDENT = "resident"
+
+
+@dataclass(frozen=True)
+class Measure:
+    """A self-measured value a resident may record: LOINC code, unit and the plausible range."""
+
+    code: str
+    label: str
+    unit: str
+    low: float
+    high: float
+
+
+# LOINC codes of the self-measured values (FHIR vital-signs profile codes where they exist)
+MEASURES: dict[str, Measure] = {
+    "systolic": Measure("8480-6", "收缩压", "mm[Hg]", 50, 300),
+    "diastolic": Measure("8462-4", "舒张压", "mm[Hg]", 30, 200),
+    "glucose": Measure("2339-0", "血糖", "mmol/L", 1.0, 40.0),
+    "weight": Measure("29463-7", "体重", "kg", 1.0, 400.0),
+    "steps": Measure("41950-7", "步数", "/d", 0, 100000),
+    "heart_rate": Measure("8867-4", "心率", "/min", 20, 250),
+}
+LOINC = {m.code: name for name, m in MEASURES.items()}
+
+
+def check_access(
+    session: Session, *, principal: Principal, person_id: str, action: str, detail: str = ""
+) -> Access:
+    """Decide and log an access to a person's record (see consent.check)."""
+    return consent.check(session, principal=principal, person_id=person_id, action=action, detail=detail)
+
+
+def _patient_filter(access: Access) -> ColumnElement[bool]:
+    """SQL condition selecting the entries an access covers: the person's linked patient ids, their ID
+    numbers (public-health records), and what the resident added."""
+    only = access.institution_only
+    conds: list[ColumnElement[bool]] = [
+        and_(RecordEntry.institution_code == i, RecordEntry.patient_key == k)
+        for i, k in access.keys
+        if only is None or i == only
+    ]
+    if access.id_numbers:
+        c: ColumnElement[bool] = RecordEntry.id_number.in_(access.id_numbers)
+        conds.append(c if only is None else and_(c, RecordEntry.institution_code == only))
+    if only is None:
+        conds.append(and_(RecordEntry.source == RESIDENT, RecordEntry.patient_key == access.person_id))
+    return or_(*conds) if conds else RecordEntry.id < 0
+
+
+def timeline(
+    session: Session,
+    *,
+    access: Access,
+    kinds: list[str] | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    institution: str | None = None,
+    limit: int = 500,
+) -> list[RecordEntry]:
+    """The entries the access allows, newest first, filtered by kind, time and institution."""
+    if start and end and start > end:
+        raise Invalid("开始时间晚于结束时间", code="records-bad-range")
+    q = select(RecordEntry).where(_patient_filter(access))
+    if kinds:
+        unknown = set(kinds) - set(store.kind_labels())
+        if unknown:
+            raise Invalid(f"未知的记录类别：{'、'.join(sorted(unknown))}", code="records-bad-kind")
+        q = q.where(RecordEntry.kind.in_(kinds))
+    if start:
+        q = q.where(RecordEntry.occurred_at >= start)
+    if end:
+        q = q.where(RecordEntry.occurred_at < end)
+    if institution:
+        q = q.where(RecordEntry.institution_code == institution)
+    q = q.order_by(RecordEntry.occurred_at.desc(), RecordEntry.id.desc()).limit(min(max(limit, 1), MAX_ITEMS))
+    return list(session.scalars(q).all())
+
+
+def reports(session: Session, *, access: Access, limit: int = 200) -> list[RecordEntry]:
+    """The person's lab and exam reports from every institution (医检报告共享), newest first."""
+    return timeline(session, access=access, kinds=["lab", "exam"], limit=limit)
+
+
+def report(session: Session, *, access: Access, entry_id: int) -> RecordEntry:
+    """One lab or exam report with its results, if the access allows it."""
+    e = session.get(RecordEntry, entry_id)
+    if e is None or e.kind not in ("lab", "exam"):
+        raise NotFound("没有这份报告", code="records-report-not-found")
+    allowed = session.scalar(
+        select(RecordEntry.id).where(RecordEntry.id == entry_id, _patient_filter(access))
+    )
+    if allowed is None:
+        raise NotFound("没有这份报告", code="records-report-not-found")
+    return e
+
+
+def add_measurement(
+    session: Session, *, person_id: str, kind: str, value: float, measured_at: datetime | None = None
+) -> RecordEntry:
+    """A resident's own measurement (blood pressure, glucose, weight, steps …), checked for plausibility."""
+    m = MEASURES.get(kind)
+    if m is None:
+        raise Invalid(f"不支持的自测项目：{kind}（可选：{'、'.join(MEASURES)}）", code="records-bad-measure")
+    if not m.low <= value <= m.high:
+        raise Invalid(f"{m.label} {value} {m.unit} 超出合理范围 {m.low}–{m.high}", code="records-bad-value")
+    t = now()
+    at = (measured_at or t).astimezone(UTC)
+    if at > t + timedelta(minutes=5) or at < t - timedelta(days=3650):
+        raise Invalid("测量时间不合理（不能晚于现在，也不能早于十年前）", code="records-bad-time")
+    e = RecordEntry(
+        institution_code="",
+        patient_key=person_id,
+        source=RESIDENT,
+        business_key=uuid.uuid4().hex,
+        kind="measurement",
+        occurred_at=at,
+        title=f"{m.label} {value:g} {m.unit}",
+        code=m.code,
+        abnormal=False,
+        detail={"measure": kind, "value": value, "unit": m.unit, "loinc": m.code},
+        updated_at=t,
+    )
+    session.add(e)
+    session.flush()
+    return e
+
+
+def measurements(session: Session, *, person_id: str, days: int = 180) -> list[RecordEntry]:
+    """A resident's own measurements of the last days, oldest first (charts)."""
+    return list(
+        session.scalars(
+            select(RecordEntry)
+            .where(
+                RecordEntry.source == RESIDENT,
+                RecordEntry.patient_key == person_id,
+                RecordEntry.occurred_at >= now() - timedelta(days=days),
+            )
+            .order_by(RecordEntry.occurred_at)
+        ).all()
+    )
+
+
+def absorb_batches(session: Session, lake: Lake, batch_ids: list[str]) -> int:
+    """Absorb committed intake batches from the lake (a rebuild; batches already absorbed are skipped)."""
+    return store.absorb(session, lake, batch_ids)
+
+
+def absorb_stored(session: Session, *, batch_id: str, stored: Mapping[str, pl.DataFrame]) -> int:
+    """Absorb what a batch has just stored, in intake's commit transaction."""
+    return store.absorb_stored(session, batch_id=batch_id, stored=stored)

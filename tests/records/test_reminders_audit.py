@@ -1,0 +1,193 @@
+"""Smart reminders on hand-made histories, CDS Hooks answers in the spec's shape, and the access log:
+written before data, fail closed, a hash chain that catches an edited or deleted row."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from fastapi.testclient import TestClient
+from sqlalchemy import text, update
+from sqlalchemy.orm import Session
+
+from rhip.clock import now
+from rhip.db.engine import Database
+from rhip.records import audit, reminders, service
+from rhip.records.consent import Access
+from rhip.records.models import AccessLog
+from rhip.security.roles import Role
+from rhip.security.service import Principal
+from tests.records.conftest import City
+
+H = Callable[..., dict[str, str]]
+
+
+def _access(s: Session, city: City) -> Access:
+    """The resident's own access, decided (and logged) as any view is."""
+    me = Principal(subject=city.id_number, role=Role.resident)
+    return service.check_access(s, principal=me, person_id=city.person, action="reminders")
+
+
+def test_repeat_exam_within_window_only(db: Database, city: City) -> None:
+    with db.session() as s, s.begin():
+        ct = reminders.compute(s, access=_access(s, city), orders=[reminders.Order("胸部CT平扫", "CT")])
+        assert [r.rule for r in ct if r.category == "repeat"] == ["ct"]
+        assert ct[0].indicator in ("warning", "critical")
+        # 35 days later the CT is outside its 30-day window; the blood test (7 days) too
+        later = reminders.compute(
+            s,
+            access=_access(s, city),
+            orders=[reminders.Order("胸部CT", "CT"), reminders.Order("血常规")],
+            at=now() + timedelta(days=35),
+        )
+        assert not [r for r in later if r.category == "repeat"]
+        cbc = reminders.compute(s, access=_access(s, city), orders=[reminders.Order("血常规")])
+        assert [r.rule for r in cbc if r.category == "repeat"] == ["cbc"]
+        nothing = reminders.compute(s, access=_access(s, city), orders=[reminders.Order("甲状腺功能")])
+        assert not [r for r in nothing if r.category == "repeat"]
+
+
+def test_patient_view_reminders_followup_and_abnormal(db: Database, city: City) -> None:
+    with db.session() as s, s.begin():
+        found = reminders.compute(s, access=_access(s, city))
+    cats = {r.category for r in found}
+    assert {"followup", "abnormal", "repeat"} <= cats
+    overdue = next(r for r in found if r.category == "followup")
+    assert "逾期 30 天" in overdue.summary
+    abnormal = next(r for r in found if r.category == "abnormal")
+    assert abnormal.indicator == "critical" and "白细胞" in abnormal.detail  # HH is critical
+    assert found[0].indicator == "critical"  # most urgent first
+
+
+def test_cds_hooks_discovery_and_cards(client: TestClient, city: City, as_: H) -> None:
+    d = client.get("/cds-services").json()
+    hooks = {s["hook"] for s in d["services"]}
+    assert hooks == {"patient-view", "order-select"}
+    assert all({"id", "hook", "description"} <= set(s) for s in d["services"])
+    doc = as_("doctor", city.org_a, "dr-a")  # own institution: sees only A's records
+    pv = client.post(
+        "/cds-services/rhip-patient-view",
+        json={
+            "hook": "patient-view",
+            "hookInstance": "a1",
+            "context": {"userId": "Practitioner/1", "patientId": city.person},
+        },
+        headers=doc,
+    )
+    assert pv.status_code == 200, pv.text
+    cards = pv.json()["cards"]
+    assert cards and all(set(c) >= {"summary", "indicator", "source"} for c in cards)
+    assert all(len(c["summary"]) <= 140 and c["indicator"] in ("info", "warning", "critical") for c in cards)
+    draft = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [
+            {
+                "resource": {
+                    "resourceType": "ServiceRequest",
+                    "status": "draft",
+                    "intent": "order",
+                    "code": {"coding": [{"code": "CT", "display": "胸部CT"}], "text": "胸部CT"},
+                }
+            }
+        ],
+    }
+    me = as_("resident", None, city.id_number)
+    client.post("/api/v1/records/me/consents", json={"institution_code": city.org_c}, headers=me)
+    os_ = client.post(
+        "/cds-services/rhip-order-select",
+        json={
+            "hook": "order-select",
+            "hookInstance": "b2",
+            "context": {
+                "userId": "Practitioner/2",
+                "patientId": city.person,
+                "selections": [],
+                "draftOrders": draft,
+            },
+        },
+        headers=as_("doctor", city.org_c, "dr-c"),
+    )
+    assert os_.status_code == 200, os_.text
+    assert any("CT" in c["summary"] for c in os_.json()["cards"])
+    wrong = client.post(
+        "/cds-services/rhip-order-select",
+        json={"hook": "patient-view", "hookInstance": "x", "context": {"patientId": city.person}},
+        headers=doc,
+    )
+    assert wrong.status_code == 422
+    assert (
+        client.post(
+            "/cds-services/nope",
+            json={"hook": "patient-view", "hookInstance": "x", "context": {}},
+            headers=doc,
+        ).status_code
+        == 404
+    )
+    refused = client.post(
+        "/cds-services/rhip-patient-view",
+        json={"hook": "patient-view", "hookInstance": "c3", "context": {"patientId": city.other}},
+        headers=doc,
+    )
+    assert refused.status_code == 403
+
+
+def test_chain_verifies_and_catches_edits_and_deletions(
+    client: TestClient, city: City, as_: H, db: Database
+) -> None:
+    me = as_("resident", None, city.id_number)
+    for _ in range(3):
+        assert client.get("/api/v1/records/me", headers=me).status_code == 200
+    auditor = as_("auditor")
+    assert client.get("/api/v1/audit/verify", headers=auditor).json()["broken_at"] is None
+    with db.session() as s, s.begin():
+        last = s.query(AccessLog).order_by(AccessLog.id.desc()).first()
+        assert last is not None
+        target, original = last.id - 1, None
+        row = s.get(AccessLog, target)
+        assert row is not None
+        original = row.actor
+        s.execute(update(AccessLog).where(AccessLog.id == target).values(actor="someone-else"))
+    v = client.get("/api/v1/audit/verify", headers=auditor).json()
+    assert v["broken_at"] == target and "修改" in v["reason"]
+    with db.session() as s, s.begin():
+        s.execute(update(AccessLog).where(AccessLog.id == target).values(actor=original))
+        assert audit.verify(s).broken_at is None
+        saved = s.get(AccessLog, target)
+        assert saved is not None
+        s.delete(saved)
+    with db.session() as s, s.begin():
+        v2 = audit.verify(s)
+    assert v2.broken_at == target + 1 and "断开" in (v2.reason or "")
+    # mend the chain for the other tests: re-link the row after the gap
+    with db.session() as s, s.begin():
+        prev = s.query(AccessLog).filter(AccessLog.id < target).order_by(AccessLog.id.desc()).first()
+        prev_hash = prev.hash if prev else audit.GENESIS
+        for r in s.query(AccessLog).filter(AccessLog.id > target).order_by(AccessLog.id):
+            r.prev_hash = prev_hash
+            r.hash = audit.digest(prev_hash, r)
+            prev_hash = r.hash
+        s.flush()
+        from rhip.records.models import ChainHead
+
+        head = s.get(ChainHead, 1)
+        assert head is not None
+        head.last_hash = prev_hash
+    with db.session() as s, s.begin():
+        assert audit.verify(s).broken_at is None
+
+
+def test_fail_closed_when_the_log_cannot_be_written(
+    client: TestClient, city: City, as_: H, db: Database
+) -> None:
+    me = as_("resident", None, city.id_number)
+    with db.session() as s, s.begin():
+        s.execute(text("ALTER TABLE records_access_log RENAME TO records_access_log_away"))
+    try:
+        r = client.get("/api/v1/records/me", headers=me)
+        assert r.status_code == 503 and r.json()["code"] == "audit-unavailable"
+        assert "entries" not in r.text and city.org_a not in r.text
+    finally:
+        with db.session() as s, s.begin():
+            s.execute(text("ALTER TABLE records_access_log_away RENAME TO records_access_log"))
+    assert client.get("/api/v1/records/me", headers=me).status_code == 200
