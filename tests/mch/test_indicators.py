@@ -57,7 +57,7 @@ def _visit(session: Session, c: Child, day: date, kind: str) -> None:
 def cohort(app_) -> dict[str, int]:  # type: ignore[no-untyped-def]
     """Build the cohort once per backend."""
     with app_.state.db.session() as session, session.begin():
-        # A: early, 8 visits, hospital birth, postpartum visit on day 5, child visited and examined at 3, 6, 8 months
+        # A: early, 8 visits, hospital birth, postpartum visit day 5, child examined at 3, 6, 8 months
         a = register(session, on=date(2011, 7, 1), week=10)
         visits(session, a, 8, first=date(2011, 7, 1), every=21)
         deliver(session, a, a.lmp + 39 * W)
