@@ -64,7 +64,7 @@ def cohort(app_) -> dict[str, int]:  # type: ignore[no-untyped-def]
         _pp(session, a, 5)
         ac = child_of(session, a)
         _visit(session, ac, ac.birth_date + timedelta(days=6), "newborn")
-        for m in (3, 6, 8):
+        for m in (1, 3, 6, 8):
             _visit(session, ac, rules.add_months(ac.birth_date, m), "exam")
         # B: late registration (16 weeks), 3 visits, twins born at home, no postpartum visit
         b = register(session, on=date(2011, 12, 1), week=16)

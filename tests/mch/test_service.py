@@ -293,7 +293,7 @@ def test_child_visits_newborn_window_growth_and_schedule(session: Session) -> No
                 institution_code=XUANWU,
                 weight_kg=90,
             )
-        for m in (3, 6, 8):
+        for m in (1, 3, 6, 8):
             svc.record_child_visit(
                 session,
                 actor=ACTOR,

@@ -11,8 +11,9 @@ from datetime import date, timedelta
 from rhip.errors import Invalid
 from rhip.mch.models import ORANGE, RED
 
-# 0–6 examinations: 4:2:2 in the first three years (3, 6, 8, 12 / 18, 24 / 30, 36 months), then yearly to 6
-SCHEDULE_MONTHS: tuple[int, ...] = (3, 6, 8, 12, 18, 24, 30, 36, 48, 60, 72)
+# 0–6 examinations: 满月 (1 month), then 4:2:2 in the first three years (3, 6, 8, 12 / 18, 24 / 30, 36
+# months), then yearly to 6 (国家基本公共卫生服务规范, 0–6 岁儿童健康管理)
+SCHEDULE_MONTHS: tuple[int, ...] = (1, 3, 6, 8, 12, 18, 24, 30, 36, 48, 60, 72)
 UNDER3_SCHEDULE: tuple[int, ...] = tuple(m for m in SCHEDULE_MONTHS if m <= 36)
 # days between follow-ups of a case under 专案管理 (this platform's rule; the 2017 规范 leaves it open)
 FOLLOW_UP_DAYS = {RED: 7, ORANGE: 14, "purple": 14}
