@@ -109,7 +109,7 @@ def child_read(child: Child, p: Principal) -> ChildRead:
     return out
 
 
-def _pregnancy_for(session: Session, p: Principal, pregnancy_id: int) -> Pregnancy:
+def pregnancy_for(session: Session, p: Principal, pregnancy_id: int) -> Pregnancy:
     preg = svc.get_pregnancy(session, pregnancy_id=pregnancy_id)
     district = scope_district(p)
     if district and preg.district_code != district and preg.registered_district_code != district:
@@ -117,7 +117,7 @@ def _pregnancy_for(session: Session, p: Principal, pregnancy_id: int) -> Pregnan
     return preg
 
 
-def _child_for(session: Session, p: Principal, child_id: int) -> Child:
+def child_for(session: Session, p: Principal, child_id: int) -> Child:
     child = svc.get_child(session, child_id=child_id)
     district = scope_district(p)
     if district and child.district_code != district:
@@ -190,7 +190,7 @@ def list_pregnancies(
 def read_pregnancy(pregnancy_id: int, session: SessionDep, principal: Reader) -> PregnancyDetail:
     """One episode with its visits, gradings, follow-ups and postpartum visits (the read is audited)."""
     with session.begin():
-        preg = _pregnancy_for(session, principal, pregnancy_id)
+        preg = pregnancy_for(session, principal, pregnancy_id)
         _audit_read(session, principal, f"mch_pregnancy:{preg.id}")
         return _detail(session, preg, principal)
 
@@ -201,7 +201,7 @@ def create_visit(
 ) -> AntenatalVisitRead:
     """初诊/复诊."""
     with session.begin():
-        _pregnancy_for(session, principal, pregnancy_id)
+        pregnancy_for(session, principal, pregnancy_id)
         v = svc.record_antenatal_visit(
             session,
             actor=actor_of(principal),
@@ -218,7 +218,7 @@ def create_assessment(
 ) -> AssessmentRead:
     """Grade or re-grade the pregnancy's risk colour (a change is audited)."""
     with session.begin():
-        _pregnancy_for(session, principal, pregnancy_id)
+        pregnancy_for(session, principal, pregnancy_id)
         a = svc.assess_risk(
             session, actor=actor_of(principal), pregnancy_id=pregnancy_id, **body.model_dump()
         )
@@ -231,7 +231,7 @@ def create_follow_up(
 ) -> FollowUpRead:
     """A follow-up of a case under 专案管理."""
     with session.begin():
-        _pregnancy_for(session, principal, pregnancy_id)
+        pregnancy_for(session, principal, pregnancy_id)
         f = svc.record_follow_up(
             session, actor=actor_of(principal), pregnancy_id=pregnancy_id, **body.model_dump()
         )
@@ -244,7 +244,7 @@ def create_transfer(
 ) -> PregnancyRead:
     """转出: the episode moves to another institution (and district)."""
     with session.begin():
-        preg = _pregnancy_for(session, principal, pregnancy_id)
+        preg = pregnancy_for(session, principal, pregnancy_id)
         svc.transfer_pregnancy(
             session, actor=actor_of(principal), pregnancy_id=pregnancy_id, **body.model_dump()
         )
@@ -257,7 +257,7 @@ def create_delivery(
 ) -> PregnancyRead:
     """分娩."""
     with session.begin():
-        _pregnancy_for(session, principal, pregnancy_id)
+        pregnancy_for(session, principal, pregnancy_id)
         preg = svc.record_delivery(
             session, actor=actor_of(principal), pregnancy_id=pregnancy_id, **body.model_dump()
         )
@@ -270,7 +270,7 @@ def create_postpartum(
 ) -> PostpartumRead:
     """产后访视 or the 42-day check."""
     with session.begin():
-        _pregnancy_for(session, principal, pregnancy_id)
+        pregnancy_for(session, principal, pregnancy_id)
         v = svc.record_postpartum_visit(
             session,
             actor=actor_of(principal),
@@ -315,7 +315,7 @@ def list_children(
 def read_child(child_id: int, session: SessionDep, principal: Reader) -> ChildDetail:
     """A child with visits and the examinations overdue (the read is audited)."""
     with session.begin():
-        c = _child_for(session, principal, child_id)
+        c = child_for(session, principal, child_id)
         _audit_read(session, principal, f"mch_child:{c.id}")
         return ChildDetail(
             child=child_read(c, principal),
@@ -328,7 +328,7 @@ def read_child(child_id: int, session: SessionDep, principal: Reader) -> ChildDe
 def link_child(child_id: int, body: ChildLink, session: SessionDep, principal: Worker) -> ChildRead:
     """The child's own ID number replaces the mother's as the record's identity."""
     with session.begin():
-        _child_for(session, principal, child_id)
+        child_for(session, principal, child_id)
         c = svc.link_child(session, actor=actor_of(principal), child_id=child_id, **body.model_dump())
         return child_read(c, principal)
 
@@ -339,7 +339,7 @@ def create_child_visit(
 ) -> ChildVisitRead:
     """新生儿访视 or a health examination."""
     with session.begin():
-        _child_for(session, principal, child_id)
+        child_for(session, principal, child_id)
         v = svc.record_child_visit(
             session,
             actor=actor_of(principal),

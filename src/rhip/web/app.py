@@ -42,6 +42,7 @@ ROUTERS: list[tuple[str, str, str]] = [
     ("rhip.quality.pages", "", ""),
     ("rhip.bulletin.pages", "", ""),
     ("rhip.mch.api", "/api/v1/mch", "mch"),
+    ("rhip.mch.pages", "", ""),
 ]
 HERE = Path(__file__).parent
 
