@@ -29,6 +29,9 @@ app.add_typer(user_app, name="user")
 from rhip.quality.commands import app as quality_app  # noqa: E402
 
 app.add_typer(quality_app, name="quality")
+from rhip.mch.commands import app as mch_app  # noqa: E402
+
+app.add_typer(mch_app, name="mch")
 console = Console()
 err = Console(stderr=True)
 

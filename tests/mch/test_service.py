@@ -361,3 +361,20 @@ def test_postpartum_rules(session: Session) -> None:
                 institution_code=XUANWU,
                 kind="check42",
             )
+
+
+def test_reminder_job_writes_once_per_case_and_due_date(session: Session) -> None:
+    from rhip.mch import jobs
+
+    with session.begin():
+        p = register(session, on=date(2019, 5, 6), colour="red", owner="冯医生", institution="F320111")
+        q = register(session, on=date(2019, 5, 1), colour="orange", owner="冯医生", institution="F320111")
+        first = jobs.remind(session, on=date(2019, 5, 11))
+        again = jobs.remind(session, on=date(2019, 5, 11))
+        inbox = jobs.reminders_for(session, institution_code="F320111")
+    mine = [r for r in inbox if r.pregnancy_id in (p.id, q.id)]
+    assert first.due >= 1 and again.due == 0 and again.already >= 1
+    assert {(r.pregnancy_id, r.kind) for r in mine} == {(p.id, "due")}  # q is due on 05-15, p on 05-13
+    with session.begin():
+        later = jobs.remind(session, on=date(2019, 5, 20))
+    assert later.overdue >= 2

@@ -236,3 +236,20 @@ class Transfer(Base):
     to_institution_code: Mapped[str] = mapped_column(String(32))
     to_district_code: Mapped[str] = mapped_column(String(6))
     recorded_by: Mapped[str] = mapped_column(String(128))
+
+
+class Reminder(Base):
+    """A follow-up reminder for a case's responsible doctor (written once per case, kind and due date)."""
+
+    __tablename__ = "mch_reminders"
+    __table_args__ = (UniqueConstraint("pregnancy_id", "kind", "due_on"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    pregnancy_id: Mapped[int] = mapped_column(ForeignKey(PREGNANCY_FK, ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # due / overdue
+    due_on: Mapped[date] = mapped_column(Date)
+    owner: Mapped[str | None] = mapped_column(String(64))
+    institution_code: Mapped[str] = mapped_column(String(32), index=True)
+    message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
+    read_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -219,6 +219,34 @@ def upgrade() -> None:
         op.f("ix_mch_postpartum_visits_visit_date"), "mch_postpartum_visits", ["visit_date"], unique=False
     )
     op.create_table(
+        "mch_reminders",
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
+        ),
+        sa.Column("pregnancy_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("due_on", sa.Date(), nullable=False),
+        sa.Column("owner", sa.String(length=64), nullable=True),
+        sa.Column("institution_code", sa.String(length=32), nullable=False),
+        sa.Column("message", sa.Text(), nullable=False),
+        sa.Column("created_at", rhip.db.base.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("read_at", rhip.db.base.UtcDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["pregnancy_id"],
+            ["mch_pregnancies.id"],
+            name=op.f("fk_mch_reminders_pregnancy_id_mch_pregnancies"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_mch_reminders")),
+        sa.UniqueConstraint(
+            "pregnancy_id", "kind", "due_on", name=op.f("uq_mch_reminders_pregnancy_id_kind_due_on")
+        ),
+    )
+    op.create_index(
+        op.f("ix_mch_reminders_institution_code"), "mch_reminders", ["institution_code"], unique=False
+    )
+    op.create_index(op.f("ix_mch_reminders_pregnancy_id"), "mch_reminders", ["pregnancy_id"], unique=False)
+    op.create_table(
         "mch_risk_assessments",
         sa.Column(
             "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
@@ -307,6 +335,9 @@ def downgrade() -> None:
     op.drop_table("mch_transfers")
     op.drop_index(op.f("ix_mch_risk_assessments_pregnancy_id"), table_name="mch_risk_assessments")
     op.drop_table("mch_risk_assessments")
+    op.drop_index(op.f("ix_mch_reminders_pregnancy_id"), table_name="mch_reminders")
+    op.drop_index(op.f("ix_mch_reminders_institution_code"), table_name="mch_reminders")
+    op.drop_table("mch_reminders")
     op.drop_index(op.f("ix_mch_postpartum_visits_visit_date"), table_name="mch_postpartum_visits")
     op.drop_index("ix_mch_postpartum_visits_pregnancy", table_name="mch_postpartum_visits")
     op.drop_table("mch_postpartum_visits")
