@@ -67,3 +67,12 @@ def test_synthetic_year_comes_out_near_national_values(session: Session) -> None
     for key, (lo, hi) in bands.items():
         assert v[key] is not None and lo <= v[key] <= hi, (key, v[key])
     assert rep.total.counts["live_births"] >= 320
+
+
+def test_bulk_cohorts_keep_the_rollups(session: Session) -> None:
+    with session.begin():
+        synth.generate_year(session, year=2014, scale=0.001)
+    with session.begin():
+        assert indicators.group_counts(session, year=2014) == indicators.group_counts(
+            session, year=2014, recount=True
+        )

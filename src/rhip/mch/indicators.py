@@ -24,6 +24,7 @@ from rhip.mch.models import (
     AntenatalVisit,
     Child,
     ChildVisit,
+    ChildYear,
     PostpartumVisit,
     Pregnancy,
 )
@@ -56,8 +57,8 @@ def _one(cond: Any, value: Any = 1) -> Any:
     return func.sum(case((cond, value), else_=0))
 
 
-def maternal_sql(start: date, end: date) -> Select[*tuple[Any, ...]]:
-    """Women delivered in [start, end] per managing (district, institution): the maternal counts."""
+def maternal_recount_sql(start: date, end: date) -> Select[*tuple[Any, ...]]:
+    """The maternal counts recounted from the visit tables (checks the rollups `maternal_sql` reads)."""
     in_year = Pregnancy.delivered_on.between(start, end)
     av = (
         select(
@@ -116,10 +117,8 @@ def maternal_deaths_sql(start: date, end: date) -> Select[*tuple[Any, ...]]:
     )
 
 
-def child_sql(start: date, end: date) -> Select[*tuple[Any, ...]]:
-    """Children under 7 at the year's end per (district, institution): newborn visits, management, deaths."""
-    lo7 = idnumber.years_before(end, 7) + timedelta(days=1)
-    lo3 = idnumber.years_before(end, 3) + timedelta(days=1)
+def child_recount_sql(start: date, end: date) -> Select[*tuple[Any, ...]]:
+    """The child counts recounted from the visits table (checks the rollups `child_sql` reads)."""
     cv = (
         select(
             ChildVisit.child_id.label("cid"),
@@ -132,7 +131,58 @@ def child_sql(start: date, end: date) -> Select[*tuple[Any, ...]]:
         .group_by(ChildVisit.child_id)
         .subquery()
     )
-    nb, exams = func.coalesce(cv.c.nb, 0), func.coalesce(cv.c.exams, 0)
+    base = select().select_from(Child).outerjoin(cv, cv.c.cid == Child.id)
+    return _child_counts(base, start, end, func.coalesce(cv.c.nb, 0), func.coalesce(cv.c.exams, 0))
+
+
+def maternal_sql(start: date, end: date) -> Select[*tuple[Any, ...]]:
+    """Women delivered in [start, end] per managing (district, institution): the maternal counts, from the
+    episode's rollups (visit count, week of the first visit, postpartum visits within 28 days)."""
+    n_visits = Pregnancy.anc_visits
+    early = and_(
+        Pregnancy.registration_week < rules.EARLY_WEEKS, Pregnancy.first_visit_week < rules.EARLY_WEEKS
+    )
+    visited = Pregnancy.pp_visits_28 > 0
+    return (
+        select(
+            Pregnancy.district_code,
+            Pregnancy.institution_code,
+            func.count().label("women"),
+            func.sum(Pregnancy.live_births).label("live_births"),
+            _one(Pregnancy.delivery_place == "institution", Pregnancy.live_births).label("hospital_births"),
+            _one(early).label("early"),
+            _one(n_visits >= 1).label("anc1"),
+            _one(n_visits >= 4).label("anc4"),
+            _one(n_visits >= 8).label("anc8"),
+            _one(Pregnancy.first_visit_week < rules.WHO_FIRST_TRIMESTER_WEEKS).label("first_trimester_who"),
+            _one(and_(early, n_visits >= 5, visited)).label("system"),
+            _one(visited).label("postpartum"),
+        )
+        .where(Pregnancy.delivered_on.between(start, end))
+        .group_by(Pregnancy.district_code, Pregnancy.institution_code)
+    )
+
+
+def child_sql(start: date, end: date) -> Select[*tuple[Any, ...]]:
+    """Children under 7 at the year's end per (district, institution): newborn visits, management, deaths,
+    from the children's rollups (first newborn visit; examinations per report year)."""
+    year = rules.year_of(end)
+    exams = func.coalesce(ChildYear.exams, 0)
+    nb = case((Child.newborn_visit_age.is_not(None), 1), else_=0)
+    return _child_counts(
+        select()
+        .select_from(Child)
+        .outerjoin(ChildYear, and_(ChildYear.child_id == Child.id, ChildYear.year == year)),
+        start,
+        end,
+        nb,
+        exams,
+    )
+
+
+def _child_counts(base: Select[Any], start: date, end: date, nb: Any, exams: Any) -> Select[*tuple[Any, ...]]:
+    lo7 = idnumber.years_before(end, 7) + timedelta(days=1)
+    lo3 = idnumber.years_before(end, 3) + timedelta(days=1)
     # examinations due in the year: scheduled age m falls in [start, end] when birth is m months before
     expected = sum(
         (
@@ -149,7 +199,7 @@ def child_sql(start: date, end: date) -> Select[*tuple[Any, ...]]:
     managed3 = or_(and_(expected > 0, exams >= expected), and_(expected == 0, nb > 0))
     died = Child.died_on.between(start, end)
     return (
-        select(
+        base.add_columns(
             Child.district_code,
             Child.institution_code,
             _one(born).label("newborns"),
@@ -161,8 +211,6 @@ def child_sql(start: date, end: date) -> Select[*tuple[Any, ...]]:
             _one(and_(died, Child.death_age_months < 12)).label("infant_deaths"),
             _one(and_(died, Child.death_age_months < 60)).label("u5_deaths"),
         )
-        .select_from(Child)
-        .outerjoin(cv, cv.c.cid == Child.id)
         .where(Child.birth_date.between(lo7, end))
         .group_by(Child.district_code, Child.institution_code)
     )
@@ -171,11 +219,17 @@ def child_sql(start: date, end: date) -> Select[*tuple[Any, ...]]:
 Groups = dict[tuple[str, str], dict[str, int]]
 
 
-def group_counts(session: Session, *, year: int) -> Groups:
-    """Every count of the report year per (district code, institution code)."""
+def group_counts(session: Session, *, year: int, recount: bool = False) -> Groups:
+    """Every count of the report year per (district code, institution code): from the rollups, or (recount)
+    from the visit tables themselves."""
     start, end = rules.report_year(year)
     out: Groups = defaultdict(lambda: dict.fromkeys(COUNTS, 0))
-    for stmt in (maternal_sql(start, end), maternal_deaths_sql(start, end), child_sql(start, end)):
+    stmts = (
+        (maternal_recount_sql(start, end), maternal_deaths_sql(start, end), child_recount_sql(start, end))
+        if recount
+        else (maternal_sql(start, end), maternal_deaths_sql(start, end), child_sql(start, end))
+    )
+    for stmt in stmts:
         for row in session.execute(stmt).mappings():
             target = out[(row["district_code"], row["institution_code"])]
             for k, v in row.items():

@@ -96,6 +96,10 @@ class Pregnancy(Base):
     outcome: Mapped[str | None] = mapped_column(String(16))
     ended_on: Mapped[date | None] = mapped_column(Date)  # termination before 20 weeks
     maternal_death_on: Mapped[date | None] = mapped_column(Date)
+    # rollups kept by the services at each write, so the indicators read one table (indicators.recount checks)
+    anc_visits: Mapped[int] = mapped_column(SmallInteger, default=0)
+    first_visit_week: Mapped[int | None] = mapped_column(SmallInteger)
+    pp_visits_28: Mapped[int] = mapped_column(SmallInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now, onupdate=now)
 
@@ -200,6 +204,7 @@ class Child(Base):
     registered_on: Mapped[date] = mapped_column(Date, index=True)
     died_on: Mapped[date | None] = mapped_column(Date)
     death_age_months: Mapped[int | None] = mapped_column(SmallInteger)
+    newborn_visit_age: Mapped[int | None] = mapped_column(SmallInteger)  # rollup: first 新生儿访视, days
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
 
 
@@ -221,6 +226,16 @@ class ChildVisit(Base):
     head_cm: Mapped[float | None] = mapped_column(Numeric(4, 1))
     note: Mapped[str] = mapped_column(Text, default="")
     recorded_by: Mapped[str] = mapped_column(String(128))
+
+
+class ChildYear(Base):
+    """Rollup: a child's health examinations in one report year (kept by the services at each visit)."""
+
+    __tablename__ = "mch_child_years"
+
+    child_id: Mapped[int] = mapped_column(ForeignKey("mch_children.id", ondelete="CASCADE"), primary_key=True)
+    year: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    exams: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Transfer(Base):

@@ -34,6 +34,7 @@ from rhip.mch.models import (
     CaseFollowUp,
     Child,
     ChildVisit,
+    ChildYear,
     PostpartumVisit,
     Pregnancy,
     RiskAssessment,
@@ -269,6 +270,9 @@ def record_antenatal_visit(
         recorded_by=actor.name,
     )
     session.add(v)
+    p.anc_visits = (p.anc_visits or 0) + 1
+    if kind == FIRST or p.first_visit_week is None:
+        p.first_visit_week = week if p.first_visit_week is None else min(week, p.first_visit_week)
     session.flush()
     return v
 
@@ -542,6 +546,8 @@ def record_postpartum_visit(
         recorded_by=actor.name,
     )
     session.add(v)
+    if kind == PP_VISIT and days <= rules.POSTPARTUM_VISIT_DAYS:
+        p.pp_visits_28 = (p.pp_visits_28 or 0) + 1
     session.flush()
     return v
 
@@ -848,6 +854,15 @@ def record_child_visit(
         recorded_by=actor.name,
     )
     session.add(v)
+    if kind == NEWBORN:
+        c.newborn_visit_age = age if c.newborn_visit_age is None else min(age, c.newborn_visit_age)
+    else:
+        year = rules.year_of(visit_date)
+        row = session.get(ChildYear, (c.id, year))
+        if row is None:
+            session.add(ChildYear(child_id=c.id, year=year, exams=1))
+        else:
+            row.exams += 1
     session.flush()
     return v
 

@@ -36,6 +36,7 @@ from rhip.mch.models import (
     CaseFollowUp,
     Child,
     ChildVisit,
+    ChildYear,
     PostpartumVisit,
     Pregnancy,
     RiskAssessment,
@@ -362,10 +363,15 @@ class _Bulk:
         )
         self.next_c = int(session.scalar(select(Child.id).order_by(Child.id.desc()).limit(1)) or 0) + 1
         self.rows: dict[Any, list[dict[str, Any]]] = {
-            t: [] for t in (Pregnancy, AntenatalVisit, PostpartumVisit, Child, ChildVisit)
+            t: [] for t in (Pregnancy, AntenatalVisit, PostpartumVisit, Child, ChildVisit, ChildYear)
         }
+        self.years: dict[tuple[int, int], int] = {}
 
     def flush(self) -> None:
+        self.rows[ChildYear].extend(
+            {"child_id": c, "year": y, "exams": n} for (c, y), n in self.years.items()
+        )
+        self.years.clear()
         for model, rows in self.rows.items():
             for i in range(0, len(rows), 5000):
                 self.s.execute(insert(model), rows[i : i + 5000])
@@ -428,8 +434,11 @@ def _pregnancy_rows(
                 "live_births": live,
                 "stillbirths": 0,
                 "outcome": "live",
+                "maternal_death_on": None,
             }
         )
+        row = b.rows[Pregnancy][-1]
+        row["anc_visits"], row["first_visit_week"], row["pp_visits_28"] = 0, None, 0
         if not no_visit:
             n_visits = (
                 rng.randint(5, 13)
@@ -445,15 +454,19 @@ def _pregnancy_rows(
                         "pregnancy_id": pid,
                         "visit_date": day,
                         "kind": FIRST if k == 0 else RETURN,
-                        "gestational_week": rules.gestational_week(lmp, day),
+                        "gestational_week": (week := rules.gestational_week(lmp, day)),
                         "institution_code": u.mch,
                         "district_code": code,
                         "note": "",
                         "recorded_by": "synth",
                     }
                 )
+                row["anc_visits"] += 1
+                if row["first_visit_week"] is None:
+                    row["first_visit_week"] = week
                 day += timedelta(days=step)
         if rng.random() < t["postpartum"]:
+            row["pp_visits_28"] = 2
             for seq, after in enumerate((rng.randint(3, 7), rng.randint(14, 28)), 1):
                 b.rows[PostpartumVisit].append(
                     {
@@ -486,7 +499,15 @@ def _pregnancy_rows(
 
 
 def _child_row(
-    b: _Bulk, rng: random.Random, born: date, code: str, inst: str, mother: str, pid: int | None, tag: str
+    b: _Bulk,
+    rng: random.Random,
+    born: date,
+    code: str,
+    inst: str,
+    mother: str,
+    pid: int | None,
+    tag: str,
+    died: date | None = None,
 ) -> int:
     cid = b.next_c
     b.next_c += 1
@@ -503,6 +524,9 @@ def _child_row(
             "sex": rng.choice("12"),
             "birth_date": born,
             "registered_on": born,
+            "died_on": died,
+            "death_age_months": rules.months_between(born, died) if died else None,
+            "newborn_visit_age": None,
         }
     )
     return cid
@@ -510,6 +534,13 @@ def _child_row(
 
 def _child_visit(b: _Bulk, cid: int, born: date, day: date, kind: str, code: str, inst: str) -> None:
     age = (day - born).days
+    if kind == NEWBORN:
+        child = b.rows[Child][-1]
+        assert child["id"] == cid
+        child["newborn_visit_age"] = age
+    else:
+        key = (cid, rules.year_of(day))
+        b.years[key] = b.years.get(key, 0) + 1
     b.rows[ChildVisit].append(
         {
             "child_id": cid,
@@ -526,26 +557,27 @@ def _child_visit(b: _Bulk, cid: int, born: date, day: date, kind: str, code: str
     )
 
 
+HISTORY_DAYS = 180  # examinations before the report year are written this far back only
+
+
 def _child_history(
-    b: _Bulk, rng: random.Random, cid: int, born: date, code: str, inst: str, year: int
+    b: _Bulk, rng: random.Random, cid: int, born: date, code: str, inst: str, year: int, died: date | None
 ) -> None:
     """Examinations on schedule up to the year's end; a compliant child keeps every one due in the year."""
     start, end = rules.report_year(year)
+    stop = min(end, died) if died else end
     compliant = rng.random() < TARGETS["under3_compliant"]
     examined_at_all = compliant or rng.random() < (
         TARGETS["under7_examined"] - TARGETS["under3_compliant"]
     ) / (1 - TARGETS["under3_compliant"])
     for m in rules.SCHEDULE_MONTHS:
         due = rules.add_months(born, m) + timedelta(days=rng.randint(0, 10))
-        if due > end:
+        if due > stop:
             break
-        if (
-            due < start
-            or compliant
-            or (examined_at_all and m > 36)
-            or (examined_at_all and rng.random() < 0.5)
-        ):
-            _child_visit(b, cid, born, min(due, end), EXAM, code, inst)
+        if due < start - timedelta(days=HISTORY_DAYS):
+            continue
+        if due < start or compliant or (examined_at_all and (m > 36 or rng.random() < 0.5)):
+            _child_visit(b, cid, born, due, EXAM, code, inst)
 
 
 def generate_year(session: Session, *, year: int, scale: float, seed: int = 42) -> dict[str, int]:
@@ -558,58 +590,61 @@ def generate_year(session: Session, *, year: int, scale: float, seed: int = 42) 
         plan[c]["registrations"] + 200 for c in units
     ]  # every district has births, more where more register
     b = _Bulk(session)
+    counts = dict.fromkeys(
+        ("pregnancies", "antenatal_visits", "postpartum_visits", "children", "child_visits"), 0
+    )
+
+    def tally() -> None:
+        for key, model in (
+            ("pregnancies", Pregnancy),
+            ("antenatal_visits", AntenatalVisit),
+            ("postpartum_visits", PostpartumVisit),
+            ("children", Child),
+            ("child_visits", ChildVisit),
+        ):
+            counts[key] += len(b.rows[model])
+
     births = _pregnancy_rows(b, rng, year, max(1, round(CITY_BIRTHS * scale)), units, weights)
-    by_pid = {r["id"]: r for r in b.rows[Pregnancy]}
-    deaths: list[tuple[int, date, date]] = []
+    for r in b.rows[Pregnancy]:
+        if rng.random() < TARGETS["maternal_mortality"]:
+            r["maternal_death_on"] = r["delivered_on"] + timedelta(days=rng.randint(0, 30))
+    mothers = {r["id"]: r["id_number"] for r in b.rows[Pregnancy]}
+    live_total = sum(x[4] for x in births)
+    tally()
+    b.flush()
     for pid, born, code, inst, live, _hospital in births:
         for _ in range(live):
-            cid = _child_row(b, rng, born, code, inst, by_pid[pid]["id_number"], pid, f"Y{year}")
-            if rng.random() < TARGETS["newborn_visit"]:
+            died = None
+            if born < end and rng.random() < TARGETS["infant_mortality"]:
+                died = born + timedelta(days=rng.randint(1, min(364, (end - born).days)))
+            cid = _child_row(b, rng, born, code, inst, mothers[pid], pid, f"Y{year}", died)
+            if rng.random() < TARGETS["newborn_visit"] and (died is None or (died - born).days > 21):
                 _child_visit(b, cid, born, born + timedelta(days=rng.randint(3, 21)), NEWBORN, code, inst)
-            _child_history(b, rng, cid, born, code, inst, year)
-            if rng.random() < TARGETS["infant_mortality"] and born < end:
-                deaths.append((cid, born, born + timedelta(days=rng.randint(1, min(364, (end - born).days)))))
-    # older children: six more birth cohorts, to under 7 at the year's end
+            _child_history(b, rng, cid, born, code, inst, year, died)
+        if len(b.rows[ChildVisit]) > 50_000:
+            tally()
+            b.flush()
+    # six older birth cohorts, to under 7 at the year's end; deaths at 1–4 years make up the under-5 rate
     people = _People(rng)
-    older = max(0, round(CITY_UNDER7 * scale) - sum(x[4] for x in births))
+    older = max(0, round(CITY_UNDER7 * scale) - live_total)
     lo7 = idnumber.years_before(end, 7) + timedelta(days=1)
+    span = (start - lo7).days
+    p_u5 = (TARGETS["under5_mortality"] - TARGETS["infant_mortality"]) * live_total / max(1, older * 4 / 6)
     codes = list(units)
-    under5: list[tuple[int, date]] = []
     for _ in range(older):
-        born = lo7 + timedelta(days=rng.randrange((start - lo7).days))
+        born = lo7 + timedelta(days=rng.randrange(span))
         code = rng.choices(codes, weights)[0]
         inst = units[code].mch
-        cid = _child_row(b, rng, born, code, inst, people.woman(born)[0], None, f"Y{year}")
-        _child_history(b, rng, cid, born, code, inst, year)
-        if rules.months_between(born, start) < 48:
-            under5.append((cid, born))
-    # deaths at 1–4 years: the under-5 rate less the infant rate, of the year's live births
-    extra = (TARGETS["under5_mortality"] - TARGETS["infant_mortality"]) * sum(x[4] for x in births)
-    k = min(len(under5), int(extra) + (rng.random() < extra - int(extra)))
-    for cid, born in rng.sample(under5, k):
-        first = max(start, rules.add_months(born, 12))
-        deaths.append((cid, born, first + timedelta(days=rng.randrange(max(1, (end - first).days)))))
-    dead = {cid: (born, died) for cid, born, died in deaths if died > born}
-    for row in b.rows[Child]:
-        if row["id"] in dead:
-            born, died = dead[row["id"]]
-            row["died_on"] = died
-            row["death_age_months"] = rules.months_between(born, died)
-    b.rows[ChildVisit] = [
-        v
-        for v in b.rows[ChildVisit]
-        if v["child_id"] not in dead or v["visit_date"] <= dead[v["child_id"]][1]
-    ]
-    maternal = [r for r in b.rows[Pregnancy] if rng.random() < TARGETS["maternal_mortality"]]
-    for r in maternal:
-        r["maternal_death_on"] = r["delivered_on"] + timedelta(days=rng.randint(0, 30))
-    counts = {
-        "pregnancies": len(b.rows[Pregnancy]),
-        "antenatal_visits": len(b.rows[AntenatalVisit]),
-        "postpartum_visits": len(b.rows[PostpartumVisit]),
-        "children": len(b.rows[Child]),
-        "child_visits": len(b.rows[ChildVisit]),
-    }
+        died = None
+        if rules.months_between(born, start) < 48 and rng.random() < p_u5:
+            first = max(start, rules.add_months(born, 12))
+            died = first + timedelta(days=rng.randrange(max(1, (end - first).days)))
+        cid = _child_row(b, rng, born, code, inst, people.woman(born)[0], None, f"Y{year}", died)
+        _child_history(b, rng, cid, born, code, inst, year, died)
+        if len(b.rows[ChildVisit]) > 50_000:
+            tally()
+            b.flush()
+    tally()
     b.flush()
     return counts
 
@@ -619,6 +654,7 @@ def clear(session: Session) -> None:
     preg = select(Pregnancy.id).where(Pregnancy.local_id.like(f"{PREFIX}%")).scalar_subquery()
     kids = select(Child.id).where(Child.local_id.like(f"{PREFIX}%")).scalar_subquery()
     session.execute(delete(ChildVisit).where(ChildVisit.child_id.in_(kids)))
+    session.execute(delete(ChildYear).where(ChildYear.child_id.in_(kids)))
     session.execute(delete(Child).where(Child.local_id.like(f"{PREFIX}%")))
     for model in (AntenatalVisit, PostpartumVisit, RiskAssessment, CaseFollowUp, Transfer):
         session.execute(delete(model).where(model.pregnancy_id.in_(preg)))

@@ -1,5 +1,5 @@
 """MCH: pregnancy episodes, antenatal visits, risk assessments, case follow-ups, postpartum visits, transfers,
-children and their visits.
+children, their visits and examination rollups, reminders.
 
 Revision ID: 0090_mch
 Revises: 0002_registry
@@ -58,6 +58,9 @@ def upgrade() -> None:
         sa.Column("outcome", sa.String(length=16), nullable=True),
         sa.Column("ended_on", sa.Date(), nullable=True),
         sa.Column("maternal_death_on", sa.Date(), nullable=True),
+        sa.Column("anc_visits", sa.SmallInteger(), nullable=False),
+        sa.Column("first_visit_week", sa.SmallInteger(), nullable=True),
+        sa.Column("pp_visits_28", sa.SmallInteger(), nullable=False),
         sa.Column("created_at", rhip.db.base.UtcDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", rhip.db.base.UtcDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_mch_pregnancies")),
@@ -161,6 +164,7 @@ def upgrade() -> None:
         sa.Column("registered_on", sa.Date(), nullable=False),
         sa.Column("died_on", sa.Date(), nullable=True),
         sa.Column("death_age_months", sa.SmallInteger(), nullable=True),
+        sa.Column("newborn_visit_age", sa.SmallInteger(), nullable=True),
         sa.Column("created_at", rhip.db.base.UtcDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["pregnancy_id"],
@@ -325,9 +329,23 @@ def upgrade() -> None:
         unique=False,
     )
     op.create_index(op.f("ix_mch_child_visits_visit_date"), "mch_child_visits", ["visit_date"], unique=False)
+    op.create_table(
+        "mch_child_years",
+        sa.Column("child_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("year", sa.SmallInteger(), nullable=False),
+        sa.Column("exams", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["child_id"],
+            ["mch_children.id"],
+            name=op.f("fk_mch_child_years_child_id_mch_children"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("child_id", "year", name=op.f("pk_mch_child_years")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("mch_child_years")
     op.drop_index(op.f("ix_mch_child_visits_visit_date"), table_name="mch_child_visits")
     op.drop_index("ix_mch_child_visits_child", table_name="mch_child_visits")
     op.drop_table("mch_child_visits")
