@@ -135,3 +135,32 @@ def test_high_risk_list_and_usage(client: TestClient, auth: Auth) -> None:
     r = client.get(f"{API}/usage?month=2025-02", headers=auth("manager"))
     assert r.status_code == 200 and r.json()["columns"][1] == "妇女登记"
     assert client.get(f"{API}/usage?month=2025-2", headers=auth("manager")).status_code == 422
+
+
+def test_termination_and_deaths(client: TestClient, auth: Auth) -> None:
+    doc = auth("doctor", institution="F320102")
+    p = _register(client, auth)
+    url = f"{API}/pregnancies/{p['id']}"
+    r = client.post(f"{url}/termination", json={"ended_on": "2025-06-30"}, headers=doc)
+    assert r.status_code == 422 and r.json()["code"] == "end-after-20-weeks"
+    r = client.post(f"{url}/termination", json={"ended_on": "2025-02-20"}, headers=doc)
+    assert r.status_code == 200 and r.json()["status"] == "terminated"
+    r = client.post(f"{url}/death", json={"died_on": "2025-05-20"}, headers=doc)
+    assert r.status_code == 422 and r.json()["code"] == "not-maternal-death"
+    born = date(2024, 12, 1)
+    c = client.post(
+        f"{API}/children",
+        json={
+            "local_id": unique("CD"),
+            "name": "孙宝",
+            "sex": "1",
+            "birth_date": born.isoformat(),
+            "registered_on": born.isoformat(),
+            "mother_id_number": woman_id(),
+        },
+        headers=doc,
+    ).json()
+    r = client.post(f"{API}/children/{c['id']}/death", json={"died_on": "2024-11-30"}, headers=doc)
+    assert r.status_code == 422
+    r = client.post(f"{API}/children/{c['id']}/death", json={"died_on": "2025-02-01"}, headers=doc)
+    assert r.status_code == 200 and r.json()["died_on"] == "2025-02-01"

@@ -29,7 +29,9 @@ from rhip.mch.schemas import (
     ChildRead,
     ChildVisitCreate,
     ChildVisitRead,
+    DeathCreate,
     DeliveryCreate,
+    EndCreate,
     FollowUpCreate,
     FollowUpRead,
     PostpartumCreate,
@@ -264,6 +266,32 @@ def create_delivery(
         return pregnancy_read(preg, principal)
 
 
+@router.post("/pregnancies/{pregnancy_id}/termination", response_model=PregnancyRead)
+def create_termination(
+    pregnancy_id: int, body: EndCreate, session: SessionDep, principal: Worker
+) -> PregnancyRead:
+    """妊娠终止 before 20 weeks (the episode ends without a delivery)."""
+    with session.begin():
+        pregnancy_for(session, principal, pregnancy_id)
+        preg = svc.end_pregnancy(
+            session, actor=actor_of(principal), pregnancy_id=pregnancy_id, ended_on=body.ended_on
+        )
+        return pregnancy_read(preg, principal)
+
+
+@router.post("/pregnancies/{pregnancy_id}/death", response_model=PregnancyRead)
+def create_maternal_death(
+    pregnancy_id: int, body: DeathCreate, session: SessionDep, principal: Worker
+) -> PregnancyRead:
+    """孕产妇死亡 (in pregnancy or within 42 days of its end)."""
+    with session.begin():
+        pregnancy_for(session, principal, pregnancy_id)
+        preg = svc.record_maternal_death(
+            session, actor=actor_of(principal), pregnancy_id=pregnancy_id, died_on=body.died_on
+        )
+        return pregnancy_read(preg, principal)
+
+
 @router.post("/pregnancies/{pregnancy_id}/postpartum-visits", status_code=201, response_model=PostpartumRead)
 def create_postpartum(
     pregnancy_id: int, body: PostpartumCreate, session: SessionDep, principal: Worker
@@ -348,6 +376,17 @@ def create_child_visit(
             **body.model_dump(exclude={"institution_code"}),
         )
         return ChildVisitRead.model_validate(v)
+
+
+@router.post("/children/{child_id}/death", response_model=ChildRead)
+def create_child_death(child_id: int, body: DeathCreate, session: SessionDep, principal: Worker) -> ChildRead:
+    """A child's death (for the infant and under-5 mortality counts)."""
+    with session.begin():
+        child_for(session, principal, child_id)
+        c = svc.record_child_death(
+            session, actor=actor_of(principal), child_id=child_id, died_on=body.died_on
+        )
+        return child_read(c, principal)
 
 
 @router.get("/high-risk", response_model=list[CaseRead])

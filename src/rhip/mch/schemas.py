@@ -289,3 +289,15 @@ class CaseRead(BaseModel):
     case_owner: str | None
     due_on: date | None
     overdue_days: int
+
+
+class EndCreate(BaseModel):
+    """妊娠终止 before 20 weeks."""
+
+    ended_on: date
+
+
+class DeathCreate(BaseModel):
+    """A death (孕产妇死亡 or a child's)."""
+
+    died_on: date
