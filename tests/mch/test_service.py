@@ -378,3 +378,20 @@ def test_reminder_job_writes_once_per_case_and_due_date(session: Session) -> Non
     with session.begin():
         later = jobs.remind(session, on=date(2019, 5, 20))
     assert later.overdue >= 2
+
+
+def test_women_and_linked_children_are_persons_of_the_identity_service(session: Session) -> None:
+    from rhip.identity import service as identity
+
+    with session.begin():
+        p = register(session, on=D0, week=10)
+        assert p.person_id and identity.find_persons(session, id_number=p.id_number) == [p.person_id]
+        visits(session, p, 1, first=D0)
+        deliver(session, p, p.lmp + timedelta(weeks=39))
+        c = child_of(session, p)
+        assert c.person_id is None  # under the mother's number the child is not a person yet
+        assert p.delivered_on
+        own = child_id(p.delivered_on, "1")
+        svc.link_child(session, actor=ACTOR, child_id=c.id, id_number=own)
+        assert c.person_id and c.person_id != p.person_id
+        assert identity.find_persons(session, id_number=own) == [c.person_id]

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from rhip.clock import local_now
 from rhip.errors import Conflict, Invalid, NotFound
+from rhip.identity import service as identity
 from rhip.mch import rules
 from rhip.mch.models import (
     ACTIVE,
@@ -44,6 +45,7 @@ from rhip.registry import data as reg_data, idnumber
 from rhip.security import service as security
 
 WRITE_KINDS = ("hospital", "mch", "community_health_centre", "district_platform")
+IDENTITY_SOURCE = "mch"
 
 
 @dataclass(frozen=True)
@@ -188,6 +190,18 @@ def register_pregnancy(
     )
     session.add(p)
     session.flush()
+    p.person_id = identity.link_record(
+        session,
+        institution_code=institution_code,
+        local_id=local_id,
+        id_number=p.id_number,
+        name=p.name,
+        birth_date=p.birth_date,
+        sex="2",
+        phone=phone,
+        district=district,
+        source=IDENTITY_SOURCE,
+    ).person_id
     if colour:
         assess_risk(
             session,
@@ -795,7 +809,22 @@ def link_child(
     if other:
         raise Conflict(f"身份证号码已属于另一儿童档案（{other}）", code="id-in-use")
     c.id_number = check.normalized
-    c.person_id = person_id or c.person_id
+    # the child becomes a person of its own in the EMPI (never linked under the mother's number)
+    c.person_id = (
+        person_id
+        or identity.link_record(
+            session,
+            institution_code=c.institution_code,
+            local_id=c.local_id,
+            id_number=c.id_number,
+            name=c.name,
+            birth_date=c.birth_date,
+            sex=c.sex,
+            phone=None,
+            district=c.district_code,
+            source=IDENTITY_SOURCE,
+        ).person_id
+    )
     c.linked_on = today()
     security.audit(
         session,
