@@ -164,35 +164,48 @@ def maternal_sql(start: date, end: date) -> Select[*tuple[Any, ...]]:
 
 
 def child_sql(start: date, end: date) -> Select[*tuple[Any, ...]]:
-    """Children under 7 at the year's end per (district, institution): newborn visits, management, deaths,
-    from the children's rollups (first newborn visit; examinations per report year)."""
-    year = rules.year_of(end)
-    exams = func.coalesce(ChildYear.exams, 0)
+    """Children under 7 at the year's end per (district, institution): denominators, newborn visits, deaths
+    and the managed children who needed no examination, from the children table alone (rollup
+    `newborn_visit_age`); the examination-based numerators come from `child_exams_sql`."""
     nb = case((Child.newborn_visit_age.is_not(None), 1), else_=0)
-    return _child_counts(
-        select()
-        .select_from(Child)
-        .outerjoin(ChildYear, and_(ChildYear.child_id == Child.id, ChildYear.year == year)),
-        start,
-        end,
-        nb,
-        exams,
+    return _child_counts(select().select_from(Child), start, end, nb, literal(0))
+
+
+def child_exams_sql(start: date, end: date) -> Select[*tuple[Any, ...]]:
+    """The examination-based numerators (3岁以下 managed with examinations due, 7岁以下 examined) from the
+    per-child, per-year rollup alone: a row exists only for a child examined in the year."""
+    lo7 = idnumber.years_before(end, 7) + timedelta(days=1)
+    lo3 = idnumber.years_before(end, 3) + timedelta(days=1)
+    y = ChildYear
+    expected = _expected(y.birth_date, start, end)
+    alive = or_(y.died_on.is_(None), y.died_on > end)
+    return (
+        select(
+            y.district_code,
+            y.institution_code,
+            _one(and_(y.birth_date >= lo3, alive, expected > 0, y.exams >= expected)).label("under3_managed"),
+            _one(alive).label("under7_managed"),
+        )
+        .where(y.year == rules.year_of(end), y.birth_date.between(lo7, end))
+        .group_by(y.district_code, y.institution_code)
+    )
+
+
+def _expected(birth: Any, start: date, end: date) -> Any:
+    """Examinations due in the year: scheduled age m falls in [start, end] when birth is m months before."""
+    return sum(
+        (
+            case((birth.between(rules.add_months(start, -m), rules.add_months(end, -m)), 1), else_=0)
+            for m in rules.UNDER3_SCHEDULE
+        ),
+        literal(0),
     )
 
 
 def _child_counts(base: Select[Any], start: date, end: date, nb: Any, exams: Any) -> Select[*tuple[Any, ...]]:
     lo7 = idnumber.years_before(end, 7) + timedelta(days=1)
     lo3 = idnumber.years_before(end, 3) + timedelta(days=1)
-    # examinations due in the year: scheduled age m falls in [start, end] when birth is m months before
-    expected = sum(
-        (
-            case(
-                (Child.birth_date.between(rules.add_months(start, -m), rules.add_months(end, -m)), 1), else_=0
-            )
-            for m in rules.UNDER3_SCHEDULE
-        ),
-        literal(0),
-    )
+    expected = _expected(Child.birth_date, start, end)
     alive = or_(Child.died_on.is_(None), Child.died_on > end)
     born = Child.birth_date.between(start, end)
     under3 = and_(Child.birth_date >= lo3, alive)
@@ -227,7 +240,12 @@ def group_counts(session: Session, *, year: int, recount: bool = False) -> Group
     stmts = (
         (maternal_recount_sql(start, end), maternal_deaths_sql(start, end), child_recount_sql(start, end))
         if recount
-        else (maternal_sql(start, end), maternal_deaths_sql(start, end), child_sql(start, end))
+        else (
+            maternal_sql(start, end),
+            maternal_deaths_sql(start, end),
+            child_sql(start, end),
+            child_exams_sql(start, end),
+        )
     )
     for stmt in stmts:
         for row in session.execute(stmt).mappings():

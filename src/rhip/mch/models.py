@@ -229,13 +229,19 @@ class ChildVisit(Base):
 
 
 class ChildYear(Base):
-    """Rollup: a child's health examinations in one report year (kept by the services at each visit)."""
+    """Rollup: a child's health examinations in one report year, with what the indicators group and filter by
+    (copied from the child when the row is made; the death date kept by `record_child_death`), so the
+    examination counts are read without a join."""
 
     __tablename__ = "mch_child_years"
 
-    child_id: Mapped[int] = mapped_column(ForeignKey("mch_children.id", ondelete="CASCADE"), primary_key=True)
     year: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    child_id: Mapped[int] = mapped_column(ForeignKey("mch_children.id", ondelete="CASCADE"), primary_key=True)
     exams: Mapped[int] = mapped_column(Integer, default=0)
+    district_code: Mapped[str] = mapped_column(String(6))
+    institution_code: Mapped[str] = mapped_column(String(32))
+    birth_date: Mapped[date] = mapped_column(Date)
+    died_on: Mapped[date | None] = mapped_column(Date)
 
 
 class Transfer(Base):

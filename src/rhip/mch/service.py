@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from rhip.clock import local_now
@@ -887,9 +887,19 @@ def record_child_visit(
         c.newborn_visit_age = age if c.newborn_visit_age is None else min(age, c.newborn_visit_age)
     else:
         year = rules.year_of(visit_date)
-        row = session.get(ChildYear, (c.id, year))
+        row = session.get(ChildYear, (year, c.id))
         if row is None:
-            session.add(ChildYear(child_id=c.id, year=year, exams=1))
+            session.add(
+                ChildYear(
+                    year=year,
+                    child_id=c.id,
+                    exams=1,
+                    district_code=c.district_code,
+                    institution_code=c.institution_code,
+                    birth_date=c.birth_date,
+                    died_on=c.died_on,
+                )
+            )
         else:
             row.exams += 1
     session.flush()
@@ -904,6 +914,7 @@ def record_child_death(session: Session, *, actor: Actor, child_id: int, died_on
         raise Invalid("死亡日期早于出生日期", code="death-before-birth")
     c.died_on = died_on
     c.death_age_months = rules.months_between(c.birth_date, died_on)
+    session.execute(update(ChildYear).where(ChildYear.child_id == c.id).values(died_on=died_on))
     session.flush()
     return c
 

@@ -398,8 +398,18 @@ class _Bulk:
         self.years: dict[tuple[int, int], int] = {}
 
     def flush(self) -> None:
+        kids = {r["id"]: r for r in self.rows[Child]}
         self.rows[ChildYear].extend(
-            {"child_id": c, "year": y, "exams": n} for (c, y), n in self.years.items()
+            {
+                "year": y,
+                "child_id": c,
+                "exams": n,
+                "district_code": kids[c]["district_code"],
+                "institution_code": kids[c]["institution_code"],
+                "birth_date": kids[c]["birth_date"],
+                "died_on": kids[c]["died_on"],
+            }
+            for (c, y), n in self.years.items()
         )
         self.years.clear()
         for model, rows in self.rows.items():

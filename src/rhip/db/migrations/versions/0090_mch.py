@@ -331,16 +331,20 @@ def upgrade() -> None:
     op.create_index(op.f("ix_mch_child_visits_visit_date"), "mch_child_visits", ["visit_date"], unique=False)
     op.create_table(
         "mch_child_years",
-        sa.Column("child_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("year", sa.SmallInteger(), nullable=False),
+        sa.Column("child_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("exams", sa.Integer(), nullable=False),
+        sa.Column("district_code", sa.String(length=6), nullable=False),
+        sa.Column("institution_code", sa.String(length=32), nullable=False),
+        sa.Column("birth_date", sa.Date(), nullable=False),
+        sa.Column("died_on", sa.Date(), nullable=True),
         sa.ForeignKeyConstraint(
             ["child_id"],
             ["mch_children.id"],
             name=op.f("fk_mch_child_years_child_id_mch_children"),
             ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint("child_id", "year", name=op.f("pk_mch_child_years")),
+        sa.PrimaryKeyConstraint("year", "child_id", name=op.f("pk_mch_child_years")),
     )
 
 
