@@ -36,6 +36,9 @@ from rhip.records.commands import app as records_app, audit_app  # noqa: E402
 
 app.add_typer(records_app, name="records")
 app.add_typer(audit_app, name="audit")
+from rhip.mch.commands import app as mch_app  # noqa: E402
+
+app.add_typer(mch_app, name="mch")
 console = Console()
 err = Console(stderr=True)
 
@@ -46,6 +49,7 @@ DEMO_STEPS: list[str] = [
     "rhip.booking.demo",
     "rhip.identity.demo",
     "rhip.records.demo",
+    "rhip.mch.demo",
     "rhip.quality.demo",
     "rhip.bulletin.demo",
 ]

@@ -11,6 +11,7 @@ MODEL_MODULES = [
     "rhip.booking.models",
     "rhip.quality.models",
     "rhip.identity.models",
+    "rhip.mch.models",
 ]
 
 

@@ -48,6 +48,8 @@ ROUTERS: list[tuple[str, str, str]] = [
     ("rhip.records.cds_api", "", "cds-hooks"),
     ("rhip.records.pages", "", ""),
     ("rhip.records.fhir_api", "/fhir/r4", "fhir"),
+    ("rhip.mch.api", "/api/v1/mch", "mch"),
+    ("rhip.mch.pages", "", ""),
 ]
 HERE = Path(__file__).parent
 
