@@ -41,6 +41,8 @@ ROUTERS: list[tuple[str, str, str]] = [
     ("rhip.quality.api", "/api/v1/quality", "quality"),
     ("rhip.quality.pages", "", ""),
     ("rhip.bulletin.pages", "", ""),
+    ("rhip.selfservice.api", "/api/v1/selfservice", "selfservice"),
+    ("rhip.selfservice.api_cards", "/api/v1/cards", "cards"),
 ]
 HERE = Path(__file__).parent
 
