@@ -22,11 +22,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from rhip.booking import service as booking
-from rhip.clock import now
+from rhip.clock import SHANGHAI, now
+from rhip.db.engine import dialect_insert
 from rhip.errors import Conflict, Forbidden, Invalid, NotFound
 from rhip.security.roles import Role
 from rhip.security.service import Principal
-from rhip.selfservice.models import CardIssue, CardUse, HealthCard
+from rhip.selfservice.models import CardBaseline, CardIssue, CardUse, HealthCard
 
 STATIC_PREFIX = "RHIPEHC0:"
 DYNAMIC_PREFIX = "RHIPEHC1:"
@@ -79,6 +80,53 @@ def card_counts(session: Session, *, start: datetime, end: datetime) -> dict[str
         .group_by(CardIssue.institution_code)
     ).all()
     return {code: int(n) for code, n in rows}
+
+
+def issue_cards(
+    session: Session, *, institution_code: str, cards: list[tuple[str, datetime]], card_type: str = "medical"
+) -> int:
+    """Record physical cards issued at an institution's windows, (card number, time) each; a card number
+    already recorded is skipped. Returns how many were new."""
+    if card_type not in ("citizen", "medical", "visit"):
+        raise Invalid("卡类型应为 citizen、medical 或 visit", code="bad-card-type")
+    rows = [
+        {"institution_code": institution_code, "card_type": card_type, "card_no": no, "channel": "window",
+         "issued_at": at}
+        for no, at in cards
+    ]  # fmt: skip
+    if not rows:
+        return 0
+    table = CardIssue.__table__
+    stmt = (
+        dialect_insert(session, table)
+        .on_conflict_do_nothing(index_elements=["institution_code", "card_type", "card_no"])
+        .returning(table.c.id)
+    )
+    return len(session.connection().execute(stmt, rows).all())
+
+
+def set_card_baseline(session: Session, *, before_month: str, cards: int, source: str) -> None:
+    """Cards issued before a month that the platform holds no rows for (总开卡量 carried over)."""
+    row = session.scalar(select(CardBaseline).where(CardBaseline.before_month == before_month))
+    if row is None:
+        session.add(CardBaseline(before_month=before_month, cards=cards, source=source))
+    else:
+        row.cards, row.source = cards, source
+
+
+def cards_to_date(session: Session, *, month: str, end: datetime) -> int:
+    """总开卡量 at a month's end: the latest baseline not after the month plus the cards recorded since."""
+    base = session.execute(
+        select(CardBaseline.before_month, CardBaseline.cards)
+        .where(CardBaseline.before_month <= month)
+        .order_by(CardBaseline.before_month.desc())
+        .limit(1)
+    ).first()
+    q = select(func.count()).select_from(CardIssue).where(CardIssue.issued_at < end)
+    if base is not None:
+        y, m = (int(x) for x in base[0].split("-"))
+        q = q.where(CardIssue.issued_at >= datetime(y, m, 1, tzinfo=SHANGHAI))
+    return (int(base[1]) if base else 0) + int(session.scalar(q) or 0)
 
 
 # ------------------------------------------------------------------ the electronic health card

@@ -83,6 +83,40 @@ def create_terminal(
     return term
 
 
+def create_terminals(session: Session, *, specs: list[dict[str, Any]]) -> int:
+    """Register many terminals at once (institution_code, code, location, model, installed_on, status);
+    codes already registered are skipped. Returns how many were new."""
+    t = now()
+    rows = []
+    for spec in specs:
+        inst = _institution(spec["institution_code"])
+        if spec.get("status", "active") not in STATUSES:
+            raise Invalid(f"终端状态应为 {'、'.join(STATUSES)}", code="bad-status")
+        rows.append(
+            {
+                "code": spec["code"],
+                "institution_code": inst.code,
+                "district_code": inst.district_code,
+                "location": spec.get("location", ""),
+                "model": spec.get("model", ""),
+                "status": spec.get("status", "active"),
+                "installed_on": spec["installed_on"],
+                "removed_on": None,
+                "key_prefix": None,
+                "key_hash": None,
+                "key_issued_at": None,
+                "created_at": t,
+            }
+        )
+    if not rows:
+        return 0
+    table = Terminal.__table__
+    stmt = (
+        dialect_insert(session, table).on_conflict_do_nothing(index_elements=["code"]).returning(table.c.id)
+    )
+    return len(session.connection().execute(stmt.returning(table.c.id), rows).all())
+
+
 def get_terminal(session: Session, *, code: str) -> Terminal:
     """One terminal by its code, or NotFound."""
     term = session.scalar(select(Terminal).where(Terminal.code == code))
@@ -439,3 +473,65 @@ def get_transactions(
     if end:
         q = q.where(TerminalTransaction.occurred_at < end)
     return [(t, c) for t, c in session.execute(q).all()]
+
+
+def post_many(session: Session, *, items: list[tuple[Terminal, TxnIn]]) -> int:
+    """Record many plain transactions (of any terminals) in one executemany, replays skipped; returns how
+    many were new. Registrations with a slot and 取号 with an appointment need `post` (they call booking)."""
+    rows: list[dict[str, Any]] = []
+    cards: list[dict[str, Any]] = []
+    t = now()
+    for terminal, txn in items:
+        check_txn(txn)
+        if txn.slot_id is not None or txn.appointment_id is not None:
+            raise Invalid("带号源或预约的交易须逐笔提交", code="needs-post")
+        rows.append(
+            {
+                "terminal_id": terminal.id,
+                "institution_code": terminal.institution_code,
+                "txn_no": txn.txn_no,
+                "kind": txn.kind,
+                "occurred_at": txn.occurred_at,
+                "amount_fen": txn.amount_fen,
+                "pay_method": txn.pay_method,
+                "outcome": txn.outcome,
+                "error_code": txn.error_code,
+                "duration_ms": txn.duration_ms,
+                "pages": txn.pages if txn.kind == "print" else None,
+                "card_no": txn.card_no,
+                "id_number": txn.id_number,
+                "appointment_id": None,
+                "received_at": t,
+            }
+        )
+        if txn.kind == "issue_card" and txn.outcome == "ok" and txn.card_no:
+            cards.append(
+                {
+                    "institution_code": terminal.institution_code,
+                    "card_type": txn.card_type or "medical",
+                    "card_no": txn.card_no,
+                    "channel": "terminal",
+                    "terminal_id": terminal.id,
+                    "id_number": txn.id_number,
+                    "person_id": None,
+                    "issued_at": txn.occurred_at,
+                    "_key": (terminal.id, txn.txn_no),
+                }
+            )
+    conn = session.connection()
+    table = TerminalTransaction.__table__
+    stmt = (
+        dialect_insert(session, table)
+        .on_conflict_do_nothing(index_elements=["terminal_id", "txn_no"])
+        .returning(table.c.terminal_id, table.c.txn_no)
+    )
+    created = {tuple(r) for r in conn.execute(stmt, rows)} if rows else set()  # executemany: compiled once
+    fresh = [c for c in cards if c.pop("_key") in created]
+    if fresh:
+        conn.execute(
+            dialect_insert(session, CardIssue.__table__).on_conflict_do_nothing(
+                index_elements=["institution_code", "card_type", "card_no"]
+            ),
+            fresh,
+        )
+    return len(created)
