@@ -11,11 +11,11 @@ import pytest
 
 from rhip.bulletin.sections import parse_section
 from rhip.config import Settings
-from tests.conftest import SECRET, create_pg_database, drop_pg_database
 from rhip.db.engine import Database, upgrade
 from rhip.registry import data as reg_data, service as registry
 from rhip.selfservice import demo, stats, synth
 from rhip.selfservice.money import fen_to_yuan
+from tests.conftest import SECRET, create_pg_database, drop_pg_database
 
 SCALE = 0.01
 
