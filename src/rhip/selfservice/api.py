@@ -180,3 +180,12 @@ def list_transactions(
             session, terminal_code=terminal_code, institution_code=inst, limit=max(1, min(limit, 1000))
         )
         return [_txn_read(t, code) for t, code in rows]
+
+
+@router.get("/kiosk/slots")
+def kiosk_slots(session: SessionDep, actor: Posters) -> list[dict[str, object]]:
+    """Today's places the public can still take at the caller's hospital (the kiosk's 当日挂号 list)."""
+    if not actor.institution_code:
+        raise Invalid("调用方不属于任何机构", code="no-institution")
+    with session.begin():
+        return svc.today_slots(session, hospital_code=actor.institution_code)

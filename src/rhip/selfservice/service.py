@@ -47,6 +47,7 @@ from rhip.selfservice.terminals import (
     resolve_terminal as resolve_terminal,
     set_status as set_status,
     terminal_principal as terminal_principal,
+    today_slots as today_slots,
     verify_key as verify_key,
     verify_key_cached as verify_key_cached,
 )

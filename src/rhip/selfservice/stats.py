@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import case, func, or_, select
@@ -273,6 +273,11 @@ def per_terminal(session: Session, *, institution_code: str, month: str) -> list
         else:
             d["failed"] += int(n)
     return list(out.values())
+
+
+def month_bounds(month: str) -> tuple[datetime, datetime]:
+    """[start, end) of a month in Asia/Shanghai (booking's definition, so every domain's months agree)."""
+    return booking_stats.month_bounds(month)
 
 
 def first_day(month: str) -> date:

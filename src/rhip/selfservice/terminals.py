@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rhip.booking import service as booking
-from rhip.clock import now
+from rhip.clock import SHANGHAI, now
 from rhip.db.engine import dialect_insert
 from rhip.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from rhip.registry import data as reg_data
@@ -535,3 +535,27 @@ def post_many(session: Session, *, items: list[tuple[Terminal, TxnIn]]) -> int:
             fresh,
         )
     return len(created)
+
+
+def today_slots(session: Session, *, hospital_code: str, limit: int = 40) -> list[dict[str, Any]]:
+    """Today's slots at a hospital with public places left (Beijing time), for a terminal's 当日挂号."""
+    t = now()
+    local = t.astimezone(SHANGHAI)
+    end = local.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    out = []
+    for slot in booking.find_slots(
+        session, hospital_code=hospital_code, start_from=t, start_to=end, free_only=True, limit=limit
+    ):
+        a = booking.availability(slot, at=t)
+        if a.bookable <= 0:
+            continue
+        out.append(
+            {
+                "id": slot.id,
+                "department": booking.department_name(slot.department_code),
+                "start": slot.starts_at.astimezone(SHANGHAI).strftime("%H:%M"),
+                "end": slot.ends_at.astimezone(SHANGHAI).strftime("%H:%M"),
+                "left": a.bookable,
+            }
+        )
+    return out

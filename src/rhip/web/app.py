@@ -43,6 +43,7 @@ ROUTERS: list[tuple[str, str, str]] = [
     ("rhip.bulletin.pages", "", ""),
     ("rhip.selfservice.api", "/api/v1/selfservice", "selfservice"),
     ("rhip.selfservice.api_cards", "/api/v1/cards", "cards"),
+    ("rhip.selfservice.pages", "", ""),
 ]
 HERE = Path(__file__).parent
 
