@@ -4,6 +4,8 @@
   var key = "";
   var patient = null; // {name, id_number, card_id}
   var last = [];
+  var KINDS = { register: "挂号", take_number: "取号", payment: "缴费", print: "取单", enquiry: "查询",
+    issue_card: "发卡", top_up: "充值" };
   var $ = function (id) { return document.getElementById(id); };
 
   function txnNo() {
@@ -111,7 +113,7 @@
       r.appendChild(h);
       last.filter(function (t) { return t.kind !== "enquiry"; }).forEach(function (t) {
         var p = document.createElement("p");
-        p.textContent = t.txn_no + " " + t.kind + (t.amount ? " " + t.amount + " 元" : "");
+        p.textContent = t.txn_no + " " + (KINDS[t.kind] || t.kind) + (t.amount ? " " + t.amount + " 元" : "");
         r.appendChild(p);
       });
       show("receipt", true);
