@@ -55,7 +55,9 @@ def test_kiosk_reads_the_card_pays_and_prints(ss_server: str, page, artifacts: P
     key = httpx.post(f"{ss_server}/api/v1/selfservice/terminals/TH020-E2E/key", headers=staff).json()["key"]
     pid = make_id("320106", date(1980, 5, 17), 345)
     card = httpx.post(
-        f"{ss_server}/api/v1/cards/health-card", json={"name": "王五"}, headers=_bearer("resident", subject=pid)
+        f"{ss_server}/api/v1/cards/health-card",
+        json={"name": "王五"},
+        headers=_bearer("resident", subject=pid),
     ).json()
 
     refused = _offline(page, ss_server)

@@ -16,9 +16,9 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from rhip.booking import service as booking
@@ -57,7 +57,9 @@ def _gmssl_hmac(key: bytes, msg: bytes) -> bytes:
     return digest(bytes(b ^ 0x5C for b in key) + inner)
 
 
+@lru_cache(maxsize=8)
 def _key(secret: str) -> bytes:
+    """The QR signing key, derived from the platform's secret (HMAC-SM3 of a fixed label)."""
     return _sm3_hmac(secret.encode(), b"rhip electronic health card QR v1")
 
 
@@ -220,21 +222,23 @@ def resolve(
         raise Invalid("不是本平台的电子健康卡二维码", code="bad-code")
     if card.status != "active":
         raise Conflict("电子健康卡已冻结", code="card-frozen")
-    use = CardUse(
-        card_id=card.id,
-        at=now(),
-        channel=chan,
-        institution_code=actor.institution_code,
-        actor=actor.subject,
-        code_kind=kind,
-        nonce=nonce,
-    )
-    try:
-        with session.begin_nested():
-            session.add(use)
-            session.flush()
-    except IntegrityError:
-        raise Conflict("该动态码已使用过（重放）", code="code-replayed") from None
+    values = {
+        "card_id": card.id,
+        "at": now(),
+        "channel": chan,
+        "institution_code": actor.institution_code,
+        "actor": actor.subject,
+        "code_kind": kind,
+        "nonce": nonce,
+    }
+    table = CardUse.__table__
+    stmt = dialect_insert(session, table).values(**values)
+    if nonce is not None:  # the nonce is unique: a second use of the same dynamic code inserts nothing
+        stmt = stmt.on_conflict_do_nothing(index_elements=["nonce"])
+    use_id = session.connection().scalar(stmt.returning(table.c.id))
+    if use_id is None:
+        raise Conflict("该动态码已使用过（重放）", code="code-replayed")
+    use = CardUse(id=use_id, **values)
     return Resolved(card, use)
 
 

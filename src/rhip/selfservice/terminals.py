@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -144,6 +145,7 @@ def set_status(
     term.status = status
     term.removed_on = (on or now().date()) if status == "removed" else None
     forget_key(term.key_prefix)
+    _REFS.pop(code, None)
     _audit(session, actor, "terminal.status", term, {"status": status})
     return term
 
@@ -206,7 +208,7 @@ def forget_key(prefix: str | None) -> None:
         _KEYS.pop(prefix, None)
 
 
-def terminal_principal(term: Terminal) -> Principal:
+def terminal_principal(term: Terminal | TerminalRef) -> Principal:
     """The principal a terminal acts as: its institution's uploader, via 'terminal' (booking channel)."""
     return Principal(
         subject=f"terminal:{term.code}",
@@ -326,7 +328,33 @@ def check_txn(t: TxnIn) -> None:
 _SKEW = timedelta(minutes=5)  # a terminal clock a little ahead is tolerated
 
 
-def resolve_terminal(session: Session, *, actor: Principal, terminal_code: str | None) -> Terminal:
+@dataclass(frozen=True)
+class TerminalRef:
+    """What posting needs of a terminal (cached for KEY_TTL seconds: one INSERT per posted transaction)."""
+
+    id: int
+    code: str
+    institution_code: str
+    status: str
+
+
+_REFS: dict[str, tuple[float, TerminalRef]] = {}
+
+
+def terminal_ref(session: Session, *, code: str) -> TerminalRef:
+    """A terminal's reference by code, from this process's memory when fresh, else from the database."""
+    hit = _REFS.get(code)
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1]
+    term = get_terminal(session, code=code)
+    ref = TerminalRef(term.id, term.code, term.institution_code, term.status)
+    if len(_REFS) > 100_000:
+        _REFS.clear()
+    _REFS[code] = (time.monotonic() + KEY_TTL, ref)
+    return ref
+
+
+def resolve_terminal(session: Session, *, actor: Principal, terminal_code: str | None) -> TerminalRef:
     """The terminal a post is for: the key's own terminal, or one of the caller institution's terminals."""
     if actor.via == "terminal":
         own = actor.name or ""
@@ -335,22 +363,19 @@ def resolve_terminal(session: Session, *, actor: Principal, terminal_code: str |
         terminal_code = own
     if not terminal_code:
         raise Invalid("请给出终端编号 terminal_code", code="terminal-required")
-    term = get_terminal(session, code=terminal_code)
+    term = terminal_ref(session, code=terminal_code)
     check_staff(actor, term.institution_code)
     if term.status == "removed":
         raise Conflict(f"终端已撤机：{term.code}", code="terminal-removed")
     return term
 
 
-def post(session: Session, *, terminal: Terminal, txn: TxnIn) -> Posted:
+def post(session: Session, *, terminal: Terminal | TerminalRef, txn: TxnIn) -> Posted:
     """Record one transaction; a replay with the same number and content returns the first (created False).
 
     A successful registration with a slot books it through the booking service (channel 自助机); a
     successful 取号 with an appointment checks it in; a successful 发卡 records the card issued."""
     check_txn(txn)
-    existing = _existing(session, terminal.id, txn.txn_no)
-    if existing is not None:
-        return Posted(_same(existing, txn), False)
     if txn.outcome == "ok" and txn.id_number:
         txn.id_number = booking.person_id(txn.id_number)
     appointment_id = txn.appointment_id
@@ -389,24 +414,22 @@ def post(session: Session, *, terminal: Terminal, txn: TxnIn) -> Posted:
         "received_at": now(),
     }
     stmt = (
-        dialect_insert(session, TerminalTransaction)
+        dialect_insert(session, TerminalTransaction.__table__)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["terminal_id", "txn_no"])
-        .returning(TerminalTransaction.id)
+        .returning(TerminalTransaction.__table__.c.id)
     )
-    new_id = session.scalar(stmt)
-    if new_id is None:  # a concurrent post of the same number won
+    new_id = session.connection().scalar(stmt)
+    if new_id is None:  # this number was posted before (a replay) or by a concurrent call
         existing = _existing(session, terminal.id, txn.txn_no)
         assert existing is not None
         return Posted(_same(existing, txn), False)
     if txn.kind == "issue_card" and txn.outcome == "ok" and txn.card_no:
         _issue_at_terminal(session, terminal, txn)
-    row = session.get(TerminalTransaction, new_id)
-    assert row is not None
-    return Posted(row, True)
+    return Posted(TerminalTransaction(id=new_id, **values), True)  # not added: the row is written
 
 
-def _issue_at_terminal(session: Session, terminal: Terminal, txn: TxnIn) -> None:
+def _issue_at_terminal(session: Session, terminal: Terminal | TerminalRef, txn: TxnIn) -> None:
     stmt = (
         dialect_insert(session, CardIssue)
         .values(
@@ -475,7 +498,7 @@ def get_transactions(
     return [(t, c) for t, c in session.execute(q).all()]
 
 
-def post_many(session: Session, *, items: list[tuple[Terminal, TxnIn]]) -> int:
+def post_many(session: Session, *, items: Sequence[tuple[Terminal | TerminalRef, TxnIn]]) -> int:
     """Record many plain transactions (of any terminals) in one executemany, replays skipped; returns how
     many were new. Registrations with a slot and 取号 with an appointment need `post` (they call booking)."""
     rows: list[dict[str, Any]] = []
