@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
+import orjson
 from fastapi import APIRouter, Depends, File, Request, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
@@ -125,9 +126,7 @@ def set_status(code: str, body: TerminalStatus, session: SessionDep, actor: Staf
 
 
 @router.post("/transactions", response_model=TransactionRead, status_code=201)
-def post_transaction(
-    body: TransactionCreate, session: SessionDep, actor: Posters, response: Response
-) -> TransactionRead:
+def post_transaction(body: TransactionCreate, session: SessionDep, actor: Posters) -> Response:
     """Post one transaction; the same number posted again answers 200 with the first (idempotent)."""
     if body.amount is not None and body.amount_fen is not None:
         raise Invalid("amount 与 amount_fen 只能给一个", code="two-amounts")
@@ -140,9 +139,12 @@ def post_transaction(
         term = svc.resolve_terminal(session, actor=actor, terminal_code=body.terminal_code)
         posted = svc.post(session, terminal=term, txn=txn)
         out = _txn_read(posted.txn, term.code, replayed=not posted.created)
-    if not posted.created:
-        response.status_code = 200
-    return out
+    # a Response, not the model: FastAPI would validate the model a second time (the route is hot)
+    return Response(
+        orjson.dumps(out.model_dump(mode="json")),
+        status_code=201 if posted.created else 200,
+        media_type="application/json",
+    )
 
 
 @router.post("/transactions/import", response_model=ImportRead)
