@@ -205,3 +205,46 @@ def test_registration_books_through_the_booking_service(
         with db.session() as s2:
             n = s2.scalar(select(func.count()).where(TerminalTransaction.txn_no == full["txn_no"]))
         assert n == 0
+
+
+def test_pg_batches_answer_each_row_once(
+    backend: str, client: TestClient, terminal: Callable[..., tuple[str, str]], db: Database
+) -> None:
+    """PostgreSQL: rows queued together go in one statement; a number repeated in the batch or posted
+    before answers None (a replay) exactly once created."""
+    import asyncio
+
+    from rhip.selfservice import pgpost, service as svc
+    from rhip.selfservice.terminals import terminal_ref
+
+    if backend != "postgres":
+        assert not pgpost.batched(db)
+        return
+    code, _key = terminal()
+    with db.session() as s:
+        ref = terminal_ref(s, code=code)
+    at = datetime.now(clock.SHANGHAI) - timedelta(minutes=1)
+
+    def row(no: str) -> tuple[object, ...]:
+        txn = svc.TxnIn(txn_no=no, kind="payment", occurred_at=at, amount_fen=101, pay_method="self")
+        out = svc.plain_row(ref, txn)
+        assert out is not None
+        return out
+
+    async def go() -> list[int | None]:
+        try:
+            return await asyncio.gather(*(pgpost.insert(db, row(f"B{i % 40}")) for i in range(60)))
+        finally:
+            await pgpost.close_all()
+
+    ids = asyncio.run(go())
+    assert sum(1 for i in ids if i is not None) == 40 and len({i for i in ids if i}) == 40
+    again = asyncio.run(go())
+    assert again == [None] * 60
+    with db.session() as s:
+        n = s.scalar(
+            select(func.count()).where(
+                TerminalTransaction.txn_no.like("B%"), TerminalTransaction.terminal_id == ref.id
+            )
+        )
+    assert n == 40

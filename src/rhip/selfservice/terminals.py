@@ -354,8 +354,14 @@ def terminal_ref(session: Session, *, code: str) -> TerminalRef:
     return ref
 
 
-def resolve_terminal(session: Session, *, actor: Principal, terminal_code: str | None) -> TerminalRef:
-    """The terminal a post is for: the key's own terminal, or one of the caller institution's terminals."""
+def _check_ref(actor: Principal, term: TerminalRef) -> TerminalRef:
+    check_staff(actor, term.institution_code)
+    if term.status == "removed":
+        raise Conflict(f"终端已撤机：{term.code}", code="terminal-removed")
+    return term
+
+
+def _terminal_code(actor: Principal, terminal_code: str | None) -> str:
     if actor.via == "terminal":
         own = actor.name or ""
         if terminal_code and terminal_code != own:
@@ -363,11 +369,45 @@ def resolve_terminal(session: Session, *, actor: Principal, terminal_code: str |
         terminal_code = own
     if not terminal_code:
         raise Invalid("请给出终端编号 terminal_code", code="terminal-required")
-    term = terminal_ref(session, code=terminal_code)
-    check_staff(actor, term.institution_code)
-    if term.status == "removed":
-        raise Conflict(f"终端已撤机：{term.code}", code="terminal-removed")
-    return term
+    return terminal_code
+
+
+def resolve_terminal_cached(*, actor: Principal, terminal_code: str | None) -> TerminalRef | None:
+    """`resolve_terminal` from this process's memory only (no database); None when not remembered."""
+    hit = _REFS.get(_terminal_code(actor, terminal_code))
+    if hit is None or hit[0] <= time.monotonic():
+        return None
+    return _check_ref(actor, hit[1])
+
+
+def plain_row(terminal: TerminalRef, txn: TxnIn) -> tuple[Any, ...] | None:
+    """A checked transaction as one row for the batched insert (pgpost.COLUMNS), or None when it needs
+    the full path (a slot to book, an appointment to check in, a card to record)."""
+    check_txn(txn)
+    if txn.slot_id is not None or txn.appointment_id is not None or txn.kind == "issue_card":
+        return None
+    id_number = booking.person_id(txn.id_number) if txn.outcome == "ok" and txn.id_number else txn.id_number
+    return (
+        terminal.id,
+        terminal.institution_code,
+        txn.txn_no,
+        txn.kind,
+        txn.occurred_at,
+        txn.amount_fen,
+        txn.pay_method,
+        txn.outcome,
+        txn.error_code,
+        txn.duration_ms,
+        txn.pages if txn.kind == "print" else None,
+        txn.card_no,
+        id_number,
+        now(),
+    )
+
+
+def resolve_terminal(session: Session, *, actor: Principal, terminal_code: str | None) -> TerminalRef:
+    """The terminal a post is for: the key's own terminal, or one of the caller institution's terminals."""
+    return _check_ref(actor, terminal_ref(session, code=_terminal_code(actor, terminal_code)))
 
 
 def post(session: Session, *, terminal: Terminal | TerminalRef, txn: TxnIn) -> Posted:
