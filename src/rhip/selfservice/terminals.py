@@ -199,7 +199,7 @@ class _Known:
 
 
 _KEYS: dict[str, _Known] = {}
-KEY_TTL = 10.0  # seconds a verified key is trusted without reading its row again (revocation delay)
+KEY_TTL = 30.0  # seconds a verified key or terminal is trusted without reading its row (revocation delay)
 
 
 def forget_key(prefix: str | None) -> None:
