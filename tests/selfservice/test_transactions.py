@@ -229,7 +229,7 @@ def test_pg_batches_answer_each_row_once(
         txn = svc.TxnIn(txn_no=no, kind="payment", occurred_at=at, amount_fen=101, pay_method="self")
         out = svc.plain_row(ref, txn)
         assert out is not None
-        return out
+        return pgpost.as_row(out)
 
     async def go() -> list[int | None]:
         try:

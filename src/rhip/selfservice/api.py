@@ -152,11 +152,10 @@ async def post_transaction(body: TransactionCreate, request: Request, actor: Pos
     db: Database = request.app.state.db
     if pgpost.batched(db):  # PostgreSQL: a plain transaction is queued on the event loop and sent in a batch
         term = svc.resolve_terminal_cached(actor=actor, terminal_code=body.terminal_code)
-        row = svc.plain_row(term, txn) if term is not None else None
-        if term is not None and row is not None:
-            new_id = await pgpost.insert(db, row)
+        values = svc.plain_row(term, txn) if term is not None else None
+        if term is not None and values is not None:
+            new_id = await pgpost.insert(db, pgpost.as_row(values))
             if new_id is not None:
-                values = dict(zip((c for c, _t in pgpost.COLUMNS), row, strict=True))
                 return _answer(_txn_read(svc.TerminalTransaction(id=new_id, **values), term.code), True)
 
     def post_alone() -> Response:

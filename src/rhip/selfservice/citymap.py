@@ -9,11 +9,12 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from rhip.booking import stats as booking_stats
 from rhip.registry import data as reg_data
+from rhip.selfservice import stats
 from rhip.selfservice.models import Terminal
 
 FIGURES = {
@@ -62,12 +63,9 @@ def values(session: Session, *, figure: str, month: str) -> dict[str, int]:
     if figure == "institutions":
         return dict(Counter(i.district for i in _nanjing()))
     if figure == "terminals":
-        start, end = booking_stats.month_bounds(month)
-        last = end.date().fromordinal(end.date().toordinal() - 1)
         rows = session.execute(
             select(Terminal.district_code, func.count())
-            .where(Terminal.installed_on <= last)
-            .where(or_(Terminal.removed_on.is_(None), Terminal.removed_on >= start.date()))
+            .where(*stats.in_service_during(month))
             .group_by(Terminal.district_code)
         ).all()
         names = {d.code: d.name for d in reg_data.districts()}

@@ -51,6 +51,11 @@ SQL = (
 Row = tuple[Any, ...]  # the values of COLUMNS, in order
 
 
+def as_row(values: dict[str, Any]) -> Row:
+    """A transaction's row values (terminals.row_values) in COLUMNS order."""
+    return tuple(values[c] for c, _t in COLUMNS)
+
+
 def batched(db: Database) -> bool:
     """Whether plain transactions on this database go through the batcher (PostgreSQL only)."""
     return db.engine.dialect.name == "postgresql"

@@ -54,15 +54,24 @@ def _label(month: str) -> str:
     return f"{y} 年 {int(m)} 月"
 
 
+def in_service_during(month: str) -> tuple[Any, ...]:
+    """The conditions of a terminal in service during a month: installed by its last day, not removed
+    before its first."""
+    start, end = booking_stats.month_bounds(month)
+    last_day = end.date().fromordinal(end.date().toordinal() - 1)
+    return (
+        Terminal.installed_on <= last_day,
+        or_(Terminal.removed_on.is_(None), Terminal.removed_on >= start.date()),
+    )
+
+
 def month_figures(session: Session, *, month: str) -> dict[str, Figures]:
     """Every institution with terminals in service in the month (or transactions in it): its figures."""
     start, end = booking_stats.month_bounds(month)
-    last_day = (end.date()).fromordinal(end.date().toordinal() - 1)
     out: dict[str, Figures] = defaultdict(Figures)
     in_service = session.execute(
         select(Terminal.institution_code, func.count())
-        .where(Terminal.installed_on <= last_day)
-        .where(or_(Terminal.removed_on.is_(None), Terminal.removed_on >= start.date()))
+        .where(*in_service_during(month))
         .group_by(Terminal.institution_code)
     ).all()
     for code, n in in_service:

@@ -380,29 +380,37 @@ def resolve_terminal_cached(*, actor: Principal, terminal_code: str | None) -> T
     return _check_ref(actor, hit[1])
 
 
-def plain_row(terminal: TerminalRef, txn: TxnIn) -> tuple[Any, ...] | None:
-    """A checked transaction as one row for the batched insert (pgpost.COLUMNS), or None when it needs
-    the full path (a slot to book, an appointment to check in, a card to record)."""
+def row_values(
+    terminal: Terminal | TerminalRef, txn: TxnIn, *, appointment_id: int | None, at: datetime
+) -> dict[str, Any]:
+    """A checked transaction as the values of its row (the ID number normalised when it succeeded)."""
+    id_number = booking.person_id(txn.id_number) if txn.outcome == "ok" and txn.id_number else txn.id_number
+    return {
+        "terminal_id": terminal.id,
+        "institution_code": terminal.institution_code,
+        "txn_no": txn.txn_no,
+        "kind": txn.kind,
+        "occurred_at": txn.occurred_at,
+        "amount_fen": txn.amount_fen,
+        "pay_method": txn.pay_method,
+        "outcome": txn.outcome,
+        "error_code": txn.error_code,
+        "duration_ms": txn.duration_ms,
+        "pages": txn.pages if txn.kind == "print" else None,
+        "card_no": txn.card_no,
+        "id_number": id_number,
+        "appointment_id": appointment_id,
+        "received_at": at,
+    }
+
+
+def plain_row(terminal: TerminalRef, txn: TxnIn) -> dict[str, Any] | None:
+    """A checked transaction's row for the batched insert (pgpost), or None when it needs the full path
+    (a slot to book, an appointment to check in, a card to record)."""
     check_txn(txn)
     if txn.slot_id is not None or txn.appointment_id is not None or txn.kind == "issue_card":
         return None
-    id_number = booking.person_id(txn.id_number) if txn.outcome == "ok" and txn.id_number else txn.id_number
-    return (
-        terminal.id,
-        terminal.institution_code,
-        txn.txn_no,
-        txn.kind,
-        txn.occurred_at,
-        txn.amount_fen,
-        txn.pay_method,
-        txn.outcome,
-        txn.error_code,
-        txn.duration_ms,
-        txn.pages if txn.kind == "print" else None,
-        txn.card_no,
-        id_number,
-        now(),
-    )
+    return row_values(terminal, txn, appointment_id=None, at=now())
 
 
 def resolve_terminal(session: Session, *, actor: Principal, terminal_code: str | None) -> TerminalRef:
@@ -436,23 +444,7 @@ def post(session: Session, *, terminal: Terminal | TerminalRef, txn: TxnIn) -> P
         appointment_id = booked.appointment.id
     if txn.outcome == "ok" and txn.kind == "take_number" and appointment_id is not None:
         booking.check_in(session, appointment_id=appointment_id, actor=principal)
-    values: dict[str, Any] = {
-        "terminal_id": terminal.id,
-        "institution_code": terminal.institution_code,
-        "txn_no": txn.txn_no,
-        "kind": txn.kind,
-        "occurred_at": txn.occurred_at,
-        "amount_fen": txn.amount_fen,
-        "pay_method": txn.pay_method,
-        "outcome": txn.outcome,
-        "error_code": txn.error_code,
-        "duration_ms": txn.duration_ms,
-        "pages": txn.pages if txn.kind == "print" else None,
-        "card_no": txn.card_no,
-        "id_number": txn.id_number,
-        "appointment_id": appointment_id,
-        "received_at": now(),
-    }
+    values = row_values(terminal, txn, appointment_id=appointment_id, at=now())
     stmt = (
         dialect_insert(session, TerminalTransaction.__table__)
         .values(**values)
@@ -548,25 +540,7 @@ def post_many(session: Session, *, items: Sequence[tuple[Terminal | TerminalRef,
         check_txn(txn)
         if txn.slot_id is not None or txn.appointment_id is not None:
             raise Invalid("带号源或预约的交易须逐笔提交", code="needs-post")
-        rows.append(
-            {
-                "terminal_id": terminal.id,
-                "institution_code": terminal.institution_code,
-                "txn_no": txn.txn_no,
-                "kind": txn.kind,
-                "occurred_at": txn.occurred_at,
-                "amount_fen": txn.amount_fen,
-                "pay_method": txn.pay_method,
-                "outcome": txn.outcome,
-                "error_code": txn.error_code,
-                "duration_ms": txn.duration_ms,
-                "pages": txn.pages if txn.kind == "print" else None,
-                "card_no": txn.card_no,
-                "id_number": txn.id_number,
-                "appointment_id": None,
-                "received_at": t,
-            }
-        )
+        rows.append(row_values(terminal, txn, appointment_id=None, at=t))
         if txn.kind == "issue_card" and txn.outcome == "ok" and txn.card_no:
             cards.append(
                 {
