@@ -39,6 +39,9 @@ app.add_typer(audit_app, name="audit")
 from rhip.mch.commands import app as mch_app  # noqa: E402
 
 app.add_typer(mch_app, name="mch")
+from rhip.selfservice.commands import app as selfservice_app  # noqa: E402
+
+app.add_typer(selfservice_app, name="selfservice")
 console = Console()
 err = Console(stderr=True)
 
@@ -49,6 +52,7 @@ DEMO_STEPS: list[str] = [
     "rhip.booking.demo",
     "rhip.identity.demo",
     "rhip.records.demo",
+    "rhip.selfservice.demo",
     "rhip.mch.demo",
     "rhip.quality.demo",
     "rhip.bulletin.demo",

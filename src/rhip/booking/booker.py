@@ -22,6 +22,7 @@ from rhip.booking import rules as R
 from rhip.booking.common import (
     CHANNEL_KEY_PREFIX,
     RESIDENT_CHANNELS,
+    TERMINAL_CHANNEL,
     TRANCHES,
     channel_group,
     get_rules,
@@ -62,6 +63,8 @@ def channel_for(actor: Principal, requested: str | None) -> str:
         return "in_clinic"
     if actor.role is Role.family_doctor:
         return "community_12320"
+    if actor.role is Role.uploader and actor.via == "terminal":  # a hospital's self-service terminal
+        return TERMINAL_CHANNEL
     if actor.role is Role.uploader and (actor.institution_code or "").startswith(CHANNEL_KEY_PREFIX):
         code = (actor.institution_code or "")[len(CHANNEL_KEY_PREFIX) :]
         if channel_group(code) != "third_party":

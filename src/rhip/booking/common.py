@@ -33,6 +33,7 @@ STATUS_LABELS = {
 }
 CHANNEL_KEY_PREFIX = "ch:"  # third-party platforms hold kernel API keys bound to "ch:<channel code>"
 RESIDENT_CHANNELS = ("web_12320", "wechat_12320", "jkn_app", "quick_12320")
+TERMINAL_CHANNEL = "self_service"  # a self-service terminal's principal (via "terminal") books through it
 
 
 # ------------------------------------------------------------------ helpers

@@ -35,6 +35,7 @@ from rhip.booking.common import (
     CHANNEL_KEY_PREFIX as CHANNEL_KEY_PREFIX,
     RESIDENT_CHANNELS as RESIDENT_CHANNELS,
     STATUS_LABELS as STATUS_LABELS,
+    TERMINAL_CHANNEL as TERMINAL_CHANNEL,
     TRANCHE_LABELS as TRANCHE_LABELS,
     TRANCHES as TRANCHES,
     channel_group as channel_group,
@@ -123,6 +124,8 @@ def check_access(actor: Principal, appt: Appointment) -> None:
         return
     if role is Role.uploader and actor.institution_code == f"{CHANNEL_KEY_PREFIX}{appt.channel}":
         return
+    if role is Role.uploader and actor.via == "terminal" and actor.institution_code == appt.hospital_code:
+        return  # the hospital's own self-service terminal (取号)
     raise Forbidden("无权查看或操作此预约", code="not-yours")
 
 

@@ -11,7 +11,9 @@ MODEL_MODULES = [
     "rhip.booking.models",
     "rhip.quality.models",
     "rhip.identity.models",
+    "rhip.records.models",
     "rhip.mch.models",
+    "rhip.selfservice.models",
 ]
 
 

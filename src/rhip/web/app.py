@@ -50,6 +50,9 @@ ROUTERS: list[tuple[str, str, str]] = [
     ("rhip.records.fhir_api", "/fhir/r4", "fhir"),
     ("rhip.mch.api", "/api/v1/mch", "mch"),
     ("rhip.mch.pages", "", ""),
+    ("rhip.selfservice.api", "/api/v1/selfservice", "selfservice"),
+    ("rhip.selfservice.api_cards", "/api/v1/cards", "cards"),
+    ("rhip.selfservice.pages", "", ""),
 ]
 HERE = Path(__file__).parent
 

@@ -1,0 +1,102 @@
+"""Electronic health card API, mounted at /api/v1/cards: a resident's card and codes, and code resolution
+by institutions and terminals (every resolution audited, refusals too)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+
+from rhip.db.engine import Database
+from rhip.errors import RhipError
+from rhip.security.deps import SessionDep, require
+from rhip.security.roles import Role
+from rhip.security.service import Principal, audit
+from rhip.selfservice import service as svc
+from rhip.selfservice.api import terminal_or
+from rhip.selfservice.schemas import HealthCardCreate, HealthCardRead, ResolveRead, ResolveRequest
+
+router = APIRouter()
+Resident = Annotated[Principal, Depends(require(Role.resident))]
+Resolvers = Annotated[Principal, Depends(terminal_or(Role.uploader, Role.doctor, Role.agent))]
+
+
+def _secret(request: Request) -> str:
+    return str(request.app.state.settings.resolved_secret_key)
+
+
+def card_read(card: svc.HealthCard, secret: str) -> HealthCardRead:
+    """The card with a fresh dynamic code."""
+    code, expires = svc.dynamic_code(card, secret=secret)
+    return HealthCardRead(
+        card_id=card.card_id,
+        name=card.name,
+        id_number=svc.mask_id(card.id_number) or "",
+        status=card.status,
+        static_code=svc.static_code(card),
+        dynamic_code=code,
+        dynamic_expires_at=expires,
+        person_id=card.person_id,
+    )
+
+
+@router.post("/health-card", response_model=HealthCardRead, status_code=201)
+def claim_card(
+    body: HealthCardCreate, request: Request, session: SessionDep, actor: Resident
+) -> HealthCardRead:
+    """The signed-in resident's electronic health card (created on first request, real name)."""
+    with session.begin():
+        card = svc.issue_health_card(session, id_number=actor.subject, name=body.name)
+        return card_read(card, _secret(request))
+
+
+@router.get("/health-card", response_model=HealthCardRead)
+def my_card(request: Request, session: SessionDep, actor: Resident) -> HealthCardRead:
+    """The resident's card with a fresh dynamic code (valid 60 seconds, usable once)."""
+    with session.begin():
+        return card_read(svc.get_health_card(session, id_number=actor.subject), _secret(request))
+
+
+@router.post("/resolve", response_model=ResolveRead)
+def resolve(body: ResolveRequest, request: Request, session: SessionDep, actor: Resolvers) -> ResolveRead:
+    """Resolve a scanned code to the person (audited); refused when forged, expired or replayed."""
+    try:
+        with session.begin():
+            r = svc.resolve(
+                session,
+                code=body.code,
+                actor=actor,
+                secret=_secret(request),
+                second_factor=body.second_factor,
+                channel=body.channel,
+            )
+            audit(
+                session,
+                actor=actor.subject,
+                role=actor.role.value,
+                action="card.resolve",
+                target=r.card.card_id,
+                institution_code=actor.institution_code,
+                detail={"kind": r.use.code_kind, "channel": r.use.channel},
+            )
+            return ResolveRead(
+                card_id=r.card.card_id,
+                name=r.card.name,
+                id_number=r.card.id_number,
+                person_id=r.card.person_id,
+                code_kind=r.use.code_kind,
+                channel=r.use.channel,
+            )
+    except RhipError as exc:
+        db: Database = request.app.state.db
+        with db.session() as s, s.begin():  # the refusal is recorded even though the request failed
+            audit(
+                s,
+                actor=actor.subject,
+                role=actor.role.value,
+                action="card.resolve",
+                outcome="refused",
+                institution_code=actor.institution_code,
+                detail={"code": exc.code},
+            )
+        raise

@@ -1,0 +1,65 @@
+"""Self-service services, the domain's facade: terminals and their keys, transactions (terminals.py),
+file imports (imports.py), cards and the electronic health card (cards.py), money in fen (money.py).
+
+Every function takes a Session and keyword arguments and never commits: the entry point owns the
+transaction."""
+
+from __future__ import annotations
+
+from rhip.selfservice.cards import (
+    CHANNELS as CARD_CHANNELS,
+    DYNAMIC_TTL as DYNAMIC_TTL,
+    Resolved as Resolved,
+    card_counts as card_counts,
+    cards_to_date as cards_to_date,
+    dynamic_code as dynamic_code,
+    get_health_card as get_health_card,
+    issue_cards as issue_cards,
+    issue_health_card as issue_health_card,
+    resolve as resolve,
+    set_card_baseline as set_card_baseline,
+    static_code as static_code,
+    uses_by_channel as uses_by_channel,
+)
+from rhip.selfservice.imports import ImportResult as ImportResult, import_csv as import_csv
+from rhip.selfservice.models import (
+    CardIssue as CardIssue,
+    HealthCard as HealthCard,
+    Terminal as Terminal,
+    TerminalTransaction as TerminalTransaction,
+)
+from rhip.selfservice.money import fen_to_yuan as fen_to_yuan, yuan_to_fen as yuan_to_fen
+from rhip.selfservice.terminals import (
+    KINDS as KINDS,
+    STATUSES as STATUSES,
+    Posted as Posted,
+    TerminalRef as TerminalRef,
+    TxnIn as TxnIn,
+    check_staff as check_staff,
+    create_terminal as create_terminal,
+    create_terminals as create_terminals,
+    forget_key as forget_key,
+    get_terminal as get_terminal,
+    get_terminals as get_terminals,
+    get_transactions as get_transactions,
+    issue_key as issue_key,
+    plain_row as plain_row,
+    post as post,
+    post_many as post_many,
+    resolve_terminal as resolve_terminal,
+    resolve_terminal_cached as resolve_terminal_cached,
+    set_status as set_status,
+    terminal_principal as terminal_principal,
+    today_slots as today_slots,
+    verify_key as verify_key,
+    verify_key_cached as verify_key_cached,
+)
+
+__all__ = ["CARD_CHANNELS"]
+
+
+def mask_id(number: str | None) -> str | None:
+    """An ID number as people may see it in lists: the area code and the last four characters."""
+    if not number:
+        return number
+    return number[:6] + "*" * (len(number) - 10) + number[-4:] if len(number) > 10 else "*" * len(number)

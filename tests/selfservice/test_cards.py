@@ -1,0 +1,120 @@
+"""The electronic health card: claiming it, static and dynamic codes, resolution refused when forged,
+expired or replayed, uses counted by channel, every resolution audited."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import timedelta
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from rhip import clock
+from rhip.db.engine import Database
+from rhip.security.models import AuditEvent
+from rhip.selfservice import cards, service as svc
+from tests.booking.conftest import new_person
+from tests.selfservice.conftest import HOSPITAL
+
+RESOLVE = "/api/v1/cards/resolve"
+
+
+def _claim(client: TestClient, auth: Callable[..., dict[str, str]], pid: str) -> dict[str, object]:
+    r = client.post("/api/v1/cards/health-card", json={"name": "张三"}, headers=auth("resident", subject=pid))
+    assert r.status_code == 201, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+def test_dynamic_code_resolves_once(
+    client: TestClient,
+    auth: Callable[..., dict[str, str]],
+    terminal: Callable[..., tuple[str, str]],
+    db: Database,
+) -> None:
+    pid = new_person()
+    card = _claim(client, auth, pid)
+    assert card["id_number"] != pid and str(card["id_number"]).endswith(pid[-4:])  # masked
+    assert str(card["dynamic_code"]).startswith("RHIPEHC1:") and str(card["static_code"]).startswith(
+        "RHIPEHC0:"
+    )
+    again = _claim(client, auth, pid)
+    assert again["card_id"] == card["card_id"]  # one card per person
+    _code, key = terminal(HOSPITAL)
+    r = client.post(RESOLVE, json={"code": card["dynamic_code"]}, headers={"X-Terminal-Key": key})
+    assert r.status_code == 200, r.text
+    assert (
+        r.json()["id_number"] == pid
+        and r.json()["channel"] == "terminal"
+        and r.json()["code_kind"] == "dynamic"
+    )
+    replay = client.post(
+        RESOLVE, json={"code": card["dynamic_code"]}, headers=auth("doctor", institution=HOSPITAL)
+    )
+    assert replay.status_code == 409 and replay.json()["code"] == "code-replayed"
+    with db.session() as s:
+        events = list(
+            s.scalars(
+                select(AuditEvent).where(AuditEvent.action == "card.resolve").order_by(AuditEvent.id.desc())
+            )
+        )
+    assert events[0].outcome == "refused" and events[0].detail == {"code": "code-replayed"}
+    assert events[1].outcome == "ok" and events[1].target == card["card_id"]
+
+
+def test_expired_and_forged_codes_are_refused(
+    client: TestClient, auth: Callable[..., dict[str, str]], db: Database
+) -> None:
+    pid = new_person()
+    _claim(client, auth, pid)
+    code = client.get("/api/v1/cards/health-card", headers=auth("resident", subject=pid)).json()[
+        "dynamic_code"
+    ]
+    doctor = auth("doctor", institution=HOSPITAL)
+    with clock.frozen(clock.now() + timedelta(seconds=cards.DYNAMIC_TTL + 1)):
+        r = client.post(RESOLVE, json={"code": code}, headers=doctor)
+    assert r.status_code == 409 and r.json()["code"] == "code-expired"
+    body, tag = code.split(".")
+    forged = body[:-2] + ("AA" if body[-2:] != "AA" else "BB") + "." + tag
+    r = client.post(RESOLVE, json={"code": forged}, headers=doctor)
+    assert r.status_code == 422 and r.json()["code"] in ("bad-signature", "bad-code")
+    assert client.post(RESOLVE, json={"code": "hello"}, headers=doctor).json()["code"] == "bad-code"
+    # a code signed under another platform's key is refused
+    with db.session() as s:
+        card = svc.get_health_card(s, id_number=pid)
+        other, _exp = svc.dynamic_code(card, secret="another-platform-secret-0123456789")
+    assert client.post(RESOLVE, json={"code": other}, headers=doctor).json()["code"] == "bad-signature"
+    # residents cannot resolve codes
+    assert client.post(RESOLVE, json={"code": code}, headers=auth("resident", subject=pid)).status_code == 403
+
+
+def test_static_code_needs_the_second_factor_and_uses_count_by_channel(
+    client: TestClient, auth: Callable[..., dict[str, str]], db: Database
+) -> None:
+    pid = new_person()
+    static = _claim(client, auth, pid)["static_code"]
+    window = auth("uploader", institution=HOSPITAL)
+    r = client.post(RESOLVE, json={"code": static}, headers=window)
+    assert r.status_code == 403 and r.json()["code"] == "second-factor"
+    r = client.post(RESOLVE, json={"code": static, "second_factor": "0000"}, headers=window)
+    assert r.status_code == 403 or pid.endswith("0000")
+    start = clock.now() - timedelta(seconds=1)
+    for channel in ("window", "app", "window"):
+        r = client.post(
+            RESOLVE, json={"code": static, "second_factor": pid[-4:], "channel": channel}, headers=window
+        )
+        assert r.status_code == 200 and r.json()["channel"] == channel
+    with db.session() as s:
+        uses = svc.uses_by_channel(s, start=start, end=clock.now() + timedelta(seconds=1))
+    assert uses.get("window", 0) >= 2 and uses.get("app", 0) >= 1
+
+
+def test_hmac_sm3_matches_the_pure_python_sm3() -> None:
+    key, msg = b"k" * 70, b"rhip"
+    assert cards._sm3_hmac(key, msg) == cards._gmssl_hmac(key, msg)
+    # GB/T 32905 example 1: SM3("abc"), through both implementations
+    from gmssl import sm3
+
+    vector = "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0"
+    assert sm3.sm3_hash(list(b"abc")) == vector
+    assert hashlib.new("sm3", b"abc").hexdigest() == vector
