@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     telemetry: bool = False
     max_upload_bytes: int = Field(default=8 * 1024**3, description="Largest accepted upload (8 GiB)")
     timezone: str = TIMEZONE
+    # the assistant's optional LLM step (an OpenAI-compatible chat-completions endpoint); off without llm_url
+    llm_url: str | None = Field(default=None, description="RHIP_LLM_URL, e.g. https://api.deepseek.com/v1")
+    llm_model: str = Field(default="deepseek-chat", description="RHIP_LLM_MODEL")
+    llm_api_key: str | None = Field(default=None, description="RHIP_LLM_API_KEY")
+    llm_timeout_s: float = Field(default=8.0, gt=0, le=60)
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -42,6 +42,8 @@ ROUTERS: list[tuple[str, str, str]] = [
     ("rhip.quality.pages", "", ""),
     ("rhip.bulletin.pages", "", ""),
     ("rhip.hotline.api", "/api/v1/hotline", "hotline"),
+    ("rhip.hotline.api_assistant", "/api/v1/assistant", "assistant"),
+    ("rhip.hotline.pages", "", ""),
 ]
 HERE = Path(__file__).parent
 
