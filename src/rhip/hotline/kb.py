@@ -56,9 +56,11 @@ class Index:
         self.doc_entry: list[int] = []
         corpus: list[list[str]] = []
         self.doc_words: list[frozenset[str]] = []
+        self.exact: dict[str, int] = {}  # a question asked exactly as the knowledge base words it
         for i, e in enumerate(kb):
             answer = nlp.tokens(e.answer)
             for q in e.questions:
+                self.exact.setdefault(nlp.squeeze(q), i)
                 words = nlp.tokens(q) + nlp.tokens(e.topic)
                 corpus.append(words + words + answer)  # the question counts twice the answer
                 self.doc_words.append(frozenset(words + answer))
@@ -69,6 +71,9 @@ class Index:
 
     def search(self, text: str) -> Hit | None:
         """The best entry for a text, or None when no word of it is known."""
+        same = self.exact.get(nlp.squeeze(text))
+        if same is not None:
+            return Hit(entry=self.kb[same], score=float("inf"), confidence=1.0, runner_up=None)
         query = [t for t in nlp.tokens(text) if t in self.vocab]
         if not query:
             return None
