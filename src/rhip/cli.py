@@ -29,6 +29,9 @@ app.add_typer(user_app, name="user")
 from rhip.quality.commands import app as quality_app  # noqa: E402
 
 app.add_typer(quality_app, name="quality")
+from rhip.hotline.commands import app as hotline_app  # noqa: E402
+
+app.add_typer(hotline_app, name="hotline")
 console = Console()
 err = Console(stderr=True)
 

@@ -18,7 +18,7 @@ from datetime import timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text as sql
 from sqlalchemy.orm import Session
 
 from rhip.booking import service as booking
@@ -276,6 +276,10 @@ def chat(
     new = "crisis" if turn.crisis else ("handoff" if turn.handoff else "answered")
     if rank[new] > rank.get(conv.outcome, 0):
         conv.outcome = new
+    if order_number is None and session.get_bind().dialect.name == "postgresql":
+        # an answered turn is a log line, not a commitment: it need not wait for the WAL flush (a crash may
+        # lose the last fraction of a second of such turns); crisis and hand-off orders commit durably
+        session.execute(sql("SET LOCAL synchronous_commit = off"))
     session.flush()
     return ChatReply(
         conversation=conv.token,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import rjieba
@@ -69,6 +69,7 @@ INITIALS = {
 PUNCT = re.compile(r"[\s\W_]+", re.UNICODE)
 
 
+@lru_cache(maxsize=8192)
 def normalize(text: str) -> str:
     """NFKC, lower case, traditional characters and common typos and pinyin initials replaced."""
     t = unicodedata.normalize("NFKC", text).lower().translate(TRAD)

@@ -371,7 +371,7 @@ def create_order(
         institution_code = registry.get_institution(session, code=institution_code).code
     timers = sla.timers(received=t, order_type=kind, due=due_at)
     order = WorkOrder(
-        number=f"tmp-{uuidlib.uuid4().hex}",
+        number=f"tmp-{uuidlib.uuid4().hex[:28]}",  # replaced after the flush gives the id
         source=source,
         external_no=external_no,
         order_type=kind,
