@@ -24,6 +24,7 @@ from rhip.hotline import assistant, evalset
 from rhip.registry import service as registry
 
 RESULTS = Path(__file__).with_name("results")
+HANDWRITTEN = {q for q, _a in evalset.HANDWRITTEN}
 
 
 def evaluate(settings: Settings) -> dict[str, object]:
@@ -75,6 +76,12 @@ def evaluate(settings: Settings) -> dict[str, object]:
             sum(1 for it, i, _k in got if it.intent == "emergency" and i == "emergency")
             / max(1, sum(1 for it, _i, _k in got if it.intent == "emergency")),
             4,
+        ),
+        "handwritten_top1": round(
+            sum(1 for it, _i, k in got if it.question in HANDWRITTEN and k == it.answer) / len(HANDWRITTEN), 4
+        ),
+        "handwritten_handoff_rate": round(
+            sum(1 for it, i, _k in got if it.question in HANDWRITTEN and i == "handoff") / len(HANDWRITTEN), 4
         ),
         "threshold": assistant.THRESHOLD,
         "intents_seen": dict(Counter(i.split(":")[0] for _it, i, _k in got)),
