@@ -154,7 +154,12 @@ def list_orders(
             limit=limit,
             offset=offset,
         )
-        return WorkOrderPage(items=[WorkOrderRead.model_validate(o) for o in rows], total=total)
+        capped = total is not None and total > svc.COUNT_CAP
+        return WorkOrderPage(
+            items=[WorkOrderRead.model_validate(o) for o in rows],
+            total=min(total, svc.COUNT_CAP) if total is not None else None,
+            total_capped=capped,
+        )
 
 
 def _detail(session: SessionDep, order_id: int, me: Principal) -> WorkOrderDetail:

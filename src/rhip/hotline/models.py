@@ -56,7 +56,10 @@ class WorkOrder(Base):
     __tablename__ = "hotline_work_orders"
     __table_args__ = (
         UniqueConstraint("source", "external_no"),
+        # the list is ordered by deadline: by state, by institution's inbox, or all open orders in due order
         Index("ix_hotline_work_orders_state_due_at", "state", "due_at"),
+        Index("ix_hotline_work_orders_institution_code_state", "institution_code", "state", "due_at"),
+        Index("ix_hotline_work_orders_due_at_id", "due_at", "id"),
         Index("ix_hotline_work_orders_received_at_id", "received_at", "id"),
     )
 
@@ -71,7 +74,7 @@ class WorkOrder(Base):
     caller_masked: Mapped[str] = mapped_column(String(24), default="")
     id_number: Mapped[str | None] = mapped_column(String(18))
     person_id: Mapped[str | None] = mapped_column(String(36))
-    institution_code: Mapped[str | None] = mapped_column(String(16), index=True)
+    institution_code: Mapped[str | None] = mapped_column(String(16))
     state: Mapped[str] = mapped_column(String(16), default="new")
     received_at: Mapped[datetime] = mapped_column(UtcDateTime)
     due_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -176,6 +176,7 @@ class WorkOrderPage(BaseModel):
 
     items: list[WorkOrderRead]
     total: int | None
+    total_capped: bool = Field(False, description="总数超过 10,000 时只计到 10,000")
 
 
 class ProvinceRow(BaseModel):

@@ -115,8 +115,11 @@ def upgrade() -> None:
     with op.batch_alter_table("hotline_work_orders", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_hotline_work_orders_call_id"), ["call_id"], unique=False)
         batch_op.create_index(
-            batch_op.f("ix_hotline_work_orders_institution_code"), ["institution_code"], unique=False
+            "ix_hotline_work_orders_institution_code_state",
+            ["institution_code", "state", "due_at"],
+            unique=False,
         )
+        batch_op.create_index("ix_hotline_work_orders_due_at_id", ["due_at", "id"], unique=False)
         batch_op.create_index("ix_hotline_work_orders_received_at_id", ["received_at", "id"], unique=False)
         batch_op.create_index(batch_op.f("ix_hotline_work_orders_sla_level"), ["sla_level"], unique=False)
         batch_op.create_index(batch_op.f("ix_hotline_work_orders_source"), ["source"], unique=False)
@@ -185,7 +188,8 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_hotline_work_orders_source"))
         batch_op.drop_index(batch_op.f("ix_hotline_work_orders_sla_level"))
         batch_op.drop_index("ix_hotline_work_orders_received_at_id")
-        batch_op.drop_index(batch_op.f("ix_hotline_work_orders_institution_code"))
+        batch_op.drop_index("ix_hotline_work_orders_due_at_id")
+        batch_op.drop_index("ix_hotline_work_orders_institution_code_state")
         batch_op.drop_index(batch_op.f("ix_hotline_work_orders_call_id"))
 
     op.drop_table("hotline_work_orders")
