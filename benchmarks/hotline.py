@@ -120,7 +120,7 @@ def assistant_load(url: str, data_dir: Path, seconds: float, clients: int) -> di
 
 
 def fill_orders(url: str, n: int) -> float:
-    """n work orders in one INSERT … SELECT generate_series (most open, spread over a year); seconds taken."""
+    """n open work orders in one INSERT … SELECT generate_series (spread over a year); seconds taken."""
     eng = create_engine(url)
     t0 = time.perf_counter()
     with eng.begin() as c:
@@ -132,7 +132,7 @@ INSERT INTO hotline_work_orders (number, source, external_no, order_type, priori
 SELECT 'B' || g, (ARRAY['wo_city_12345','wo_province_12345','wo_self'])[1 + g % 3], NULL, 'complaint', 'P2',
   '工单 ' || g, '', '138****0000',
   (ARRAY['H020','H029','H001','H002','H003','H004','H005','H006'])[1 + g % 8],
-  (ARRAY['new','assigned','in_progress','reopened','escalated','replied','closed'])[1 + (g / 7) % 7],
+  (ARRAY['new','assigned','in_progress','reopened','escalated'])[1 + (g / 7) % 5],
   t, t + interval '7 days', t + interval '3 days 12 hours', t + interval '5 days 6 hours', 'ok', '', '', 'bench', t
 FROM (SELECT g, timestamptz '2025-01-01 00:00+08' + (g % 525600) * interval '1 minute' AS t
       FROM generate_series(1, :n) AS g) s

@@ -121,7 +121,10 @@ def upgrade() -> None:
         )
         batch_op.create_index("ix_hotline_work_orders_due_at_id", ["due_at", "id"], unique=False)
         batch_op.create_index("ix_hotline_work_orders_received_at_id", ["received_at", "id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_hotline_work_orders_sla_level"), ["sla_level"], unique=False)
+        for mark in ("warn50_at", "warn75_at", "due_at"):
+            batch_op.create_index(
+                f"ix_hotline_work_orders_sla_level_{mark}", ["sla_level", mark], unique=False
+            )
         batch_op.create_index(batch_op.f("ix_hotline_work_orders_source"), ["source"], unique=False)
         batch_op.create_index("ix_hotline_work_orders_state_due_at", ["state", "due_at"], unique=False)
 
@@ -186,7 +189,8 @@ def downgrade() -> None:
     with op.batch_alter_table("hotline_work_orders", schema=None) as batch_op:
         batch_op.drop_index("ix_hotline_work_orders_state_due_at")
         batch_op.drop_index(batch_op.f("ix_hotline_work_orders_source"))
-        batch_op.drop_index(batch_op.f("ix_hotline_work_orders_sla_level"))
+        for mark in ("warn50_at", "warn75_at", "due_at"):
+            batch_op.drop_index(f"ix_hotline_work_orders_sla_level_{mark}")
         batch_op.drop_index("ix_hotline_work_orders_received_at_id")
         batch_op.drop_index("ix_hotline_work_orders_due_at_id")
         batch_op.drop_index("ix_hotline_work_orders_institution_code_state")
