@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     telemetry: bool = False
     max_upload_bytes: int = Field(default=8 * 1024**3, description="Largest accepted upload (8 GiB)")
     timezone: str = TIMEZONE
+    # identity (EMPI) bands: a record's best match at or above auto is linked, at or above review is
+    # queued for a data steward (and gets a new person meanwhile), below is a new person
+    identity_auto_threshold: float = Field(default=0.995, gt=0, lt=1)
+    identity_review_threshold: float = Field(default=0.5, gt=0, lt=1)
     # the assistant's optional LLM step (an OpenAI-compatible chat-completions endpoint); off without llm_url
     llm_url: str | None = Field(default=None, description="RHIP_LLM_URL, e.g. https://api.deepseek.com/v1")
     llm_model: str = Field(default="deepseek-chat", description="RHIP_LLM_MODEL")
