@@ -14,6 +14,7 @@ from rhip.clock import SHANGHAI
 from rhip.errors import Conflict, Forbidden, Invalid
 from rhip.hotline import cdr, service as svc
 from rhip.hotline.models import Call, WorkOrder, WorkOrderEvent
+from rhip.identity import service as identity
 from rhip.registry.idnumber import make_id
 from rhip.security.roles import Role
 from rhip.security.service import Principal
@@ -224,12 +225,17 @@ def test_phone_booking_needs_the_agent_role(session: Session) -> None:
         assert getattr(exc.value, "status", 0) in (404, 409, 422)
 
 
-def test_desk_caller_id_number_is_checked(session: Session) -> None:
+def test_caller_giving_an_id_number_is_linked_by_the_empi(session: Session) -> None:
     with session.begin(), pytest.raises(Invalid):
         svc.log_call(session, actor=AGENT, category="consult", caller="13800000000", id_number="123")
     with clock.frozen(datetime(2025, 3, 3, 9, tzinfo=SHANGHAI)), session.begin():
-        good = make_id("320102", datetime(1980, 5, 1).date(), 11)
-        c = svc.log_call(
-            session, actor=Principal("a", Role.agent), category="consult", caller="025-12320", id_number=good
-        )
-        assert c.id_number == good and c.person_id is None
+        good = make_id("320102", datetime(1980, 5, 1).date(), uuid.uuid4().int % 1000)
+        agent = Principal("a", Role.agent)
+        c = svc.log_call(session, actor=agent, category="consult", caller="13912340000", id_number=good)
+        assert c.id_number == good and c.person_id
+        again = svc.log_call(session, actor=agent, category="manual", caller="13912340000", id_number=good)
+        assert again.person_id == c.person_id  # the same caller is the same person
+        person = identity.get_person(session, person_id=c.person_id)
+        assert person.id_number == good and any(r.institution_code == "12320" for r in person.records)
+        anonymous = svc.log_call(session, actor=agent, category="consult", caller="13912340000")
+        assert anonymous.person_id is None

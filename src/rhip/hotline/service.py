@@ -21,7 +21,8 @@ from rhip.booking import service as booking
 from rhip.clock import SHANGHAI, now
 from rhip.errors import Conflict, Forbidden as Forbidden, Invalid, NotFound
 from rhip.hotline import cdr, sla
-from rhip.hotline.models import Call, WorkOrder, WorkOrderEvent
+from rhip.hotline.models import CENTRE, Call, WorkOrder, WorkOrderEvent
+from rhip.identity import service as identity
 from rhip.registry import idnumber, service as registry
 from rhip.security.roles import Role
 from rhip.security.service import Principal, audit
@@ -89,13 +90,33 @@ def check_id_number(value: str | None) -> str | None:
     return checked.normalized
 
 
-def identify_caller(session: Session, *, call: Call, id_number: str | None) -> None:
-    """Record the ID number a caller gives; the person id is filled by the identity service (EMPI).
+def identify_caller(
+    session: Session, *, call: Call, id_number: str | None, phone: str | None = None, name: str | None = None
+) -> None:
+    """Link a caller who gives an ID number to a person through the identity service (EMPI).
 
-    The EMPI (`rhip.identity.service.link_record`) is being built alongside: until it lands, `person_id`
-    stays empty and the number is kept with the centre's code and the call's uuid as the local id.
+    The 12320 centre keeps one patient record per caller: institution `12320`, local id = the ID number; the
+    caller's number and name help the EMPI when the ID number is mistyped. A record sent for review still
+    gets a person (the EMPI's rule), so `person_id` is always filled when a number was given.
     """
-    call.id_number = check_id_number(id_number)
+    number = check_id_number(id_number)
+    call.id_number = number
+    if number is None:
+        return
+    digits = re.sub(r"\D", "", phone or "")
+    linked = identity.link_record(
+        session,
+        institution_code=CENTRE,
+        local_id=number,
+        id_number=number,
+        name=name,
+        birth_date=None,
+        sex=None,
+        phone=digits if len(digits) >= 7 else None,
+        district=None,
+        source="hotline",
+    )
+    call.person_id = linked.person_id
 
 
 def log_call(
@@ -139,8 +160,8 @@ def log_call(
         source="desk",
         note=note,
     )
-    identify_caller(session, call=call, id_number=id_number)
     session.add(call)
+    identify_caller(session, call=call, id_number=id_number, phone=caller)
     session.flush()
     _after_call(
         session, call=call, actor=actor, risk_level=risk_level, transferred=outcome == "transferred_12356"
@@ -226,9 +247,9 @@ def import_cdr(session: Session, *, data: bytes, actor: Principal) -> CdrReport:
             outcome=outcome,
             hangup_cause=row.hangup_cause,
             source="cdr",
-            id_number=row.id_number,
         )
         session.add(call)
+        identify_caller(session, call=call, id_number=row.id_number, phone=row.caller_number)
         session.flush()
         before = report.orders
         if call.category in ("complaint", "crisis") and outcome != "abandoned":
@@ -303,7 +324,8 @@ def book_for_caller(
         channel="phone_12320",
         idempotency_key=f"hotline-{call.call_uuid}"[:120],
     )
-    identify_caller(session, call=call, id_number=number)
+    if call.id_number != number or call.person_id is None:
+        identify_caller(session, call=call, id_number=number, name=name)
     call.appointment_id = booked.appointment.id
     call.outcome = "booked"
     return booked.appointment
