@@ -181,7 +181,7 @@ def _after_call(
     if call.outcome == "abandoned":
         return
     if call.category == "complaint":
-        create_order(
+        order = create_order(
             session,
             actor=actor,
             source="wo_self",
@@ -192,6 +192,7 @@ def _after_call(
             received_at=call.started_at,
             call_id=call.id,
         )
+        order.person_id = call.person_id
     elif call.category == "crisis":
         open_crisis(
             session,
@@ -615,6 +616,7 @@ def open_crisis(
         risk_level=risk_level,
     )
     order.follow_up_due_at = order.due_at
+    order.person_id = call.person_id if call is not None else None
     audit(
         session,
         actor=actor.subject,
