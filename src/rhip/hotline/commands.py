@@ -22,10 +22,14 @@ SYSTEM = "cli"
 
 def _db() -> Database:
     from rhip.db.engine import Database, upgrade
+    from rhip.registry import service as registry
 
     settings = Settings()
     upgrade(settings.resolved_database_url)
-    return Database.from_settings(settings)
+    db = Database.from_settings(settings)
+    with db.session() as s, s.begin():
+        registry.ensure_loaded(s)  # orders name their institutions
+    return db
 
 
 def _fail(exc: RhipError) -> typer.Exit:
