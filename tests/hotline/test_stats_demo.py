@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from rhip.bulletin.sections import parse_section
 from rhip.config import Settings
 from rhip.db.engine import Database, upgrade
 from rhip.hotline import demo, seeds, stats
@@ -95,6 +96,8 @@ def test_demo_paragraph_equals_scale_times_the_seed(
         "自接工单 18 件。"
     )
     assert "智慧客服“宁宁”共接待会话 300 次" in sections[0]["paragraphs"][1]
+    parsed = parse_section(sections[0])  # the bulletin accepts the section as it is
+    assert parsed.tables[0].rows[-1] == ("合计", 299)
     assert (synth / "hotline" / "Master.csv").is_file()
     assert "导入话单 299 条（错误 0 行）" in rows[0][1]
 
