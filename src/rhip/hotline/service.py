@@ -636,34 +636,45 @@ def run_sla(session: Session, *, at: datetime | None = None) -> dict[str, int]:
     t = at or now()
     counts: dict[str, int] = {}
     job = Principal(subject="sla-job", role=Role.admin)
+    columns = ["order_id", "at", "actor", "role", "action", "from_state", "to_state", "note"]
+    postgres = session.get_bind().dialect.name == "postgresql"
     for level, column, lower in (
         ("breach", WorkOrder.due_at, ("ok", "warn50", "warn75")),
         ("warn75", WorkOrder.warn75_at, ("ok", "warn50")),
         ("warn50", WorkOrder.warn50_at, ("ok",)),
     ):
-        cond = and_(WorkOrder.state.in_(OPEN_STATES), column <= t, WorkOrder.sla_level.in_(lower))
-        session.execute(
-            insert(WorkOrderEvent).from_select(
-                ["order_id", "at", "actor", "role", "action", "from_state", "to_state", "note"],
-                select(
-                    WorkOrder.id,
-                    literal(t, WorkOrder.due_at.type),
-                    literal(job.subject),
-                    literal(job.role.value),
-                    literal(f"sla_{level}"),
-                    WorkOrder.state,
-                    WorkOrder.state,
-                    literal(sla.LEVEL_LABELS[level]),
-                ).where(cond),
+        cond = and_(WorkOrder.sla_level.in_(lower), column <= t, WorkOrder.state.in_(OPEN_STATES))
+        raise_ = update(WorkOrder).where(cond).values(sla_level=level, sla_checked_at=t)
+
+        def event_row(order_id: Any, state: Any, level: str = level) -> Any:
+            return select(
+                order_id,
+                literal(t, WorkOrder.due_at.type),
+                literal(job.subject),
+                literal(job.role.value),
+                literal(f"sla_{level}"),
+                state,
+                state,
+                literal(sla.LEVEL_LABELS[level]),
             )
-        )
-        result = session.execute(
-            update(WorkOrder)
-            .where(cond)
-            .values(sla_level=level, sla_checked_at=t)
-            .execution_options(synchronize_session=False)
-        )
+
+        if postgres:  # one scan: the UPDATE's RETURNING feeds the events (a data-modifying WITH)
+            raised = raise_.returning(WorkOrder.id, WorkOrder.state).cte("raised")
+            stmt = (
+                insert(WorkOrderEvent)
+                .from_select(columns, event_row(raised.c.id, raised.c.state).select_from(raised))
+                .add_cte(raised)
+            )
+            result = session.execute(stmt)
+        else:
+            session.execute(
+                insert(WorkOrderEvent).from_select(
+                    columns, event_row(WorkOrder.id, WorkOrder.state).where(cond)
+                )
+            )
+            result = session.execute(raise_.execution_options(synchronize_session=False))
         counts[level] = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    session.expire_all()  # orders loaded before the run see their new levels
     return counts
 
 
