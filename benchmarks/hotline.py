@@ -180,23 +180,23 @@ def list_p99(db: Database, queries: int) -> dict[str, Any]:
     }
 
 
-def sla_runs(db: Database) -> dict[str, Any]:
-    """The SLA job over every open order: a steady run (a day's marks) and the catch-up of all marks."""
+def sla_runs(db: Database, url: str) -> dict[str, Any]:
+    """The SLA job over every open order: first the catch-up (every mark of a year's orders passes at once,
+    as after a long outage), then a steady run (the marks of one day, as when the job runs on schedule)."""
     with db.session() as s, s.begin():
         open_orders = sum(svc.sla_summary(s).values())
-    # steady: the job last ran at 2025-12-30; one day of marks crosses now (orders received in one day)
+    t0 = time.perf_counter()
     with db.session() as s, s.begin():
-        svc.run_sla(s, at=datetime(2025, 12, 20, tzinfo=UTC))  # earlier marks already handled
+        catch_up = svc.run_sla(s, at=datetime(2025, 12, 20, tzinfo=UTC))
+    catch_s = time.perf_counter() - t0
+    eng = create_engine(url)
+    with eng.begin() as c:  # the statistics a running system has (autovacuum would do this in a while)
+        c.execute(text("ANALYZE hotline_work_orders"))
+    eng.dispose()
     t0 = time.perf_counter()
     with db.session() as s, s.begin():
         steady = svc.run_sla(s, at=datetime(2025, 12, 21, tzinfo=UTC))
     steady_s = time.perf_counter() - t0
-    with db.session() as s, s.begin():
-        s.execute(text("UPDATE hotline_work_orders SET sla_level = 'ok'"))
-    t0 = time.perf_counter()
-    with db.session() as s, s.begin():
-        catch_up = svc.run_sla(s, at=datetime(2026, 6, 1, tzinfo=UTC))
-    catch_s = time.perf_counter() - t0
     return {
         "open_orders": open_orders,
         "steady": {"seconds": round(steady_s, 3), "changed": steady},
@@ -244,7 +244,7 @@ def main() -> None:
             out["list"] = list_p99(db, args.queries)
             print("list:", json.dumps(out["list"], ensure_ascii=False), flush=True)
         if "sla" in parts:
-            out["sla"] = sla_runs(db)
+            out["sla"] = sla_runs(db, url)
             print("sla:", json.dumps(out["sla"], ensure_ascii=False), flush=True)
         db.dispose()
     finally:
