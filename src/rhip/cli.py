@@ -42,6 +42,9 @@ app.add_typer(mch_app, name="mch")
 from rhip.selfservice.commands import app as selfservice_app  # noqa: E402
 
 app.add_typer(selfservice_app, name="selfservice")
+from rhip.hotline.commands import app as hotline_app  # noqa: E402
+
+app.add_typer(hotline_app, name="hotline")
 console = Console()
 err = Console(stderr=True)
 
@@ -52,6 +55,7 @@ DEMO_STEPS: list[str] = [
     "rhip.booking.demo",
     "rhip.identity.demo",
     "rhip.records.demo",
+    "rhip.hotline.demo",
     "rhip.selfservice.demo",
     "rhip.mch.demo",
     "rhip.quality.demo",

@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     # queued for a data steward (and gets a new person meanwhile), below is a new person
     identity_auto_threshold: float = Field(default=0.995, gt=0, lt=1)
     identity_review_threshold: float = Field(default=0.5, gt=0, lt=1)
+    # the assistant's optional LLM step (an OpenAI-compatible chat-completions endpoint); off without llm_url
+    llm_url: str | None = Field(default=None, description="RHIP_LLM_URL, e.g. https://api.deepseek.com/v1")
+    llm_model: str = Field(default="deepseek-chat", description="RHIP_LLM_MODEL")
+    llm_api_key: str | None = Field(default=None, description="RHIP_LLM_API_KEY")
+    llm_timeout_s: float = Field(default=8.0, gt=0, le=60)
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -14,6 +14,7 @@ MODEL_MODULES = [
     "rhip.records.models",
     "rhip.mch.models",
     "rhip.selfservice.models",
+    "rhip.hotline.models",
 ]
 
 

@@ -53,6 +53,9 @@ ROUTERS: list[tuple[str, str, str]] = [
     ("rhip.selfservice.api", "/api/v1/selfservice", "selfservice"),
     ("rhip.selfservice.api_cards", "/api/v1/cards", "cards"),
     ("rhip.selfservice.pages", "", ""),
+    ("rhip.hotline.api", "/api/v1/hotline", "hotline"),
+    ("rhip.hotline.api_assistant", "/api/v1/assistant", "assistant"),
+    ("rhip.hotline.pages", "", ""),
 ]
 HERE = Path(__file__).parent
 

@@ -1,0 +1,148 @@
+"""Hotline tables: calls (通话), work orders (工单) with their event trail, assistant conversations (宁宁),
+and the province's 12320 calls by city as imported.
+
+People are stored with the centre's institution code, a local id (the call's uuid), the ID number they gave
+(GB 11643, 18 characters) and a nullable `person_id` the identity service (EMPI) fills when it links them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from rhip.clock import now
+from rhip.db.base import Base, UtcDateTime
+
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+CENTRE = "12320"  # the hotline centre's own code, the `institution` of the people it records
+
+
+class Call(Base):
+    """One call to 12320: from the telephony system's call-detail records or logged at the agent desk."""
+
+    __tablename__ = "hotline_calls"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    call_uuid: Mapped[str] = mapped_column(String(64), unique=True)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    duration_s: Mapped[int] = mapped_column(Integer, default=0)
+    billsec: Mapped[int] = mapped_column(Integer, default=0)
+    caller_masked: Mapped[str] = mapped_column(String(24), default="")
+    caller_hash: Mapped[str] = mapped_column(String(64), default="", index=True)
+    ivr_path: Mapped[str] = mapped_column(String(64), default="")
+    category: Mapped[str] = mapped_column(String(32), index=True)
+    agent: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(32), default="answered")
+    hangup_cause: Mapped[str] = mapped_column(String(48), default="")
+    source: Mapped[str] = mapped_column(String(8), default="desk")
+    institution_code: Mapped[str] = mapped_column(String(16), default=CENTRE)
+    id_number: Mapped[str | None] = mapped_column(String(18))
+    person_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    appointment_id: Mapped[int | None] = mapped_column(BigId)
+    risk_level: Mapped[str | None] = mapped_column(String(16))
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
+
+
+class WorkOrder(Base):
+    """A work order (工单): a 12345 city or province order, a self-received order (自接工单, one per
+    complaint call), a crisis follow-up (P0) or an assistant hand-off."""
+
+    __tablename__ = "hotline_work_orders"
+    __table_args__ = (
+        UniqueConstraint("source", "external_no"),
+        # the list is ordered by deadline: by state, by institution's inbox, or all open orders in due order
+        Index("ix_hotline_work_orders_state_due_at", "state", "due_at"),
+        Index("ix_hotline_work_orders_institution_code_state", "institution_code", "state", "due_at"),
+        Index("ix_hotline_work_orders_due_at_id", "due_at", "id"),
+        # the SLA job's three passes: orders still below a level whose mark has passed
+        Index("ix_hotline_work_orders_sla_level_warn50_at", "sla_level", "warn50_at"),
+        Index("ix_hotline_work_orders_sla_level_warn75_at", "sla_level", "warn75_at"),
+        Index("ix_hotline_work_orders_sla_level_due_at", "sla_level", "due_at"),
+        Index("ix_hotline_work_orders_received_at_id", "received_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    source: Mapped[str] = mapped_column(String(24), index=True)
+    external_no: Mapped[str | None] = mapped_column(String(64))
+    order_type: Mapped[str] = mapped_column(String(24))
+    priority: Mapped[str] = mapped_column(String(4), default="P2")
+    title: Mapped[str] = mapped_column(String(200))
+    content: Mapped[str] = mapped_column(Text, default="")
+    caller_masked: Mapped[str] = mapped_column(String(24), default="")
+    id_number: Mapped[str | None] = mapped_column(String(18))
+    person_id: Mapped[str | None] = mapped_column(String(36))
+    institution_code: Mapped[str | None] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16), default="new")
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # when 50% and 75% of the limit are used up, fixed at creation so the SLA job is three indexed UPDATEs
+    warn50_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    warn75_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    sla_level: Mapped[str] = mapped_column(String(8), default="ok")
+    sla_checked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    reply: Mapped[str] = mapped_column(Text, default="")
+    replied_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    satisfaction: Mapped[int | None] = mapped_column(Integer)
+    callback_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    callback_note: Mapped[str] = mapped_column(Text, default="")
+    risk_level: Mapped[str | None] = mapped_column(String(16))
+    follow_up_due_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("hotline_calls.id"), index=True)
+    transcript: Mapped[list[Any] | None] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
+
+
+class WorkOrderEvent(Base):
+    """One step of a work order's life: who moved it from which state to which, and why."""
+
+    __tablename__ = "hotline_work_order_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("hotline_work_orders.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
+    actor: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(24))
+    from_state: Mapped[str | None] = mapped_column(String(16))
+    to_state: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
+class Conversation(Base):
+    """A conversation with the assistant 宁宁: its transcript and how it ended."""
+
+    __tablename__ = "hotline_conversations"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    token: Mapped[str] = mapped_column(String(40), unique=True)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    subject: Mapped[str | None] = mapped_column(String(64))
+    turns: Mapped[int] = mapped_column(Integer, default=0)
+    outcome: Mapped[str] = mapped_column(String(16), default="answered")
+    last_intent: Mapped[str] = mapped_column(String(32), default="")
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("hotline_work_orders.id"))
+    transcript: Mapped[list[Any]] = mapped_column(JSON, default=list)
+
+
+class ProvinceCalls(Base):
+    """The province's 12320 calls of a month for one city (全省 12320 共接听电话 …，其中南京 …)."""
+
+    __tablename__ = "hotline_province_calls"
+    __table_args__ = (UniqueConstraint("month", "city"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    month: Mapped[str] = mapped_column(String(7), index=True)
+    city: Mapped[str] = mapped_column(String(16))
+    calls: Mapped[int] = mapped_column(Integer)
+    sort_order: Mapped[int] = mapped_column(Integer, default=0)
+    imported_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
