@@ -41,6 +41,7 @@ ROUTERS: list[tuple[str, str, str]] = [
     ("rhip.quality.api", "/api/v1/quality", "quality"),
     ("rhip.quality.pages", "", ""),
     ("rhip.bulletin.pages", "", ""),
+    ("rhip.telemed.api", "/api/v1/telemed", "telemed"),
 ]
 HERE = Path(__file__).parent
 
