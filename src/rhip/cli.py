@@ -34,7 +34,13 @@ err = Console(stderr=True)
 
 # Each later part of the platform joins the demo here: a module with
 # `run(*, settings, synth_dir, console) -> list[tuple[str, str]]` (summary rows: 环节, 结果).
-DEMO_STEPS: list[str] = ["rhip.fhir.demo", "rhip.booking.demo", "rhip.quality.demo", "rhip.bulletin.demo"]
+DEMO_STEPS: list[str] = [
+    "rhip.fhir.demo",
+    "rhip.booking.demo",
+    "rhip.quality.demo",
+    "rhip.telemed.demo",
+    "rhip.bulletin.demo",
+]
 
 
 def _settings() -> Settings:

@@ -53,6 +53,9 @@ class Connection(Base):
     district: Mapped[str | None] = mapped_column(String(32))
     category: Mapped[str] = mapped_column(String(16))
     tertiary: Mapped[bool] = mapped_column(default=False)
+    # a district-level institution (区属, community centre, district platform, a site in a district): only
+    # these make a district "covered"; a provincial or city hospital serves the whole city
+    local: Mapped[bool] = mapped_column(default=False)
     connected_on: Mapped[date] = mapped_column(Date)
     disconnected_on: Mapped[date | None] = mapped_column(Date)
 

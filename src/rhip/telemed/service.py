@@ -84,6 +84,9 @@ def get_limits(session: Session, *, centre_code: str | None = None) -> list[TatL
 
 def get_limit(session: Session, *, centre_code: str, service_type: str) -> TatLimit:
     """One service type's limit; Invalid when the centre does not offer that type."""
+    found = session.get(TatLimit, (centre_code, service_type))
+    if found is not None:
+        return found
     for lim in get_limits(session, centre_code=centre_code):
         if lim.service_type == service_type:
             return lim
@@ -156,6 +159,7 @@ def connect(
         key, name = inst.code, inst.name
         district, city, category = inst.district, inst.city, category or category_of(inst)
         tertiary = inst.level == "三级"
+        local = inst.ownership == "区属" or inst.kind in ("community_health_centre", "district_platform")
     else:
         if not site_name or not site_name.strip():
             raise Invalid("请给出机构代码或接入点名称", code="site-required")
@@ -164,6 +168,7 @@ def connect(
         if district is not None and reg.district_by(district) is None:
             raise Invalid(f"未知的区：{district}", code="unknown-district")
         key, name, tertiary = f"site:{site_name.strip()}", site_name.strip(), False
+        local = district is not None
     if category not in CATEGORIES:
         raise Invalid(f"未知的接入类别：{category}", code="bad-category")
     existing = session.scalar(
@@ -184,6 +189,7 @@ def connect(
         district=district,
         category=category,
         tertiary=tertiary,
+        local=local,
         connected_on=connected_on,
     )
     session.add(conn)
@@ -269,10 +275,12 @@ def coverage(session: Session, *, centre_code: str, on: date) -> Coverage:
     for c in conns:
         by_cat[c.category] += 1
     order = [d.name for d in reg.districts()]
-    covered = {c.district for c in conns if c.city == NANJING and c.district}
+    covered = {c.district for c in conns if c.city == NANJING and c.district and c.local}
     community = {c.district for c in conns if c.category == "社区" and c.district}
     cities = [NANJING] if any(c.city == NANJING for c in conns) else []
-    cities += sorted({c.city for c in conns if c.category == "都市圈城市"} - {NANJING})
+    metro = {c.city for c in conns if c.category == "都市圈城市"} - {NANJING}
+    rank = {m.name: i for i, m in enumerate(reg.metro_cities())}
+    cities += sorted(metro, key=lambda x: (rank.get(x, len(rank)), x))
     return Coverage(
         centre_code=centre_code,
         on=on,
@@ -390,10 +398,10 @@ def transition(
     lock: bool = True,
 ) -> Request:
     """Move a request's Task to another state; illegal moves are Conflict (409)."""
-    stmt = select(Request).where(Request.id == request_id)
     if lock:
-        stmt = stmt.with_for_update()
-    req = session.scalar(stmt)
+        req = session.scalar(select(Request).where(Request.id == request_id).with_for_update())
+    else:
+        req = session.get(Request, request_id)
     if req is None:
         raise NotFound(f"没有远程医疗申请 {request_id}", code="request-not-found")
     check_transition(req.status, to, reason)
@@ -414,7 +422,6 @@ def transition(
         req.ended_at = when
         req.status_reason = reason
         req.notified_at = when  # the requester's status list shows it from now on
-    session.flush()
     return req
 
 

@@ -61,6 +61,7 @@ def upgrade() -> None:
         sa.Column("district", sa.String(length=32), nullable=True),
         sa.Column("category", sa.String(length=16), nullable=False),
         sa.Column("tertiary", sa.Boolean(), nullable=False),
+        sa.Column("local", sa.Boolean(), nullable=False),
         sa.Column("connected_on", sa.Date(), nullable=False),
         sa.Column("disconnected_on", sa.Date(), nullable=True),
         sa.CheckConstraint(
