@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     telemetry: bool = False
     max_upload_bytes: int = Field(default=8 * 1024**3, description="Largest accepted upload (8 GiB)")
     timezone: str = TIMEZONE
+    orthanc_url: str | None = Field(
+        default=None,
+        description="A running Orthanc (PACS) to use; default: rhip starts its own under data_dir",
+    )
 
     @cached_property
     def resolved_database_url(self) -> str:

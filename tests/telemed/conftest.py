@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import delete
@@ -56,3 +57,27 @@ def connected(ts: Session) -> Iterator[str]:
         for code in svc.CENTRE_CODES:
             svc.connect(ts, centre_code=code, institution_code=REQUESTER, connected_on=date(2020, 1, 1))
     yield REQUESTER
+
+
+@pytest.fixture(scope="session")
+def orthanc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real Orthanc started for the test session (Debian's package; CI installs it) and stopped after."""
+    from rhip.telemed import pacs
+
+    server = pacs.orthanc_in(tmp_path_factory.mktemp("orthanc"))
+    server.start()
+    client = server.client()
+    yield client
+    client.close()
+    server.stop()
+    assert server.process is not None and server.process.poll() is not None
+
+
+@pytest.fixture()
+def app_pacs(app_: Any, orthanc: Any) -> Iterator[Any]:
+    """The app pointed at the test Orthanc for one test."""
+    settings = app_.state.settings
+    before = settings.orthanc_url
+    settings.orthanc_url = orthanc.url
+    yield orthanc
+    settings.orthanc_url = before

@@ -149,7 +149,7 @@ class Study(Base):
     """An imaging study (ImagingStudy) as Orthanc holds it, or as a hospital's own PACS reported it."""
 
     __tablename__ = "telemed_studies"
-    __table_args__ = (Index("ix_telemed_studies_received", "received_at"),)
+    __table_args__ = (Index("ix_telemed_studies_performed", "performed_at"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     study_uid: Mapped[str] = mapped_column(String(64), unique=True)
@@ -160,7 +160,7 @@ class Study(Base):
     description: Mapped[str | None] = mapped_column(String(128))
     series_count: Mapped[int] = mapped_column(Integer)
     instance_count: Mapped[int] = mapped_column(Integer)
-    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    performed_at: Mapped[datetime] = mapped_column(UtcDateTime)
     source: Mapped[str] = mapped_column(String(16), default="orthanc")
 
 
@@ -219,7 +219,7 @@ class Specimen(Base):
     state_reason: Mapped[str | None] = mapped_column(String(256))
     collected_at: Mapped[datetime] = mapped_column(UtcDateTime)
     shipped_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    received_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    performed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     tested_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     reported_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 

@@ -55,6 +55,11 @@ def default_limits() -> dict[str, list[dict[str, Any]]]:
     return {str(k): list(v) for k, v in raw.items()}
 
 
+def default_limits_types(centre_code: str) -> set[str]:
+    """The service types a centre offers by default."""
+    return {str(r["type"]) for r in default_limits().get(centre_code, [])}
+
+
 def ensure_limits(session: Session) -> None:
     """Insert the shipped limits that the table does not hold yet (edited ones are kept)."""
     have = {(t.centre_code, t.service_type) for t in session.scalars(select(TatLimit))}

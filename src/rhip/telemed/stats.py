@@ -110,7 +110,7 @@ def month_figures(session: Session, *, month: str) -> TelemedMonth:
     img = out["imaging"]
     irows = session.execute(
         select(Study.institution_code, func.count(), func.sum(Study.instance_count))
-        .where(Study.received_at >= start, Study.received_at < end)
+        .where(Study.performed_at >= start, Study.performed_at < end)
         .group_by(Study.institution_code)
     ).all()
     img.volumes["reports"] = sum(int(n) for _c, n, _i in irows)

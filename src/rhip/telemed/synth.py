@@ -549,7 +549,7 @@ def _imaging(
                     description=f"{modality} 检查",
                     series_count=n_series,
                     instance_count=sizes[i],
-                    received_at=when,
+                    performed_at=when,
                     source="manifest",
                 )
             )

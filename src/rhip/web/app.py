@@ -42,6 +42,7 @@ ROUTERS: list[tuple[str, str, str]] = [
     ("rhip.quality.pages", "", ""),
     ("rhip.bulletin.pages", "", ""),
     ("rhip.telemed.api", "/api/v1/telemed", "telemed"),
+    ("rhip.telemed.api_imaging", "/api/v1/telemed/imaging", "telemed"),
 ]
 HERE = Path(__file__).parent
 

@@ -322,7 +322,7 @@ def upgrade() -> None:
         sa.Column("description", sa.String(length=128), nullable=True),
         sa.Column("series_count", sa.Integer(), nullable=False),
         sa.Column("instance_count", sa.Integer(), nullable=False),
-        sa.Column("received_at", rhip.db.base.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("performed_at", rhip.db.base.UtcDateTime(timezone=True), nullable=False),
         sa.Column("source", sa.String(length=16), nullable=False),
         sa.ForeignKeyConstraint(
             ["institution_code"],
@@ -339,7 +339,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("study_uid", name=op.f("uq_telemed_studies_study_uid")),
     )
     with op.batch_alter_table("telemed_studies", schema=None) as batch_op:
-        batch_op.create_index("ix_telemed_studies_received", ["received_at"], unique=False)
+        batch_op.create_index("ix_telemed_studies_performed", ["performed_at"], unique=False)
 
     op.create_table(
         "telemed_series",
@@ -373,7 +373,7 @@ def downgrade() -> None:
 
     op.drop_table("telemed_series")
     with op.batch_alter_table("telemed_studies", schema=None) as batch_op:
-        batch_op.drop_index("ix_telemed_studies_received")
+        batch_op.drop_index("ix_telemed_studies_performed")
 
     op.drop_table("telemed_studies")
     with op.batch_alter_table("telemed_specimens", schema=None) as batch_op:
