@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import logging
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -248,9 +249,9 @@ class FeedResult:
 
 def follow(session: Session, *, pacs: Pacs, limit: int = 200) -> FeedResult:
     """Read Orthanc's /changes from where rhip stopped; record each stable study (once per change)."""
-    state = session.get(FeedState, pacs.url)
+    state = session.get(FeedState, pacs.key)
     if state is None:
-        state = FeedState(pacs=pacs.url, last_seq=0, updated_at=clock.now())
+        state = FeedState(pacs=pacs.key, last_seq=0, updated_at=clock.now())
         session.add(state)
     out = FeedResult(last_seq=state.last_seq)
     while True:
@@ -285,6 +286,9 @@ def send_cstore(
     assoc = ae.associate(host, port, ae_title=called_aet)
     if not assoc.is_established:
         raise Invalid(f"无法与 PACS（{host}:{port}）建立 DICOM 关联", code="pacs-association")
+    sock = assoc.dul.socket.socket if assoc.dul.socket else None
+    if sock is not None:  # small PDUs wait on Nagle + delayed ACK (~40 ms each) otherwise
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     stored = 0
     try:
         for ds in items:

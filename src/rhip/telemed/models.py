@@ -219,7 +219,7 @@ class Specimen(Base):
     state_reason: Mapped[str | None] = mapped_column(String(256))
     collected_at: Mapped[datetime] = mapped_column(UtcDateTime)
     shipped_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    performed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    received_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     tested_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     reported_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 

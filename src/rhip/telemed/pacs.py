@@ -47,9 +47,11 @@ class Pacs:
     url: str
     dicom_port: int | None = None
     timeout: float = 30.0
+    key: str = ""  # names this PACS in rhip's feed state (a managed Orthanc changes ports between runs)
 
     def __post_init__(self) -> None:
         self.url = self.url.rstrip("/")
+        self.key = self.key or self.url
         self._http = httpx.Client(base_url=self.url, timeout=self.timeout)
 
     def close(self) -> None:
@@ -82,6 +84,27 @@ class Pacs:
         if r.status_code >= 400:
             raise PacsUnavailable(f"影像归档系统拒绝了该实例：HTTP {r.status_code}")
         return r.json()  # type: ignore[no-any-return]
+
+    def stow(self, parts: list[bytes]) -> int:
+        """Store instances by DICOMweb STOW-RS (the orthanc-dicomweb plugin); how many were stored."""
+        boundary = "rhip-stow-boundary"
+        chunks = []
+        for p in parts:
+            chunks += [f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode(), p, b"\r\n"]
+        chunks.append(f"--{boundary}--\r\n".encode())
+        ctype = f'multipart/related; type="application/dicom"; boundary={boundary}'
+        try:
+            r = self._http.post(
+                "/dicom-web/studies",
+                content=b"".join(chunks),
+                headers={"Content-Type": ctype, "Accept": "application/dicom+json"},
+            )
+        except httpx.HTTPError as exc:
+            raise PacsUnavailable(f"影像归档系统（{self.url}）无响应：{exc}") from None
+        if r.status_code >= 400:
+            raise PacsUnavailable(f"影像归档系统的 STOW-RS 拒绝了上传：HTTP {r.status_code}")
+        refs = r.json().get("00081199", {}).get("Value", [])
+        return len(refs)
 
     def changes(self, since: int, limit: int = 200) -> dict[str, Any]:
         """A page of Orthanc's change feed after sequence `since`."""
@@ -198,7 +221,7 @@ class Orthanc:
 
     def client(self) -> Pacs:
         """A REST client for it."""
-        return Pacs(self.url, dicom_port=self.dicom_port)
+        return Pacs(self.url, dicom_port=self.dicom_port, key=f"orthanc:{self.root}")
 
 
 def orthanc_in(folder: Path) -> Orthanc:
@@ -249,7 +272,7 @@ def client_for(data_dir: Path, url: str | None) -> Pacs | None:
     marker = url_file(data_dir)
     if marker.is_file():
         info = json.loads(marker.read_text())
-        return Pacs(info["url"], dicom_port=info.get("dicom_port"))
+        return Pacs(info["url"], dicom_port=info.get("dicom_port"), key=info.get("key", ""))
     return None
 
 

@@ -20,9 +20,9 @@ from sqlalchemy.orm import Session
 from rhip import clock
 from rhip.registry import data as reg
 from rhip.registry.idnumber import make_id
-from rhip.telemed import service as svc
+from rhip.telemed import bulk, service as svc
 from rhip.telemed.calibration import NANJING_DISTRICTS, figures_for, scaled
-from rhip.telemed.models import Collected, Connection, Member, Request, Study
+from rhip.telemed.models import Collected, Connection, Member, Request, Specimen, Study
 
 AREAS = (
     "320102",
@@ -265,47 +265,62 @@ def _moment(rng: random.Random, start: datetime, end: datetime) -> datetime:
     return day + timedelta(minutes=minutes, seconds=rng.randrange(60))
 
 
-def _run_task(
-    session: Session,
-    req_id: int,
+def _timeline(
+    limit: int, rng: random.Random, when: datetime, end: datetime, expert: str
+) -> tuple[list[bulk.Step], datetime | None]:
+    """Accept, start and report (or reject) with a turnaround drawn around the limit; the report time."""
+    if rng.random() < 0.02:
+        return [
+            ("rejected", when + timedelta(minutes=rng.randint(1, 30)), expert, "资料不全，请补充后重新申请")
+        ], None
+    took = max(2.0, rng.lognormvariate(0, 0.6) * limit * 0.35)
+    done = when + timedelta(minutes=took)
+    accepted = when + timedelta(minutes=min(took * 0.2, 60))
+    if accepted >= end:
+        return [], None  # still waiting at the month's end
+    steps: list[bulk.Step] = [
+        ("accepted", accepted, expert, None),
+        ("in_progress", accepted + (done - accepted) / 2, expert, None),
+    ]
+    if done >= end:
+        return steps, None
+    return [*steps, ("completed", done, expert, None)], done
+
+
+def _request_row(
+    centre_code: str, stype: str, code: str, hub: str, rng: random.Random, when: datetime
+) -> dict[str, Any]:
+    pid, name, sex = _patient(rng)
+    born = date(int(pid[6:10]), int(pid[10:12]), int(pid[12:14]))
+    return {
+        "centre_code": centre_code, "service_type": stype, "requester_code": code, "performer_code": hub,
+        "patient_id_number": pid, "patient_name": name, "patient_sex": sex, "patient_birth_date": born,
+        "requested_at": when, "source": "synth", "reason": "合成数据",
+    }  # fmt: skip
+
+
+def _queue(
+    batch: bulk.Batch,
+    *,
+    centre_code: str,
+    stype: str,
+    code: str,
     limit: int,
     rng: random.Random,
     when: datetime,
     end: datetime,
     expert: str,
     texts: tuple[str, str],
-) -> None:
-    """Accept, start and report (or reject) a request with a turnaround drawn around its limit."""
-    if rng.random() < 0.02:
-        svc.transition(
-            session,
-            request_id=req_id,
-            to="rejected",
-            actor=expert,
-            reason="资料不全，请补充后重新申请",
-            at=when + timedelta(minutes=rng.randint(1, 30)),
-            lock=False,
-        )
-        return
-    took = max(2.0, rng.lognormvariate(0, 0.6) * limit * 0.35)
-    done = when + timedelta(minutes=took)
-    accepted = when + timedelta(minutes=min(took * 0.2, 60))
-    if accepted >= end:
-        return  # still waiting at the month's end
-    svc.transition(
-        session, request_id=req_id, to="accepted", actor=expert, assignee=expert, at=accepted, lock=False
+) -> int:
+    steps, done = _timeline(limit, rng, when, end, expert)
+    report = (
+        {"findings": texts[0], "conclusion": texts[1], "critical": False, "author": expert, "issued_at": done}
+        if done
+        else None
     )
-    if done >= end:
-        svc.transition(
-            session,
-            request_id=req_id,
-            to="in_progress",
-            actor=expert,
-            at=accepted + timedelta(minutes=1),
-            lock=False,
-        )
-        return
-    svc.report(session, request_id=req_id, findings=texts[0], conclusion=texts[1], author=expert, at=done)
+    return batch.add(
+        _request_row(centre_code, stype, code, svc.centre(centre_code).hub_code, rng, when), steps, report
+    )
 
 
 def _file_many(
@@ -318,31 +333,25 @@ def _file_many(
     start: datetime,
     end: datetime,
     texts: tuple[str, str],
-    source: str = "synth",
 ) -> list[int]:
     limit = svc.get_limit(session, centre_code=centre_code, service_type=stype).limit_minutes
     expert = f"{svc.centre(centre_code).hub_code}-专家{rng.randint(1, 9)}"
-    ids = []
+    batch = bulk.Batch()
     for code, n in counts:
         for _ in range(n):
-            pid, name, sex = _patient(rng)
-            when = _moment(rng, start, end)
-            req = svc.create_request(
-                session,
+            _queue(
+                batch,
                 centre_code=centre_code,
-                service_type=stype,
-                requester_code=code,
-                actor="synth",
-                patient_id_number=pid,
-                patient_name=name,
-                patient_sex=sex,
-                at=when,
-                source=source,
-                reason="合成数据",
+                stype=stype,
+                code=code,
+                limit=limit,
+                rng=rng,
+                when=_moment(rng, start, end),
+                end=end,
+                expert=expert,
+                texts=texts,
             )
-            ids.append(req.id)
-            _run_task(session, req.id, limit, rng, when, end, expert, texts)
-    return ids
+    return batch.write(session)
 
 
 def _spread(total: int, n: int, rng: random.Random) -> list[int]:
@@ -510,98 +519,119 @@ def _imaging(
     rng.shuffle(order)
     limits = {x.service_type: x.limit_minutes for x in svc.get_limits(session, centre_code="imaging")}
     expert = f"{svc.centre('imaging').hub_code}-影像专家"
+    batch = bulk.Batch()
     for i, code in enumerate(order):
         modality = rng.choices([m for m, _w in MODALITIES], [w for _m, w in MODALITIES])[0]
-        pid, name, sex = _patient(rng)
         when = _moment(rng, start, end)
-        item = {
-            "institution_code": code,
-            "modality": modality,
-            "instances": sizes[i],
-            "patient_id": pid,
-            "patient_name": name,
-            "sex": sex,
-            "at": when,
-            "real": i < real,
-        }
-        if i >= real:
-            n_series = min(sizes[i], rng.randint(1, 4))
-            req = svc.create_request(
-                session,
-                centre_code="imaging",
-                service_type=modality,
-                requester_code=code,
-                actor="synth",
-                patient_id_number=pid,
-                patient_name=name,
-                patient_sex=sex,
-                at=when,
-                source="synth",
-                reason="合成数据",
+        if i < real:
+            pid, name, sex = _patient(rng)
+            studies.append(
+                {
+                    "institution_code": code,
+                    "modality": modality,
+                    "instances": sizes[i],
+                    "patient_id": pid,
+                    "patient_name": name,
+                    "sex": sex,
+                    "at": when,
+                    "real": True,
+                }
             )
-            session.add(
-                Study(
-                    study_uid=f"2.25.{rng.getrandbits(100)}",
-                    orthanc_id=None,
-                    institution_code=code,
-                    request_id=req.id,
-                    modality=modality,
-                    description=f"{modality} 检查",
-                    series_count=n_series,
-                    instance_count=sizes[i],
-                    performed_at=when,
-                    source="manifest",
-                )
-            )
-            _run_task(
-                session,
-                req.id,
-                limits[modality],
-                rng,
-                when,
-                end,
-                expert,
-                ("所见未见明显异常", "未见明显异常"),
-            )
-        studies.append(item)
+            continue
+        idx = _queue(
+            batch,
+            centre_code="imaging",
+            stype=modality,
+            code=code,
+            limit=limits[modality],
+            rng=rng,
+            when=when,
+            end=end,
+            expert=expert,
+            texts=("所见未见明显异常", "未见明显异常"),
+        )
+        batch.child(
+            idx,
+            Study,
+            {
+                "study_uid": f"2.25.{rng.getrandbits(100)}",
+                "institution_code": code,
+                "modality": modality,
+                "description": f"{modality} 检查",
+                "series_count": min(sizes[i], rng.randint(1, 4)),
+                "instance_count": sizes[i],
+                "performed_at": when,
+                "source": "manifest",
+            },
+        )
+        studies.append(
+            {"institution_code": code, "modality": modality, "instances": sizes[i], "at": when, "real": False}
+        )
+    batch.write(session)
     return studies
 
 
 def _specimens(session: Session, n: int, rng: random.Random, start: datetime, end: datetime, on: date) -> int:
+    """Lab requests from community centres, each with a labelled specimen scanned through its states."""
+    from rhip.telemed import specimens
+
     conns = [
         c.institution_code
         for c in svc.get_all_connections(session, centre_code="lab", on=on)
         if c.institution_code and c.category == "社区"
     ]
     hub = svc.centre("lab").hub_code
-    from rhip.telemed import specimens
-
+    batch = bulk.Batch()
+    per_day: dict[str, int] = {}
     for _ in range(n):
         code = rng.choice(conns or [hub])
-        pid, name, sex = _patient(rng)
         when = _moment(rng, start, end)
-        req = svc.create_request(
-            session,
-            centre_code="lab",
-            service_type=rng.choice(("routine", "special")),
-            requester_code=code,
-            actor="synth",
-            patient_id_number=pid,
-            patient_name=name,
-            patient_sex=sex,
-            at=when,
-            source="synth",
-            reason="合成数据",
-        )
-        sp = specimens.collect(
-            session, request_id=req.id, specimen_type=rng.choice(("血清", "全血", "尿液")), at=when
-        )
+        times = {"collected": when}
         t = when
         for state in ("shipped", "received", "tested", "reported"):
             t += timedelta(minutes=rng.randint(20, 240))
             if t >= end:
                 break
-            specimens.move(session, barcode=sp.barcode, to=state, actor="synth", at=t)
+            times[state] = t
+        # the lab request follows its specimen: received → accepted, tested → in progress, reported → completed
+        steps: list[bulk.Step] = [
+            (to, times[st], "synth", None)
+            for st, to in (("received", "accepted"), ("tested", "in_progress"), ("reported", "completed"))
+            if st in times
+        ]
+        report = (
+            {
+                "findings": "标本检测完成",
+                "conclusion": "结果见检验报告单",
+                "critical": False,
+                "author": "synth",
+                "issued_at": times["reported"],
+            }
+            if "reported" in times
+            else None
+        )
+        idx = batch.add(
+            _request_row("lab", rng.choice(("routine", "special")), code, hub, rng, when), steps, report
+        )
+        day = when.astimezone(clock.SHANGHAI).strftime("%y%m%d")
+        if day not in per_day:
+            per_day[day] = session.scalar(select(func.count()).where(Specimen.barcode.like(f"LB{day}%"))) or 0
+        per_day[day] += 1
+        body = f"{day}{per_day[day]:06d}"
+        state = list(times)[-1]
+        batch.child(
+            idx,
+            Specimen,
+            {
+                "barcode": f"LB{body}{specimens.check_digit(body)}",
+                "specimen_type": rng.choice(("血清", "全血", "尿液")),
+                "from_code": code,
+                "to_code": hub,
+                "state": state,
+                **{f"{k}_at": v for k, v in times.items()},
+            },
+        )
+    batch.write(session)
     return n
 
 
@@ -621,42 +651,32 @@ def _pathology(
     ]
     n_cases, n_reports = scaled(spec["cases"], scale), scaled(spec["reports"], scale)
     expert = f"{svc.centre('pathology').hub_code}-病理专家"
-    ids = []
+    batch = bulk.Batch()
     for k in range(n_cases):
         code = rng.choice(hospitals)[0]
-        pid, name, sex = _patient(rng)
         when = start + timedelta(hours=rng.randint(0, 24 * 10))
-        req = svc.create_request(
-            session,
-            centre_code="pathology",
-            service_type="histology",
-            requester_code=code,
-            actor="synth",
-            patient_id_number=pid,
-            patient_name=name,
-            patient_sex=sex,
-            at=when,
-            source="synth",
-            reason="合成数据",
-        )
-        ids.append(req.id)
+        steps: list[bulk.Step] = []
+        report = None
         if k < n_reports:
-            svc.transition(
-                session,
-                request_id=req.id,
-                to="accepted",
-                actor=expert,
-                at=when + timedelta(hours=2),
-                lock=False,
-            )
-            svc.report(
-                session,
-                request_id=req.id,
-                findings="镜下见腺体增生",
-                conclusion="慢性炎症伴腺体增生",
-                author=expert,
-                at=min(end - timedelta(minutes=1), when + timedelta(days=rng.randint(1, 4))),
-            )
+            done = min(end - timedelta(minutes=1), when + timedelta(days=rng.randint(1, 4)))
+            steps = [
+                ("accepted", when + timedelta(hours=2), expert, None),
+                ("in_progress", when + timedelta(hours=3), expert, None),
+                ("completed", done, expert, None),
+            ]
+            report = {
+                "findings": "镜下见腺体增生",
+                "conclusion": "慢性炎症伴腺体增生",
+                "critical": False,
+                "author": expert,
+                "issued_at": done,
+            }
+        batch.add(
+            _request_row("pathology", "histology", code, svc.centre("pathology").hub_code, rng, when),
+            steps,
+            report,
+        )
+    ids = batch.write(session)
     for kind, count, title in (
         ("meeting", scaled(spec["meetings"], scale), "疑难病例讨论会"),
         ("lecture", scaled(spec["lectures"], scale), "病理诊断视频讲座"),
