@@ -29,6 +29,9 @@ app.add_typer(user_app, name="user")
 from rhip.quality.commands import app as quality_app  # noqa: E402
 
 app.add_typer(quality_app, name="quality")
+from rhip.telemed.commands import app as telemed_app  # noqa: E402
+
+app.add_typer(telemed_app, name="telemed")
 console = Console()
 err = Console(stderr=True)
 
@@ -319,10 +322,15 @@ def demo(
 def _serve(settings: Settings, host: str, port: int) -> None:
     import uvicorn
 
+    from rhip.telemed.jobs import pacs_for_serving
     from rhip.web.app import create_app
 
     console.print(f"门户：http://{host}:{port}/  接口文档：http://{host}:{port}/docs")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower())
+    # the telemedicine PACS: RHIP_ORTHANC_URL, or an Orthanc rhip starts under the data folder
+    with pacs_for_serving(settings) as pacs:
+        if pacs is not None:
+            console.print(f"影像归档（Orthanc）：{pacs.url}，DICOM 端口 {pacs.dicom_port or '—'}")
+        uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower())
 
 
 @app.command()

@@ -91,20 +91,7 @@ def request_read(
 
 def _visible(session: SessionDep, who: Principal, request_id: int) -> tuple[Request, bool]:
     """The request if the caller may see it, and whether they see the patient in full (audited)."""
-    req = svc.get_request(session, request_id=request_id)
-    if who.role in STAFF:
-        return req, False
-    if not svc.may_see(who.institution_code, req):
-        raise Forbidden("只有申请方和承担方的医生可以查看此申请", code="not-care-team")
-    security.audit(
-        session,
-        actor=who.subject,
-        role=who.role.value,
-        action="telemed.request.read",
-        target=f"ServiceRequest/{req.id}",
-        institution_code=who.institution_code,
-    )
-    return req, True
+    return svc.visible_request(session, request_id=request_id, who=who)
 
 
 # ------------------------------------------------------------------ centres, connections, limits
@@ -253,14 +240,7 @@ def list_requests(
         merged = {r.id: r for r in [*mine, *theirs]}
         rows = sorted(merged.values(), key=lambda r: (r.requested_at, r.id), reverse=True)[:limit]
         if rows:
-            security.audit(
-                session,
-                actor=who.subject,
-                role=who.role.value,
-                action="telemed.request.list",
-                target=f"{len(rows)} requests",
-                institution_code=who.institution_code,
-            )
+            svc.audit_read(session, who=who, action="telemed.request.list", target=f"{len(rows)} requests")
         return [request_read(r, full=True) for r in rows]
 
 
@@ -283,20 +263,12 @@ def get_history(session: SessionDep, who: Viewers, request_id: int) -> list[Hist
 @router.post("/requests/{request_id}/transition", response_model=RequestRead)
 def post_transition(session: SessionDep, who: Clinicians, request_id: int, body: TransitionIn) -> RequestRead:
     """Accept, start, reject (the performing hub) or cancel (either side) a Task; illegal moves are 409."""
-    if body.status == "completed":
-        raise Invalid("完成任务请提交报告（POST …/report）", code="report-required")
     with session.begin():
-        req = svc.get_request(session, request_id=request_id)
-        if body.status == "cancelled":
-            if not svc.may_see(who.institution_code, req):
-                raise Forbidden("只有申请方或承担方可以取消申请", code="not-care-team")
-        else:
-            svc.check_worker(who.institution_code, req)
-        req = svc.transition(
+        req = svc.act(
             session,
             request_id=request_id,
             to=body.status,
-            actor=who.subject,
+            who=who,
             reason=body.reason,
             assignee=body.assignee,
         )
@@ -307,14 +279,14 @@ def post_transition(session: SessionDep, who: Clinicians, request_id: int, body:
 def post_report(session: SessionDep, who: Clinicians, request_id: int, body: ReportCreate) -> ReportRead:
     """The expert's report: completes the Task and notifies the requester."""
     with session.begin():
-        svc.check_worker(who.institution_code, svc.get_request(session, request_id=request_id))
-        rep = svc.report(
+        rep = svc.report_by(
             session,
             request_id=request_id,
+            who=who,
             findings=body.findings,
             conclusion=body.conclusion,
             critical=body.critical,
-            author=body.author or who.name or who.subject,
+            author=body.author,
         )
         return ReportRead.model_validate(rep)
 

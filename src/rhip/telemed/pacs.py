@@ -6,6 +6,7 @@ small REST client rhip needs: store, the change feed, studies, series, previews.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import socket
 import subprocess
@@ -23,6 +24,7 @@ from rhip.errors import RhipError
 ORTHANC_BIN = "/usr/sbin/Orthanc"
 PLUGIN_DIRS = ("/usr/share/orthanc/plugins", "/usr/lib/orthanc")
 AET = "RHIP"
+logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per feed poll otherwise
 
 
 class PacsUnavailable(RhipError):

@@ -1,3 +1,4 @@
+# ruff: noqa: E501
 """Telemedicine services: connections, the request → report workflow of the five centres (FHIR
 ServiceRequest + Task, result DiagnosticReport), worklists, turnaround times, members and events.
 Services take a Session and keyword arguments, never commit, and raise rhip.errors exceptions."""
@@ -18,6 +19,9 @@ from rhip import clock
 from rhip.errors import Conflict, Forbidden, Invalid, NotFound
 from rhip.registry import data as reg
 from rhip.registry.idnumber import validate_id
+from rhip.security import service as security
+from rhip.security.roles import Role
+from rhip.security.service import Principal
 from rhip.telemed.models import (
     CATEGORIES,
     OPEN_STATUSES,
@@ -725,3 +729,76 @@ def mask_id(number: str | None) -> str | None:
     if not number:
         return number
     return number[:6] + "*" * 8 + number[-4:]
+
+
+# ------------------------------------------------------------------ acting as a caller (API and pages)
+
+STAFF_ROLES = (Role.manager, Role.admin)
+
+
+def audit_read(session: Session, *, who: Principal, action: str, target: str) -> None:
+    """Record that a clinician read patients' requests."""
+    security.audit(
+        session,
+        actor=who.subject,
+        role=who.role.value,
+        action=action,
+        target=target,
+        institution_code=who.institution_code,
+    )
+
+
+def visible_request(session: Session, *, request_id: int, who: Principal) -> tuple[Request, bool]:
+    """The request if the caller may see it and whether in full (care team, audited) or masked (staff)."""
+    req = get_request(session, request_id=request_id)
+    if who.role in STAFF_ROLES:
+        return req, False
+    if not may_see(who.institution_code, req):
+        raise Forbidden("只有申请方和承担方的医生可以查看此申请", code="not-care-team")
+    audit_read(session, who=who, action="telemed.request.read", target=f"ServiceRequest/{req.id}")
+    return req, True
+
+
+def act(
+    session: Session,
+    *,
+    request_id: int,
+    to: str,
+    who: Principal,
+    reason: str | None = None,
+    assignee: str | None = None,
+) -> Request:
+    """A clinician moves a Task: either side may cancel, only the performing hub accepts, starts or rejects."""
+    if to == "completed":
+        raise Invalid("完成任务请提交报告", code="report-required")
+    req = get_request(session, request_id=request_id)
+    if to == "cancelled":
+        if not may_see(who.institution_code, req):
+            raise Forbidden("只有申请方或承担方可以取消申请", code="not-care-team")
+    else:
+        check_worker(who.institution_code, req)
+    return transition(
+        session, request_id=request_id, to=to, actor=who.subject, reason=reason, assignee=assignee
+    )
+
+
+def report_by(
+    session: Session,
+    *,
+    request_id: int,
+    who: Principal,
+    findings: str,
+    conclusion: str,
+    critical: bool = False,
+    author: str | None = None,
+) -> Report:
+    """A hub clinician's report."""
+    check_worker(who.institution_code, get_request(session, request_id=request_id))
+    return report(
+        session,
+        request_id=request_id,
+        findings=findings,
+        conclusion=conclusion,
+        critical=critical,
+        author=author or who.name or who.subject,
+    )

@@ -43,6 +43,8 @@ ROUTERS: list[tuple[str, str, str]] = [
     ("rhip.bulletin.pages", "", ""),
     ("rhip.telemed.api", "/api/v1/telemed", "telemed"),
     ("rhip.telemed.api_imaging", "/api/v1/telemed/imaging", "telemed"),
+    ("rhip.telemed.api_more", "/api/v1/telemed", "telemed"),
+    ("rhip.telemed.pages", "", ""),
 ]
 HERE = Path(__file__).parent
 
