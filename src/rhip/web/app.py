@@ -45,6 +45,7 @@ ROUTERS: list[tuple[str, str, str]] = [
     ("rhip.telemed.api_imaging", "/api/v1/telemed/imaging", "telemed"),
     ("rhip.telemed.api_more", "/api/v1/telemed", "telemed"),
     ("rhip.telemed.pages", "", ""),
+    ("rhip.telemed.fhir_api", "/fhir/r4", "fhir"),
 ]
 HERE = Path(__file__).parent
 
