@@ -1,4 +1,3 @@
-# ruff: noqa: E501
 """FHIR ServiceRequest, Task and DiagnosticReport read and search under /fhir/r4."""
 
 from __future__ import annotations
