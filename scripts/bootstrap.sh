@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv with the locked dependencies. With --fonts also install a CJK font from Debian (the
-# bulletin's PDF and charts need one); with --system the font and Chromium (browser tests). Safe to rerun.
+# bulletin's PDF and charts need one); with --system the font, Chromium (browser tests) and Orthanc with its
+# DICOMweb plugin (the imaging PACS). Safe to rerun.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,6 +9,9 @@ if [[ "${1:-}" == "--system" || "${1:-}" == "--fonts" ]]; then
     need=()
     [[ "${1:-}" != "--system" || -x /usr/bin/chromium ]] || need+=(chromium)
     fc-list 2>/dev/null | grep -qiE "wqy|noto.*cjk" || need+=(fonts-wqy-microhei)
+    # the PACS of the telemedicine imaging centre (tests start and stop their own Orthanc)
+    [[ "${1:-}" != "--system" || -x /usr/sbin/Orthanc ]] || need+=(orthanc)
+    [[ "${1:-}" != "--system" || -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ]] || need+=(orthanc-dicomweb)
     if ((${#need[@]})); then
         echo "bootstrap: installing Debian packages: ${need[*]}"
         SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO="sudo"

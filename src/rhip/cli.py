@@ -45,6 +45,9 @@ app.add_typer(selfservice_app, name="selfservice")
 from rhip.hotline.commands import app as hotline_app  # noqa: E402
 
 app.add_typer(hotline_app, name="hotline")
+from rhip.telemed.commands import app as telemed_app  # noqa: E402
+
+app.add_typer(telemed_app, name="telemed")
 console = Console()
 err = Console(stderr=True)
 
@@ -56,6 +59,7 @@ DEMO_STEPS: list[str] = [
     "rhip.identity.demo",
     "rhip.records.demo",
     "rhip.hotline.demo",
+    "rhip.telemed.demo",
     "rhip.selfservice.demo",
     "rhip.mch.demo",
     "rhip.quality.demo",
@@ -339,10 +343,15 @@ def demo(
 def _serve(settings: Settings, host: str, port: int) -> None:
     import uvicorn
 
+    from rhip.telemed.jobs import pacs_for_serving
     from rhip.web.app import create_app
 
     console.print(f"门户：http://{host}:{port}/  接口文档：http://{host}:{port}/docs")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower())
+    # the telemedicine PACS: RHIP_ORTHANC_URL, or an Orthanc rhip starts under the data folder
+    with pacs_for_serving(settings) as pacs:
+        if pacs is not None:
+            console.print(f"影像归档（Orthanc）：{pacs.url}，DICOM 端口 {pacs.dicom_port or '—'}")
+        uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower())
 
 
 @app.command()

@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     llm_model: str = Field(default="deepseek-chat", description="RHIP_LLM_MODEL")
     llm_api_key: str | None = Field(default=None, description="RHIP_LLM_API_KEY")
     llm_timeout_s: float = Field(default=8.0, gt=0, le=60)
+    orthanc_url: str | None = Field(
+        default=None,
+        description="A running Orthanc (PACS) to use; default: rhip starts its own under data_dir",
+    )
 
     @cached_property
     def resolved_database_url(self) -> str:

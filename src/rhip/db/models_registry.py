@@ -15,6 +15,7 @@ MODEL_MODULES = [
     "rhip.mch.models",
     "rhip.selfservice.models",
     "rhip.hotline.models",
+    "rhip.telemed.models",
 ]
 
 

@@ -56,6 +56,11 @@ ROUTERS: list[tuple[str, str, str]] = [
     ("rhip.hotline.api", "/api/v1/hotline", "hotline"),
     ("rhip.hotline.api_assistant", "/api/v1/assistant", "assistant"),
     ("rhip.hotline.pages", "", ""),
+    ("rhip.telemed.api", "/api/v1/telemed", "telemed"),
+    ("rhip.telemed.api_imaging", "/api/v1/telemed/imaging", "telemed"),
+    ("rhip.telemed.api_more", "/api/v1/telemed", "telemed"),
+    ("rhip.telemed.pages", "", ""),
+    ("rhip.telemed.fhir_api", "/fhir/r4", "fhir"),
 ]
 HERE = Path(__file__).parent
 

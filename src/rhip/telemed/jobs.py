@@ -1,0 +1,63 @@
+"""Background work: following the PACS's change feed while `rhip serve` runs."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rhip.config import Settings
+from rhip.db.engine import Database
+from rhip.errors import RhipError
+from rhip.telemed import imaging, pacs as pacs_mod
+
+log = logging.getLogger(__name__)
+
+
+class Follower(threading.Thread):
+    """Reads Orthanc's /changes every `interval` seconds and records the new stable studies."""
+
+    def __init__(self, settings: Settings, client: pacs_mod.Pacs, interval: float = 2.0) -> None:
+        super().__init__(name="telemed-pacs-follower", daemon=True)
+        self.settings, self.client, self.interval = settings, client, interval
+        self.stopping = threading.Event()
+        self.passes = 0
+
+    def run(self) -> None:
+        """Follow until stopped; a failed pass is logged and retried at the next tick."""
+        db = Database.from_settings(self.settings)
+        try:
+            while not self.stopping.is_set():
+                try:
+                    with db.session() as s, s.begin():
+                        res = imaging.follow(s, pacs=self.client)
+                    if res.recorded or res.problems:
+                        log.info("pacs feed: recorded=%d problems=%d", len(res.recorded), len(res.problems))
+                except (RhipError, OSError) as exc:
+                    log.warning("pacs feed pass failed: %s", type(exc).__name__)
+                self.passes += 1
+                self.stopping.wait(self.interval)
+        finally:
+            db.dispose()
+
+    def stop(self) -> None:
+        """Ask the thread to stop and wait for it."""
+        self.stopping.set()
+        self.join(10)
+
+
+@contextmanager
+def pacs_for_serving(settings: Settings) -> Iterator[pacs_mod.Pacs | None]:
+    """For `rhip serve`: the configured Orthanc or one rhip starts (None when none is installed), followed."""
+    if not settings.orthanc_url and not pacs_mod.installed():
+        log.warning("Orthanc is not installed: imaging uploads answer 503")
+        yield None
+        return
+    with pacs_mod.managed(settings.data_dir, settings.orthanc_url) as client:
+        follower = Follower(settings, client)
+        follower.start()
+        try:
+            yield client
+        finally:
+            follower.stop()
