@@ -37,12 +37,26 @@ def _path(path: str) -> str:
     return re.sub(r"\{[^}]+\}", "X0", path)
 
 
-def _call(client: TestClient, path: str, route: APIRoute, headers: dict[str, str]) -> int:
+ROLE_REFUSAL = "role-forbidden"  # the code (and, on pages, the words) of require()'s refusal
+ROLE_WORDS = "无权访问此接口"
+
+
+def _answer(client: TestClient, path: str, route: APIRoute, headers: dict[str, str]) -> tuple[int, str]:
     method = sorted(route.methods - {"HEAD", "OPTIONS"})[0]
     kwargs: dict[str, object] = {"headers": headers}
     if method in {"POST", "PUT", "PATCH"}:
         kwargs["json"] = {}
-    return client.request(method, _path(path), **kwargs).status_code  # type: ignore[arg-type]
+    r = client.request(method, _path(path), **kwargs)  # type: ignore[arg-type]
+    return r.status_code, r.text
+
+
+def _call(client: TestClient, path: str, route: APIRoute, headers: dict[str, str]) -> int:
+    return _answer(client, path, route, headers)[0]
+
+
+def _role_refused(status: int, text: str) -> bool:
+    """A 403 from the role check itself (not a refusal about the data, e.g. a record without consent)."""
+    return status == 403 and (ROLE_REFUSAL in text or ROLE_WORDS in text)
 
 
 def test_every_route_declares_roles(app_) -> None:  # type: ignore[no-untyped-def]
@@ -61,11 +75,13 @@ def test_protected_routes_refuse_and_admit(
         assert _call(client, path, route, {}) == 401, f"{path} without token"
         assert _call(client, path, route, {"Authorization": "Bearer not-a-jwt"}) == 401, f"{path} bad token"
         for role in Role:
-            status = _call(client, path, route, auth(role.value, institution="H001"))
+            status, text = _answer(client, path, route, auth(role.value, institution="H001"))
             if role in roles:
-                assert status not in (401, 403), f"{path} refused allowed role {role}: {status}"
+                assert status != 401 and not _role_refused(status, text), (
+                    f"{path} refused allowed role {role}"
+                )
             else:
-                assert status == 403, f"{path} admitted {role}: {status}"
+                assert _role_refused(status, text), f"{path} admitted {role}: {status}"
         checked += 1
     assert checked >= 3
 

@@ -1,5 +1,5 @@
 """FHIR R4 read and search of the shared record under /fhir/r4, consent enforced and every read logged:
-`Patient/{id}/$everything`, `Encounter`, `Condition`, `Observation`, `DiagnosticReport`,
+`Patient/{id}/$everything` (DiagnosticReports included), `Encounter`, `Condition`, `Observation`,
 `MedicationRequest` searches by `patient` (with `date`, `category`, `_count`, `_offset` and paging links),
 the resident's own vital signs posted as `Observation`, `Consent?patient=` and `AuditEvent` (IHE BALP-style).
 The Patient id here is the EMPI person id; refusals are OperationOutcomes."""
@@ -300,7 +300,10 @@ def _searcher(rtype: str) -> Callable[..., Response]:
     return search
 
 
-for _t in KINDS:
+# DiagnosticReport search is the telemedicine centres' (their reports); a patient's reports come with
+# $everything and as Observations here
+SEARCHED = [t for t in KINDS if t != "DiagnosticReport"]
+for _t in SEARCHED:
     router.add_api_route(f"/{_t}", _searcher(_t), methods=["GET"], response_class=Response)
 
 
