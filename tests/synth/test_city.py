@@ -259,6 +259,16 @@ def test_identities_cover_every_patient_record(
     joined = sample.join(pats, on=["org_code", "patient_id"], suffix="_recorded")
     for true, recorded in zip(joined["name"], joined["name_recorded"], strict=True):
         assert len(true) == len(recorded) and sum(a != b for a, b in zip(true, recorded, strict=True)) <= 1
+    # an n/l (loose pinyin) merger sounds the same to a local ear: same loose pinyin, other pinyin
+    from rhip.identity.features import loose_pinyin, pinyin
+
+    assert variants["nl_merger"]
+    merged = ids.filter(pl.col("variant") == "nl_merger").head(50).join(residents, on="person_id")
+    joined = merged.join(pats, on=["org_code", "patient_id"], suffix="_recorded")
+    for true, recorded in zip(joined["name"], joined["name_recorded"], strict=True):
+        assert pinyin(true) != pinyin(recorded) and loose_pinyin(pinyin(true)) == loose_pinyin(
+            pinyin(recorded)
+        )
 
 
 def test_summary_and_one_line_are_chinese(city: service.SynthResult) -> None:

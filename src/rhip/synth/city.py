@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 
 from rhip.registry import catalogue, data as registry, icd10
 from rhip.registry.data import InstitutionRecord
-from rhip.synth import lexicon, residents, vec, vocab
+from rhip.synth import identities, lexicon, residents, vec, vocab
 from rhip.synth.calibration import Target
 from rhip.synth.defects import DefectRates
 
@@ -63,7 +63,7 @@ class Activity:
     p_name: pa.Array
     p_id: pa.Array  # id number as recorded (may be null)
     p_phone: pa.Array
-    p_variant: np.ndarray  # 0 none, 1 homophone, 2 missing id, 3 other phone
+    p_variant: np.ndarray  # 0 none, 1 homophone, 2 missing id, 3 other phone, 4 n/l (loose pinyin) merger
     p_first: np.ndarray  # first event of the month
     # outpatient visits
     v_pat: np.ndarray
@@ -336,10 +336,18 @@ def activity(
     variant[(u >= cut1) & (u < cut2)] = 2
     variant[(u >= cut2) & (u < cut3)] = 3
     name = pop.name.take(pa.array(uniq))
-    if (variant == 1).any():
+    # the local n/l, -n/-ng and z/zh mergers: drawn from a stream of their own, so every other draw of
+    # the unit (and so every other table) stays as it was without them
+    nl_gen = vec.rng(seed, "nl-merger", plan.code)
+    nl = np.flatnonzero((variant == 0) & (nl_gen.random(n_p) < rates.nl_merger))
+    if (variant == 1).any() or len(nl):
         names = name.to_pylist()
         for i in np.flatnonzero(variant == 1):
             names[i] = residents.homophone(names[i], gen)
+        for i in nl:
+            merged = identities.nl_merger(names[i], nl_gen)
+            if merged != names[i]:
+                names[i], variant[i] = merged, 4
         name = pa.array(names, pa.string())
     idn = pop.id_number.take(pa.array(uniq))
     idn = pc.if_else(pa.array(variant == 2), pa.scalar(None, pa.string()), idn)

@@ -74,6 +74,7 @@ class DefectRates:
     homophone: float = 0.02
     missing_id: float = 0.02
     other_phone: float = 0.03
+    nl_merger: float = 0.01  # the local n/l, -n/-ng, z/zh c/ch s/sh mergers in a name
     # share of each institution's true activity that never reaches the platform (卫统 > uploads)
     data_loss: float = 0.02
 

@@ -85,11 +85,13 @@ def loose_map() -> dict[str, str]:
     return out
 
 
-def _nl_merger(name: str, gen: np.random.Generator) -> str:
+def nl_merger(name: str, gen: np.random.Generator) -> str:
+    """The name with one given-name character heard the local way (n/l, -n/-ng, z/zh c/ch s/sh);
+    unchanged when no character has such a twin."""
     table = loose_map()
     spots = [i for i, ch in enumerate(name) if i > 0 and ch in table]
     if not spots:
-        return residents.homophone(name, gen)
+        return name
     i = spots[int(gen.integers(0, len(spots)))]
     alts = table[name[i]]
     return name[:i] + alts[int(gen.integers(0, len(alts)))] + name[i + 1 :]
@@ -146,7 +148,7 @@ def make(
                 continue
             names[i] = new
         elif v == "nl_merger":
-            new = _nl_merger(names[i], gen)
+            new = nl_merger(names[i], gen) if names[i] else names[i]
             if new == names[i]:
                 continue
             names[i] = new

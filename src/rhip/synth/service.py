@@ -154,7 +154,7 @@ def generate(
                 plan.code,
                 vec.padded(np.arange(1, len(act.p_person) + 1), 10, "P"),
                 act.p_person,
-                vec.take(["", "homophone", "missing_id", "other_phone"], act.p_variant),
+                vec.take(["", "homophone", "missing_id", "other_phone", "nl_merger"], act.p_variant),
                 True,
             )
             rows_before = sum(e.rows for e in entries)
