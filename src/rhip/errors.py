@@ -82,3 +82,11 @@ class UnsupportedMedia(RhipError):
     status = 415
     title = "不支持的文件格式"
     code = "unsupported-media-type"
+
+
+class TooManyRequests(RhipError):
+    """Too many attempts in a while: sign-in, codes (429; `retry_after` seconds in extra)."""
+
+    status = 429
+    title = "请求过于频繁"
+    code = "too-many-requests"

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 
 from rhip.booking import (
     accounts,
@@ -24,16 +24,21 @@ from rhip.booking.schemas import (
     CancelRequest,
     DepartmentRead,
     HospitalRead,
+    InPersonVerify,
     NotificationRead,
     ResidentCreate,
     ResidentRead,
     ScheduleRead,
+    SignupAccepted,
+    SignupResend,
+    SignupVerify,
     SlotRead,
 )
 from rhip.clock import SHANGHAI
 from rhip.errors import Forbidden, Invalid
 from rhip.registry import data as reg_data
-from rhip.security.deps import SessionDep, public, require
+from rhip.security import masking, realname, throttle
+from rhip.security.deps import SessionDep, client_context, public, require
 from rhip.security.roles import Role
 from rhip.security.service import Principal
 
@@ -207,15 +212,77 @@ def check_in(
 # ------------------------------------------------------------------ residents
 
 
-@router.post("/residents", response_model=ResidentRead, status_code=201, dependencies=[Depends(public())])
-def register_resident(body: ResidentCreate, session: SessionDep) -> ResidentRead:
-    """Real-name registration (ID number, name, mobile number, password); 409 phone-cap past the cap."""
+@router.post("/residents", response_model=SignupAccepted, status_code=202, dependencies=[Depends(public())])
+def register_resident(request: Request, body: ResidentCreate, session: SessionDep) -> SignupAccepted:
+    """Real-name sign-up, step 1: answers the same whether or not the ID number is known; a code is
+    texted only to a phone the platform holds for that person (429 past the phone's or address's limit)."""
+    secret = request.app.state.settings.resolved_secret_key
+    addr = client_context(request)["client_addr"] or "-"
     with session.begin():
-        user = accounts.register_resident(
-            session, id_number=body.id_number, name=body.name, phone=body.phone, password=body.password
+        throttle.check(session, throttle.SIGNUP_ADDRESS, addr)
+    with session.begin():
+        throttle.fail(session, throttle.SIGNUP_ADDRESS, addr)
+        signup = accounts.register_resident(
+            session,
+            id_number=body.id_number,
+            name=body.name,
+            phone=body.phone,
+            password=body.password,
+            secret=secret,
         )
-        phone = accounts.phone_of(session, person=user.username) or ""
-    return ResidentRead(person_id=user.username, name=user.display_name, phone=accounts.mask(phone))
+    return SignupAccepted(signup_id=signup.id, message=realname.ACCEPTED)
+
+
+@router.post(
+    "/residents/verify", response_model=ResidentRead, status_code=201, dependencies=[Depends(public())]
+)
+def verify_resident(request: Request, body: SignupVerify, session: SessionDep) -> ResidentRead:
+    """Step 2: the one-time code; 201 with the (masked) account, or 422 bad-code for any failure."""
+    secret = request.app.state.settings.resolved_secret_key
+    with session.begin():
+        user = accounts.confirm_resident(session, signup_id=body.signup_id, code=body.code, secret=secret)
+        phone = accounts.phone_of(session, person=user.username) if user else None
+    if user is None:
+        raise Invalid(realname.REFUSED, code="bad-code")
+    return ResidentRead(
+        person_id=masking.mask_id(user.username) or "",
+        name=user.display_name,
+        phone=accounts.mask(phone or ""),
+    )
+
+
+@router.post(
+    "/residents/resend", response_model=SignupAccepted, status_code=202, dependencies=[Depends(public())]
+)
+def resend_code(request: Request, body: SignupResend, session: SessionDep) -> SignupAccepted:
+    """A new code for a pending sign-up (once a minute, five in all); the same answer always."""
+    secret = request.app.state.settings.resolved_secret_key
+    with session.begin():
+        realname.resend_code(session, signup_id=body.signup_id, secret=secret)
+    return SignupAccepted(signup_id=body.signup_id, message=realname.ACCEPTED)
+
+
+@router.post("/residents/verify-in-person", response_model=ResidentRead, status_code=201)
+def verify_in_person(
+    request: Request,
+    body: InPersonVerify,
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(require(Role.doctor, Role.agent, Role.manager, Role.admin))],
+) -> ResidentRead:
+    """Counter staff checked the resident's ID card: their pending sign-up becomes a verified account."""
+    with session.begin():
+        user = accounts.verify_in_person(
+            session,
+            id_number=body.id_number,
+            actor=principal.subject,
+            institution_code=principal.institution_code,
+        )
+        phone = accounts.phone_of(session, person=user.username)
+    return ResidentRead(
+        person_id=masking.mask_id(user.username) or "",
+        name=user.display_name,
+        phone=accounts.mask(phone or ""),
+    )
 
 
 @router.get("/notifications", response_model=list[NotificationRead])

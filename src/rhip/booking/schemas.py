@@ -333,8 +333,26 @@ class ResidentCreate(BaseModel):
     password: str = Field(min_length=8, max_length=128)
 
 
+class SignupAccepted(BaseModel):
+    signup_id: str = Field(description="本次注册的编号：与短信验证码一起提交")
+    message: str
+
+
+class SignupVerify(BaseModel):
+    signup_id: str = Field(min_length=1, max_length=64)
+    code: str = Field(min_length=4, max_length=8, pattern=r"^\s*\d{4,8}\s*$")
+
+
+class SignupResend(BaseModel):
+    signup_id: str = Field(min_length=1, max_length=64)
+
+
+class InPersonVerify(BaseModel):
+    id_number: str = Field(max_length=32, description="窗口核验过身份证的居民身份证号码")
+
+
 class ResidentRead(BaseModel):
-    person_id: str
+    person_id: str = Field(description="脱敏身份证号码")
     name: str
     phone: str = Field(description="脱敏手机号，如 138****5678")
 
