@@ -237,7 +237,7 @@ def audit_refusal(request: Request, *, status: int, code: str) -> None:
         _refusals.clear()
     _refusals[addr] = (minute, written + 1, 0)
     principal: Principal | None = getattr(request.state, "principal", None)
-    detail: dict[str, Any] = {"status": status, "method": request.method}
+    detail: dict[str, Any] = {"status": status, "code": code[:64], "method": request.method}
     if dropped:
         detail["unrecorded_before"] = dropped
     db: Database = request.app.state.db
@@ -249,7 +249,7 @@ def audit_refusal(request: Request, *, status: int, code: str) -> None:
             institution_code=principal.institution_code if principal else None,
             action="refused",
             target=request.scope["path"][:255],
-            outcome=code[:16],
+            outcome="denied",
             detail=detail,
             **ctx,
         )

@@ -1,9 +1,9 @@
 """Attempt throttling in the database, so every worker sees the same counts.
 
 A key is a scope and a value (an account name, a client address, a phone number); only a hash of the
-value is stored. Each failure adds one; past `free` failures in the window the key is locked for a
-delay that doubles with every further failure (1 s, 2 s, 4 s, ... up to `max_delay`); a success clears
-the key. Locked keys answer 429 with Retry-After before any password is checked.
+value is stored. Each failure adds one; after `free` failures in the window the key is locked for a
+delay that doubles with every further failure (5 s, 10 s, 20 s, ... up to `max_delay`), or, for a
+quota, until the window ends; a success clears the key. Locked keys answer 429 with Retry-After before any password is checked.
 """
 
 from __future__ import annotations
@@ -29,14 +29,18 @@ class Limit:
     free: int
     window: timedelta = timedelta(minutes=15)
     max_delay: timedelta = timedelta(minutes=15)
+    first_delay: timedelta = timedelta(seconds=5)
+    # hard: once `free` is spent the key stays locked until its window ends (a quota, e.g. texts a phone
+    # gets in an hour); otherwise each further failure doubles the delay
+    hard: bool = False
 
 
-# an account: 5 wrong passwords, then 1 s, 2 s, 4 s ... 15 min; a client address serves many people
+# an account: 5 wrong passwords, then 5 s, 10 s, 20 s ... 15 min; a client address serves many people
 # behind one NAT (a hospital, a school), so it gets more before it slows down
 ACCOUNT = Limit("acct", free=5)
 ADDRESS = Limit("addr", free=30)
-SIGNUP_ADDRESS = Limit("signup", free=20, window=timedelta(hours=1), max_delay=timedelta(hours=1))
-CODE_PHONE = Limit("sms", free=5, window=timedelta(hours=1), max_delay=timedelta(hours=1))
+SIGNUP_ADDRESS = Limit("signup", free=20, window=timedelta(hours=1), hard=True)
+CODE_PHONE = Limit("sms", free=5, window=timedelta(hours=1), hard=True)
 
 
 def key_of(limit: Limit, value: str) -> str:
@@ -72,11 +76,13 @@ def fail(session: Session, limit: Limit, value: str) -> bool:
         # a quiet window has passed since the first failure: start counting afresh
         row.failures, row.window_start, row.locked_until = 1, t, None
         return False
-    over = row.failures - limit.free
-    if over <= 0:
+    over = row.failures - limit.free  # 0 at the last free failure: the next attempt waits
+    if over < 0:
         return False
-    delay = min(timedelta(seconds=2 ** min(over - 1, 20)), limit.max_delay)
-    row.locked_until = t + delay
+    if limit.hard:
+        row.locked_until = row.window_start + limit.window
+    else:
+        row.locked_until = t + min(limit.first_delay * 2 ** min(over, 20), limit.max_delay)
     return True
 
 
