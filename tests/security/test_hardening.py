@@ -21,8 +21,7 @@ from sqlalchemy import select
 from rhip.config import Settings
 from rhip.db.engine import Database
 from rhip.errors import Invalid
-from rhip.security import masking, realname, sms, throttle
-from rhip.security import service as security
+from rhip.security import masking, realname, service as security, sms, throttle
 from rhip.security.models import AuditEvent, SmsMessage, User
 from rhip.security.passwords import check_password
 from tests.booking.conftest import new_person
@@ -43,6 +42,11 @@ def staff_user(db: Database, *, role: str = "manager", password: str = "correct-
     with db.session() as s, s.begin():
         security.create_user(s, username=name, password=password, role=role)
     return name
+
+
+def refusals(db: Database, code: str) -> list[AuditEvent]:
+    """Refusal rows with this problem code, newest first."""
+    return [e for e in audit_rows(db, action="refused") if (e.detail or {}).get("code") == code]
 
 
 def audit_rows(db: Database, **where: str) -> list[AuditEvent]:
@@ -170,7 +174,7 @@ def test_sign_in_is_throttled_per_account_and_the_lockout_audited(app_: FastAPI,
     assert other.status_code == 429
     locks = audit_rows(db, action="login.lockout")
     assert locks and locks[0].client_addr and locks[0].outcome == "locked"
-    refused = [e for e in audit_rows(db, action="refused") if (e.detail or {}).get("code") == "too-many-attempts"]
+    refused = refusals(db, "too-many-attempts")
     assert refused and refused[0].client_addr
     # the portal's and booking's sign-in pages share the throttle
     page = browser(app_, **{"Sec-Fetch-Site": "same-origin"}).post(
@@ -243,7 +247,7 @@ def test_cross_site_posts_with_the_cookie_are_refused(app_: FastAPI, db: Databas
         assert r.status_code == 403, headers
     ok = _cookie_client(app_, db, Origin="http://testserver")
     assert ok.post("/api/v1/auth/api-keys", json=body).status_code == 201
-    refused = [e for e in audit_rows(db, action="refused") if (e.detail or {}).get("code") == "cross-site-request"]
+    refused = refusals(db, "cross-site-request")
     assert refused
 
 

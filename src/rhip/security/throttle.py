@@ -3,7 +3,8 @@
 A key is a scope and a value (an account name, a client address, a phone number); only a hash of the
 value is stored. Each failure adds one; after `free` failures in the window the key is locked for a
 delay that doubles with every further failure (5 s, 10 s, 20 s, ... up to `max_delay`), or, for a
-quota, until the window ends; a success clears the key. Locked keys answer 429 with Retry-After before any password is checked.
+quota, until the window ends; a success clears the key. Locked keys answer 429 with Retry-After
+before any password is checked.
 """
 
 from __future__ import annotations
