@@ -38,7 +38,8 @@ from rhip.clock import SHANGHAI
 from rhip.errors import Forbidden, Invalid
 from rhip.registry import data as reg_data
 from rhip.security import masking, realname, throttle
-from rhip.security.deps import SessionDep, client_context, public, require
+from rhip.security.deps import SessionDep, audit_read, client_context, public, require
+from rhip.security.masking import mask_text
 from rhip.security.roles import Role
 from rhip.security.service import Principal
 
@@ -146,14 +147,15 @@ def get_rules(hospital_code: str, session: SessionDep) -> dict[str, Any]:
 
 @router.get("/appointments", response_model=list[AppointmentRead])
 def list_appointments(
+    request: Request,
     session: SessionDep,
     principal: Viewers,
-    person: str | None = None,
-    hospital: str | None = None,
+    person: Annotated[str | None, Query(max_length=32)] = None,
+    hospital: Annotated[str | None, Query(max_length=32)] = None,
     service_date: date | None = None,
-    status: str | None = None,
+    status: Annotated[str | None, Query(max_length=16)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> list[AppointmentRead]:
     """Appointments the caller may see: a resident's own, a hospital's, a channel's, or any (managers)."""
     with session.begin():
@@ -167,16 +169,24 @@ def list_appointments(
             limit=limit,
             offset=offset,
         )
-        return [AppointmentRead.of(a) for a in items]
+        if principal.role is not Role.resident and items:
+            audit_read(
+                session, request, principal, what="appointments", target=mask_text(person or hospital or "")
+            )
+        return [AppointmentRead.of(a, principal) for a in items]
 
 
 @router.get("/appointments/{appointment_id}", response_model=AppointmentRead)
-def get_appointment(appointment_id: int, session: SessionDep, principal: Viewers) -> AppointmentRead:
+def get_appointment(
+    request: Request, appointment_id: int, session: SessionDep, principal: Viewers
+) -> AppointmentRead:
     """One appointment."""
     with session.begin():
         appt = svc.get_appointment(session, appointment_id=appointment_id)
         svc.check_access(principal, appt)
-        return AppointmentRead.of(appt)
+        if principal.role is not Role.resident:
+            audit_read(session, request, principal, what="appointment", target=str(appointment_id))
+        return AppointmentRead.of(appt, principal)
 
 
 @router.post("/appointments/{appointment_id}/cancel", response_model=AppointmentRead)
@@ -188,14 +198,14 @@ def cancel_appointment(
         appt = svc.cancel(
             session, appointment_id=appointment_id, actor=principal, reason=body.reason if body else None
         )
-        return AppointmentRead.of(appt)
+        return AppointmentRead.of(appt, principal)
 
 
 @router.post("/appointments/{appointment_id}/pay", response_model=AppointmentRead)
 def pay_appointment(appointment_id: int, session: SessionDep, principal: Bookers) -> AppointmentRead:
     """Confirm a held booking by paying within the hold time (15 minutes by default)."""
     with session.begin():
-        return AppointmentRead.of(svc.pay(session, appointment_id=appointment_id, actor=principal))
+        return AppointmentRead.of(svc.pay(session, appointment_id=appointment_id, actor=principal), principal)
 
 
 @router.post("/appointments/{appointment_id}/check-in", response_model=AppointmentRead)
@@ -206,7 +216,9 @@ def check_in(
 ) -> AppointmentRead:
     """取号/签到 on the day, until the slot's end plus the grace period."""
     with session.begin():
-        return AppointmentRead.of(svc.check_in(session, appointment_id=appointment_id, actor=principal))
+        return AppointmentRead.of(
+            svc.check_in(session, appointment_id=appointment_id, actor=principal), principal
+        )
 
 
 # ------------------------------------------------------------------ residents

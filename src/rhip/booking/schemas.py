@@ -12,6 +12,7 @@ from rhip.booking.models import Appeal, Appointment, Referral, Schedule, Slot, W
 from rhip.booking.rules import SESSIONS
 from rhip.clock import SHANGHAI
 from rhip.registry import data as reg_data
+from rhip.security import masking
 
 
 def local(t: datetime | None) -> datetime | None:
@@ -168,9 +169,13 @@ class AppointmentRead(BaseModel):
     created_at: datetime
 
     @classmethod
-    def of(cls, a: Appointment) -> AppointmentRead:
-        """An appointment for the API."""
-        return cls(**appointment_fields(a))
+    def of(cls, a: Appointment, viewer: Any = None) -> AppointmentRead:
+        """An appointment for the API; with a viewer, the ID number as that viewer may see it (whole
+        only for the resident it belongs to: rhip.security.masking)."""
+        fields = appointment_fields(a)
+        if viewer is not None:
+            fields["person_id"] = masking.id_for(viewer, a.person_id)
+        return cls(**fields)
 
 
 def appointment_fields(a: Any) -> dict[str, Any]:
