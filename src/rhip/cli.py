@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from datetime import timedelta
@@ -29,12 +30,21 @@ app.add_typer(user_app, name="user")
 from rhip.quality.commands import app as quality_app  # noqa: E402
 
 app.add_typer(quality_app, name="quality")
+from rhip.security.commands import app as security_app  # noqa: E402
+
+app.add_typer(security_app, name="security")
 console = Console()
 err = Console(stderr=True)
 
 # Each later part of the platform joins the demo here: a module with
 # `run(*, settings, synth_dir, console) -> list[tuple[str, str]]` (summary rows: 环节, 结果).
-DEMO_STEPS: list[str] = ["rhip.fhir.demo", "rhip.booking.demo", "rhip.quality.demo", "rhip.bulletin.demo"]
+DEMO_STEPS: list[str] = [
+    "rhip.fhir.demo",
+    "rhip.booking.demo",
+    "rhip.quality.demo",
+    "rhip.bulletin.demo",
+    "rhip.security.demo",
+]
 
 
 def _settings() -> Settings:
@@ -330,6 +340,8 @@ def serve(
 
 def main() -> None:
     """Entry point: domain errors become one readable line and exit code 2."""
+    # everything the platform writes (database, lake, secrets, bulletins) is its owner's only
+    os.umask(0o077)
     try:
         app()
     except RhipError as exc:
