@@ -178,3 +178,26 @@ def test_nul_in_an_uploaded_file_name_is_not_kept(client: TestClient, auth: Auth
     )
     assert r.status_code == 201, r.text[:300]
     assert "\x01" not in r.text
+
+
+def test_bulletin_files_are_built_once_per_month_and_content(
+    client: TestClient, auth: Auth, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rhip.bulletin import render
+
+    built: list[str] = []
+    real = render.xlsx
+
+    def spy(b: Any) -> bytes:
+        built.append(b.month)
+        return real(b)
+
+    monkeypatch.setattr(render, "xlsx", spy)
+    h = auth("uploader", institution="H001")
+    first = client.get("/bulletin/2024-11.xlsx", headers=h)
+    second = client.get("/bulletin/2024-11.xlsx", headers=h)
+    assert first.status_code == second.status_code == 200
+    assert first.content == second.content and built == ["2024-11"]
+    folder = client.app.state.settings.data_dir / "cache" / "bulletin"  # type: ignore[attr-defined]
+    files = list(folder.glob("2024-11-*.xlsx"))
+    assert files and (files[0].stat().st_mode & 0o077) == 0
