@@ -87,7 +87,7 @@ def test_no_input_gets_a_500(api_schema: Any) -> None:
             database=None,
             phases=[Phase.explicit, Phase.generate],
         )
-        def run(case: Any) -> None:
+        def run(case: Any, key: tuple[str, str] = key) -> None:
             auth = ADMIN
             if key == ("POST", "/api/v1/auth/logout"):  # it would revoke the token every other case uses
                 auth = {"Authorization": f"Bearer {issue_token(SECRET, subject='fuzz-x', role='admin')}"}
