@@ -80,8 +80,9 @@ def app_(settings: Settings):  # type: ignore[no-untyped-def]
 
 @pytest.fixture()
 def client(app_) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
-    """An HTTP client for the app."""
-    with TestClient(app_, raise_server_exceptions=False) as c:
+    """An HTTP client for the app, standing for a browser on the site's own pages (same-origin fetches:
+    the CSRF check admits them; tests of cross-site requests set their own headers)."""
+    with TestClient(app_, raise_server_exceptions=False, headers={"Sec-Fetch-Site": "same-origin"}) as c:
         yield c
 
 

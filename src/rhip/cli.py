@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from datetime import timedelta
@@ -48,6 +49,9 @@ app.add_typer(hotline_app, name="hotline")
 from rhip.telemed.commands import app as telemed_app  # noqa: E402
 
 app.add_typer(telemed_app, name="telemed")
+from rhip.security.commands import app as security_app  # noqa: E402
+
+app.add_typer(security_app, name="security")
 console = Console()
 err = Console(stderr=True)
 
@@ -62,6 +66,7 @@ DEMO_STEPS: list[str] = [
     "rhip.telemed.demo",
     "rhip.selfservice.demo",
     "rhip.mch.demo",
+    "rhip.security.demo",
     "rhip.quality.demo",
     "rhip.bulletin.demo",
 ]
@@ -365,6 +370,8 @@ def serve(
 
 def main() -> None:
     """Entry point: domain errors become one readable line and exit code 2."""
+    # everything the platform writes (database, lake, secrets, bulletins) is its owner's only
+    os.umask(0o077)
     try:
         app()
     except RhipError as exc:

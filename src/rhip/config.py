@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from pathlib import Path
 
@@ -33,7 +34,22 @@ class Settings(BaseSettings):
     # in the process). Off by default: with no provider configured it only looks the providers up, on
     # every request (~4 us, a tenth of the trivial endpoint's time in the app)
     telemetry: bool = False
-    max_upload_bytes: int = Field(default=8 * 1024**3, description="Largest accepted upload (8 GiB)")
+    max_upload_bytes: int = Field(
+        default=512 * 1024**2, ge=1, description="Largest accepted batch file upload (512 MiB)"
+    )
+    max_fhir_bundle_bytes: int = Field(
+        default=32 * 1024**2, ge=1, description="Largest accepted FHIR bundle or resource body (32 MiB)"
+    )
+    max_fhir_entries: int = Field(default=20_000, ge=1, description="Most entries in one FHIR bundle")
+    secure_cookies: bool = Field(
+        default=False, description="Served over HTTPS: Secure cookies and HSTS (set it behind TLS)"
+    )
+    trusted_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins besides the request's own host whose forms may post (e.g. the public URL)",
+    )
+    sms_url: str | None = Field(default=None, description="SMS gateway URL; unset: texts stay in the outbox")
+    sms_token: str | None = Field(default=None, description="Bearer token for the SMS gateway")
     timezone: str = TIMEZONE
     # identity (EMPI) bands: a record's best match at or above auto is linked, at or above review is
     # queued for a data steward (and gets a new person meanwhile), below is a new person
@@ -71,10 +87,12 @@ class Settings(BaseSettings):
         path = self.data_dir / "secret.key"
         if path.exists():
             return path.read_text().strip()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         key = secrets.token_urlsafe(48)
-        path.write_text(key)
-        path.chmod(0o600)
+        # created 0600 from the start (not chmod-ed afterwards: someone could open it in between)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(key)
         return key
 
     @property

@@ -93,7 +93,7 @@ class Unavailable(RhipError):
 
 
 class TooManyRequests(RhipError):
-    """Too many attempts from this caller; try again later (429)."""
+    """Too many attempts in a while: sign-in, codes (429; `retry_after` seconds in extra)."""
 
     status = 429
     title = "请求过于频繁"

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import random
 import threading
 from collections.abc import Callable
 from datetime import date, datetime
@@ -23,19 +22,24 @@ from rhip.security.service import Principal
 from tests.booking.conftest import STAFF, new_person, schedule
 from tests.booking.test_api import API
 from tests.booking.test_service import book, refused, slots_of
+from tests.security.signup import code_sent_to, new_phone, on_record, sign_up_page
 
 Auth = Callable[..., dict[str, str]]
 
 
-def new_phone() -> str:
-    """A random mainland mobile number (the shared test database may hold earlier ones)."""
-    return f"1{random.choice('3456789')}{random.randint(0, 10**9 - 1):09d}"
-
-
 def register(s: Session, phone: str, pid: str | None = None) -> str:
+    """A resident registered at a counter with the ID card checked (no code needed)."""
     pid = pid or new_person()
     with s.begin():
-        accounts.register_resident(s, id_number=pid, name="钱多多", phone=phone, password="secret-123")
+        accounts.register_in_person(
+            s,
+            id_number=pid,
+            name="钱多多",
+            phone=phone,
+            password="secret-123",
+            actor="clerk",
+            institution_code="H001",
+        )
     return pid
 
 
@@ -93,24 +97,46 @@ def test_phone_cap_holds_under_concurrent_registrations(bdb: Database) -> None:
         assert s.scalar(select(func.count()).select_from(PhonePerson).where(PhonePerson.phone == phone)) == 5
 
 
-def test_register_api_and_page(client: TestClient) -> None:
+def test_register_api_sends_code_only_to_a_phone_on_record(client: TestClient, db: Database) -> None:
     phone, pid = new_phone(), new_person()
     body = {"id_number": pid, "name": "孙丽", "phone": phone, "password": "secret-123"}
+    stranger = client.post(f"{API}/residents", json=body)  # the phone is nobody's record for pid
+    assert stranger.status_code == 202 and code_sent_to(db, phone) is None
+    on_record(db, pid, phone)
     r = client.post(f"{API}/residents", json=body)
-    assert r.status_code == 201
-    assert r.json() == {"person_id": pid, "name": "孙丽", "phone": accounts.mask(phone)}
-    again = client.post(f"{API}/residents", json=body)
-    assert again.status_code == 409 and again.json()["code"] == "username-taken"
+    assert r.status_code == 202 and r.json()["message"] == stranger.json()["message"]
+    code = code_sent_to(db, phone)
+    assert code is not None
+    wrong = client.post(
+        f"{API}/residents/verify",
+        json={"signup_id": r.json()["signup_id"], "code": "000000" if code != "000000" else "111111"},
+    )
+    assert wrong.status_code == 422 and wrong.json()["code"] == "bad-code"
+    ok = client.post(f"{API}/residents/verify", json={"signup_id": r.json()["signup_id"], "code": code})
+    assert ok.status_code == 201
+    assert ok.json() == {
+        "person_id": f"{pid[:6]}********{pid[-4:]}",
+        "name": "孙丽",
+        "phone": accounts.mask(phone),
+    }
+    used = client.post(f"{API}/residents/verify", json={"signup_id": r.json()["signup_id"], "code": code})
+    assert used.status_code == 422  # single use
+    again = client.post(f"{API}/residents", json=body)  # the account exists: same answer, no code
+    assert again.status_code == 202 and again.json()["message"] == stranger.json()["message"]
+    assert code_sent_to(db, phone) == code
     bad = client.post(f"{API}/residents", json={**body, "id_number": new_person(), "phone": "12345"})
     assert bad.status_code == 422 and bad.json()["code"] == "bad-phone"
     assert bad.headers["content-type"].startswith("application/problem+json")
-    for _ in range(4):
-        assert client.post(f"{API}/residents", json={**body, "id_number": new_person()}).status_code == 201
-    page = client.post(
-        "/booking/register",
-        data={"id_number": new_person(), "name": "孙丽", "phone": phone, "password": "secret-123"},
-    )
-    assert "已绑定 5 位就诊人" in page.text
+
+
+def test_phone_cap_applies_when_the_code_binds(client: TestClient, db: Database) -> None:
+    phone = new_phone()
+    for _ in range(5):
+        with db.session() as s:
+            register(s, phone)
+    pid = new_person()
+    r = sign_up_page(client, db, pid=pid, name="孙丽", phone=phone, password="secret-123")
+    assert "已绑定 5 位就诊人" in r.text
 
 
 # ------------------------------------------------------------------ in-clinic reflow

@@ -7,20 +7,19 @@ from datetime import datetime
 
 from fastapi.testclient import TestClient
 
+from rhip.db.engine import Database
 from tests.booking.conftest import new_person
 from tests.booking.test_api import publish
+from tests.security.signup import new_phone, sign_up_page
 
 
 def test_register_find_book_cancel(
-    client: TestClient, auth: Callable[..., dict[str, str]], frozen: datetime
+    client: TestClient, db: Database, auth: Callable[..., dict[str, str]], frozen: datetime
 ) -> None:
     sched = publish(client, auth, day="2025-03-07", capacity=2, hospital_code="H029")
     assert "登录后预约" in client.get("/booking/h/H029/d/03.04?day=2025-03-07").text
     pid = new_person()
-    r = client.post(
-        "/booking/register",
-        data={"id_number": pid, "name": "赵钢", "phone": "139 1234 5678", "password": "secret-123"},
-    )
+    r = sign_up_page(client, db, pid=pid, name="赵钢", phone=new_phone(), password="secret-123")
     assert r.status_code == 200 and "我的预约" in r.text and "暂无预约记录" in r.text
     assert "南京市胸科医院" in client.get("/booking").text
     assert "心血管内科专业" in client.get("/booking/h/H029").text

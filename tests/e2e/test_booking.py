@@ -14,15 +14,22 @@ from rhip.clock import local_now
 from rhip.registry.idnumber import make_id
 from rhip.security.service import issue_token
 from tests.e2e.conftest import serve
+from tests.e2e.test_signup import on_record, sign_up_in_browser
 
 pytestmark = pytest.mark.e2e
 SECRET = "e2e-booking-secret-key-0123456789-abcdefghijklmnop"
 
 
 @pytest.fixture(scope="module")
-def booking_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def booking_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The server's data folder (its database holds the SMS outbox)."""
+    return tmp_path_factory.mktemp("e2e-booking")
+
+
+@pytest.fixture(scope="module")
+def booking_server(booking_dir: Path) -> Iterator[str]:
     """`rhip serve` with a known signing key, so the test can publish schedules as a manager."""
-    with serve(tmp_path_factory.mktemp("e2e-booking"), RHIP_SECRET_KEY=SECRET) as base:
+    with serve(booking_dir, RHIP_SECRET_KEY=SECRET) as base:
         yield base
 
 
@@ -34,7 +41,9 @@ def _bookable_day() -> date:
     return day
 
 
-def test_resident_books_and_cancels_in_the_browser(booking_server: str, page, artifacts: Path) -> None:  # type: ignore[no-untyped-def]
+def test_resident_books_and_cancels_in_the_browser(  # type: ignore[no-untyped-def]
+    booking_server: str, booking_dir: Path, page, artifacts: Path
+) -> None:
     day = _bookable_day()
     manager = {"Authorization": f"Bearer {issue_token(SECRET, subject='e2e', role='manager')}"}
     r = httpx.post(
@@ -62,11 +71,8 @@ def test_resident_books_and_cancels_in_the_browser(booking_server: str, page, ar
     page.wait_for_url("**/d/03.04**")
     assert "周主任" in page.locator("main").inner_text()
     page.get_by_role("link", name="登录后预约").first.click()
-    page.locator("#register input[name=id_number]").fill(pid)
-    page.locator("#register input[name=name]").fill("赵钢")
-    page.locator("#register input[name=phone]").fill("13912345678")
-    page.locator("#register input[name=password]").fill("secret-123")
-    page.locator("#register button").click()
+    on_record(booking_dir, pid, "13912345678")
+    sign_up_in_browser(page, booking_dir, pid=pid, name="赵钢", phone="13912345678", password="secret-123")
     page.wait_for_url("**/d/03.04**")
     first_slot = page.locator("tr[data-slot]").first
     assert first_slot.locator("td.num").inner_text() == "3"

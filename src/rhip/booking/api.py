@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 
 from rhip.booking import (
     accounts,
@@ -24,16 +24,22 @@ from rhip.booking.schemas import (
     CancelRequest,
     DepartmentRead,
     HospitalRead,
+    InPersonVerify,
     NotificationRead,
     ResidentCreate,
     ResidentRead,
     ScheduleRead,
+    SignupAccepted,
+    SignupResend,
+    SignupVerify,
     SlotRead,
 )
 from rhip.clock import SHANGHAI
 from rhip.errors import Forbidden, Invalid
 from rhip.registry import data as reg_data
-from rhip.security.deps import SessionDep, public, require
+from rhip.security import masking, realname, throttle
+from rhip.security.deps import SessionDep, audit_read, client_context, public, require
+from rhip.security.masking import mask_text
 from rhip.security.roles import Role
 from rhip.security.service import Principal
 
@@ -141,14 +147,15 @@ def get_rules(hospital_code: str, session: SessionDep) -> dict[str, Any]:
 
 @router.get("/appointments", response_model=list[AppointmentRead])
 def list_appointments(
+    request: Request,
     session: SessionDep,
     principal: Viewers,
-    person: str | None = None,
-    hospital: str | None = None,
+    person: Annotated[str | None, Query(max_length=32)] = None,
+    hospital: Annotated[str | None, Query(max_length=32)] = None,
     service_date: date | None = None,
-    status: str | None = None,
+    status: Annotated[str | None, Query(max_length=16)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> list[AppointmentRead]:
     """Appointments the caller may see: a resident's own, a hospital's, a channel's, or any (managers)."""
     with session.begin():
@@ -162,16 +169,24 @@ def list_appointments(
             limit=limit,
             offset=offset,
         )
-        return [AppointmentRead.of(a) for a in items]
+        if principal.role is not Role.resident and items:
+            audit_read(
+                session, request, principal, what="appointments", target=mask_text(person or hospital or "")
+            )
+        return [AppointmentRead.of(a, principal) for a in items]
 
 
 @router.get("/appointments/{appointment_id}", response_model=AppointmentRead)
-def get_appointment(appointment_id: int, session: SessionDep, principal: Viewers) -> AppointmentRead:
+def get_appointment(
+    request: Request, appointment_id: int, session: SessionDep, principal: Viewers
+) -> AppointmentRead:
     """One appointment."""
     with session.begin():
         appt = svc.get_appointment(session, appointment_id=appointment_id)
         svc.check_access(principal, appt)
-        return AppointmentRead.of(appt)
+        if principal.role is not Role.resident:
+            audit_read(session, request, principal, what="appointment", target=str(appointment_id))
+        return AppointmentRead.of(appt, principal)
 
 
 @router.post("/appointments/{appointment_id}/cancel", response_model=AppointmentRead)
@@ -183,14 +198,14 @@ def cancel_appointment(
         appt = svc.cancel(
             session, appointment_id=appointment_id, actor=principal, reason=body.reason if body else None
         )
-        return AppointmentRead.of(appt)
+        return AppointmentRead.of(appt, principal)
 
 
 @router.post("/appointments/{appointment_id}/pay", response_model=AppointmentRead)
 def pay_appointment(appointment_id: int, session: SessionDep, principal: Bookers) -> AppointmentRead:
     """Confirm a held booking by paying within the hold time (15 minutes by default)."""
     with session.begin():
-        return AppointmentRead.of(svc.pay(session, appointment_id=appointment_id, actor=principal))
+        return AppointmentRead.of(svc.pay(session, appointment_id=appointment_id, actor=principal), principal)
 
 
 @router.post("/appointments/{appointment_id}/check-in", response_model=AppointmentRead)
@@ -201,21 +216,85 @@ def check_in(
 ) -> AppointmentRead:
     """取号/签到 on the day, until the slot's end plus the grace period."""
     with session.begin():
-        return AppointmentRead.of(svc.check_in(session, appointment_id=appointment_id, actor=principal))
+        return AppointmentRead.of(
+            svc.check_in(session, appointment_id=appointment_id, actor=principal), principal
+        )
 
 
 # ------------------------------------------------------------------ residents
 
 
-@router.post("/residents", response_model=ResidentRead, status_code=201, dependencies=[Depends(public())])
-def register_resident(body: ResidentCreate, session: SessionDep) -> ResidentRead:
-    """Real-name registration (ID number, name, mobile number, password); 409 phone-cap past the cap."""
+@router.post("/residents", response_model=SignupAccepted, status_code=202, dependencies=[Depends(public())])
+def register_resident(request: Request, body: ResidentCreate, session: SessionDep) -> SignupAccepted:
+    """Real-name sign-up, step 1: answers the same whether or not the ID number is known; a code is
+    texted only to a phone the platform holds for that person (429 past the phone's or address's limit)."""
+    secret = request.app.state.settings.resolved_secret_key
+    addr = client_context(request)["client_addr"] or "-"
     with session.begin():
-        user = accounts.register_resident(
-            session, id_number=body.id_number, name=body.name, phone=body.phone, password=body.password
+        throttle.check(session, throttle.SIGNUP_ADDRESS, addr)
+    with session.begin():
+        throttle.fail(session, throttle.SIGNUP_ADDRESS, addr)
+        signup = accounts.register_resident(
+            session,
+            id_number=body.id_number,
+            name=body.name,
+            phone=body.phone,
+            password=body.password,
+            secret=secret,
         )
-        phone = accounts.phone_of(session, person=user.username) or ""
-    return ResidentRead(person_id=user.username, name=user.display_name, phone=accounts.mask(phone))
+    return SignupAccepted(signup_id=signup.id, message=realname.ACCEPTED)
+
+
+@router.post(
+    "/residents/verify", response_model=ResidentRead, status_code=201, dependencies=[Depends(public())]
+)
+def verify_resident(request: Request, body: SignupVerify, session: SessionDep) -> ResidentRead:
+    """Step 2: the one-time code; 201 with the (masked) account, or 422 bad-code for any failure."""
+    secret = request.app.state.settings.resolved_secret_key
+    with session.begin():
+        user = accounts.confirm_resident(session, signup_id=body.signup_id, code=body.code, secret=secret)
+        phone = accounts.phone_of(session, person=user.username) if user else None
+    if user is None:
+        raise Invalid(realname.REFUSED, code="bad-code")
+    return ResidentRead(
+        person_id=masking.mask_id(user.username) or "",
+        name=user.display_name,
+        phone=accounts.mask(phone or ""),
+    )
+
+
+@router.post(
+    "/residents/resend", response_model=SignupAccepted, status_code=202, dependencies=[Depends(public())]
+)
+def resend_code(request: Request, body: SignupResend, session: SessionDep) -> SignupAccepted:
+    """A new code for a pending sign-up (once a minute, five in all); the same answer always."""
+    secret = request.app.state.settings.resolved_secret_key
+    with session.begin():
+        realname.resend_code(session, signup_id=body.signup_id, secret=secret)
+    return SignupAccepted(signup_id=body.signup_id, message=realname.ACCEPTED)
+
+
+@router.post("/residents/verify-in-person", response_model=ResidentRead, status_code=201)
+def verify_in_person(
+    request: Request,
+    body: InPersonVerify,
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(require(Role.doctor, Role.agent, Role.manager, Role.admin))],
+) -> ResidentRead:
+    """Counter staff checked the resident's ID card: their pending sign-up becomes a verified account."""
+    with session.begin():
+        user = accounts.verify_in_person(
+            session,
+            id_number=body.id_number,
+            actor=principal.subject,
+            institution_code=principal.institution_code,
+        )
+        phone = accounts.phone_of(session, person=user.username)
+    return ResidentRead(
+        person_id=masking.mask_id(user.username) or "",
+        name=user.display_name,
+        phone=accounts.mask(phone or ""),
+    )
 
 
 @router.get("/notifications", response_model=list[NotificationRead])

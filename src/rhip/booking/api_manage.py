@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 
 from rhip.booking import (
     jobs as booking_jobs,
@@ -34,7 +34,7 @@ from rhip.booking.schemas import (
     WaitlistRead,
 )
 from rhip.errors import Forbidden, Invalid
-from rhip.security.deps import SessionDep, require
+from rhip.security.deps import SessionDep, audit_read, require
 from rhip.security.roles import Role
 from rhip.security.service import Principal
 
@@ -134,17 +134,20 @@ def stop_schedule(
     """停诊: close a session; its bookings are cancelled hospital-side and the patients notified."""
     with session.begin():
         affected = svc.stop_schedule(session, schedule_id=schedule_id, reason=body.reason, actor=principal)
-        return [AppointmentRead.of(a) for a in affected]
+        return [AppointmentRead.of(a, principal) for a in affected]
 
 
 @router.get("/schedules/{schedule_id}/appointments", response_model=list[AppointmentRead])
-def schedule_appointments(schedule_id: int, session: SessionDep, principal: Staff) -> list[AppointmentRead]:
-    """The day's list for one session (the hospital's own staff and managers)."""
+def schedule_appointments(
+    request: Request, schedule_id: int, session: SessionDep, principal: Staff
+) -> list[AppointmentRead]:
+    """The day's list for one session (the hospital's own staff and managers); ID numbers masked."""
     with session.begin():
         sched = svc.get_schedule(session, schedule_id=schedule_id)
         svc.check_staff(principal, sched.hospital_code)
         items = svc.get_all_appointments(session, actor=principal, schedule_id=schedule_id, limit=1000)
-        return [AppointmentRead.of(a) for a in sorted(items, key=lambda a: (a.starts_at, a.id))]
+        audit_read(session, request, principal, what="schedule.appointments", target=str(schedule_id))
+        return [AppointmentRead.of(a, principal) for a in sorted(items, key=lambda a: (a.starts_at, a.id))]
 
 
 @router.put("/rules/{hospital_code}")

@@ -15,10 +15,10 @@ from rhip.booking import accounts, notify, pgbatch, referrals as booking_referra
 from rhip.booking.rules import SESSIONS
 from rhip.clock import SHANGHAI, local_now
 from rhip.db.engine import Database
-from rhip.errors import RhipError, Unauthorized
+from rhip.errors import RhipError
 from rhip.registry import data as reg_data
-from rhip.security import service as security
-from rhip.security.deps import SessionDep, principal_from_request, public, require
+from rhip.security import pagekit, realname, service as security, throttle
+from rhip.security.deps import SessionDep, client_context, public, require
 from rhip.security.roles import Role
 from rhip.security.service import Principal
 
@@ -28,29 +28,18 @@ Resident = Annotated[Principal, Depends(require(Role.resident))]
 COOKIE = "rhip_token"
 
 
-def _me(request: Request) -> Principal | None:
-    """The signed-in caller from the cookie or header, or None (pages stay public)."""
-    try:
-        return principal_from_request(request)
-    except RhipError:
-        return None
+_me = pagekit.current
+_back = pagekit.back
 
 
 def _render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
-    ctx = {"me": _me(request), "sessions": {k: v[2] for k, v in SESSIONS.items()}, **context}
-    response: HTMLResponse = request.app.state.templates.TemplateResponse(
-        request, name, ctx, status_code=status
+    return pagekit.render(
+        request, name, {"sessions": {k: v[2] for k, v in SESSIONS.items()}, **context}, status
     )
-    return response
-
-
-def _back(url: str, msg: str) -> RedirectResponse:
-    sep = "&" if "?" in url else "?"
-    return RedirectResponse(f"{url}{sep}msg={quote(msg)}", status_code=303)
 
 
 def _safe_next(value: str | None) -> str:
-    return value if value and value.startswith("/booking") and "//" not in value else "/booking/me"
+    return pagekit.safe_next(value, default="/booking/me", prefix="/booking")
 
 
 @router.get("/booking", response_class=HTMLResponse, dependencies=[Depends(public())])
@@ -231,20 +220,22 @@ def login(
     password: Annotated[str, Form(max_length=128)],
     next: Annotated[str, Form(max_length=200)] = "/booking/me",
 ) -> Response:
-    """Check the password and set the token cookie."""
-    settings = request.app.state.settings
+    """Check the password (the portal's one throttled sign-in) and set the token cookie."""
+    target = _safe_next(next)
     try:
-        pid = svc.person_id(id_number)
-        with session.begin():
-            user = security.authenticate(session, username=pid, password=password)
-    except (Unauthorized, RhipError) as exc:
-        with session.begin():
-            security.audit(session, actor=id_number[-4:], action="login", outcome="denied")
-        return _back(f"/booking/login?next={quote(_safe_next(next))}", exc.detail)
-    return _signed_in(settings, user.username, user.display_name, _safe_next(next))
+        username = svc.person_id(id_number)
+    except RhipError:
+        username = id_number  # refused like any wrong password: the answer does not say why
+    try:
+        token, ttl, _user = pagekit.sign_in(request, session, username=username, password=password)
+    except RhipError as exc:
+        return _back(f"/booking/login?next={quote(target)}", exc.detail)
+    response = RedirectResponse(target, status_code=303)
+    pagekit.set_session(request, response, token, ttl)
+    return response
 
 
-@router.post("/booking/register", dependencies=[Depends(public())])
+@router.post("/booking/register", response_class=HTMLResponse, dependencies=[Depends(public())])
 def register(
     request: Request,
     session: SessionDep,
@@ -254,32 +245,76 @@ def register(
     password: Annotated[str, Form(max_length=128)],
     next: Annotated[str, Form(max_length=200)] = "/booking/me",
 ) -> Response:
-    """Real-name registration: a valid ID number becomes the account name; the phone's cap applies."""
+    """Real-name sign-up, step 1: a code goes to the phone the platform holds for that person."""
+    secret = request.app.state.settings.resolved_secret_key
+    addr = client_context(request)["client_addr"] or "-"
     try:
         with session.begin():
-            user = accounts.register_resident(
-                session, id_number=id_number, name=name, phone=phone, password=password
+            throttle.check(session, throttle.SIGNUP_ADDRESS, addr)
+        with session.begin():
+            throttle.fail(session, throttle.SIGNUP_ADDRESS, addr)
+            signup = accounts.register_resident(
+                session, id_number=id_number, name=name, phone=phone, password=password, secret=secret
             )
     except RhipError as exc:
         return _back(f"/booking/login?next={quote(_safe_next(next))}", exc.detail)
-    return _signed_in(request.app.state.settings, user.username, name, _safe_next(next))
+    return _verify_page(request, signup.id, _safe_next(next), realname.ACCEPTED)
 
 
-def _signed_in(settings: Any, subject: str, name: str, target: str) -> Response:
+def _verify_page(request: Request, signup_id: str, target: str, msg: str, status: int = 200) -> HTMLResponse:
+    return _render(
+        request, "booking_verify.html", {"signup_id": signup_id, "next": target, "msg": msg}, status
+    )
+
+
+@router.post("/booking/register/verify", response_class=HTMLResponse, dependencies=[Depends(public())])
+def register_verify(
+    request: Request,
+    session: SessionDep,
+    signup_id: Annotated[str, Form(max_length=64)],
+    code: Annotated[str, Form(max_length=8)],
+    next: Annotated[str, Form(max_length=200)] = "/booking/me",
+) -> Response:
+    """Step 2: the code from the text message; right, the account exists and the resident is signed in."""
+    settings = request.app.state.settings
+    try:
+        with session.begin():
+            user = accounts.confirm_resident(
+                session, signup_id=signup_id, code=code, secret=settings.resolved_secret_key
+            )
+    except RhipError as exc:  # the phone's cap of people
+        return _verify_page(request, signup_id, _safe_next(next), exc.detail, status=exc.status)
+    if user is None:
+        return _verify_page(request, signup_id, _safe_next(next), realname.REFUSED, status=422)
     ttl = timedelta(minutes=settings.token_ttl_minutes)
     token = security.issue_token(
-        settings.resolved_secret_key, subject=subject, role="resident", ttl=ttl, name=name
+        settings.resolved_secret_key, subject=user.username, role="resident", ttl=ttl, name=user.display_name
     )
-    response = RedirectResponse(target, status_code=303)
-    response.set_cookie(COOKIE, token, max_age=int(ttl.total_seconds()), httponly=True, samesite="strict")
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    pagekit.set_session(request, response, token, ttl)
     return response
 
 
+@router.post("/booking/register/resend", response_class=HTMLResponse, dependencies=[Depends(public())])
+def register_resend(
+    request: Request,
+    session: SessionDep,
+    signup_id: Annotated[str, Form(max_length=64)],
+    next: Annotated[str, Form(max_length=200)] = "/booking/me",
+) -> Response:
+    """Text a new code (once a minute)."""
+    with session.begin():
+        realname.resend_code(
+            session, signup_id=signup_id, secret=request.app.state.settings.resolved_secret_key
+        )
+    return _verify_page(request, signup_id, _safe_next(next), realname.ACCEPTED)
+
+
 @router.post("/booking/logout", dependencies=[Depends(public())])
-def logout() -> Response:
-    """Sign out (drop the cookie)."""
+def logout(request: Request, session: SessionDep) -> Response:
+    """Sign out: the token is revoked and the cookie dropped."""
     response = RedirectResponse("/booking", status_code=303)
-    response.delete_cookie(COOKIE)
+    pagekit.end_session(request, session, response)
     return response
 
 

@@ -12,6 +12,7 @@ from rhip.booking.models import Appeal, Appointment, Referral, Schedule, Slot, W
 from rhip.booking.rules import SESSIONS
 from rhip.clock import SHANGHAI
 from rhip.registry import data as reg_data
+from rhip.security import masking
 
 
 def local(t: datetime | None) -> datetime | None:
@@ -168,9 +169,13 @@ class AppointmentRead(BaseModel):
     created_at: datetime
 
     @classmethod
-    def of(cls, a: Appointment) -> AppointmentRead:
-        """An appointment for the API."""
-        return cls(**appointment_fields(a))
+    def of(cls, a: Appointment, viewer: Any = None) -> AppointmentRead:
+        """An appointment for the API; with a viewer, the ID number as that viewer may see it (whole
+        only for the resident it belongs to: rhip.security.masking)."""
+        fields = appointment_fields(a)
+        if viewer is not None:
+            fields["person_id"] = masking.id_for(viewer, a.person_id)
+        return cls(**fields)
 
 
 def appointment_fields(a: Any) -> dict[str, Any]:
@@ -333,8 +338,26 @@ class ResidentCreate(BaseModel):
     password: str = Field(min_length=8, max_length=128)
 
 
+class SignupAccepted(BaseModel):
+    signup_id: str = Field(description="本次注册的编号：与短信验证码一起提交")
+    message: str
+
+
+class SignupVerify(BaseModel):
+    signup_id: str = Field(min_length=1, max_length=64)
+    code: str = Field(min_length=4, max_length=8, pattern=r"^\s*\d{4,8}\s*$")
+
+
+class SignupResend(BaseModel):
+    signup_id: str = Field(min_length=1, max_length=64)
+
+
+class InPersonVerify(BaseModel):
+    id_number: str = Field(max_length=32, description="窗口核验过身份证的居民身份证号码")
+
+
 class ResidentRead(BaseModel):
-    person_id: str
+    person_id: str = Field(description="脱敏身份证号码")
     name: str
     phone: str = Field(description="脱敏手机号，如 138****5678")
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
+import rhip
 from rhip.bulletin import render, service
 from rhip.bulletin.sections import Bulletin
 from rhip.clock import local_now
@@ -57,6 +60,30 @@ def bulletin_page(
     return HTMLResponse(page.replace("<body>", "<body>" + links, 1))
 
 
+CACHE_KEEP = 64  # files kept in the cache folder (a few formats and layouts of the last years' issues)
+
+
+def _cached_file(settings: Settings, b: Bulletin, fmt: str) -> bytes:
+    """The rendered file, built once per month, content and rhip version (a PDF costs seconds of CPU;
+    any uploader may ask for it). The key hashes the issue's figures, so new data makes a new file."""
+    digest = hashlib.sha256(f"{rhip.__version__}|{fmt}|{b!r}".encode()).hexdigest()[:24]
+    folder = settings.data_dir / "cache" / "bulletin"
+    path = folder / f"{b.month}-{digest}.{fmt}"
+    if path.exists():
+        return path.read_bytes()
+    data = render.pdf(b) if fmt == "pdf" else render.xlsx(b)
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)  # atomic: a concurrent reader sees the whole file or none
+    old = sorted(folder.glob("*.*"), key=lambda p: p.stat().st_mtime)[:-CACHE_KEEP]
+    for p in old:
+        p.unlink(missing_ok=True)
+    return data
+
+
 @router.get("/bulletin/{month}.{fmt}", dependencies=[Depends(require(*READERS))])
 def bulletin_file(
     month: str, fmt: str, request: Request, session: SessionDep, layout: LayoutQ = None
@@ -66,7 +93,7 @@ def bulletin_file(
         raise NotFound(f"没有这种格式的简报：{fmt}", code="bad-format")
     service.parse_month(month)
     b = _build(request, session, month, layout)
-    data = render.pdf(b) if fmt == "pdf" else render.xlsx(b)
+    data = _cached_file(request.app.state.settings, b, fmt)
     name = f"{render.file_stem(b)}.{fmt}"
     from urllib.parse import quote
 

@@ -17,7 +17,7 @@ import rhip
 from rhip import clock
 from rhip.config import Settings
 from rhip.db.engine import Database
-from rhip.errors import BadRequest
+from rhip.errors import BadRequest, TooLarge
 from rhip.fhir.intake import ingest_bundle, mapped_frames
 from rhip.fhir.mapping import SUPPORTED, map_bundle
 from rhip.intake import uploads
@@ -28,7 +28,6 @@ from rhip.security.service import Principal
 
 router = APIRouter()
 FHIR_JSON = "application/fhir+json"
-MAX_BUNDLE_BYTES = 256 * 1024 * 1024
 BOOKING_TYPES = ("Schedule", "Slot", "Appointment")
 
 
@@ -112,6 +111,27 @@ def metadata(request: Request) -> Response:
     )
 
 
+def _parse_bundle(raw: bytes, inst: str, now_local: str, max_entries: int) -> tuple[Any, Any, Any]:
+    with _gc_paused():
+        try:
+            body = orjson.loads(raw)
+        except (orjson.JSONDecodeError, RecursionError) as exc:
+            raise BadRequest(f"请求体不是有效的 JSON：{str(exc)[:100]}", code="bad-json") from None
+        if not isinstance(body, dict):
+            raise BadRequest("请求体应为 FHIR Bundle（JSON 对象）", code="not-a-bundle")
+        entries = body.get("entry")
+        if isinstance(entries, list) and len(entries) > max_entries:
+            raise TooLarge(
+                f"一个 Bundle 最多 {max_entries:,} 个 entry，本次 {len(entries):,} 个；请拆分后分批提交",
+                code="too-many-entries",
+                limit=max_entries,
+            )
+        mapped = map_bundle(body, institution_code=inst, collected_at=now_local)
+        # the record frames too: building them allocates as much again, with the whole Bundle alive
+        frames = mapped_frames(mapped) if not mapped.errors else None
+    return body, mapped, frames
+
+
 @router.post("")
 async def bundle(
     request: Request,
@@ -124,22 +144,22 @@ async def bundle(
     answer is one OperationOutcome (422) naming every failing entry. A `batch` is judged entry by entry.
     """
     inst = upload_institution(principal, institution)
+    settings: Settings = request.app.state.settings
+    limit = settings.max_fhir_bundle_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise uploads.too_large(limit)
     raw = bytearray()
     async for chunk in request.stream():
         raw += chunk
-        if len(raw) > MAX_BUNDLE_BYTES:
-            raise uploads.too_large(MAX_BUNDLE_BYTES)
-    settings: Settings = request.app.state.settings
+        if len(raw) > limit:
+            raise uploads.too_large(limit)
     db: Database = request.app.state.db
     now_local = clock.local_now().strftime("%Y-%m-%d %H:%M:%S")
-    with _gc_paused():
-        try:
-            body = orjson.loads(raw)
-        except (orjson.JSONDecodeError, RecursionError) as exc:
-            raise BadRequest(f"请求体不是有效的 JSON：{str(exc)[:100]}", code="bad-json") from None
-        mapped = map_bundle(body, institution_code=inst, collected_at=now_local)
-        # the record frames too: building them allocates as much again, with the whole Bundle alive
-        frames = mapped_frames(mapped) if not mapped.errors else None
+    # parsing and mapping a bundle is CPU (seconds for a large one): off the event loop, or /livez stalls
+    body, mapped, frames = await run_in_threadpool(
+        _parse_bundle, bytes(raw), inst, now_local, settings.max_fhir_entries
+    )
     entries = body.get("entry") or []
     got = await run_in_threadpool(
         ingest_bundle,

@@ -17,7 +17,7 @@ from rhip import clock
 from rhip.config import Settings
 from rhip.db.engine import Database
 from rhip.errors import BadRequest, Forbidden, Invalid
-from rhip.intake import cda, export, formats, pipeline, service, uploads
+from rhip.intake import cda, export, formats, pipeline, reading, service, uploads
 from rhip.intake.schemas import (
     BatchPage,
     BatchRead,
@@ -77,10 +77,10 @@ def _receipt(request: Request, batch_id: str) -> BatchRead:
 async def upload_batch(
     request: Request,
     principal: Annotated[Principal, Depends(require(*SENDERS))],
-    institution: str | None = None,
-    table: str | None = None,
-    encoding: str | None = None,
-    filename: str | None = None,
+    institution: Annotated[str | None, Query(max_length=32)] = None,
+    table: Annotated[str | None, Query(max_length=64)] = None,
+    encoding: Annotated[str | None, Query(max_length=16)] = None,
+    filename: Annotated[str | None, Query(max_length=255)] = None,
 ) -> BatchRead:
     """Upload one or more files (定时上传): multipart `file` parts, or a raw body with `table`/`filename`."""
     settings: Settings = request.app.state.settings
@@ -104,12 +104,14 @@ async def upload_batch(
         else:
             path = workdir / "body"
             await uploads.receive_raw(request.stream(), path=path, limit=limit)
-            files = [(filename or (f"{table}.csv" if table else "upload.csv"), path)]
+            files = [(uploads.client_filename(filename, f"{table}.csv" if table else "upload.csv"), path)]
         if not files:
             raise BadRequest("请求中没有文件（multipart 字段 file）", code="no-file")
         if table and len(files) > 1:
             raise BadRequest("多个文件时不能用 table 参数；请用文件名标明数据表", code="table-ambiguous")
         ups = [pipeline.Upload(path=p, filename=name, table=table, encoding=encoding) for name, p in files]
+        # headers first, off the event loop: a wrong header is refused before any file is parsed
+        await run_in_threadpool(reading.check_headers_first, ups)
         db: Database = request.app.state.db
         receipt = await run_in_threadpool(
             service.ingest,
@@ -146,12 +148,19 @@ def parse_records(raw: bytes) -> list[dict[str, Any]]:
     return body
 
 
+def _realtime_frames(ds: Any, raw: bytes) -> dict[str, Any]:
+    records = parse_records(raw)
+    arrow = formats.table_from_records(records)
+    pipeline.check_header(ds, list(arrow.column_names), filename="请求体")
+    return {ds.name: pipeline.frame_of(ds, arrow)}
+
+
 @router.post("/realtime/{table}", response_model=RealtimeRead)
 async def upload_realtime(
     table: str,
     request: Request,
     principal: Annotated[Principal, Depends(require(*SENDERS))],
-    institution: str | None = None,
+    institution: Annotated[str | None, Query(max_length=32)] = None,
 ) -> RealtimeRead:
     """Real-time form upload (实时上传): one or many records as JSON, answered synchronously."""
     ds = pipeline.get_dataset(table)
@@ -161,10 +170,8 @@ async def upload_realtime(
         raw += chunk
         if len(raw) > MAX_JSON_BYTES:
             raise uploads.too_large(MAX_JSON_BYTES)
-    records = parse_records(bytes(raw))
-    arrow = formats.table_from_records(records)
-    pipeline.check_header(ds, list(arrow.column_names), filename="请求体")
-    frames = {ds.name: pipeline.frame_of(ds, arrow)}
+    # parsing and framing a large body is CPU: off the event loop
+    frames = await run_in_threadpool(_realtime_frames, ds, bytes(raw))
     db: Database = request.app.state.db
     receipt = await run_in_threadpool(
         service.ingest,
@@ -198,7 +205,7 @@ async def upload_realtime(
 async def upload_cda(
     request: Request,
     principal: Annotated[Principal, Depends(require(*SENDERS))],
-    institution: str | None = None,
+    institution: Annotated[str | None, Query(max_length=32)] = None,
 ) -> CdaRead:
     """Upload one CDA shared document (WS/T 500, HL7 CDA R2 XML): kept, counted and mapped into intake."""
     inst = upload_institution(principal, institution)
@@ -235,7 +242,7 @@ async def upload_cda(
 def cda_counts(
     session: SessionDep,
     principal: Annotated[Principal, Depends(require(*READERS))],
-    institution: str | None = None,
+    institution: Annotated[str | None, Query(max_length=32)] = None,
 ) -> CdaCountPage:
     """CDA documents kept per institution and document type (the bulletin's CDA 文档 column)."""
     code = principal.institution_code if principal.role is Role.uploader else institution
@@ -252,7 +259,7 @@ def cda_counts(
 def list_batches(
     session: SessionDep,
     principal: Annotated[Principal, Depends(require(*READERS))],
-    institution: str | None = None,
+    institution: Annotated[str | None, Query(max_length=32)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> BatchPage:
     """Recent receipts: an institution's own, or (managers) any institution's."""
@@ -269,7 +276,7 @@ def get_batch(
     session: SessionDep,
     principal: Annotated[Principal, Depends(require(*READERS))],
     limit: Annotated[int, Query(ge=0, le=100_000)] = 1000,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
 ) -> BatchRead:
     """A receipt: counts per table and the rejected records with their rule codes."""
     batch = service.get_batch(session, batch_id=batch_id, principal=principal)

@@ -124,6 +124,12 @@ def parse_xml(raw: bytes) -> Any:
         raise BadRequest(f"XML 无法解析：{str(exc)[:120]}", code="bad-xml") from None
     if root is None:
         raise BadRequest("XML 无根元素", code="bad-xml")
+    # the byte check above sees only ASCII-compatible encodings: a UTF-16 (or EBCDIC, UTF-32) document
+    # hides its DOCTYPE from it. The parser read it without loading or resolving anything; refuse it here,
+    # whatever the encoding, so no document with a DTD is ever kept
+    info = root.getroottree().docinfo
+    if info.doctype or info.internalDTD is not None or info.externalDTD is not None:
+        raise BadRequest("CDA 文档不得包含 DOCTYPE/ENTITY 声明", code="xml-dtd")
     return root
 
 

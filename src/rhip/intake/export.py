@@ -10,21 +10,39 @@ from openpyxl import Workbook
 
 from rhip.intake.models import IntakeBatch, IntakeProblem
 from rhip.intake.rules import RULES
+from rhip.security import masking
 
 HEADER = ["数据表", "文件", "记录序号", "业务主键", "规则代码", "规则", "字段", "值", "问题说明"]
 
 
+# a cell starting with one of these is a formula to Excel, LibreOffice and WPS (tab and CR too: some
+# importers strip them and then see the formula); OWASP's advice is a leading apostrophe
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+def neutralise(value: object) -> object:
+    """A text cell that cannot run as a formula: a leading apostrophe when it starts like one."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def _row(p: IntakeProblem) -> list[object]:
+    # uploaded values and business keys are the uploader's text: echoed into a spreadsheet they must
+    # not become formulas (=HYPERLINK(...) in a problem list opened by an official)
     return [
-        p.table_name,
-        p.file or "",
-        p.row,
-        p.business_key or "",
-        p.rule,
-        RULES.get(p.rule, p.rule),
-        p.field or "",
-        p.value or "",
-        p.message,
+        neutralise(v)
+        for v in (
+            p.table_name,
+            p.file or "",
+            p.row,
+            p.business_key or "",
+            p.rule,
+            RULES.get(p.rule, p.rule),
+            p.field or "",
+            masking.mask_text(p.value) if p.value else "",
+            masking.mask_text(p.message),
+        )
     ]
 
 

@@ -31,6 +31,17 @@ def too_large(limit: int) -> TooLarge:
     )
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def client_filename(name: str | None, default: str = "upload") -> str:
+    """A client's file name as we keep and show it: the last path part, no control characters (NUL,
+    newlines), at most 200 characters."""
+    base = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    base = _CONTROL.sub("", base).strip()[:200]
+    return base if base not in ("", ".", "..") else default
+
+
 def _safe_name(name: str, n: int) -> str:
     base = _SAFE.sub("_", Path(name).name)[:100] or "upload"
     return f"{n:03d}_{base}"
@@ -67,7 +78,7 @@ async def receive_multipart(
         filename = opts.get(b"filename")
         state["name"] = name
         if filename is not None:
-            client = filename.decode("utf-8", "replace") or "upload"
+            client = client_filename(filename.decode("utf-8", "replace"))
             path = folder / _safe_name(client, len(out.files))
             state["fh"] = path.open("wb")
             out.files.append((client, path))

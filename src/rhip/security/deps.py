@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Annotated, Any
+from datetime import datetime, timedelta
+from typing import Annotated, Any, TypedDict
 
 import anyio.to_thread
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from rhip.clock import now
 from rhip.db.engine import Database
 from rhip.errors import Forbidden, Unauthorized
+from rhip.security import service as security
 from rhip.security.roles import Role
 from rhip.security.service import Principal, decode_token, verify_api_key
 
 ROLES_ATTR = "__rhip_roles__"
+log = logging.getLogger("rhip.security")
 
 
 async def get_session(request: Request) -> AsyncIterator[Session]:
@@ -40,8 +47,107 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
+COOKIE = "rhip_token"
+
+
+class Revocations:
+    """Revoked token ids, read from the database at most once a second per worker (so a sign-out in one
+    worker holds in every other within a second; the worker that signs out knows at once)."""
+
+    REFRESH = 1.0
+    FULL_RELOAD = 3600.0
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.jtis: set[str] = set()
+        self.checked = 0.0
+        self.loaded = 0.0
+        self.since: datetime | None = None
+        self.lock = threading.Lock()
+
+    def add(self, jti: str) -> None:
+        """Remember a token this worker revoked."""
+        self.jtis.add(jti)
+
+    def is_revoked(self, jti: str) -> bool:
+        """Whether the token id was revoked."""
+        t = time.monotonic()
+        if t - self.checked > self.REFRESH and self.lock.acquire(blocking=False):
+            # read in a thread of its own: this runs on the event loop, and waiting there for a pooled
+            # connection that busy requests hold would stall every request of the worker
+            self.checked = t
+            threading.Thread(target=self._refresh_locked, args=(t,), daemon=True).start()
+        return jti in self.jtis
+
+    def _refresh_locked(self, t: float) -> None:
+        try:
+            self._refresh(t)
+        except Exception:  # the database is away: keep what we know, try again in a second
+            log.warning("revoked-token list not refreshed", exc_info=True)
+        finally:
+            self.lock.release()
+
+    def refresh_now(self) -> None:
+        """Read the list at once (start-up, tests)."""
+        with self.lock:
+            self._refresh(time.monotonic())
+
+    def _refresh(self, t: float) -> None:
+        full = t - self.loaded > self.FULL_RELOAD
+        since = None if full or self.since is None else self.since - timedelta(seconds=5)
+        with self.db.session() as session, session.begin():
+            rows = security.revoked_since(session, since)
+        if full:
+            self.jtis = {jti for jti, _ in rows}
+            self.loaded = t
+        else:
+            self.jtis.update(jti for jti, _ in rows)
+        latest = max((at for _, at in rows), default=None)
+        if latest is not None and (self.since is None or latest > self.since):
+            self.since = latest
+        elif self.since is None:
+            self.since = now()
+
+
+def revocations(request: Request) -> Revocations:
+    """The app's revocation list (made on first use)."""
+    state = request.app.state
+    rev: Revocations | None = getattr(state, "revocations", None)
+    if rev is None:
+        rev = Revocations(state.db)
+        state.revocations = rev
+    return rev
+
+
+def _checked(request: Request, principal: Principal) -> Principal:
+    if principal.jti and revocations(request).is_revoked(principal.jti):
+        raise Unauthorized("令牌已注销，请重新登录", code="token-revoked")
+    request.state.principal = principal
+    return principal
+
+
+class ClientContext(TypedDict):
+    """Where a request came from, as the audit log records it."""
+
+    client_addr: str | None
+    user_agent: str | None
+
+
+def client_context(request: Request) -> ClientContext:
+    """The caller's address and user agent, for the audit log (cut to the columns' sizes)."""
+    client = request.client
+    return {
+        "client_addr": client.host[:64] if client else None,
+        "user_agent": (request.headers.get("user-agent") or "")[:255] or None,
+    }
+
+
 def principal_from_request(request: Request) -> Principal:
-    """The authenticated caller (bearer token or X-API-Key), or Unauthorized."""
+    """The authenticated caller (bearer token, X-API-Key or the session cookie), or Unauthorized."""
+    return _checked(request, _principal(request))
+
+
+def _principal(request: Request) -> Principal:
     header = request.headers.get("authorization", "")
     api_key = request.headers.get("x-api-key")
     secret: str = request.app.state.settings.resolved_secret_key
@@ -54,7 +160,7 @@ def principal_from_request(request: Request) -> Principal:
         db: Database = request.app.state.db
         with db.session() as session:
             return verify_api_key(session, api_key)
-    cookie = request.cookies.get("rhip_token")
+    cookie = request.cookies.get(COOKIE)
     if cookie:
         return decode_token(secret, cookie)
     raise Unauthorized("需要登录：请提供 Bearer 令牌或 API 密钥", code="auth-required")
@@ -105,3 +211,60 @@ def declared_roles(endpoint_dependencies: list[Any]) -> frozenset[Role] | None:
         if roles is not None:
             return frozenset(roles)
     return None
+
+
+# refusals written per client address and minute, per worker: a flood of bad tokens must not turn the
+# audit log into the attacker's disk-filler (what is dropped is counted in the next row written)
+REFUSALS_PER_MINUTE = 60
+_refusals: dict[str, tuple[int, int, int]] = {}  # addr -> (minute, written, dropped)
+
+
+def audit_refusal(request: Request, *, status: int, code: str) -> None:
+    """Record a 401/403/429 with who (if known), their role and institution, address and user agent."""
+    if getattr(request.state, "refusal_audited", False):
+        return
+    request.state.refusal_audited = True
+    ctx = client_context(request)
+    addr = ctx["client_addr"] or "-"
+    minute = int(time.time() // 60)
+    seen_minute, written, dropped = _refusals.get(addr, (minute, 0, 0))
+    if seen_minute != minute:
+        written = 0
+    if written >= REFUSALS_PER_MINUTE:
+        _refusals[addr] = (minute, written, dropped + 1)
+        return
+    if len(_refusals) > 10_000:
+        _refusals.clear()
+    _refusals[addr] = (minute, written + 1, 0)
+    principal: Principal | None = getattr(request.state, "principal", None)
+    detail: dict[str, Any] = {"status": status, "code": code[:64], "method": request.method}
+    if dropped:
+        detail["unrecorded_before"] = dropped
+    db: Database = request.app.state.db
+    with db.session() as session, session.begin():
+        security.audit(
+            session,
+            actor=principal.subject if principal else "anonymous",
+            role=principal.role.value if principal else None,
+            institution_code=principal.institution_code if principal else None,
+            action="refused",
+            target=request.scope["path"][:255],
+            outcome="denied",
+            detail=detail,
+            **ctx,
+        )
+
+
+def audit_read(
+    session: Session, request: Request, principal: Principal, *, what: str, target: str | None = None
+) -> None:
+    """Record a read of personal data (in the route's transaction)."""
+    security.audit(
+        session,
+        actor=principal.subject,
+        role=principal.role.value,
+        institution_code=principal.institution_code,
+        action=f"read.{what}"[:64],
+        target=target,
+        **client_context(request),
+    )

@@ -7,7 +7,7 @@ import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
@@ -17,11 +17,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rhip.clock import now
-from rhip.errors import Conflict, Invalid, NotFound, Unauthorized
-from rhip.security.models import ApiKey, AuditEvent, User
+from rhip.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
+from rhip.security.models import ApiKey, AuditEvent, RevokedToken, User
+from rhip.security.passwords import check_password
 from rhip.security.roles import Role
 
 _hasher = PasswordHasher()
+# checked when no such user exists, so a missing account costs the same time as a wrong password
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 JWT_ALGORITHM = "HS256"
 API_KEY_PREFIX = "rhip_"
 
@@ -35,6 +38,8 @@ class Principal:
     institution_code: str | None = None
     via: str = "token"
     name: str | None = None
+    jti: str | None = None
+    expires: int = 0
 
 
 def hash_password(password: str) -> str:
@@ -70,8 +75,7 @@ def create_user(
 ) -> User:
     """Create a user; the username must be new and the password at least 8 characters."""
     r = _role(role)
-    if len(password) < 8:
-        raise Invalid("密码至少 8 位", code="weak-password")
+    check_password(password, username=username)
     if r is Role.uploader and not institution_code:
         raise Invalid("数据上传员必须属于一个机构", code="institution-required")
     if session.scalar(select(User.id).where(User.username == username)) is not None:
@@ -84,6 +88,8 @@ def create_user(
         institution_code=institution_code,
         active=True,
         created_at=now(),
+        verified_at=now(),  # created by an administrator, who checked who it is for
+        verified_via="admin",
     )
     session.add(user)
     session.flush()
@@ -93,9 +99,16 @@ def create_user(
 
 def authenticate(session: Session, *, username: str, password: str) -> User:
     """The active user with these credentials, or Unauthorized (the caller audits the failure)."""
-    user = session.scalar(select(User).where(User.username == username))
-    if user is None or not user.active or not verify_password(user.password_hash, password):
+    user = session.scalar(select(User).where(User.username == username[:64]))
+    # a missing user costs the same argon2 check as a wrong password: timing tells nothing
+    ok = verify_password(user.password_hash if user is not None else _DUMMY_HASH, password)
+    if user is None or not user.active or not ok:
         raise Unauthorized("用户名或密码错误", code="bad-credentials")
+    if user.verified_at is None:
+        raise Forbidden(
+            "账号尚未完成实名核验：请重新注册并输入短信验证码，或携带身份证到医院窗口核验",
+            code="account-unverified",
+        )
     audit(session, actor=username, role=user.role, action="login", institution_code=user.institution_code)
     return user
 
@@ -167,6 +180,8 @@ def _verify_token(secret: str, token: str) -> tuple[Principal, int]:
         institution_code=claims.get("inst"),
         via="token",
         name=claims.get("name"),
+        jti=str(claims["jti"]) if claims.get("jti") else None,
+        expires=int(claims["exp"]),
     )
     return principal, int(claims["exp"])
 
@@ -231,17 +246,21 @@ def audit(
     outcome: str = "ok",
     institution_code: str | None = None,
     detail: dict[str, Any] | None = None,
+    client_addr: str | None = None,
+    user_agent: str | None = None,
 ) -> AuditEvent:
-    """Append one event to the audit log (in the caller's transaction)."""
+    """Append one event to the audit log (in the caller's transaction); long values are cut to fit."""
     event = AuditEvent(
         at=now(),
-        actor=actor,
-        role=role,
-        action=action,
-        target=target,
-        outcome=outcome,
-        institution_code=institution_code,
+        actor=(actor or "")[:128],
+        role=role[:32] if role else None,
+        action=action[:64],
+        target=target[:255] if target else None,
+        outcome=outcome[:16],
+        institution_code=institution_code[:32] if institution_code else None,
         detail=detail,
+        client_addr=client_addr[:64] if client_addr else None,
+        user_agent=user_agent[:255] if user_agent else None,
     )
     session.add(event)
     return event
@@ -255,3 +274,28 @@ def audit_events(
     if action:
         q = q.where(AuditEvent.action == action)
     return list(session.scalars(q))
+
+
+def revoke_token(session: Session, principal: Principal) -> None:
+    """Withdraw a token before its expiry (sign-out); idempotent."""
+    if not principal.jti:
+        return
+    from rhip.db.engine import dialect_insert
+
+    expires = datetime.fromtimestamp(principal.expires or int(now().timestamp()), tz=UTC)
+    session.execute(
+        dialect_insert(session, RevokedToken)
+        .values(jti=principal.jti[:64], revoked_at=now(), expires_at=expires)
+        .on_conflict_do_nothing(index_elements=["jti"])
+    )
+
+
+def revoked_since(session: Session, since: datetime | None) -> list[tuple[str, datetime]]:
+    """Token ids revoked at or after `since` (all unexpired ones when None), with their revocation time."""
+    q = select(RevokedToken.jti, RevokedToken.revoked_at)
+    q = (
+        q.where(RevokedToken.expires_at > now())
+        if since is None
+        else q.where(RevokedToken.revoked_at >= since)
+    )
+    return [(jti, at) for jti, at in session.execute(q)]

@@ -109,7 +109,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         version=rhip.__version__,
         description="Regional health information platform API: registry, intake, booking, records, FHIR R4.",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # web.pages serves /docs from vendored Swagger UI files (no CDN, no inline script)
         redoc_url=None,
         openapi_url="/openapi.json",
         telemetry={"tracing": settings.telemetry, "metrics": settings.telemetry, "logs": settings.telemetry},
@@ -119,6 +119,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.state.templates = make_templates()
     problems.install(app)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    app.mount("/docs-assets", StaticFiles(directory=str(swagger_dir())), name="docs-assets")
 
     for module_name, prefix, tag in ROUTERS:
         module = importlib.import_module(module_name)
@@ -126,4 +127,46 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
             app.include_router(module.router, prefix=prefix, tags=[tag])
         else:
             app.include_router(module.router, prefix=prefix)
+    install_security(app, settings)
     return app
+
+
+def swagger_dir() -> Path:
+    """Swagger UI's files, from the swagger-ui-bundle package that setup installs."""
+    import swagger_ui_bundle
+
+    return Path(swagger_ui_bundle.swagger_ui_path)
+
+
+# sign-in and sign-up forms: they set the session cookie, so they are checked against login CSRF
+LOGIN_PATHS = (
+    "/login",
+    "/booking/login",
+    "/booking/register",
+    "/booking/register/verify",
+    "/booking/register/resend",
+)
+
+
+def install_security(app: FastAPI, settings: Settings) -> None:
+    """The security-headers and CSRF middleware; a CSRF refusal is audited like any other."""
+    from starlette.requests import Request
+    from starlette.types import Scope
+
+    from rhip.security.deps import audit_refusal
+    from rhip.security.masking import install_log_masking
+    from rhip.security.middleware import SecurityMiddleware
+
+    install_log_masking()
+
+    async def on_refusal(scope: Scope, code: str) -> None:
+        request = Request({**scope, "app": app})
+        await anyio.to_thread.run_sync(lambda: audit_refusal(request, status=403, code=code))
+
+    app.add_middleware(
+        SecurityMiddleware,
+        https=settings.secure_cookies,
+        trusted_origins=settings.trusted_origins,
+        login_paths=LOGIN_PATHS,
+        on_refusal=on_refusal,
+    )

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request, Response
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, Form, Query, Request, Response
+from pydantic import BaseModel, Field
 from sqlalchemy import text
-from sqlalchemy.orm import Session
 
 import rhip
-from rhip.errors import Unauthorized
 from rhip.registry import service as registry
-from rhip.security import service as security
+from rhip.security import masking, pagekit, service as security
 from rhip.security.deps import SessionDep, public, require
-from rhip.security.models import User
 from rhip.security.roles import Role
 from rhip.security.service import Principal
 
@@ -53,11 +50,13 @@ class AuditRead(BaseModel):
     target: str | None
     outcome: str
     detail: dict[str, Any] | None
+    client_addr: str | None = None
+    user_agent: str | None = None
 
 
 class ApiKeyCreate(BaseModel):
-    institution_code: str
-    name: str
+    institution_code: str = Field(max_length=32)
+    name: str = Field(max_length=128)
 
 
 class ApiKeyCreated(BaseModel):
@@ -89,41 +88,28 @@ def healthz(session: SessionDep) -> Health:
     return Health(status="ok", version=rhip.__version__, database=session.get_bind().dialect.name)
 
 
-def sign_in(
-    request: Request, session: Session, *, username: str, password: str
-) -> tuple[str, timedelta, User]:
-    """Check a password and issue a token (with its lifetime); a refusal is audited, then raised."""
-    settings = request.app.state.settings
-    try:
-        with session.begin():
-            user = security.authenticate(session, username=username, password=password)
-    except Unauthorized:
-        # the failed attempt is recorded in its own transaction, after the refused one rolled back
-        with session.begin():
-            security.audit(session, actor=username, action="login", outcome="denied")
-        raise
-    ttl = timedelta(minutes=settings.token_ttl_minutes)
-    token = security.issue_token(
-        settings.resolved_secret_key,
-        subject=user.username,
-        role=user.role,
-        institution_code=user.institution_code,
-        ttl=ttl,
-        name=user.display_name,
-    )
-    return token, ttl, user
-
-
 @router.post("/api/v1/auth/token", response_model=TokenRead, tags=["auth"], dependencies=[Depends(public())])
 def login(
     request: Request,
-    username: Annotated[str, Form()],
-    password: Annotated[str, Form()],
+    username: Annotated[str, Form(max_length=64)],
+    password: Annotated[str, Form(max_length=128)],
     session: SessionDep,
 ) -> TokenRead:
-    """Exchange a username and password for a bearer token (OAuth2 password form)."""
-    token, ttl, user = sign_in(request, session, username=username, password=password)
+    """Exchange a username and password for a bearer token (OAuth2 password form); throttled."""
+    token, ttl, user = pagekit.sign_in(request, session, username=username, password=password)
     return TokenRead(access_token=token, expires_in=int(ttl.total_seconds()), role=user.role)
+
+
+@router.post("/api/v1/auth/logout", status_code=204, tags=["auth"])
+def logout(
+    request: Request,
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(require(*Role))],
+) -> Response:
+    """Revoke the token this request carries (it is refused from now on, in every worker)."""
+    response = Response(status_code=204)
+    pagekit.end_session(request, session, response)
+    return response
 
 
 @router.get("/api/v1/auth/me", response_model=PrincipalRead, tags=["auth"])
@@ -142,15 +128,20 @@ def me(principal: Annotated[Principal, Depends(require(*Role))]) -> PrincipalRea
 def audit_log(
     session: SessionDep,
     _p: Annotated[Principal, Depends(require(Role.auditor, Role.admin))],
-    limit: int = 100,
-    offset: int = 0,
-    action: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    action: Annotated[str | None, Query(max_length=64)] = None,
 ) -> list[AuditRead]:
-    """The audit log, newest first (auditors and admins)."""
-    events = security.audit_events(
-        session, limit=min(max(limit, 1), 1000), offset=max(offset, 0), action=action
-    )
-    return [AuditRead.model_validate(e, from_attributes=True) for e in events]
+    """The audit log, newest first (auditors and admins); ID numbers in it are masked."""
+    with session.begin():
+        events = security.audit_events(session, limit=limit, offset=offset, action=action)
+    out = []
+    for e in events:
+        row = AuditRead.model_validate(e, from_attributes=True)
+        row.actor = masking.mask_text(row.actor)
+        row.target = masking.mask_text(row.target) if row.target else None
+        out.append(row)
+    return out
 
 
 @router.post("/api/v1/auth/api-keys", response_model=ApiKeyCreated, status_code=201, tags=["auth"])

@@ -8,9 +8,9 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from rhip.errors import Unauthorized
+from rhip.errors import RhipError
+from rhip.security import pagekit
 from rhip.security.deps import SessionDep, public
-from rhip.web.core import sign_in
 
 router = APIRouter(include_in_schema=False)
 
@@ -47,11 +47,13 @@ def home(request: Request) -> HTMLResponse:
     return response
 
 
-def _safe_next(value: str | None) -> str:
-    """Only same-site paths may be redirected to after sign-in."""
-    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
-        return value
-    return "/"
+@router.get("/docs", response_class=HTMLResponse, dependencies=[Depends(public())])
+def docs(request: Request) -> HTMLResponse:
+    """Swagger UI for the OpenAPI schema, from the vendored swagger-ui-bundle files."""
+    response: HTMLResponse = request.app.state.templates.TemplateResponse(
+        request, "docs.html", {"openapi_url": request.app.openapi_url}
+    )
+    return response
 
 
 @router.get("/login", response_class=HTMLResponse, dependencies=[Depends(public())])
@@ -60,11 +62,8 @@ def login_page(
     next: Annotated[str | None, Query(max_length=300)] = None,
     msg: Annotated[str | None, Query(max_length=200)] = None,
 ) -> HTMLResponse:
-    """The staff sign-in page (doctors, uploaders, agents, managers, auditors, admins)."""
-    response: HTMLResponse = request.app.state.templates.TemplateResponse(
-        request, "login.html", {"next": _safe_next(next), "msg": msg}
-    )
-    return response
+    """The sign-in page for everyone (staff, and residents with their ID number)."""
+    return pagekit.render(request, "login.html", {"next": pagekit.safe_next(next), "msg": msg})
 
 
 @router.post("/login", dependencies=[Depends(public())])
@@ -75,22 +74,20 @@ def login(
     password: Annotated[str, Form(max_length=128)],
     next: Annotated[str, Form(max_length=300)] = "/",
 ) -> Response:
-    """Check the password, set the token cookie and go back to where the user was going."""
-    target = _safe_next(next)
+    """Check the password (throttled), set the token cookie and go back to where the user was going."""
+    target = pagekit.safe_next(next)
     try:
-        token, ttl, _user = sign_in(request, session, username=username, password=password)
-    except Unauthorized as exc:
-        return RedirectResponse(f"/login?next={quote(target)}&msg={quote(exc.detail)}", status_code=303)
+        token, ttl, _user = pagekit.sign_in(request, session, username=username, password=password)
+    except RhipError as exc:
+        return pagekit.back(f"/login?next={quote(target)}", exc.detail)
     response = RedirectResponse(target, status_code=303)
-    response.set_cookie(
-        "rhip_token", token, max_age=int(ttl.total_seconds()), httponly=True, samesite="strict", path="/"
-    )
+    pagekit.set_session(request, response, token, ttl)
     return response
 
 
-@router.get("/logout", dependencies=[Depends(public())])
-def logout() -> Response:
-    """Forget the token cookie."""
+@router.api_route("/logout", methods=["GET", "POST"], dependencies=[Depends(public())])
+def logout(request: Request, session: SessionDep) -> Response:
+    """Revoke the session's token and forget the cookie."""
     response = RedirectResponse("/", status_code=303)
-    response.delete_cookie("rhip_token", path="/")
+    pagekit.end_session(request, session, response)
     return response

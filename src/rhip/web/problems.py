@@ -10,9 +10,15 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.exc import DataError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rhip.errors import RhipError
+from rhip.security import masking
+from rhip.security.deps import audit_refusal
+
+AUDITED = frozenset({401, 403, 429})
 
 PROBLEM = "application/problem+json"
 log = logging.getLogger("rhip.web")
@@ -45,6 +51,8 @@ def problem(
         body["instance"] = instance
     body.update(extra)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 429 and "retry_after" in extra:
+        headers = {"Retry-After": str(int(extra["retry_after"]))}
     # orjson: the same compact UTF-8 JSON as JSONResponse, in a fraction of the time (a sold-out
     # answer is a problem, and answering those fast is the point of the sold-out memory)
     return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM, headers=headers)
@@ -75,6 +83,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RhipError)
     async def _domain(request: Request, exc: RhipError) -> Response:
+        if exc.status in AUDITED and not getattr(request.state, "refusal_audited", False):
+            await run_in_threadpool(audit_refusal, request, status=exc.status, code=exc.code)
         if _wants_html(request) and exc.status == 401 and request.method == "GET":
             # a person without a session goes to the sign-in page and comes back afterwards
             target = quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
@@ -104,11 +114,22 @@ def install(app: FastAPI) -> None:
         title = _HTTP_TITLES.get(exc.status_code, "请求错误")
         detail = exc.detail if isinstance(exc.detail, str) else title
         if exc.status_code == 404:
-            detail = f"路径不存在：{request.url.path}"
+            detail = f"路径不存在：{masking.mask_text(request.url.path)}"
         if _wants_html(request):
             return _html_error(request, exc.status_code, title, detail)
         return problem(
             exc.status_code, title, detail, code=f"http-{exc.status_code}", instance=_path(request)
+        )
+
+    @app.exception_handler(OverflowError)
+    @app.exception_handler(DataError)
+    async def _out_of_range(request: Request, exc: Exception) -> Response:
+        # a number past what the database stores (an id above 2**63, offset=10**20): the input's fault
+        log.info("value out of range", extra={"path": request.url.path, "error": type(exc).__name__})
+        if _wants_html(request):
+            return _html_error(request, 422, "数据校验未通过", "数值超出范围")
+        return problem(
+            422, "数据校验未通过", "请求中的数值超出范围", code="out-of-range", instance=_path(request)
         )
 
     @app.exception_handler(Exception)
