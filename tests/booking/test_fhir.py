@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from fhirpy import SyncFHIRClient
 from fhirpy.base.exceptions import OperationOutcome
 
+from rhip.config import Settings
 from tests.booking.conftest import new_person
 from tests.booking.test_api import publish
 
@@ -126,7 +127,7 @@ def test_refusal_is_409_operation_outcome_and_patch_cancels(
 
 
 def test_bulk_publish_manifest_and_ndjson(
-    live: str, client: TestClient, auth: Auth, frozen: datetime
+    live: str, client: TestClient, auth: Auth, frozen: datetime, settings: Settings
 ) -> None:
     from rhip.booking import fhir_api
 
@@ -135,9 +136,12 @@ def test_bulk_publish_manifest_and_ndjson(
     manifest = httpx.get(f"{live}/fhir/r4/$bulk-publish").json()
     assert [o["type"] for o in manifest["output"]] == ["Location", "Schedule", "Slot"]
     assert manifest["transactionTime"].startswith("2025-03-03T09:00:00")
-    slot_url = manifest["output"][2]["url"]
-    lines = [json.loads(x) for x in httpx.get(slot_url).text.splitlines()]
+    # links are built on the configured base URL (RHIP_FHIR_BASE_URL), not on the request's Host header
+    base = settings.fhir_base_url
+    assert all(o["url"].startswith(base + "/$bulk-publish/") for o in manifest["output"])
+    here = {o["type"]: o["url"].replace(base, f"{live}/fhir/r4") for o in manifest["output"]}
+    lines = [json.loads(x) for x in httpx.get(here["Slot"]).text.splitlines()]
     assert {s["id"] for s in lines} >= {str(x["id"]) for x in sched["slots"]}
     assert all(s["status"] == "free" for s in lines)
-    locations = httpx.get(manifest["output"][0]["url"]).text
+    locations = httpx.get(here["Location"]).text
     assert "南京市胸科医院" in locations

@@ -75,7 +75,7 @@ def test_transaction_is_all_or_nothing(client, auth, inst, settings) -> None:  #
     oo = r.json()
     assert oo["resourceType"] == "OperationOutcome"
     failing = [i for i in oo["issue"] if i.get("expression")]
-    assert [i["expression"] for i in failing] == [["Bundle.entry[3]"]]
+    assert [i["expression"] for i in failing] == [["Bundle.entry[3].resource.code.coding.code"]]
     assert "[code]" in failing[0]["diagnostics"]
     # nothing of the transaction was stored: not the three valid entries either
     assert _stored(settings, "patient_info", "patient_id", [ids["patient"]]) == 0
@@ -107,7 +107,7 @@ def test_transaction_with_unsupported_resource_stores_nothing(client, auth, inst
     r = client.post("/fhir/r4", headers=auth("uploader", institution=inst), json=b)
     assert r.status_code == 422
     failing = [i for i in r.json()["issue"] if i.get("expression")]
-    assert failing[0]["expression"] == ["Bundle.entry[2]"] and failing[0]["code"] == "not-supported"
+    assert failing[0]["expression"] == ["Bundle.entry[2].resource"] and failing[0]["code"] == "not-supported"
     assert _stored(settings, "patient_info", "patient_id", [ids["patient"]]) == 0
 
 
