@@ -67,6 +67,30 @@ def _stored(settings, table: str, column: str, keys: list[str]) -> int:  # type:
         d.close()
 
 
+def stored_rows(settings, table: str, column: str, keys: list[str], *, inst: str) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    """An institution's current lake records whose `column` is one of `keys` (read back from the lake)."""
+    from rhip.intake import service
+    from rhip.lake import Duck, Lake
+    from rhip.lake.sql import Sql
+
+    lake = Lake(settings.resolved_lake_dir)
+    if not lake.exists(f"ods_{table}"):
+        return []
+    db = Database.from_settings(settings)
+    with db.session() as s:
+        inner = service.visible_sql(s, table)
+    db.dispose()
+    d = Duck(lake)
+    try:
+        sql = Sql(
+            f"SELECT * FROM ({inner.text}) WHERE org_code = $org AND list_contains($keys, {column})",
+            {**inner.params, "keys": keys, "org": inst},
+        )
+        return d.query(sql).to_pylist()
+    finally:
+        d.close()
+
+
 def test_transaction_is_all_or_nothing(client, auth, inst, settings) -> None:  # type: ignore[no-untyped-def]
     b, ids = bundle()  # its 4th entry has an ICD-10 code that does not exist
     r = client.post("/fhir/r4", headers=auth("uploader", institution=inst), json=b)

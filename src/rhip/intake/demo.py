@@ -149,13 +149,18 @@ def ingest_month(
     receipts: list[str] = []
     channels: dict[str, int] = defaultdict(int)
     cda_docs = fhir_resources = 0
+    # seconds and records per way in (batch, realtime, fhir, cda): where the demo's time goes
+    way_seconds: dict[str, float] = defaultdict(float)
+    way_records: dict[str, int] = defaultdict(int)
     started = time.perf_counter()
     reader = ThreadPoolExecutor(max_workers=1)
 
     def count(receipt: service.Receipt, channel: str) -> None:
         receipts.append(receipt.batch_id)
         channels[channel] += 1
-        totals.add(receipt.outcome.total())
+        total = receipt.outcome.total()
+        way_records[channel] += total.received
+        totals.add(total)
         probs = receipt.outcome.problems
         if probs is not None:
             for rule, n in probs.get_column("rule").value_counts().iter_rows():
@@ -203,6 +208,7 @@ def ingest_month(
                         )
                         read[CDA_DEMO_TABLE] = _without(read[CDA_DEMO_TABLE], documents)
                         frames = read
+                    t0 = time.perf_counter()
                     receipt = service.ingest(
                         db,
                         lake,
@@ -213,7 +219,9 @@ def ingest_month(
                         frames=frames,
                         workdir=work,
                     )
+                    way_seconds["batch"] += time.perf_counter() - t0
                     count(receipt, "batch")
+                    t0 = time.perf_counter()
                     for rec in documents.drop("_file", "_row", strict=False).iter_rows(named=True):
                         raw = cdawriter.discharge_summary(rec, doc_id=f"{org}-{rec['admission_no']}")
                         _doc, got, _kept = cda.ingest_document(
@@ -226,7 +234,10 @@ def ingest_month(
                         )
                         count(got, "cda")
                         cda_docs += 1
+                    way_seconds["cda"] += time.perf_counter() - t0
                 for f, t in rt_files:
+                    t0 = time.perf_counter()
+                    spent_fhir = 0.0
                     got_file = formats.read_file(
                         synth_dir / f["path"],
                         filename=Path(f["path"]).name,
@@ -237,10 +248,15 @@ def ingest_month(
                     if fhir is not None:
                         share = _pick_clean(frame, t, org, touched, fhir_rows)
                         if share.height:
+                            t1 = time.perf_counter()
                             for got in fhir(org, share.drop("_file", "_row")):
                                 count(got, "fhir")
+                            spent_fhir = time.perf_counter() - t1
+                            way_seconds["fhir"] += spent_fhir
                             fhir_resources += share.height
                             frame = _without(frame, share)
+                    way_seconds["realtime"] += time.perf_counter() - t0 - spent_fhir  # reading the file
+                    t0 = time.perf_counter()
                     for start in range(0, frame.height, REALTIME_CHUNK):
                         got = service.ingest(
                             db,
@@ -252,6 +268,7 @@ def ingest_month(
                             workdir=work,
                         )
                         count(got, "realtime")
+                    way_seconds["realtime"] += time.perf_counter() - t0
                 bar.advance(task)
         seconds = time.perf_counter() - started
         compacted: dict[str, tuple[int, int]] = {}
@@ -277,6 +294,8 @@ def ingest_month(
         "seconds": seconds,
         "compacted": compacted,
         "compact_seconds": compact_seconds,
+        "way_seconds": dict(way_seconds),
+        "way_records": dict(way_records),
     }
 
 
