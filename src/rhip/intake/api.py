@@ -17,7 +17,7 @@ from rhip import clock
 from rhip.config import Settings
 from rhip.db.engine import Database
 from rhip.errors import BadRequest, Forbidden, Invalid
-from rhip.intake import cda, export, formats, pipeline, service, uploads
+from rhip.intake import cda, export, formats, pipeline, reading, service, uploads
 from rhip.intake.schemas import (
     BatchPage,
     BatchRead,
@@ -109,7 +109,7 @@ async def upload_batch(
             raise BadRequest("请求中没有文件（multipart 字段 file）", code="no-file")
         if table and len(files) > 1:
             raise BadRequest("多个文件时不能用 table 参数；请用文件名标明数据表", code="table-ambiguous")
-        ups = [pipeline.Upload(path=p, filename=name, table=table, encoding=encoding) for name, p in files]
+        ups = [reading.Upload(path=p, filename=name, table=table, encoding=encoding) for name, p in files]
         db: Database = request.app.state.db
         receipt = await run_in_threadpool(
             service.ingest,
@@ -154,7 +154,7 @@ async def upload_realtime(
     institution: str | None = None,
 ) -> RealtimeRead:
     """Real-time form upload (实时上传): one or many records as JSON, answered synchronously."""
-    ds = pipeline.get_dataset(table)
+    ds = reading.get_dataset(table)
     inst = upload_institution(principal, institution)
     raw = bytearray()
     async for chunk in request.stream():
@@ -163,8 +163,8 @@ async def upload_realtime(
             raise uploads.too_large(MAX_JSON_BYTES)
     records = parse_records(bytes(raw))
     arrow = formats.table_from_records(records)
-    pipeline.check_header(ds, list(arrow.column_names), filename="请求体")
-    frames = {ds.name: pipeline.frame_of(ds, arrow)}
+    reading.check_header(ds, list(arrow.column_names), filename="请求体")
+    frames = {ds.name: reading.frame_of(ds, arrow)}
     db: Database = request.app.state.db
     receipt = await run_in_threadpool(
         service.ingest,

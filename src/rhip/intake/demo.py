@@ -27,7 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rhip.config import Settings
 from rhip.db.engine import Database
 from rhip.errors import RhipError
-from rhip.intake import cda, cdawriter, formats, pipeline, rules, service, store
+from rhip.intake import cda, cdawriter, formats, pipeline, reading, rules, service, store
 from rhip.lake.store import Lake
 
 REALTIME_DEMO_TABLE = "lab_result"  # sent through the real-time path, after the batch files
@@ -79,7 +79,7 @@ def _pick_clean(
     """Up to n rows of a file frame that nothing was planted on (none when there is no ground truth)."""
     if touched is None or n <= 0:
         return frame.clear()
-    key = rules.key_expr(list(pipeline.get_dataset(table).business_key))
+    key = rules.key_expr(list(reading.get_dataset(table).business_key))
     bad = list(touched.get((org, table), set()))
     clean = frame.filter(
         ~key.is_in(pl.Series(bad, dtype=pl.String).implode())
@@ -99,20 +99,20 @@ def _without(frame: pl.DataFrame, taken: pl.DataFrame) -> pl.DataFrame:
 
 def _groups(
     synth_dir: Path, files: list[dict[str, Any]], *, realtime: bool
-) -> tuple[list[tuple[list[pipeline.Upload], bool]], list[tuple[dict[str, Any], str]]]:
+) -> tuple[list[tuple[list[reading.Upload], bool]], list[tuple[dict[str, Any], str]]]:
     """One institution's batches (main files, then the month-end corrections), each with whether it holds
     the CDA demo table, and its files sent through the real-time path instead."""
     batch_files: list[tuple[dict[str, Any], str]] = []
     rt_files: list[tuple[dict[str, Any], str]] = []
     for f in files:
-        table = f.get("table") or pipeline.table_for_filename(Path(f["path"]).name)
+        table = f.get("table") or reading.table_for_filename(Path(f["path"]).name)
         target = rt_files if realtime and table == REALTIME_DEMO_TABLE else batch_files
         target.append((f, table))
     groups = []
     for fixes in (False, True):
         group = [(f, t) for f, t in batch_files if _is_correction(f["path"]) == fixes]
         ups = [
-            pipeline.Upload(
+            reading.Upload(
                 path=synth_dir / f["path"], filename=Path(f["path"]).name, table=t, encoding=f.get("encoding")
             )
             for f, t in group
@@ -189,7 +189,7 @@ def ingest_month(
                     folder = work / f"b{i}"  # transcoded copies of different batches never share a name
                     folder.mkdir(exist_ok=True)
                     with contextlib.suppress(RhipError):  # a bad batch fails in its own ingest() instead
-                        ahead[i] = pipeline.read_uploads_ahead(queue[i][0], workdir=folder, pool=reader)
+                        ahead[i] = reading.read_uploads_ahead(queue[i][0], workdir=folder, pool=reader)
 
             at = 0
             for org, groups, rt_files in plans:
@@ -202,7 +202,7 @@ def ingest_month(
                     documents = pl.DataFrame()
                     if cda_per_org and takes_cda:
                         # the files are read here (not inside ingest) to take the CDA share out of them
-                        read = pipeline.read_uploads(ups, workdir=work)
+                        read = reading.read_uploads(ups, workdir=work)
                         documents = _pick_clean(
                             read[CDA_DEMO_TABLE], CDA_DEMO_TABLE, org, touched, cda_per_org
                         )
@@ -244,7 +244,7 @@ def ingest_month(
                         encoding=f.get("encoding"),
                         workdir=work,
                     )
-                    frame = pipeline.frame_of(pipeline.get_dataset(t), got_file.table)
+                    frame = reading.frame_of(reading.get_dataset(t), got_file.table)
                     if fhir is not None:
                         share = _pick_clean(frame, t, org, touched, fhir_rows)
                         if share.height:

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from rhip import clock
 from rhip.db.engine import Database
 from rhip.errors import Forbidden, NotFound, RhipError
-from rhip.intake import pipeline, rollup, store
+from rhip.intake import pipeline, reading, rollup, store
 from rhip.intake.models import (
     ABORTED,
     COMMITTED,
@@ -396,7 +396,7 @@ def ingest(
     institution_code: str,
     submitted_by: str,
     channel: str = "batch",
-    uploads: list[pipeline.Upload] | None = None,
+    uploads: list[reading.Upload] | None = None,
     frames: Mapping[str, pl.DataFrame | Future[pl.DataFrame]] | None = None,
     workdir: Path | None = None,
     progress: pipeline.Progress | None = None,
@@ -424,7 +424,7 @@ def ingest(
         if frames is None:
             if workdir is None:
                 raise ValueError("workdir is needed to read uploads")
-            todo = pipeline.read_uploads_ahead(uploads or [], workdir=workdir, pool=reader)
+            todo = reading.read_uploads_ahead(uploads or [], workdir=workdir, pool=reader)
         else:
             todo = frames
 
