@@ -175,3 +175,53 @@ def get(sd_id: str, *, canonical: str) -> dict[str, Any] | None:
 def supported_profiles(rtype: str, *, canonical: str) -> list[str]:
     """The canonical URLs of the profiles of one resource type."""
     return [f"{canonical}/StructureDefinition/{p.id}" for p in PROFILES if p.type == rtype]
+
+
+def _rule(f: catalogue.Field | None) -> str:
+    """The intake rules that check a catalogue field."""
+    if f is None:
+        return ""
+    rules = ["required"] if f.required else []
+    kind = {
+        "code": "code",
+        "id_number": "id_checksum",
+        "date": "date_range",
+        "datetime": "date_range、date_future",
+    }
+    rules.append(kind.get(f.type, "type"))
+    if f.minimum is not None or f.maximum is not None:
+        rules.append("range")
+    if f.code_system:
+        rules[-1 if f.type == "code" else len(rules) :] = [f"code（{f.code_system}）"]
+    return "、".join(rules)
+
+
+def markdown() -> str:
+    """docs/fhir.md's element tables: per profile, each element → catalogue field, required, the rule."""
+    out: list[str] = []
+    for p in PROFILES:
+        ds = catalogue.get(p.table)
+        out.append(f"### {p.type} → `{p.table}`（{ds.label}），profile `{p.id}`\n")
+        if p.note:
+            out.append(f"{p.note}。\n")
+        out.append("| 元素（FHIRPath） | 目录字段 | 必填 | 校验规则 | 说明 |")
+        out.append("| --- | --- | --- | --- | --- |")
+        for e in p.elements:
+            f = _field(p.table, e.field)
+            need = "是" if e.min1 else (f"否（缺省 {e.default}）" if e.default else "否")
+            if not e.min1 and f is not None and f.required and not e.default:
+                need = "是（见说明）"
+            path = e.path.replace("|", "\\|")
+            note = (e.note or "").replace("|", "\\|")
+            label = f.label if f else ""
+            out.append(f"| `{path}` | `{e.field}` {label} | {need} | {_rule(f)} | {note} |")
+        for key, human, expr in p.invariants:
+            out.append(f"\n约束 `{key}`：{human}（`{expr}`）。")
+        out.append("")
+    out.append("### 扩展\n")
+    out.append("| 扩展（`{canonical}/StructureDefinition/…`） | 值类型 | 目录字段 |")
+    out.append("| --- | --- | --- |")
+    for name in sorted(EXTENSIONS):
+        vt, fields = EXTENSIONS[name]
+        out.append(f"| `{name}` | {vt} | {fields} |")
+    return "\n".join(out) + "\n"
