@@ -164,6 +164,11 @@ def test_fhir_inputs_that_used_to_500(client: TestClient, auth: Auth, frozen: da
     one = client.get(f"/fhir/r4/Slot?schedule=Schedule/{sched['id']}&_count=-1").json()
     assert one["total"] == 1
     assert client.get(f"/fhir/r4/Slot?schedule=Schedule/{sched['id']}&_count=0").json()["total"] == 1
+    # links come from RHIP_FHIR_BASE_URL, never from the Host header
+    found = client.get(
+        f"/fhir/r4/Slot?schedule=Schedule/{sched['id']}", headers={"Host": "evil.example"}
+    ).text
+    assert "evil" not in found and "127.0.0.1:8000/fhir/r4/Slot/" in found
     pid = new_person()
     me = {**auth("resident", subject=pid), "Content-Type": "application/fhir+json"}
     deep = ("[" * 100_000 + "]" * 100_000).encode()

@@ -317,6 +317,12 @@ def run(
     )
     removed = sum(r for r, _a in got["compacted"].values())
     added = sum(a for _r, a in got["compacted"].values())
+    per_way = "；".join(
+        f"{service.CHANNELS.get(c, c)} {got['way_records'].get(c, 0):,} 条 {sec:.1f} 秒"
+        + (f"（{got['way_records'].get(c, 0) / sec:,.0f} 条/秒）" if sec > 0 else "")
+        for c in ("batch", "realtime", "fhir", "cda")
+        if (sec := got["way_seconds"].get(c, 0.0)) or got["way_records"].get(c)
+    )
     return [
         (
             "数据采集",
@@ -334,4 +340,5 @@ def run(
             f"{got['seconds']:.1f} 秒，{rate:,.0f} 条/秒；数据湖小文件合并 {removed:,} → {added:,} 个文件，"
             f"{got['compact_seconds']:.1f} 秒",
         ),
+        ("数据采集 · 各途径用时", per_way or "无"),
     ]
