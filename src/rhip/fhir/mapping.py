@@ -208,6 +208,7 @@ class _Refs:
             if isinstance(r.get("id"), str) and r["id"]:
                 self.typed[f"{r.get('resourceType')}/{r['id']}"] = i
         self.unresolved: dict[int, list[str]] = {}
+        self._memo: dict[str, tuple[int | None, str | None, bool]] = {}
 
     def entry(self, ref: Any) -> int | None:
         """The entry a Reference points to, when it is one of the Bundle's."""
@@ -215,12 +216,7 @@ class _Refs:
             return None
         r = ref.get("reference")
         if isinstance(r, str) and r:
-            if r in self.full:
-                return self.full[r]
-            if "?" in r:
-                got = parse_condition(r)
-                return self._by_identifier(r.split("?")[0], got[1], got[2]) if got else None
-            return self.typed.get(_tail(r))
+            return self._literal(r)[0]
         ident = ref.get("identifier")
         if isinstance(ident, dict) and ident.get("value"):
             return self._by_identifier(str(ref.get("type") or ""), ident.get("system"), str(ident["value"]))
@@ -235,26 +231,48 @@ class _Refs:
                     return i
         return None
 
+    def _literal(self, r: str) -> tuple[int | None, str | None, bool]:
+        """(entry, key, unresolvable) of a literal reference, memoised: a Bundle names the same patient and
+        encounter from many entries."""
+        hit = self._memo.get(r)
+        if hit is not None:
+            return hit
+        i: int | None = self.full.get(r)
+        key: str | None = None
+        bad = False
+        if i is None:
+            if r.startswith(("urn:uuid:", "urn:oid:")):
+                bad = True
+            elif r.startswith("#"):
+                pass  # a contained resource: nothing to link
+            elif "?" in r:
+                got = parse_condition(r)
+                i = self._by_identifier(r.split("?")[0], got[1], got[2]) if got else None
+                if i is None:
+                    bad = not got or got[1] == ID_NUMBER_SYSTEM
+                    key = None if bad or not got else got[2]
+            else:
+                tail = _tail(r)
+                i = self.typed.get(tail)
+                key = tail.rsplit("/", 1)[-1]
+        if i is not None:
+            key = self.keys[i]
+        self._memo[r] = (i, key, bad)
+        return i, key, bad
+
     def key(self, ref: Any, at: int) -> str | None:
         """The business key a Reference resolves to (an unresolvable `urn:` reference noted on entry `at`)."""
         if not isinstance(ref, dict):
             return None
+        r = ref.get("reference")
+        if isinstance(r, str) and r:
+            _i, key, bad = self._literal(r)
+            if bad:
+                self.unresolved.setdefault(at, []).append(r)
+            return key
         i = self.entry(ref)
         if i is not None:
             return self.keys[i]
-        r = ref.get("reference")
-        if isinstance(r, str) and r:
-            if r.startswith(("urn:uuid:", "urn:oid:")) or r.startswith("#"):
-                if not r.startswith("#"):
-                    self.unresolved.setdefault(at, []).append(r)
-                return None
-            if "?" in r:
-                got = parse_condition(r)
-                if got and got[1] != ID_NUMBER_SYSTEM:
-                    return got[2]
-                self.unresolved.setdefault(at, []).append(r)
-                return None
-            return _tail(r).rsplit("/", 1)[-1]
         ident = ref.get("identifier")
         if isinstance(ident, dict) and ident.get("value"):
             return str(ident["value"])
