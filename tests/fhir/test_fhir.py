@@ -152,7 +152,12 @@ def test_batch_is_per_entry(client, auth, inst, settings) -> None:  # type: igno
 def test_not_fhir(client, auth, inst) -> None:  # type: ignore[no-untyped-def]
     h = auth("uploader", institution=inst)
     r = client.post("/fhir/r4", headers=h, json={"hello": "world"})
-    assert r.status_code == 400 and r.json()["code"] == "not-a-bundle"
+    # errors under /fhir/ are OperationOutcomes (what FHIR clients read), carrying the same code
+    assert r.status_code == 400 and r.headers["content-type"].startswith("application/fhir+json")
+    issue = r.json()["issue"][0]
+    assert issue["code"] == "invalid" and issue["details"]["coding"][0]["code"] == "not-a-bundle"
+    r = client.post("/fhir/r4", json={"resourceType": "Bundle"})
+    assert r.status_code == 401 and r.json()["issue"][0]["code"] == "login"
     assert client.post("/fhir/r4", headers=h, content=b"\xff\x00").status_code == 400
 
 

@@ -324,6 +324,13 @@ def test_single_resource_create_and_validate(client, auth, inst, settings) -> No
     r = client.post("/fhir/r4/Patient", headers=h, json=bad)
     assert r.status_code == 422 and r.json()["issue"][1]["expression"] == ["Patient.birthDate"]
     assert client.post("/fhir/r4/Basic", headers=h, json={"resourceType": "Basic"}).status_code == 404
+    # update at an id: the id in the URL is the business key; a different id in the body is refused
+    other = unique("SP")
+    r = client.put(f"/fhir/r4/Patient/{other}", headers=h, json={**pat, "id": "not-the-same"})
+    assert r.status_code == 400 and r.json()["issue"][0]["details"]["coding"][0]["code"] == "id-mismatch"
+    r = client.put(f"/fhir/r4/Patient/{other}", headers=h, json=pat)
+    assert r.status_code == 201 and r.json()["id"] == other
+    assert len(stored_rows(settings, "patient_info", "patient_id", [other], inst=inst)) == 1
 
 
 def test_validate_bundle_stores_nothing(client, auth, inst, settings) -> None:  # type: ignore[no-untyped-def]

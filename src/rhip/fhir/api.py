@@ -304,6 +304,11 @@ def _refused(got: BundleResult, n_entries: int, *, prefix: str | None = None) ->
 def _single(rtype: str, res: Any, *, method: str, url: str, if_none_exist: str | None) -> dict[str, Any]:
     if not isinstance(res, dict) or res.get("resourceType") != rtype:
         raise BadRequest(f"请求体应为 {rtype[:40]} 资源", code="bad-resource")
+    if method == "PUT" and "?" not in url:
+        rid = url.split("/", 1)[1]
+        if res.get("id") not in (None, rid):  # FHIR R4 3.1.0.4: the ids must agree
+            raise BadRequest(f"资源 id（{str(res.get('id'))[:64]}）与 URL 中的 id 不一致", code="id-mismatch")
+        res = {**res, "id": rid}
     req: dict[str, Any] = {"method": method, "url": url}
     if if_none_exist:
         req["ifNoneExist"] = if_none_exist
