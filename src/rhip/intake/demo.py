@@ -166,17 +166,22 @@ def ingest_month(
             for rule, n in probs.get_column("rule").value_counts().iter_rows():
                 rules_hit[str(rule)] += int(n)
 
+    # the batches leave their small files to the one compaction at the end (when compacting at all)
+    deferred = service.compaction_deferred() if compact else contextlib.nullcontext()
     try:
         with db.session() as s, s.begin():
             service.recover(s, lake=lake)
-        with Progress(
-            TextColumn("[bold]数据采集 {task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            disable=console is None,
-        ) as bar:
+        with (
+            deferred,
+            Progress(
+                TextColumn("[bold]数据采集 {task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+                disable=console is None,
+            ) as bar,
+        ):
             task = bar.add_task("", total=len(by_org))
             plans = [(org, *_groups(synth_dir, fs, realtime=realtime)) for org, fs in sorted(by_org.items())]
             # every batch's files in processing order: the next batch's files are read on `reader` while

@@ -13,8 +13,10 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -379,6 +381,21 @@ def lake_of(root: Path) -> Lake:
 COMPACT_AFTER = 48  # small files in a partition before a batch's commit merges them (bounded, rare)
 
 
+_DEFERRED: ContextVar[bool] = ContextVar("rhip_intake_compaction_deferred", default=False)
+
+
+@contextmanager
+def compaction_deferred() -> Iterator[None]:
+    """Within this block, batches leave their small files for one compaction at the end (the demo: a
+    month of ~600 batches re-merged the shared year partitions every 48 commits, each time with all the
+    rows so far, and then compacted everything once more)."""
+    token = _DEFERRED.set(True)
+    try:
+        yield
+    finally:
+        _DEFERRED.reset(token)
+
+
 def _tidy(lake: Lake, tables: list[str]) -> None:
     """Merge small files of the partitions this batch grew, once enough have accumulated.
 
@@ -386,6 +403,8 @@ def _tidy(lake: Lake, tables: list[str]) -> None:
     every later dedup, link check and report reads them all. Compaction is only an optimisation: a
     conflict with a concurrent delete (recovery) just leaves the files for the next batch.
     """
+    if _DEFERRED.get():
+        return
     try:
         store.compact(lake, tables=tables, min_files=COMPACT_AFTER, refresh=False)
     except Exception as exc:  # deltalake raises several commit-conflict types
