@@ -387,7 +387,7 @@ async def validate(
     inst = upload_institution(principal, institution)
     raw = await _body(request)
 
-    def run() -> tuple[BundleResult, int]:
+    def run() -> BundleResult:
         with _gc_paused():
             res = _parse(raw)
         if isinstance(res, dict) and res.get("resourceType") == "Parameters":
@@ -405,9 +405,9 @@ async def validate(
             body = res
         else:
             body = _single(rtype, res, method="POST", url=rtype, if_none_exist=None)
-        return _run(request, inst, principal, body, store_it=False), len(body.get("entry") or [])
+        return _run(request, inst, principal, body, store_it=False)
 
-    got, _n = await run_in_threadpool(run)
+    got = await run_in_threadpool(run)
     prefix = None if rtype == "Bundle" else rtype
     issues = [x for i in sorted(got.problems) for x in got.problems[i]]
     if not issues:

@@ -190,7 +190,7 @@ def ingest_month(
             ahead: dict[int, Mapping[str, Future[pl.DataFrame]]] = {}
 
             def prefetch(i: int) -> None:
-                if i < len(queue) and i not in ahead and not (cda_per_org and queue[i][1]):
+                if i < len(queue) and i not in ahead:
                     folder = work / f"b{i}"  # transcoded copies of different batches never share a name
                     folder.mkdir(exist_ok=True)
                     with contextlib.suppress(RhipError):  # a bad batch fails in its own ingest() instead
@@ -206,12 +206,14 @@ def ingest_month(
                     at += 1
                     documents = pl.DataFrame()
                     if cda_per_org and takes_cda:
-                        # the files are read here (not inside ingest) to take the CDA share out of them
-                        read = reading.read_uploads(ups, workdir=work)
-                        documents = _pick_clean(
-                            read[CDA_DEMO_TABLE], CDA_DEMO_TABLE, org, touched, cda_per_org
+                        # the CDA share is taken out of the file frames (read ahead like any batch's)
+                        read: dict[str, pl.DataFrame | Future[pl.DataFrame]] = dict(
+                            frames if frames is not None else reading.read_uploads(ups, workdir=work)
                         )
-                        read[CDA_DEMO_TABLE] = _without(read[CDA_DEMO_TABLE], documents)
+                        got_cda = read[CDA_DEMO_TABLE]
+                        table = got_cda.result() if isinstance(got_cda, Future) else got_cda
+                        documents = _pick_clean(table, CDA_DEMO_TABLE, org, touched, cda_per_org)
+                        read[CDA_DEMO_TABLE] = _without(table, documents)
                         frames = read
                     t0 = time.perf_counter()
                     receipt = service.ingest(
