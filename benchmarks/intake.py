@@ -24,7 +24,7 @@ import polars as pl
 
 from rhip.config import Settings
 from rhip.db.engine import Database, upgrade
-from rhip.intake import demo, formats, pipeline, rules, store
+from rhip.intake import demo, formats, reading, rules, store
 from rhip.lake.store import Lake
 from rhip.registry import catalogue, codes, service as registry
 
@@ -262,7 +262,7 @@ def main() -> int:
             schemas[ds.name].validate(df, lazy=True)
     peer = time.perf_counter() - t0
     # our validation only, same frames (with the row/file columns our rules carry added before the clock)
-    prepared = [(ds, pipeline.frame_of(ds, df.to_arrow())) for ds, df in frames]
+    prepared = [(ds, reading.frame_of(ds, df.to_arrow())) for ds, df in frames]
     t0 = time.perf_counter()
     now = datetime.now(UTC)
     for ds, df in prepared:

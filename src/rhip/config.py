@@ -64,6 +64,12 @@ class Settings(BaseSettings):
         default=None,
         description="A running Orthanc (PACS) to use; default: rhip starts its own under data_dir",
     )
+    # the FHIR server's public base URL: every link the facade writes (Bundle links, fullUrl, the
+    # CapabilityStatement, $bulk-publish) is built from it, never from the request's Host header
+    fhir_base_url: str = Field(default="http://127.0.0.1:8000/fhir/r4", max_length=500)
+    # the canonical base of our StructureDefinitions and extension URLs (default: fhir_base_url, so each
+    # canonical URL resolves on this server); set it once and keep it: uploaded data carries these URLs
+    fhir_canonical: str | None = Field(default=None, max_length=500)
 
     @cached_property
     def resolved_database_url(self) -> str:
@@ -94,6 +100,11 @@ class Settings(BaseSettings):
         with os.fdopen(fd, "w") as f:
             f.write(key)
         return key
+
+    @property
+    def resolved_fhir_canonical(self) -> str:
+        """The canonical base URL of our FHIR profiles and extensions."""
+        return (self.fhir_canonical or self.fhir_base_url).rstrip("/")
 
     @property
     def is_sqlite(self) -> bool:

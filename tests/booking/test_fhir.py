@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from fhirpy import SyncFHIRClient
 from fhirpy.base.exceptions import OperationOutcome
 
+from rhip.config import Settings
 from tests.booking.conftest import new_person
 from tests.booking.test_api import publish
 
@@ -105,7 +106,7 @@ def test_refusal_is_409_operation_outcome_and_patch_cancels(
 
 
 def test_bulk_publish_manifest_and_ndjson(
-    live: str, client: TestClient, auth: Auth, frozen: datetime
+    live: str, client: TestClient, auth: Auth, frozen: datetime, settings: Settings
 ) -> None:
     from rhip.booking import fhir_api
 
@@ -114,9 +115,76 @@ def test_bulk_publish_manifest_and_ndjson(
     manifest = httpx.get(f"{live}/fhir/r4/$bulk-publish").json()
     assert [o["type"] for o in manifest["output"]] == ["Location", "Schedule", "Slot"]
     assert manifest["transactionTime"].startswith("2025-03-03T09:00:00")
-    slot_url = manifest["output"][2]["url"]
-    lines = [json.loads(x) for x in httpx.get(slot_url).text.splitlines()]
+    # links are built on the configured base URL (RHIP_FHIR_BASE_URL), not on the request's Host header
+    base = settings.fhir_base_url
+    assert all(o["url"].startswith(base + "/$bulk-publish/") for o in manifest["output"])
+    here = {o["type"]: o["url"].replace(base, f"{live}/fhir/r4") for o in manifest["output"]}
+    lines = [json.loads(x) for x in httpx.get(here["Slot"]).text.splitlines()]
     assert {s["id"] for s in lines} >= {str(x["id"]) for x in sched["slots"]}
     assert all(s["status"] == "free" for s in lines)
-    locations = httpx.get(manifest["output"][0]["url"]).text
+    locations = httpx.get(here["Location"]).text
     assert "南京市胸科医院" in locations
+
+
+def test_fhir_inputs_that_used_to_500(client: TestClient, auth: Auth, frozen: datetime) -> None:
+    """Issue 13's FHIR findings: each answered 4xx OperationOutcome, never 500."""
+    for url in (
+        "/fhir/r4/Schedule?date=9999-12-31",
+        "/fhir/r4/Slot?start=9999-12-31",
+        "/fhir/r4/Slot?start=lt0001-01-01",
+        "/fhir/r4/Slot?start=gt9999-12-31T23:59:59",
+        "/fhir/r4/Schedule?_count=abc",
+        "/fhir/r4/Slot?_count=1e9",
+    ):
+        r = client.get(url)
+        assert r.status_code == 422 and r.json()["resourceType"] == "OperationOutcome", url
+    sched = publish(client, auth, day="2025-03-12", hospital_code="H029")
+    # _count is clamped to 1..1000: -1 is 1 (it used to return every row)
+    one = client.get(f"/fhir/r4/Slot?schedule=Schedule/{sched['id']}&_count=-1").json()
+    assert one["total"] == 1
+    assert client.get(f"/fhir/r4/Slot?schedule=Schedule/{sched['id']}&_count=0").json()["total"] == 1
+    # links come from RHIP_FHIR_BASE_URL, never from the Host header
+    found = client.get(
+        f"/fhir/r4/Slot?schedule=Schedule/{sched['id']}", headers={"Host": "evil.example"}
+    ).text
+    assert "evil" not in found and "127.0.0.1:8000/fhir/r4/Slot/" in found
+    pid = new_person()
+    me = {**auth("resident", subject=pid), "Content-Type": "application/fhir+json"}
+    deep = ("[" * 100_000 + "]" * 100_000).encode()
+    for method, url in (
+        ("POST", "/fhir/r4/Appointment"),
+        ("PUT", "/fhir/r4/Appointment/1"),
+        ("PATCH", "/fhir/r4/Appointment/1"),
+    ):
+        r = client.request(method, url, content=deep, headers=me)
+        assert r.status_code == 400 and r.json()["resourceType"] == "OperationOutcome", (method, r.text)
+    r = client.patch("/fhir/r4/Appointment/1", content=b'"cancelled"', headers=me)
+    assert r.status_code == 400 and r.json()["resourceType"] == "OperationOutcome"
+    body = {"resourceType": "Appointment", "status": "cancelled", "cancelationReason": "不去了"}
+    r = client.put("/fhir/r4/Appointment/1", json=body, headers=me)
+    assert r.status_code == 422 and r.json()["resourceType"] == "OperationOutcome"
+
+
+def test_patient_identifier_is_the_national_id(client: TestClient, auth: Auth, frozen: datetime) -> None:
+    """WS/T 500: 2.16.156.10011.1.3 is the ID number (…1.1 is a document serial number); a v2-0203 NNCHN
+    identifier is the national ID too; the answer carries 1.3."""
+    ready = publish(client, auth, day="2025-03-07", hospital_code="H029")
+    pid = new_person()
+    me = {**auth("resident", subject=pid), "Content-Type": "application/fhir+json"}
+
+    def book(ident: dict[str, object], slot: int) -> httpx.Response:
+        body = {
+            "resourceType": "Appointment",
+            "status": "proposed",
+            "slot": [{"reference": f"Slot/{ready['slots'][slot]['id']}"}],
+            "participant": [{"actor": {"identifier": ident}, "status": "needs-action"}],
+        }
+        return client.post("/fhir/r4/Appointment", json=body, headers=me)
+
+    r = book({"system": "urn:oid:2.16.156.10011.1.1", "value": pid}, 0)
+    assert r.status_code == 422 and "文档流水号" in r.text
+    typed = {"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "NNCHN"}
+    r = book({"type": {"coding": [typed]}, "value": pid}, 0)
+    assert r.status_code == 201, r.text
+    actor = r.json()["participant"][0]["actor"]
+    assert actor["identifier"] == {"system": "urn:oid:2.16.156.10011.1.3", "value": pid}

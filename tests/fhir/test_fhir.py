@@ -67,6 +67,30 @@ def _stored(settings, table: str, column: str, keys: list[str]) -> int:  # type:
         d.close()
 
 
+def stored_rows(settings, table: str, column: str, keys: list[str], *, inst: str) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    """An institution's current lake records whose `column` is one of `keys` (read back from the lake)."""
+    from rhip.intake import service
+    from rhip.lake import Duck, Lake
+    from rhip.lake.sql import Sql
+
+    lake = Lake(settings.resolved_lake_dir)
+    if not lake.exists(f"ods_{table}"):
+        return []
+    db = Database.from_settings(settings)
+    with db.session() as s:
+        inner = service.visible_sql(s, table)
+    db.dispose()
+    d = Duck(lake)
+    try:
+        sql = Sql(
+            f"SELECT * FROM ({inner.text}) WHERE org_code = $org AND list_contains($keys, {column})",
+            {**inner.params, "keys": keys, "org": inst},
+        )
+        return d.query(sql).to_pylist()
+    finally:
+        d.close()
+
+
 def test_transaction_is_all_or_nothing(client, auth, inst, settings) -> None:  # type: ignore[no-untyped-def]
     b, ids = bundle()  # its 4th entry has an ICD-10 code that does not exist
     r = client.post("/fhir/r4", headers=auth("uploader", institution=inst), json=b)
@@ -75,7 +99,7 @@ def test_transaction_is_all_or_nothing(client, auth, inst, settings) -> None:  #
     oo = r.json()
     assert oo["resourceType"] == "OperationOutcome"
     failing = [i for i in oo["issue"] if i.get("expression")]
-    assert [i["expression"] for i in failing] == [["Bundle.entry[3]"]]
+    assert [i["expression"] for i in failing] == [["Bundle.entry[3].resource.code.coding.code"]]
     assert "[code]" in failing[0]["diagnostics"]
     # nothing of the transaction was stored: not the three valid entries either
     assert _stored(settings, "patient_info", "patient_id", [ids["patient"]]) == 0
@@ -107,7 +131,7 @@ def test_transaction_with_unsupported_resource_stores_nothing(client, auth, inst
     r = client.post("/fhir/r4", headers=auth("uploader", institution=inst), json=b)
     assert r.status_code == 422
     failing = [i for i in r.json()["issue"] if i.get("expression")]
-    assert failing[0]["expression"] == ["Bundle.entry[2]"] and failing[0]["code"] == "not-supported"
+    assert failing[0]["expression"] == ["Bundle.entry[2].resource"] and failing[0]["code"] == "not-supported"
     assert _stored(settings, "patient_info", "patient_id", [ids["patient"]]) == 0
 
 
@@ -128,7 +152,12 @@ def test_batch_is_per_entry(client, auth, inst, settings) -> None:  # type: igno
 def test_not_fhir(client, auth, inst) -> None:  # type: ignore[no-untyped-def]
     h = auth("uploader", institution=inst)
     r = client.post("/fhir/r4", headers=h, json={"hello": "world"})
-    assert r.status_code == 400 and r.json()["code"] == "not-a-bundle"
+    # errors under /fhir/ are OperationOutcomes (what FHIR clients read), carrying the same code
+    assert r.status_code == 400 and r.headers["content-type"].startswith("application/fhir+json")
+    issue = r.json()["issue"][0]
+    assert issue["code"] == "invalid" and issue["details"]["coding"][0]["code"] == "not-a-bundle"
+    r = client.post("/fhir/r4", json={"resourceType": "Bundle"})
+    assert r.status_code == 401 and r.json()["issue"][0]["code"] == "login"
     assert client.post("/fhir/r4", headers=h, content=b"\xff\x00").status_code == 400
 
 

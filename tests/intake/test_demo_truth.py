@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from rhip.config import Settings
 from rhip.db.engine import Database
-from rhip.intake import demo
+from rhip.intake import demo, reading
 from rhip.intake.models import IntakeBatch, IntakeProblem
 from rhip.registry import catalogue
 
@@ -49,7 +49,7 @@ def _parents_missing(synth_dir: Path, orgs: set[str]) -> set[tuple[str, str, str
         }
         by_table: dict[str, list[pl.DataFrame]] = {}
         for name, df in frames.items():
-            by_table.setdefault(demo.pipeline.table_for_filename(name), []).append(df)
+            by_table.setdefault(reading.table_for_filename(name), []).append(df)
         for table, dfs in by_table.items():
             ds = catalogue.get(table)
             df = pl.concat(dfs, how="diagonal")

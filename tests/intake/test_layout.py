@@ -16,7 +16,7 @@ from deltalake import write_deltalake
 
 from rhip.config import Settings
 from rhip.db.engine import Database, upgrade
-from rhip.intake import pipeline, service, store
+from rhip.intake import pipeline, reading, service, store
 from rhip.lake import Duck, Lake, Sql
 from rhip.registry import service as registry
 from tests.intake.conftest import make_row
@@ -47,8 +47,8 @@ def _records(inst: str, batch: int) -> pl.DataFrame:
         for y in YEARS
         for m in range(1, 13)
     ]
-    ds = pipeline.get_dataset("health_record")
-    return pipeline.frame_of(ds, pl.DataFrame(rows).to_arrow())
+    ds = reading.get_dataset("health_record")
+    return reading.frame_of(ds, pl.DataFrame(rows).to_arrow())
 
 
 def _visible(db: Database, lake: Lake) -> list[tuple[str, str]]:
@@ -168,7 +168,7 @@ def test_bad_later_file_leaves_nothing_of_the_batch(tmp_path: Path, inst: str) -
     text = csv_text(rows).splitlines()
     text[30] = text[30] + ",extra,columns"  # row 30 has too many fields
     bad.write_text("\n".join(text) + "\n", encoding="utf-8")
-    ups = [pipeline.Upload(path=good, filename=good.name), pipeline.Upload(path=bad, filename=bad.name)]
+    ups = [reading.Upload(path=good, filename=good.name), reading.Upload(path=bad, filename=bad.name)]
     work = tmp_path / "work"
     work.mkdir()
     with pytest.raises(Invalid) as err:

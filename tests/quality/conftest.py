@@ -12,7 +12,7 @@ import pytest
 
 from rhip.config import Settings
 from rhip.db.engine import Database
-from rhip.intake import pipeline, service as intake
+from rhip.intake import reading, service as intake
 from rhip.lake.store import Lake
 from rhip.registry import catalogue
 from tests.conftest import SECRET, create_pg_database, drop_pg_database
@@ -46,7 +46,7 @@ def frames_of(rows: dict[str, list[dict[str, str]]]) -> dict[str, pl.DataFrame]:
             [{f: r.get(f) for f in ds.field_names} for r in recs],
             schema=dict.fromkeys(ds.field_names, pl.String),
         )
-        out[table] = pipeline.frame_of(ds, df.to_arrow())
+        out[table] = reading.frame_of(ds, df.to_arrow())
     return out
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from rhip.intake import pipeline, service as intake
+from rhip.intake import reading, service as intake
 from rhip.lake.store import Lake
 from rhip.quality import service, stats, verify
 
@@ -58,7 +58,7 @@ def ingested(app_, backend: str, synth_month: Path, tmp_path_factory: pytest.Tem
             if not group:
                 continue
             ups = [
-                pipeline.Upload(
+                reading.Upload(
                     path=synth_month / f["path"],
                     filename=Path(f["path"]).name,
                     table=f.get("table"),

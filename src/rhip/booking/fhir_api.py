@@ -9,6 +9,7 @@ import time as _time
 from datetime import timedelta
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
@@ -20,14 +21,19 @@ from rhip import clock
 from rhip.booking import pgbatch, service as svc
 from rhip.booking.fhir_map import (
     APPT_STATUS,
+    DOC_SERIAL_SYSTEM,
+    ID_SYSTEM,
     INSTITUTION_SYSTEM,
+    V2_0203,
     _date_bounds,
     _dump,
     _ref_id,
     _token,
     appointment_resource,
     bundle,
+    count_param,
     fhir,
+    fhir_base,
     outcome,
     schedule_resource,
     slot_resource,
@@ -45,6 +51,66 @@ BOOKERS = (Role.resident, Role.agent, Role.doctor, Role.family_doctor, Role.uplo
 Bookers = Annotated[Principal, Depends(require(*BOOKERS))]
 Viewers = Annotated[Principal, Depends(require(*BOOKERS, Role.manager, Role.admin))]
 KEY_MAX = 120  # characters of an idempotency key (If-None-Exist or Idempotency-Key), as in the JSON API
+_COUNT = {"name": "_count", "type": "number", "documentation": "每页条数，1–1000"}
+_DEPT = {"name": "specialty", "type": "token", "documentation": "科室代码"}
+_SERVICE = {"name": "service-type", "type": "token"}
+BULK_PUBLISH = "https://github.com/smart-on-fhir/smart-scheduling-links/blob/master/specification.md"
+
+# this module's part of the CapabilityStatement (rhip.fhir.capability merges every module's FHIR_REST)
+FHIR_REST: dict[str, Any] = {
+    "resource": [
+        {
+            "type": "Schedule",
+            "documentation": "已发布的出诊排班（公开）",
+            "interaction": [{"code": "read"}, {"code": "search-type"}],
+            "searchParam": [
+                {"name": "actor", "type": "reference", "documentation": "Location/<医院机构代码>"},
+                {"name": "date", "type": "date"},
+                _DEPT,
+                _SERVICE,
+                _COUNT,
+            ],
+        },
+        {
+            "type": "Slot",
+            "documentation": "号源（分钟级时段；capacity 扩展为公众余号）",
+            "interaction": [{"code": "read"}, {"code": "search-type"}],
+            "searchParam": [
+                {"name": "schedule", "type": "reference"},
+                {"name": "start", "type": "date"},
+                {"name": "status", "type": "token", "documentation": "free | busy | busy-unavailable"},
+                _DEPT,
+                _SERVICE,
+                _COUNT,
+            ],
+        },
+        {
+            "type": "Appointment",
+            "documentation": "预约挂号：create 即预约（If-None-Exist/Idempotency-Key 为幂等键）；"
+            "update/patch 只接受 status=cancelled（取消）",
+            "interaction": [
+                {"code": "create"},
+                {"code": "read"},
+                {"code": "search-type"},
+                {"code": "update"},
+                {"code": "patch"},
+            ],
+            "searchParam": [
+                {"name": "patient", "type": "reference", "documentation": "Patient/<身份证号> 或身份证号"},
+                {"name": "actor", "type": "reference"},
+                {"name": "date", "type": "date"},
+                {"name": "status", "type": "token"},
+            ],
+        },
+    ],
+    "operation": [
+        {
+            "name": "bulk-publish",
+            "definition": BULK_PUBLISH,
+            "documentation": "SMART Scheduling Links：Location、Schedule、未来 14 天空闲 Slot 的 NDJSON",
+        }
+    ],
+}
 
 
 # ------------------------------------------------------------------ Schedule
@@ -65,7 +131,7 @@ def search_schedules(request: Request, session: SessionDep) -> JSONResponse:
                 service_type=_token(q.get("service-type")),
                 date_from=lo.astimezone(SHANGHAI).date() if lo else None,
                 date_to=(hi - timedelta(microseconds=1)).astimezone(SHANGHAI).date() if hi else None,
-                limit=min(int(q.get("_count", 100)), 500),
+                limit=min(count_param(q.get("_count"), 100), 500),
             )
             return fhir(bundle(request, [schedule_resource(s) for s in items]))
     except RhipError as exc:
@@ -104,7 +170,7 @@ def search_slots(request: Request, session: SessionDep) -> JSONResponse:
                 start_from=lo,
                 start_to=hi,
                 free_only=status == "free",
-                limit=min(int(q.get("_count", 200)), 1000),
+                limit=count_param(q.get("_count"), 200),
             )
             scheds = {
                 s.id: s for s in svc.get_all_schedules_by_ids(session, ids={x.schedule_id for x in slots})
@@ -135,23 +201,47 @@ def read_slot(slot_id: str, session: SessionDep) -> JSONResponse:
 # ------------------------------------------------------------------ Appointment
 
 
+def _national_id(ident: dict[str, Any]) -> bool:
+    """An identifier is the national ID when its system is WS/T 500's 1.3 (or absent) or it is typed
+    v2-0203 NNCHN; 1.1 is a document's serial number and any other system is some other number."""
+    typed = ident.get("type")
+    for c in typed.get("coding") or [] if isinstance(typed, dict) else []:
+        if isinstance(c, dict) and c.get("code") == "NNCHN" and c.get("system") in (V2_0203, None):
+            return True
+    return ident.get("system") in (None, "", ID_SYSTEM)
+
+
 def _patient_id(body: dict[str, Any]) -> tuple[str, str | None]:
     for p in body.get("participant") or []:
-        actor = p.get("actor") or {}
-        ident = actor.get("identifier") or {}
-        ref = actor.get("reference") or ""
+        actor = p.get("actor") if isinstance(p, dict) else None
+        if not isinstance(actor, dict):
+            continue
+        got, ref, shown = actor.get("identifier"), actor.get("reference"), actor.get("display")
+        ident: dict[str, Any] = got if isinstance(got, dict) else {}
+        display = shown if isinstance(shown, str) else None
         if ident.get("value"):
-            return str(ident["value"]), actor.get("display")
-        if ref.startswith("Patient/"):
-            return ref.split("/", 1)[1], actor.get("display")
+            if not _national_id(ident):
+                hint = "（…10011.1.1 是文档流水号）" if ident.get("system") == DOC_SERIAL_SYSTEM else ""
+                raise Invalid(
+                    f"患者标识应为身份证号：system 为 {ID_SYSTEM}，或类型为 v2-0203 NNCHN{hint}",
+                    code="patient-identifier",
+                )
+            return str(ident["value"]), display
+        if isinstance(ref, str) and ref.startswith("Patient/"):
+            return ref.split("/", 1)[1], display
     raise Invalid("Appointment.participant 中缺少 Patient（身份证号码）", code="patient-required")
 
 
-async def _json(request: Request) -> dict[str, Any]:
+async def _any_json(request: Request) -> Any:
+    """The body as JSON; too deep, malformed or not UTF-8 is a 400 (orjson stops at 1,024 levels)."""
     try:
-        body = await request.json()
-    except ValueError:
+        return orjson.loads(await request.body())
+    except (orjson.JSONDecodeError, RecursionError):
         raise BadRequest("请求体不是有效的 JSON", code="bad-json") from None
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    body = await _any_json(request)
     if not isinstance(body, dict):
         raise BadRequest("请求体应为 JSON 对象", code="bad-json")
     return body
@@ -262,7 +352,10 @@ async def update_appointment(
         body = await _json(request)
         if body.get("status") != "cancelled":
             raise Invalid("只支持把 status 改为 cancelled（取消预约）", code="unsupported-update")
-        reason = (body.get("cancelationReason") or {}).get("text")
+        why = body.get("cancelationReason")
+        if why is not None and not (isinstance(why, dict) and isinstance(why.get("text"), str | None)):
+            raise Invalid("cancelationReason 应为 CodeableConcept（含 text）", code="bad-resource")
+        reason = why.get("text") if why else None
         return await run_in_threadpool(_cancel, session, appointment_id, principal, reason)
     except RhipError as exc:
         return outcome(exc)
@@ -274,10 +367,9 @@ async def patch_appointment(
 ) -> JSONResponse:
     """JSON Patch (`replace /status cancelled`) or merge patch (`{"status": "cancelled"}`) cancels."""
     try:
-        try:
-            raw = await request.json()
-        except ValueError:
-            raise BadRequest("请求体不是有效的 JSON", code="bad-json") from None
+        raw = await _any_json(request)
+        if not isinstance(raw, list | dict):
+            raise BadRequest("PATCH 请求体应为 JSON Patch 数组或 JSON 对象", code="bad-json")
         ops = (
             raw
             if isinstance(raw, list)
@@ -339,11 +431,11 @@ def _feed(session: Session, key: str) -> tuple[str, dict[str, str]]:
 def bulk_publish(request: Request, session: SessionDep) -> JSONResponse:
     """The SMART Scheduling Links manifest: NDJSON files of locations, schedules and free slots."""
     stamp, _files = _feed(session, str(request.app.state.settings.resolved_database_url))
-    base = str(request.base_url).rstrip("/") + "/fhir/r4/$bulk-publish"
+    base = fhir_base(request) + "/$bulk-publish"
     return JSONResponse(
         {
             "transactionTime": stamp,
-            "request": str(request.url),
+            "request": fhir_base(request) + "/$bulk-publish",
             "output": [{"type": t, "url": f"{base}/{t}.ndjson"} for t in ("Location", "Schedule", "Slot")],
             "error": [],
         }

@@ -21,7 +21,12 @@ from rhip.errors import Invalid, RhipError
 from rhip.registry import data as reg_data
 
 FHIR_JSON = "application/fhir+json"
-ID_SYSTEM = "urn:oid:2.16.156.10011.1.1"  # 居民身份证号码
+ID_SYSTEM = "urn:oid:2.16.156.10011.1.3"  # WS/T 500 居民身份证号（…1.1 is a document's serial number)
+DOC_SERIAL_SYSTEM = "urn:oid:2.16.156.10011.1.1"
+V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
+COUNT_MAX = 1000  # _count is clamped to 1..COUNT_MAX
+FIRST_DAY = date(1900, 1, 1)  # date search bounds: outside them a parameter is refused, not overflowed
+LAST_DAY = date(2999, 12, 31)
 DEPT_SYSTEM = "urn:rhip:department"  # 诊疗科目代码
 SERVICE_SYSTEM = "urn:rhip:service-type"
 INSTITUTION_SYSTEM = "urn:rhip:institution"
@@ -155,14 +160,27 @@ def appointment_resource(a: Appointment | Any) -> dict[str, Any]:
     return _dump(res)
 
 
+def fhir_base(request: Request) -> str:
+    """The configured public base URL of the FHIR server (never the request's Host header)."""
+    return str(request.app.state.settings.fhir_base_url).rstrip("/")
+
+
+def self_link(request: Request) -> str:
+    """The request's URL rebuilt on the configured base."""
+    path = request.url.path
+    tail = path.split("/fhir/r4", 1)[-1] if "/fhir/r4" in path else path
+    query = request.url.query
+    return fhir_base(request) + tail + (f"?{query}" if query else "")
+
+
 def bundle(request: Request, resources: list[dict[str, Any]]) -> dict[str, Any]:
-    """A searchset Bundle."""
-    base = str(request.base_url).rstrip("/") + "/fhir/r4"
+    """A searchset Bundle (links on the configured base URL)."""
+    base = fhir_base(request)
     return {
         "resourceType": "Bundle",
         "type": "searchset",
         "total": len(resources),
-        "link": [{"relation": "self", "url": str(request.url)}],
+        "link": [{"relation": "self", "url": self_link(request)}],
         "entry": [
             {"fullUrl": f"{base}/{r['resourceType']}/{r['id']}", "resource": r, "search": {"mode": "match"}}
             for r in resources
@@ -194,8 +212,12 @@ def _date_bounds(values: list[str]) -> tuple[datetime | None, datetime | None]:
                 if start.tzinfo is None:
                     start = start.replace(tzinfo=SHANGHAI)
                 end = start + timedelta(seconds=1)
-        except ValueError:
-            raise Invalid(f"日期参数无效：{raw}", code="bad-date") from None
+        except (ValueError, OverflowError):
+            raise Invalid(f"日期参数无效：{raw[:40]}", code="bad-date") from None
+        if not FIRST_DAY <= start.date() <= LAST_DAY:
+            raise Invalid(
+                f"日期参数超出范围（{FIRST_DAY.year}–{LAST_DAY.year} 年）：{raw[:40]}", code="bad-date"
+            )
         if prefix in ("eq", "ge"):
             lo = max(lo, start) if lo else start
         if prefix == "gt":
@@ -209,3 +231,14 @@ def _date_bounds(values: list[str]) -> tuple[datetime | None, datetime | None]:
 
 def _token(value: str | None) -> str | None:
     return value.split("|")[-1] if value else None
+
+
+def count_param(raw: str | None, default: int) -> int:
+    """`_count` as an integer clamped to 1..COUNT_MAX (a non-integer is refused)."""
+    if raw is None or raw == "":
+        return min(default, COUNT_MAX)
+    try:
+        n = int(raw)
+    except ValueError:
+        raise Invalid(f"_count 应为整数：{raw[:20]}", code="bad-count") from None
+    return max(1, min(n, COUNT_MAX))

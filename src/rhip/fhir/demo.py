@@ -15,8 +15,8 @@ from rich.console import Console
 
 from rhip.config import Settings
 from rhip.db.engine import Database
+from rhip.fhir.elements import LOINC, extension_url
 from rhip.fhir.intake import ingest_bundle
-from rhip.fhir.mapping import EXT, LOINC
 from rhip.intake import demo as intake_demo, service
 from rhip.lake.store import Lake
 
@@ -41,7 +41,7 @@ def _instant(text: Any) -> str | None:
     return f"{str(text).replace(' ', 'T')}+08:00" if text else None
 
 
-def observation(rec: dict[str, Any], n: int) -> dict[str, Any]:
+def observation(rec: dict[str, Any], n: int, *, canonical: str) -> dict[str, Any]:
     """A lab_result record as a FHIR R4 Observation (laboratory, final)."""
     coding = [{"system": LOCAL_ITEMS, "code": rec["item_code"], "display": rec.get("item_name")}]
     if rec.get("loinc_code"):
@@ -54,7 +54,7 @@ def observation(rec: dict[str, Any], n: int) -> dict[str, Any]:
         "category": [{"coding": [{"code": "laboratory"}]}],
         "code": {"coding": coding, "text": rec.get("item_name")},
         "issued": _instant(rec.get("reported_at")),
-        "extension": [{"url": f"{EXT}report-no", "valueString": rec["report_no"]}],
+        "extension": [{"url": extension_url(canonical, "report-no"), "valueString": rec["report_no"]}],
     }
     numeric = _num(rec.get("result_numeric"))
     if numeric is not None:
@@ -79,6 +79,7 @@ def sender(settings: Settings) -> intake_demo.FhirSender:
     """Send an institution's rows as FHIR batch Bundles (replaying each record's own 数据采集时间)."""
     db = Database.from_settings(settings)
     lake = Lake(settings.resolved_lake_dir)
+    canonical = settings.resolved_fhir_canonical
 
     def send(org: str, rows: pl.DataFrame) -> list[service.Receipt]:
         out = []
@@ -88,7 +89,7 @@ def sender(settings: Settings) -> intake_demo.FhirSender:
                 "resourceType": "Bundle",
                 "type": "batch",
                 "entry": [
-                    {"resource": observation(r, start + i), "request": POST_OBSERVATION}
+                    {"resource": observation(r, start + i, canonical=canonical), "request": POST_OBSERVATION}
                     for i, r in enumerate(recs)
                 ],
             }

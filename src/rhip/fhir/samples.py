@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-ID_SYSTEM = "urn:oid:2.16.156.10011.1.1"  # 居民身份证号码
+from rhip.config import Settings
+from rhip.fhir.elements import ID_NUMBER_SYSTEM as ID_SYSTEM, extension_url
+
 ICD10 = "http://hl7.org/fhir/sid/icd-10"
-FEE_TOTAL = "http://rhip.example/fhir/StructureDefinition/fee-total"
+CANONICAL = str(Settings.model_fields["fhir_base_url"].default)  # the default canonical base
+FEE_TOTAL = extension_url(CANONICAL, "fee-total")
 
 
 def patient(pid: str) -> dict[str, Any]:

@@ -109,7 +109,7 @@ async def upload_batch(
             raise BadRequest("请求中没有文件（multipart 字段 file）", code="no-file")
         if table and len(files) > 1:
             raise BadRequest("多个文件时不能用 table 参数；请用文件名标明数据表", code="table-ambiguous")
-        ups = [pipeline.Upload(path=p, filename=name, table=table, encoding=encoding) for name, p in files]
+        ups = [reading.Upload(path=p, filename=name, table=table, encoding=encoding) for name, p in files]
         # headers first, off the event loop: a wrong header is refused before any file is parsed
         await run_in_threadpool(reading.check_headers_first, ups)
         db: Database = request.app.state.db
@@ -151,8 +151,8 @@ def parse_records(raw: bytes) -> list[dict[str, Any]]:
 def _realtime_frames(ds: Any, raw: bytes) -> dict[str, Any]:
     records = parse_records(raw)
     arrow = formats.table_from_records(records)
-    pipeline.check_header(ds, list(arrow.column_names), filename="请求体")
-    return {ds.name: pipeline.frame_of(ds, arrow)}
+    reading.check_header(ds, list(arrow.column_names), filename="请求体")
+    return {ds.name: reading.frame_of(ds, arrow)}
 
 
 @router.post("/realtime/{table}", response_model=RealtimeRead)
@@ -163,7 +163,7 @@ async def upload_realtime(
     institution: Annotated[str | None, Query(max_length=32)] = None,
 ) -> RealtimeRead:
     """Real-time form upload (实时上传): one or many records as JSON, answered synchronously."""
-    ds = pipeline.get_dataset(table)
+    ds = reading.get_dataset(table)
     inst = upload_institution(principal, institution)
     raw = bytearray()
     async for chunk in request.stream():

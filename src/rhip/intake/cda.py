@@ -20,7 +20,7 @@ from lxml import etree
 from rhip.clock import SHANGHAI
 from rhip.db.engine import Database
 from rhip.errors import BadRequest, Forbidden, Invalid
-from rhip.intake import formats, pipeline, service
+from rhip.intake import formats, reading, service
 from rhip.lake.store import Lake
 
 NS = {"h": "urn:hl7-org:v3"}
@@ -419,8 +419,8 @@ def ingest_document(
     doc = parse(raw, institution_code=institution_code, collected_at=collected_at)
     frames = {}
     for table, rows in doc.rows.items():
-        ds = pipeline.get_dataset(table)
-        frames[table] = pipeline.frame_of(ds, formats.table_from_records(rows))
+        ds = reading.get_dataset(table)
+        frames[table] = reading.frame_of(ds, formats.table_from_records(rows))
     kept: list[bool] = []
 
     def keep(session: Any, batch_id: str) -> None:

@@ -13,7 +13,7 @@ from rich.table import Table
 from rhip.config import Settings
 from rhip.db.engine import Database
 from rhip.errors import Invalid
-from rhip.intake import pipeline, service
+from rhip.intake import reading, service
 from rhip.lake.store import Lake
 
 
@@ -43,7 +43,7 @@ def run_files(
             recovered = service.recover(s, lake=lake)
         if recovered:
             console.print(f"已清理 {len(recovered)} 个中断批次：{'、'.join(recovered)}")
-        ups = [pipeline.Upload(path=f, filename=f.name, table=table, encoding=encoding) for f in files]
+        ups = [reading.Upload(path=f, filename=f.name, table=table, encoding=encoding) for f in files]
         with Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),

@@ -27,7 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rhip.config import Settings
 from rhip.db.engine import Database
 from rhip.errors import RhipError
-from rhip.intake import cda, cdawriter, formats, pipeline, rules, service, store
+from rhip.intake import cda, cdawriter, formats, pipeline, reading, rules, service, store
 from rhip.lake.store import Lake
 
 REALTIME_DEMO_TABLE = "lab_result"  # sent through the real-time path, after the batch files
@@ -79,7 +79,7 @@ def _pick_clean(
     """Up to n rows of a file frame that nothing was planted on (none when there is no ground truth)."""
     if touched is None or n <= 0:
         return frame.clear()
-    key = rules.key_expr(list(pipeline.get_dataset(table).business_key))
+    key = rules.key_expr(list(reading.get_dataset(table).business_key))
     bad = list(touched.get((org, table), set()))
     clean = frame.filter(
         ~key.is_in(pl.Series(bad, dtype=pl.String).implode())
@@ -99,20 +99,20 @@ def _without(frame: pl.DataFrame, taken: pl.DataFrame) -> pl.DataFrame:
 
 def _groups(
     synth_dir: Path, files: list[dict[str, Any]], *, realtime: bool
-) -> tuple[list[tuple[list[pipeline.Upload], bool]], list[tuple[dict[str, Any], str]]]:
+) -> tuple[list[tuple[list[reading.Upload], bool]], list[tuple[dict[str, Any], str]]]:
     """One institution's batches (main files, then the month-end corrections), each with whether it holds
     the CDA demo table, and its files sent through the real-time path instead."""
     batch_files: list[tuple[dict[str, Any], str]] = []
     rt_files: list[tuple[dict[str, Any], str]] = []
     for f in files:
-        table = f.get("table") or pipeline.table_for_filename(Path(f["path"]).name)
+        table = f.get("table") or reading.table_for_filename(Path(f["path"]).name)
         target = rt_files if realtime and table == REALTIME_DEMO_TABLE else batch_files
         target.append((f, table))
     groups = []
     for fixes in (False, True):
         group = [(f, t) for f, t in batch_files if _is_correction(f["path"]) == fixes]
         ups = [
-            pipeline.Upload(
+            reading.Upload(
                 path=synth_dir / f["path"], filename=Path(f["path"]).name, table=t, encoding=f.get("encoding")
             )
             for f, t in group
@@ -149,29 +149,39 @@ def ingest_month(
     receipts: list[str] = []
     channels: dict[str, int] = defaultdict(int)
     cda_docs = fhir_resources = 0
+    # seconds and records per way in (batch, realtime, fhir, cda): where the demo's time goes
+    way_seconds: dict[str, float] = defaultdict(float)
+    way_records: dict[str, int] = defaultdict(int)
     started = time.perf_counter()
     reader = ThreadPoolExecutor(max_workers=1)
 
     def count(receipt: service.Receipt, channel: str) -> None:
         receipts.append(receipt.batch_id)
         channels[channel] += 1
-        totals.add(receipt.outcome.total())
+        total = receipt.outcome.total()
+        way_records[channel] += total.received
+        totals.add(total)
         probs = receipt.outcome.problems
         if probs is not None:
             for rule, n in probs.get_column("rule").value_counts().iter_rows():
                 rules_hit[str(rule)] += int(n)
 
+    # the batches leave their small files to the one compaction at the end (when compacting at all)
+    deferred = service.compaction_deferred() if compact else contextlib.nullcontext()
     try:
         with db.session() as s, s.begin():
             service.recover(s, lake=lake)
-        with Progress(
-            TextColumn("[bold]数据采集 {task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            disable=console is None,
-        ) as bar:
+        with (
+            deferred,
+            Progress(
+                TextColumn("[bold]数据采集 {task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+                disable=console is None,
+            ) as bar,
+        ):
             task = bar.add_task("", total=len(by_org))
             plans = [(org, *_groups(synth_dir, fs, realtime=realtime)) for org, fs in sorted(by_org.items())]
             # every batch's files in processing order: the next batch's files are read on `reader` while
@@ -180,11 +190,11 @@ def ingest_month(
             ahead: dict[int, Mapping[str, Future[pl.DataFrame]]] = {}
 
             def prefetch(i: int) -> None:
-                if i < len(queue) and i not in ahead and not (cda_per_org and queue[i][1]):
+                if i < len(queue) and i not in ahead:
                     folder = work / f"b{i}"  # transcoded copies of different batches never share a name
                     folder.mkdir(exist_ok=True)
                     with contextlib.suppress(RhipError):  # a bad batch fails in its own ingest() instead
-                        ahead[i] = pipeline.read_uploads_ahead(queue[i][0], workdir=folder, pool=reader)
+                        ahead[i] = reading.read_uploads_ahead(queue[i][0], workdir=folder, pool=reader)
 
             at = 0
             for org, groups, rt_files in plans:
@@ -196,13 +206,16 @@ def ingest_month(
                     at += 1
                     documents = pl.DataFrame()
                     if cda_per_org and takes_cda:
-                        # the files are read here (not inside ingest) to take the CDA share out of them
-                        read = pipeline.read_uploads(ups, workdir=work)
-                        documents = _pick_clean(
-                            read[CDA_DEMO_TABLE], CDA_DEMO_TABLE, org, touched, cda_per_org
+                        # the CDA share is taken out of the file frames (read ahead like any batch's)
+                        read: dict[str, pl.DataFrame | Future[pl.DataFrame]] = dict(
+                            frames if frames is not None else reading.read_uploads(ups, workdir=work)
                         )
-                        read[CDA_DEMO_TABLE] = _without(read[CDA_DEMO_TABLE], documents)
+                        got_cda = read[CDA_DEMO_TABLE]
+                        table = got_cda.result() if isinstance(got_cda, Future) else got_cda
+                        documents = _pick_clean(table, CDA_DEMO_TABLE, org, touched, cda_per_org)
+                        read[CDA_DEMO_TABLE] = _without(table, documents)
                         frames = read
+                    t0 = time.perf_counter()
                     receipt = service.ingest(
                         db,
                         lake,
@@ -213,7 +226,9 @@ def ingest_month(
                         frames=frames,
                         workdir=work,
                     )
+                    way_seconds["batch"] += time.perf_counter() - t0
                     count(receipt, "batch")
+                    t0 = time.perf_counter()
                     for rec in documents.drop("_file", "_row", strict=False).iter_rows(named=True):
                         raw = cdawriter.discharge_summary(rec, doc_id=f"{org}-{rec['admission_no']}")
                         _doc, got, _kept = cda.ingest_document(
@@ -226,21 +241,29 @@ def ingest_month(
                         )
                         count(got, "cda")
                         cda_docs += 1
+                    way_seconds["cda"] += time.perf_counter() - t0
                 for f, t in rt_files:
+                    t0 = time.perf_counter()
+                    spent_fhir = 0.0
                     got_file = formats.read_file(
                         synth_dir / f["path"],
                         filename=Path(f["path"]).name,
                         encoding=f.get("encoding"),
                         workdir=work,
                     )
-                    frame = pipeline.frame_of(pipeline.get_dataset(t), got_file.table)
+                    frame = reading.frame_of(reading.get_dataset(t), got_file.table)
                     if fhir is not None:
                         share = _pick_clean(frame, t, org, touched, fhir_rows)
                         if share.height:
+                            t1 = time.perf_counter()
                             for got in fhir(org, share.drop("_file", "_row")):
                                 count(got, "fhir")
+                            spent_fhir = time.perf_counter() - t1
+                            way_seconds["fhir"] += spent_fhir
                             fhir_resources += share.height
                             frame = _without(frame, share)
+                    way_seconds["realtime"] += time.perf_counter() - t0 - spent_fhir  # reading the file
+                    t0 = time.perf_counter()
                     for start in range(0, frame.height, REALTIME_CHUNK):
                         got = service.ingest(
                             db,
@@ -252,6 +275,7 @@ def ingest_month(
                             workdir=work,
                         )
                         count(got, "realtime")
+                    way_seconds["realtime"] += time.perf_counter() - t0
                 bar.advance(task)
         seconds = time.perf_counter() - started
         compacted: dict[str, tuple[int, int]] = {}
@@ -277,6 +301,8 @@ def ingest_month(
         "seconds": seconds,
         "compacted": compacted,
         "compact_seconds": compact_seconds,
+        "way_seconds": dict(way_seconds),
+        "way_records": dict(way_records),
     }
 
 
@@ -298,6 +324,12 @@ def run(
     )
     removed = sum(r for r, _a in got["compacted"].values())
     added = sum(a for _r, a in got["compacted"].values())
+    per_way = "；".join(
+        f"{service.CHANNELS.get(c, c)} {got['way_records'].get(c, 0):,} 条 {sec:.1f} 秒"
+        + (f"（{got['way_records'].get(c, 0) / sec:,.0f} 条/秒）" if sec > 0 else "")
+        for c in ("batch", "realtime", "fhir", "cda")
+        if (sec := got["way_seconds"].get(c, 0.0)) or got["way_records"].get(c)
+    )
     return [
         (
             "数据采集",
@@ -315,4 +347,5 @@ def run(
             f"{got['seconds']:.1f} 秒，{rate:,.0f} 条/秒；数据湖小文件合并 {removed:,} → {added:,} 个文件，"
             f"{got['compact_seconds']:.1f} 秒",
         ),
+        ("数据采集 · 各途径用时", per_way or "无"),
     ]

@@ -19,16 +19,7 @@ import polars as pl
 
 from rhip.errors import Invalid
 from rhip.intake import keyindex, rollup, rules, store
-from rhip.intake.reading import (  # re-exported: the entry points read batches through pipeline
-    Upload as Upload,
-    check_header as check_header,
-    frame_of as frame_of,
-    get_dataset as get_dataset,
-    read_uploads as read_uploads,
-    read_uploads_ahead as read_uploads_ahead,
-    table_for_filename as table_for_filename,
-    table_order,
-)
+from rhip.intake.reading import table_order
 from rhip.lake.store import Lake
 from rhip.registry import catalogue
 

