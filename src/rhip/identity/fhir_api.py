@@ -391,3 +391,34 @@ def _match(request: Request, session: Session, who: Principal, body: Any) -> JSO
         return fhir(searchset(request, entries))
     except RhipError as exc:
         return outcome(exc)
+
+
+# this module's part of the CapabilityStatement (rhip.fhir.capability merges every module's FHIR_REST)
+FHIR_REST: dict[str, Any] = {
+    "resource": [
+        {
+            "type": "Person",
+            "documentation": "主索引（EMPI）人员：link 指向各机构的 Patient；保障级别来自关联区间",
+            "interaction": [{"code": "read"}, {"code": "search-type"}],
+            "searchParam": [
+                {"name": "link", "type": "reference", "documentation": "Patient/<id>"},
+                {
+                    "name": "identifier",
+                    "type": "token",
+                    "documentation": "urn:oid:2.16.156.10011.1.3|身份证号",
+                },
+            ],
+        },
+        {
+            "type": "Patient",
+            "documentation": "各机构的患者记录（保留机构自己的标识；医生与热线坐席看到脱敏信息）",
+            "interaction": [{"code": "read"}, {"code": "search-type"}],
+            "searchParam": [
+                {"name": "identifier", "type": "token", "documentation": "system|value；身份证号或机构 MR 号"}
+            ],
+            "operation": [
+                {"name": "match", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-match"}
+            ],
+        },
+    ]
+}

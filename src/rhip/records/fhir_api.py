@@ -494,3 +494,50 @@ def _audit_event(r: AccessLog) -> dict[str, Any]:
         ],
         "extension": [{"url": "urn:rhip:audit-chain-hash", "valueString": r.hash}],
     }
+
+
+_PATIENT = {"name": "patient", "type": "reference", "documentation": "Patient/<主索引号>（须经患者授权）"}
+_DATE = {"name": "date", "type": "date"}
+_PAGING = [{"name": "_count", "type": "number"}, {"name": "_offset", "type": "number"}]
+# this module's part of the CapabilityStatement (rhip.fhir.capability merges every module's FHIR_REST)
+FHIR_REST: dict[str, Any] = {
+    "resource": [
+        *(
+            {
+                "type": t,
+                "documentation": "共享健康档案（经患者授权；每次调阅记入审计日志）",
+                "interaction": [{"code": "search-type"}],
+                "searchParam": [_PATIENT, _DATE, {"name": "category", "type": "token"}, *_PAGING],
+            }
+            for t in SEARCHED
+            if t != "Observation"
+        ),
+        {
+            "type": "Observation",
+            "documentation": "检验结果与居民自测数据；居民可 create 自己的体征（vital-signs，LOINC，UCUM）",
+            "interaction": [{"code": "search-type"}, {"code": "create"}],
+            "searchParam": [_PATIENT, _DATE, {"name": "category", "type": "token"}, *_PAGING],
+        },
+        {
+            "type": "Patient",
+            "operation": [
+                {
+                    "name": "everything",
+                    "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+                }
+            ],
+        },
+        {
+            "type": "Consent",
+            "documentation": "居民的授权、一次性授权码与紧急调阅",
+            "interaction": [{"code": "search-type"}],
+            "searchParam": [_PATIENT],
+        },
+        {
+            "type": "AuditEvent",
+            "documentation": "健康档案调阅审计（IHE BALP 风格；审计员）",
+            "interaction": [{"code": "search-type"}],
+            "searchParam": [_PATIENT, _DATE, *_PAGING],
+        },
+    ]
+}

@@ -327,3 +327,33 @@ def search_reports(request: HttpRequest, session: SessionDep, who: Viewers) -> J
             )
     except RhipError as exc:
         return _outcome(exc)
+
+
+_SEARCH = [
+    {"name": "status", "type": "token"},
+    {"name": "category", "type": "token", "documentation": "远程医疗中心代码"},
+    {"name": "requester", "type": "reference"},
+    {"name": "performer", "type": "reference"},
+    {"name": "patient.identifier", "type": "token"},
+    {"name": "_count", "type": "number"},
+]
+# this module's part of the CapabilityStatement (rhip.fhir.capability merges every module's FHIR_REST)
+FHIR_REST: dict[str, Any] = {
+    "resource": [
+        {
+            "type": t,
+            "documentation": doc,
+            "interaction": [{"code": "read"}, {"code": "search-type"}],
+            "searchParam": [*_SEARCH, *extra],
+        }
+        for t, doc, extra in (
+            ("ServiceRequest", "远程医疗申请（会诊、影像、心电、临检、病理）", []),
+            (
+                "Task",
+                "远程医疗任务（申请 → 接收 → 处理中 → 完成 / 拒绝 / 取消）",
+                [{"name": "owner", "type": "reference"}],
+            ),
+            ("DiagnosticReport", "远程医疗中心出具的报告", [{"name": "based-on", "type": "reference"}]),
+        )
+    ]
+}

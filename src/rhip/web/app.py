@@ -36,6 +36,8 @@ ROUTERS: list[tuple[str, str, str]] = [
     ("rhip.booking.api", "/api/v1/booking", "booking"),
     ("rhip.booking.fhir_api", "/fhir/r4", "fhir"),
     ("rhip.booking.pages", "", ""),
+    # before the facade: its POST /{type} would take a resident's Observation
+    ("rhip.records.fhir_api", "/fhir/r4", "fhir"),
     ("rhip.fhir.api", "/fhir/r4", "fhir"),
     ("rhip.intake.pages", "", ""),
     ("rhip.quality.api", "/api/v1/quality", "quality"),
@@ -47,7 +49,6 @@ ROUTERS: list[tuple[str, str, str]] = [
     ("rhip.records.api", "/api/v1", "records"),
     ("rhip.records.cds_api", "", "cds-hooks"),
     ("rhip.records.pages", "", ""),
-    ("rhip.records.fhir_api", "/fhir/r4", "fhir"),
     ("rhip.mch.api", "/api/v1/mch", "mch"),
     ("rhip.mch.pages", "", ""),
     ("rhip.selfservice.api", "/api/v1/selfservice", "selfservice"),
