@@ -61,9 +61,8 @@ def run(*, settings: Settings, synth_dir: Path, console: Console) -> list[tuple[
     return [
         (
             "主索引",
-            f"患者记录 {summary.records:,} 条 → {summary.persons:,} 人；自动关联 {summary.auto:,} 条，"
-            f"审核队列 {summary.review_queue:,} 项；对照真值：成对精确率 {acc.precision:.4f}、"
-            f"召回率 {acc.recall:.4f}（仅按身份证号：{base.precision:.4f} / {base.recall:.4f}）；"
-            f"用时 {seconds:.1f} 秒",
+            f"患者记录 {summary.records:,} 条 → {summary.persons:,} 人；自动关联 {summary.auto:,} 条；"
+            f"审核队列 {summary.review_queue:,} 项；精确率 {acc.precision:.4f}、召回率 {acc.recall:.4f}"
+            f"（仅按身份证号 {base.precision:.4f} / {base.recall:.4f}）；{seconds:.1f} 秒",
         )
     ]
