@@ -181,10 +181,14 @@ def test_sla_job_raises_levels_once(session: Session) -> None:
     received = datetime(2025, 9, 30, 15, tzinfo=SHANGHAI)
     order = new_order(session, received_at=received, title=f"SLA {uuid.uuid4()}")
     with session.begin():
-        svc.run_sla(session, at=datetime(2025, 10, 11, 13, tzinfo=SHANGHAI))
+        first = svc.run_sla(session, at=datetime(2025, 10, 11, 13, tzinfo=SHANGHAI))
         assert session.get(WorkOrder, order.id).sla_level == "warn50"  # type: ignore[union-attr]
-        svc.run_sla(session, at=datetime(2025, 10, 15, 1, tzinfo=SHANGHAI))
+        assert first["warn50"] >= 1 and min(first.values()) >= 0
+        # the same moment again changes nothing: a run is idempotent and counts what it raised
+        assert svc.run_sla(session, at=datetime(2025, 10, 11, 13, tzinfo=SHANGHAI)) == dict.fromkeys(first, 0)
+        second = svc.run_sla(session, at=datetime(2025, 10, 15, 1, tzinfo=SHANGHAI))
         assert session.get(WorkOrder, order.id).sla_level == "breach"  # type: ignore[union-attr]
+        assert second["breach"] >= 1
         svc.run_sla(session, at=datetime(2025, 10, 16, tzinfo=SHANGHAI))
         events = session.scalars(
             select(WorkOrderEvent.action)

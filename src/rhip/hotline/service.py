@@ -660,19 +660,18 @@ def run_sla(session: Session, *, at: datetime | None = None) -> dict[str, int]:
 
         if postgres:  # one scan: the UPDATE's RETURNING feeds the events (a data-modifying WITH)
             raised = raise_.returning(WorkOrder.id, WorkOrder.state).cte("raised")
-            stmt = (
+            logged = (
                 insert(WorkOrderEvent)
                 .from_select(columns, event_row(raised.c.id, raised.c.state).select_from(raised))
-                .add_cte(raised)
+                .returning(WorkOrderEvent.order_id)
+                .cte("logged")
             )
-            result = session.execute(stmt)
-        else:
-            session.execute(
-                insert(WorkOrderEvent).from_select(
-                    columns, event_row(WorkOrder.id, WorkOrder.state).where(cond)
-                )
-            )
-            result = session.execute(raise_.execution_options(synchronize_session=False))
+            counted = select(func.count()).select_from(logged).add_cte(raised).add_cte(logged)
+            counts[level] = int(session.scalar(counted) or 0)
+            continue
+        events = event_row(WorkOrder.id, WorkOrder.state).where(cond)
+        session.execute(insert(WorkOrderEvent).from_select(columns, events))
+        result = session.execute(raise_.execution_options(synchronize_session=False))
         counts[level] = int(result.rowcount or 0)  # type: ignore[attr-defined]
     session.expire_all()  # orders loaded before the run see their new levels
     return counts
