@@ -332,6 +332,9 @@ def main() -> int:
         proc.terminate()
         proc.wait(20)
         server.stop()
+        if args.backend == "postgres":
+            with create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT").connect() as c:
+                c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     di, wl = result["dicom_intake"], result["worklist"]
     print(
         f"DICOM intake ({args.backend}, {args.clients} clients, studies of 4 images): "
@@ -345,7 +348,7 @@ def main() -> int:
         f"Worklist with {wl['open_tasks']:,} open tasks: p50 {wl['p50_ms']:.1f} ms, p99 {wl['p99_ms']:.1f} ms (target < 100 ms), {wl['requests_per_s']:.0f} req/s, non-2xx {wl['non_2xx']}"
     )
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "telemed.json").write_text(json.dumps(result, ensure_ascii=False, indent=2))
+    (RESULTS / f"telemed_{args.backend}.json").write_text(json.dumps(result, ensure_ascii=False, indent=2))
     ok = di["ratio_rhip_to_cstore"] >= 0.8 and wl["p99_ms"] < 100 and wl["non_2xx"] == 0
     return 0 if ok else 1
 
