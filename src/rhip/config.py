@@ -39,6 +39,10 @@ class Settings(BaseSettings):
         default=None,
         description="A running Orthanc (PACS) to use; default: rhip starts its own under data_dir",
     )
+    # identity (EMPI) bands: a record's best match at or above auto is linked, at or above review is
+    # queued for a data steward (and gets a new person meanwhile), below is a new person
+    identity_auto_threshold: float = Field(default=0.995, gt=0, lt=1)
+    identity_review_threshold: float = Field(default=0.5, gt=0, lt=1)
 
     @cached_property
     def resolved_database_url(self) -> str:

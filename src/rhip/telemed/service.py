@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from rhip import clock
 from rhip.errors import Conflict, Forbidden, Invalid, NotFound
+from rhip.identity import service as identity
 from rhip.registry import data as reg
 from rhip.registry.idnumber import validate_id
 from rhip.security import service as security
@@ -395,6 +396,20 @@ def create_request(
     session.add(req)
     session.flush()
     session.add(History(request_id=req.id, from_status=None, to_status="requested", actor=actor, at=when))
+    # the EMPI links the requester's patient to a person (the request carries the person from then on)
+    linked = identity.link_record(
+        session,
+        institution_code=inst.code,
+        local_id=patient_local_id or f"telemed:{pid}",
+        id_number=pid,
+        name=patient_name,
+        birth_date=born,
+        sex=sex,
+        phone=None,
+        district=inst.district,
+        source="telemed",
+    )
+    req.person_id = linked.person_id
     return req
 
 
