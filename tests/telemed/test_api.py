@@ -30,6 +30,7 @@ def _file(client: TestClient, auth: Auth, centre: str = "imaging", stype: str = 
 def test_request_to_report_through_the_api(client: TestClient, auth: Auth, connected: str) -> None:
     req = _file(client, auth)
     assert req["status"] == "requested" and req["performer_code"] == "H020" and req["patient_name"] == "张三"
+    assert req["person_id"]  # linked by the EMPI (rhip.identity)
     rid = req["id"]
     hub = auth("doctor", institution="H020", subject="expert-1")
     # the requester cannot accept its own request; the hub can

@@ -117,14 +117,11 @@ async def stow(request: HttpRequest, session: SessionDep, who: Uploaders) -> lis
     client = the_pacs(request)
 
     def work() -> list[StudyRead]:
-        try:
-            with session.begin():
-                studies = imaging.store_upload(
-                    session, pacs=client, parts=parts, institution_code=str(who.institution_code)
-                )
-                return [study_read(session, s) for s in studies]
-        finally:
-            client.close()
+        with session.begin():
+            studies = imaging.store_upload(
+                session, pacs=client, parts=parts, institution_code=str(who.institution_code)
+            )
+            return [study_read(session, s) for s in studies]
 
     from starlette.concurrency import run_in_threadpool
 
@@ -162,11 +159,7 @@ def get_preview(request: HttpRequest, session: SessionDep, who: Viewers, series_
         instance = series.preview_instance
     if not instance:
         raise NotFound("该序列在影像归档系统中没有图像", code="preview-not-found")
-    client = the_pacs(request)
-    try:
-        png = client.preview(instance)
-    finally:
-        client.close()
+    png = the_pacs(request).preview(instance)
     if png is None:
         raise NotFound("影像归档系统中找不到该图像", code="preview-not-found")
     return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
@@ -176,11 +169,8 @@ def get_preview(request: HttpRequest, session: SessionDep, who: Viewers, series_
 def post_follow(request: HttpRequest, session: SessionDep, who: Managers) -> FeedRead:
     """Read Orthanc's change feed now and record the new stable studies."""
     client = the_pacs(request)
-    try:
-        with session.begin():
-            res = imaging.follow(session, pacs=client)
-    finally:
-        client.close()
+    with session.begin():
+        res = imaging.follow(session, pacs=client)
     return FeedRead(
         recorded=len(res.recorded),
         problems=[f"{sid}: {msg}" for sid, msg in res.problems],

@@ -49,7 +49,6 @@ def follow(
             res = imaging.follow(s, pacs=client)
     finally:
         db.dispose()
-        client.close()
     console.print(f"记录检查 {len(res.recorded)} 个，问题 {len(res.problems)} 个，变更序号 {res.last_seq}")
     for sid, msg in res.problems:
         console.print(f"  {sid}：{msg}")

@@ -6,21 +6,49 @@ month's paragraphs."""
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from rhip.config import Settings
 from rhip.db.engine import Database
 from rhip.errors import Invalid
 from rhip.registry import data as reg
-from rhip.telemed import imaging, pacs as pacs_mod, stats, synth
-from rhip.telemed.models import Study
+from rhip.telemed import ecg, imaging, pacs as pacs_mod, stats, synth
+from rhip.telemed.models import Attachment, Request, Study
 
 CSTORE_EVERY = 5
+
+
+def attach_ecgs(session: Session, *, folder: Path, month: str, n: int = 5) -> int:
+    """Attach synthetic 12-lead WFDB records to the month's first ECG requests that have none."""
+    start, end = synth.month_bounds(month)
+    rows = session.scalars(
+        select(Request.id)
+        .where(Request.centre_code == "ecg", Request.requested_at >= start, Request.requested_at < end)
+        .where(~select(Attachment.id).where(Attachment.request_id == Request.id).exists())
+        .order_by(Request.requested_at)
+        .limit(n)
+    ).all()
+    with tempfile.TemporaryDirectory() as tmp:
+        for rid in rows:
+            base = ecg.write_record(
+                Path(tmp), f"ecg{rid}", ecg.synth_signal(seed=rid, heart_rate=60 + rid % 40)
+            )
+            ecg.attach_ecg(
+                session,
+                request_id=rid,
+                folder=folder,
+                header=base.with_suffix(".hea").read_bytes(),
+                data=base.with_suffix(".dat").read_bytes(),
+                name=f"ecg{rid}.hea",
+            )
+    return len(rows)
 
 
 def real_study_count(scale: float) -> int:
@@ -93,7 +121,9 @@ def run(*, settings: Settings, synth_dir: Path, console: Console) -> list[tuple[
                 f"{len(real)} 个检查（{sent} 个 DICOM 实例）经 C-STORE / STOW-RS 存入 Orthanc 并由变更流记录"
             )
         with db.session() as s, s.begin():
+            ecgs = attach_ecgs(s, folder=settings.data_dir.resolve() / "telemed" / "ecg", month=month)
             fig = stats.month_figures(s, month=month)
+        pacs_note += f"；{ecgs} 份 12 导联心电记录（WFDB）附于心电申请"
     finally:
         db.dispose()
     seconds = time.perf_counter() - started

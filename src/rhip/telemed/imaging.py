@@ -1,9 +1,11 @@
+# ruff: noqa: E501
 """Imaging on the PACS: small valid DICOM studies for the synthetic city (pydicom), sending by C-STORE
 (pynetdicom), checking an upload before it reaches Orthanc, and following Orthanc's change feed to record
 each study (ImagingStudy: modality, series, instances) and open its reading task."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import socket
@@ -34,6 +36,23 @@ SOP_CLASSES: dict[str, UID] = {
     "DX": UID("1.2.840.10008.5.1.4.1.1.1.1"),
     "US": UID("1.2.840.10008.5.1.4.1.1.6.1"),
 }
+HEADER_TAGS = [
+    "SpecificCharacterSet",
+    "SOPClassUID",
+    "SOPInstanceUID",
+    "StudyDate",
+    "StudyTime",
+    "Modality",
+    "InstitutionName",
+    "StudyDescription",
+    "SeriesDescription",
+    "PatientName",
+    "PatientID",
+    "PatientSex",
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "SeriesNumber",
+]  # fmt: skip  (the only tags rhip records: reading just these keeps an upload's check cheap)
 REQUIRED = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID", "Modality")
 
 
@@ -133,7 +152,7 @@ def parse(data: bytes) -> Dataset:
     if len(data) < 132:
         raise Invalid("不是 DICOM 文件：内容过短", code="bad-dicom")
     try:
-        ds = dcmread(io.BytesIO(data), stop_before_pixels=True)
+        ds = dcmread(io.BytesIO(data), stop_before_pixels=True, specific_tags=HEADER_TAGS)
     except (InvalidDicomError, ValueError, EOFError, OSError, KeyError, TypeError) as exc:
         raise Invalid(f"不是有效的 DICOM 文件：{exc}", code="bad-dicom") from None
     missing = [k for k in REQUIRED if not str(ds.get(k, "") or "").strip()]
@@ -163,47 +182,56 @@ def _when(tags: dict[str, str]) -> datetime:
         return clock.now()
 
 
-def record_study(
-    session: Session, *, pacs: Pacs, orthanc_id: str, institution_code: str | None = None
+def orthanc_id(*uids: str) -> str:
+    """Orthanc's public id of a resource: SHA-1 of PatientID|StudyUID[|SeriesUID[|SOPInstanceUID]], in 5 dashed groups."""
+    h = hashlib.sha1("|".join(uids).encode("utf-8"), usedforsecurity=False).hexdigest()
+    return "-".join(h[i : i + 8] for i in range(0, 40, 8))
+
+
+@dataclass
+class SeriesInfo:
+    """One series of a study as the PACS (or the uploaded headers) describe it."""
+
+    series_uid: str
+    orthanc_id: str | None
+    modality: str
+    number: int | None
+    description: str | None
+    instances: list[str]
+
+
+@dataclass
+class StudyInfo:
+    """A study's identifying and descriptive tags and its series."""
+
+    study_uid: str
+    orthanc_id: str | None
+    tags: dict[str, str]
+    series: list[SeriesInfo]
+
+
+def _upsert(
+    session: Session, info: StudyInfo, inst: reg.InstitutionRecord, *, replace: bool, checked: bool = False
 ) -> Study:
-    """Record (or bring up to date) a study Orthanc holds, opening its reading task the first time."""
-    info = pacs.study(orthanc_id)
-    if info is None:
-        raise Invalid(f"影像归档系统中没有检查 {orthanc_id}", code="study-not-found")
-    tags = {**info.get("PatientMainDicomTags", {}), **info.get("MainDicomTags", {})}
-    series_info = [s for s in (pacs.series(sid) for sid in info.get("Series", [])) if s]
-    first_instance = next((s["Instances"][0] for s in series_info if s.get("Instances")), None)
-    if institution_code:
-        inst = svc.institution(institution_code)
-    else:
-        aet = pacs.instance_metadata(first_instance, "RemoteAET") if first_instance else None
-        inst = institution_of(tags.get("InstitutionName"), aet)
-    modalities = [s["MainDicomTags"].get("Modality", "OT") for s in series_info]
-    modality = modalities[0] if modalities else "OT"
-    n_instances = sum(len(s.get("Instances", [])) for s in series_info)
-    study = session.scalar(select(Study).where(Study.study_uid == tags["StudyInstanceUID"]))
+    """Record a study (opening its reading task the first time); `replace` sets the counts, else adds them."""
+    tags = info.tags
+    modality = info.series[0].modality if info.series else "OT"
+    study = session.scalar(select(Study).where(Study.study_uid == info.study_uid))
     when = min(_when(tags), clock.now())  # the study's date and time; a clock ahead of ours is cut back
     if study is None:
         pid = tags.get("PatientID", "")
         id_number = pid if len(pid) == 18 and validate_id(pid).ok else None
         stype = modality if modality in svc.default_limits_types("imaging") else "CT"
         req = svc.create_request(
-            session,
-            centre_code="imaging",
-            service_type=stype,
-            requester_code=inst.code,
-            actor=f"pacs:{AET}",
-            patient_id_number=id_number,
-            patient_local_id=None if id_number else (pid or orthanc_id)[:64],
+            session, centre_code="imaging", service_type=stype, requester_code=inst.code, actor=f"pacs:{AET}",
+            patient_id_number=id_number, patient_local_id=None if id_number else (pid or info.study_uid)[:64],
             patient_name=tags.get("PatientName", "").replace("^", "") or None,
             patient_sex={"M": "1", "F": "2"}.get(tags.get("PatientSex", "")),
-            reason=tags.get("StudyDescription") or f"{modality} 检查",
-            at=when,
-            source="pacs",
-        )
+            reason=tags.get("StudyDescription") or f"{modality} 检查", at=when, source="pacs", connected_checked=checked,
+        )  # fmt: skip
         study = Study(
-            study_uid=tags["StudyInstanceUID"],
-            orthanc_id=orthanc_id,
+            study_uid=info.study_uid,
+            orthanc_id=info.orthanc_id,
             institution_code=inst.code,
             request_id=req.id,
             modality=modality,
@@ -215,27 +243,94 @@ def record_study(
         )
         session.add(study)
         session.flush()
-    study.orthanc_id = orthanc_id
-    study.series_count, study.instance_count = len(series_info), n_instances
+    study.orthanc_id = info.orthanc_id or study.orthanc_id
     have = {s.series_uid: s for s in session.scalars(select(Series).where(Series.study_id == study.id))}
-    for s in series_info:
-        t = s["MainDicomTags"]
-        row = have.get(t["SeriesInstanceUID"])
+    for si in info.series:
+        row = have.get(si.series_uid)
         if row is None:
-            row = Series(
-                study_id=study.id,
-                series_uid=t["SeriesInstanceUID"],
-                modality=t.get("Modality", modality),
-                instance_count=0,
-            )
+            row = Series(study_id=study.id, series_uid=si.series_uid, modality=si.modality, instance_count=0)
             session.add(row)
-        row.orthanc_id = s["ID"]
-        row.number = int(t["SeriesNumber"]) if str(t.get("SeriesNumber", "")).isdigit() else None
-        row.description = t.get("SeriesDescription")
-        row.instance_count = len(s.get("Instances", []))
-        row.preview_instance = s["Instances"][len(s["Instances"]) // 2] if s.get("Instances") else None
+            have[si.series_uid] = row
+        row.orthanc_id, row.number, row.description = si.orthanc_id, si.number, si.description
+        row.instance_count = len(si.instances) if replace else row.instance_count + len(si.instances)
+        if si.instances and (replace or not row.preview_instance):
+            row.preview_instance = si.instances[len(si.instances) // 2]
+    study.series_count = len(have)
+    study.instance_count = sum(r.instance_count for r in have.values())
     session.flush()
     return study
+
+
+def record_study(
+    session: Session, *, pacs: Pacs, orthanc_id: str, institution_code: str | None = None
+) -> Study:
+    """Record (or bring up to date from the PACS) a study Orthanc holds, opening its reading task the first time."""
+    info = pacs.study(orthanc_id)
+    if info is None:
+        raise Invalid(f"影像归档系统中没有检查 {orthanc_id}", code="study-not-found")
+    tags = {**info.get("PatientMainDicomTags", {}), **info.get("MainDicomTags", {})}
+    series_info = [s for s in (pacs.series(sid) for sid in info.get("Series", [])) if s]
+    first_instance = next((s["Instances"][0] for s in series_info if s.get("Instances")), None)
+    if institution_code:
+        inst = svc.institution(institution_code)
+    else:
+        aet = pacs.instance_metadata(first_instance, "RemoteAET") if first_instance else None
+        inst = institution_of(tags.get("InstitutionName"), aet)
+    series = [
+        SeriesInfo(
+            series_uid=s["MainDicomTags"]["SeriesInstanceUID"], orthanc_id=s["ID"], modality=s["MainDicomTags"].get("Modality", "OT"),
+            number=int(s["MainDicomTags"]["SeriesNumber"]) if str(s["MainDicomTags"].get("SeriesNumber", "")).isdigit() else None,
+            description=s["MainDicomTags"].get("SeriesDescription"), instances=list(s.get("Instances", [])),
+        )
+        for s in series_info
+    ]  # fmt: skip
+    return _upsert(
+        session,
+        StudyInfo(study_uid=tags["StudyInstanceUID"], orthanc_id=orthanc_id, tags=tags, series=series),
+        inst,
+        replace=True,
+    )
+
+
+def studies_of(datasets: list[Dataset]) -> list[StudyInfo]:
+    """The studies and series that uploaded instance headers describe, with Orthanc's ids computed locally."""
+    out: dict[str, StudyInfo] = {}
+    for ds in datasets:
+        pid, st, se, sop = (
+            str(ds.get("PatientID", "")),
+            str(ds.StudyInstanceUID),
+            str(ds.SeriesInstanceUID),
+            str(ds.SOPInstanceUID),
+        )
+        tags = {
+            k: str(ds.get(k, "") or "")
+            for k in (
+                "PatientID",
+                "PatientName",
+                "PatientSex",
+                "StudyDate",
+                "StudyTime",
+                "StudyDescription",
+                "InstitutionName",
+            )
+        }
+        info = out.setdefault(
+            st, StudyInfo(study_uid=st, orthanc_id=orthanc_id(pid, st), tags=tags, series=[])
+        )
+        series = next((x for x in info.series if x.series_uid == se), None)
+        if series is None:
+            number = ds.get("SeriesNumber")
+            series = SeriesInfo(
+                series_uid=se,
+                orthanc_id=orthanc_id(pid, st, se),
+                modality=str(ds.Modality),
+                number=int(number) if number is not None else None,
+                description=str(ds.get("SeriesDescription", "") or "") or None,
+                instances=[],
+            )
+            info.series.append(series)
+        series.instances.append(orthanc_id(pid, st, se, sop))
+    return list(out.values())
 
 
 @dataclass
@@ -310,8 +405,10 @@ def store_upload(session: Session, *, pacs: Pacs, parts: list[bytes], institutio
         session, centre_code="imaging", institution_code=inst.code, on=clock.local_now().date()
     ):
         raise Invalid(f"{inst.name}尚未接入远程影像诊断平台", code="not-connected")
+    datasets = []
     for i, data in enumerate(parts, 1):
         ds = parse(data) if len(parts) == 1 else _parse_nth(data, i)
+        datasets.append(ds)
         named = str(ds.get("InstitutionName", "") or "")
         if named:
             other = reg.resolve_name(named)
@@ -320,10 +417,11 @@ def store_upload(session: Session, *, pacs: Pacs, parts: list[bytes], institutio
                     f"第 {i} 个实例的机构名称“{named}”与上传机构“{inst.name}”不符",
                     code="institution-mismatch",
                 )
-    studies: dict[str, None] = {}
-    for data in parts:
-        studies[pacs.store(data)["ParentStudy"]] = None
-    return [record_study(session, pacs=pacs, orthanc_id=sid, institution_code=inst.code) for sid in studies]
+    stored = pacs.stow(parts)  # one STOW-RS request, as a modality or gateway would send it
+    if stored < len(parts):
+        raise Invalid(f"影像归档系统只接收了 {stored}/{len(parts)} 个实例", code="pacs-partial")
+    # the instances' headers say everything the record needs: no round trip to the PACS per study
+    return [_upsert(session, info, inst, replace=False, checked=True) for info in studies_of(datasets)]
 
 
 def _parse_nth(data: bytes, i: int) -> Dataset:

@@ -7,8 +7,11 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from rhip.config import Settings
-from rhip.db.engine import Database
+from rhip.db.engine import Database, upgrade
+from rhip.db.models_registry import import_all_models
 from rhip.errors import RhipError
 from rhip.telemed import imaging, pacs as pacs_mod
 
@@ -26,6 +29,7 @@ class Follower(threading.Thread):
 
     def run(self) -> None:
         """Follow until stopped; a failed pass is logged and retried at the next tick."""
+        import_all_models()  # the thread may start before the app has imported every mapped class
         db = Database.from_settings(self.settings)
         try:
             while not self.stopping.is_set():
@@ -34,7 +38,7 @@ class Follower(threading.Thread):
                         res = imaging.follow(s, pacs=self.client)
                     if res.recorded or res.problems:
                         log.info("pacs feed: recorded=%d problems=%d", len(res.recorded), len(res.problems))
-                except (RhipError, OSError) as exc:
+                except (RhipError, OSError, SQLAlchemyError) as exc:
                     log.warning("pacs feed pass failed: %s", type(exc).__name__)
                 self.passes += 1
                 self.stopping.wait(self.interval)
@@ -54,6 +58,7 @@ def pacs_for_serving(settings: Settings) -> Iterator[pacs_mod.Pacs | None]:
         log.warning("Orthanc is not installed: imaging uploads answer 503")
         yield None
         return
+    upgrade(settings.resolved_database_url)  # the follower writes before the app would migrate
     with pacs_mod.managed(settings.data_dir, settings.orthanc_url) as client:
         follower = Follower(settings, client)
         follower.start()

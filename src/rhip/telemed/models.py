@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -38,6 +39,7 @@ class Connection(Base):
     __tablename__ = "telemed_connections"
     __table_args__ = (
         UniqueConstraint("centre_code", "site_key", name="uq_telemed_connections_site"),
+        Index("ix_telemed_connections_institution", "institution_code", "centre_code"),
         CheckConstraint(
             "category IN ('二级以上', '社区', '都市圈城市', '对外帮扶', '其他')", name="category"
         ),
@@ -77,6 +79,15 @@ class Request(Base):
     __tablename__ = "telemed_requests"
     __table_args__ = (
         Index("ix_telemed_requests_worklist", "centre_code", "status", "requested_at"),
+        # the worklist's first page among many open tasks: oldest open ones, no sort, no closed ones walked
+        Index(
+            "ix_telemed_requests_open",
+            "centre_code",
+            "requested_at",
+            "id",
+            sqlite_where=text("status IN ('requested', 'accepted', 'in_progress')"),
+            postgresql_where=text("status IN ('requested', 'accepted', 'in_progress')"),
+        ),
         Index("ix_telemed_requests_requester", "requester_code", "requested_at"),
         Index("ix_telemed_requests_month", "requested_at"),
         CheckConstraint(

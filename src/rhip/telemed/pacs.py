@@ -10,6 +10,7 @@ import logging
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -267,15 +268,31 @@ def managed(data_dir: Path, url: str | None = None) -> Iterator[Pacs]:
         orth.stop()
 
 
+_CLIENTS: dict[tuple[str, str], Pacs] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
 def client_for(data_dir: Path, url: str | None) -> Pacs | None:
-    """The PACS a request handler should use: the configured URL, or the running managed one, or None."""
+    """The PACS a request handler should use: the configured URL, or the running managed one, or None.
+    Clients are kept per URL (an httpx client costs milliseconds to build, its TLS context above all)."""
     if url:
-        return Pacs(url)
-    marker = url_file(data_dir)
-    if marker.is_file():
+        key = (url, "")
+    else:
+        marker = url_file(data_dir)
+        if not marker.is_file():
+            return None
         info = json.loads(marker.read_text())
-        return Pacs(info["url"], dicom_port=info.get("dicom_port"), key=info.get("key", ""))
-    return None
+        key = (info["url"], f"{info.get('key', '')}|{info.get('dicom_port', '')}")
+    with _CLIENTS_LOCK:
+        client = _CLIENTS.get(key)
+        if client is None:
+            if url:
+                client = Pacs(url)
+            else:
+                key_name, _, port = key[1].partition("|")
+                client = Pacs(key[0], dicom_port=int(port) if port.isdigit() else None, key=key_name)
+            _CLIENTS[key] = client
+        return client
 
 
 def installed() -> bool:

@@ -179,7 +179,17 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_telemed_requests")),
     )
+    op.create_index(
+        "ix_telemed_connections_institution", "telemed_connections", ["institution_code", "centre_code"]
+    )
     with op.batch_alter_table("telemed_requests", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_telemed_requests_open",
+            ["centre_code", "requested_at", "id"],
+            unique=False,
+            sqlite_where=sa.text("status IN ('requested', 'accepted', 'in_progress')"),
+            postgresql_where=sa.text("status IN ('requested', 'accepted', 'in_progress')"),
+        )
         batch_op.create_index("ix_telemed_requests_month", ["requested_at"], unique=False)
         batch_op.create_index(
             "ix_telemed_requests_requester", ["requester_code", "requested_at"], unique=False
@@ -396,11 +406,13 @@ def downgrade() -> None:
     with op.batch_alter_table("telemed_requests", schema=None) as batch_op:
         batch_op.drop_index("ix_telemed_requests_worklist")
         batch_op.drop_index("ix_telemed_requests_requester")
+        batch_op.drop_index("ix_telemed_requests_open")
         batch_op.drop_index("ix_telemed_requests_month")
 
     op.drop_table("telemed_requests")
     op.drop_table("telemed_members")
     op.drop_table("telemed_events")
+    op.drop_index("ix_telemed_connections_institution", table_name="telemed_connections")
     op.drop_table("telemed_connections")
     op.drop_table("telemed_collected")
     op.drop_table("telemed_feed_state")
