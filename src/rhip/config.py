@@ -70,10 +70,6 @@ class Settings(BaseSettings):
     # the canonical base of our StructureDefinitions and extension URLs (default: fhir_base_url, so each
     # canonical URL resolves on this server); set it once and keep it: uploaded data carries these URLs
     fhir_canonical: str | None = Field(default=None, max_length=500)
-    # identity (EMPI) bands: a record's best match at or above auto is linked, at or above review is
-    # queued for a data steward (and gets a new person meanwhile), below is a new person
-    identity_auto_threshold: float = Field(default=0.995, gt=0, lt=1)
-    identity_review_threshold: float = Field(default=0.5, gt=0, lt=1)
 
     @cached_property
     def resolved_database_url(self) -> str:
