@@ -8,14 +8,14 @@ import pytest
 
 from rhip.errors import Invalid
 from rhip.lake.store import Lake
-from rhip.quality import eras, stats
+from rhip.quality import eras, figures
 from rhip.quality.usage import Usage
 
 SEEDS = Path(__file__).resolve().parents[3] / "shared" / "seeds"
 
 
-def _unit(kind: str) -> stats.UnitFigures:
-    u = stats.UnitFigures(code="X", name="样例单位", kind=kind, forms_of=12)
+def _unit(kind: str) -> figures.UnitFigures:
+    u = figures.UnitFigures(code="X", name="样例单位", kind=kind, forms_of=12)
     u.uploads, u.stored, u.upload_days, u.forms, u.tables_uploaded = 1000, 900, 27, 11, 40
     u.visits, u.visits_realtime, u.stat_visits = 200, 150, 800
     u.discharges, u.discharges_realtime, u.stat_discharges = 10, 0, None

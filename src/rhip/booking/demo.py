@@ -20,7 +20,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from rhip import clock
+from rhip import clock, months
 from rhip.booking import (
     calendar as cal,
     jobs as booking_jobs,
@@ -144,7 +144,7 @@ def _person(rng: random.Random, seen: set[str]) -> tuple[str, str]:
 def plan_month(month: str, scale: float, seed: int = 42) -> list[Plan]:
     """Every synthetic booking of the month, in the order they are made."""
     rng = random.Random(seed)
-    start, end = stats.month_bounds(month)
+    start, end = months.time_bounds(month, SHANGHAI)
     days = cal.working_days(start.date(), (end - timedelta(days=1)).date())
     late_days = [d for d in days if d.day >= 15]
     seen: set[str] = set()
@@ -251,7 +251,7 @@ def publish(db: Database, plans: list[Plan], month: str) -> int:
     for (h, _d, _day), c in need.items():
         clinic_share[h] = max(clinic_share[h], c["in_clinic"] / max(sum(c.values()), 1))
     staff = Principal(subject="demo", role=Role.manager)
-    start, _end = stats.month_bounds(month)
+    start, _end = months.time_bounds(month, SHANGHAI)
     made = 0
     with clock.frozen(start - timedelta(days=21)):
         with db.session() as s, s.begin():
@@ -398,7 +398,7 @@ def _simulate(db: Database, plans: list[Plan], month: str, runner: pgbatch.Block
                         outcome["cancel-refused"] += 1
                 else:
                     pending.append((starts, appt_id))
-    _start, end = stats.month_bounds(month)
+    _start, end = months.time_bounds(month, SHANGHAI)
     day_passes(end + timedelta(hours=1))
     return outcome
 

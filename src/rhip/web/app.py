@@ -18,7 +18,7 @@ import rhip
 from rhip import logging as rlog
 from rhip.config import Settings
 from rhip.db.engine import POOL_SIZE, Database, upgrade
-from rhip.web import problems
+from rhip.web import nav, problems
 
 PACKAGE = Path(rhip.__file__).parent
 
@@ -57,6 +57,7 @@ def make_templates() -> Jinja2Templates:
         loader=ChoiceLoader([FileSystemLoader(d) for d in template_dirs()]),
         autoescape=select_autoescape(["html", "xml"]),
     )
+    env.globals["nav"] = nav.nav
     return Jinja2Templates(env=env)
 
 
