@@ -34,7 +34,13 @@ err = Console(stderr=True)
 
 # Each later part of the platform joins the demo here: a module with
 # `run(*, settings, synth_dir, console) -> list[tuple[str, str]]` (summary rows: 环节, 结果).
-DEMO_STEPS: list[str] = ["rhip.fhir.demo", "rhip.booking.demo", "rhip.quality.demo", "rhip.bulletin.demo"]
+DEMO_STEPS: list[str] = [
+    "rhip.fhir.demo",
+    "rhip.booking.demo",
+    "rhip.quality.demo",
+    "rhip.bulletin.demo",
+    "rhip.web.demo",
+]
 
 
 def _settings() -> Settings:
@@ -304,28 +310,46 @@ def demo(
     console.print(summary)
     console.print(f"逐机构明细：rhip synth --month {month} --scale {scale} --seed {seed}")
     console.print(f"输出：上传文件与真值 {out}；数据湖 {settings.resolved_lake_dir}")
-    console.print("门户：rhip serve → http://127.0.0.1:8000/")
-    console.print("工作人员账号：rhip user create 用户名 --role manager，然后在 /login 登录")
+    console.print("门户：rhip serve → http://127.0.0.1:8000/（多进程：rhip serve --workers 4）")
+    from rhip.web.demo import print_accounts
+
+    print_accounts(settings, console)
     if serve:
         _serve(settings, "127.0.0.1", port)
 
 
-def _serve(settings: Settings, host: str, port: int) -> None:
+def _serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
     import uvicorn
 
     from rhip.web.app import create_app
 
     console.print(f"门户：http://{host}:{port}/  接口文档：http://{host}:{port}/docs")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower())
+    if workers <= 1:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower())
+        return
+    # several processes: the schema and registry are made ready once, here, not raced by every worker;
+    # each worker builds the same app from the same RHIP_* environment (docs/deployment.md)
+    _ready(settings)
+    uvicorn.run(
+        "rhip.web.app:worker_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=settings.log_level.lower(),
+    )
 
 
 @app.command()
 def serve(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Worker processes (production: about one per core)")
+    ] = 1,
 ) -> None:
-    """Serve the portal: API, FHIR facade and pages in one process."""
-    _serve(_settings(), host, port)
+    """Serve the portal: API, FHIR facade and pages (one process, or --workers N processes)."""
+    _serve(_settings(), host, port, workers)
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime, tzinfo
 
 from rhip.errors import Invalid
@@ -87,6 +87,20 @@ def label(month: str) -> str:
     return f"{y} 年 {m} 月"
 
 
-def latest(months: Iterable[str], fallback: str) -> str:
-    """The latest of the months that have data, or the fallback when there are none."""
-    return max(months, default=fallback)
+def count_days(days: Iterable[date | str]) -> dict[str, int]:
+    """Days with data per month, from the days (dates or 'YYYY-MM-DD'), oldest month first."""
+    out: dict[str, int] = {}
+    for d in set(days):
+        m = d[:7] if isinstance(d, str) else of(d)
+        out[m] = out.get(m, 0) + 1
+    return dict(sorted(out.items()))
+
+
+def latest(days_with_data: Mapping[str, int], fallback: str) -> str:
+    """The month a dashboard opens on: the latest with data on at least half its days.
+
+    A few stray records (late uploads in the next month, old records re-sent) do not make a month a
+    reporting month; when no month is that full, the latest with any data; with none, the fallback.
+    """
+    full = [m for m, n in days_with_data.items() if 2 * n >= days_in(m)]
+    return max(full or days_with_data, default=fallback)

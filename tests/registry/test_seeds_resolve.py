@@ -10,14 +10,12 @@ in all of them a name is one white-space-delimited cell.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from rhip.registry import data
-
-SEEDS = (Path(__file__).resolve().parents[2] / ".." / "shared" / "seeds").resolve()
+from tests.conftest import seed_files
 
 _PROSE = re.compile(r"[，。、；：:！？“”《》]")
 _CELL = re.compile(r"^[\u4e00-\u9fff]{2,}(?:[（(][\u4e00-\u9fff]+[）)])?$")
@@ -29,14 +27,6 @@ _FOOTER = {"南京市卫生信息中心"}
 
 DISTRICTS = ["玄武区", "秦淮区", "建邺区", "鼓楼区", "浦口区", "栖霞区", "雨花台区", "江宁区", "六合区",
              "溧水区", "高淳区", "江北新区"]  # fmt: skip
-
-
-def seed_files() -> list[Path]:
-    """The five issues, or a skip when the shared folder is not beside the repository."""
-    files = sorted(SEEDS.glob("*.txt"))
-    if not files:
-        pytest.skip(f"seed bulletins not found in {SEEDS}")
-    return files
 
 
 def table_names(text: str) -> list[str]:

@@ -13,13 +13,11 @@ from rhip.errors import Invalid
 from rhip.registry import data as registry, icd10, idnumber
 from rhip.synth import calibration, lexicon, residents, seedparse, service, vec, vocab
 from rhip.synth.defects import DefectRates
+from tests.conftest import seed_files
 
-SEEDS = Path(__file__).resolve().parents[3] / "shared" / "seeds"
 
-
-@pytest.mark.skipif(not SEEDS.is_dir(), reason="seed bulletins not beside the repository")
 def test_seedparse_reproduces_the_committed_csvs(tmp_path: Path) -> None:
-    for path in sorted(SEEDS.glob("*.txt")):
+    for path in seed_files():
         for month, rows in seedparse.parse_file(path).items():
             made = seedparse.write_csv(month, rows, tmp_path)
             assert made.read_text(encoding="utf-8") == (calibration.DATA_DIR / made.name).read_text(

@@ -432,6 +432,46 @@ def _book(
         return done.appointment.id, done.created, done.appointment.starts_at
 
 
+COMING_DAYS = 14
+COMING_HOSPITALS = 6  # the busiest hospitals of the calibration table (the tertiary ones give family places)
+COMING_DEPARTMENTS = ("03", "04")  # 内科, 外科
+
+
+def publish_coming(db: Database, *, today: date, days: int = COMING_DAYS) -> int:
+    """Sessions for the coming days through the schedule service, so the portal has places to book.
+
+    The replayed month lies in the past; these are the same schedules a hospital publishes today (both
+    sessions of every working day from tomorrow on), released by the hospital's own rules: the public sees
+    the first week, signed family doctors the second one as well.
+    """
+    staff = Principal(subject="demo", role=Role.manager)
+    busiest = sorted(calibration(), key=lambda r: -sum(r[c] for c in COLUMNS))
+    made = 0
+    for row in busiest[:COMING_HOSPITALS]:
+        for dept in COMING_DEPARTMENTS:
+            template = svc.ScheduleSpec(
+                hospital_code=row["code"],
+                department_code=dept,
+                doctor_name="普通门诊",
+                doctor_title="主治医师",
+                service_date=today,
+                session="am",
+                slot_minutes=30,
+                capacity_per_slot=4,
+            )
+            with db.session() as s, s.begin():
+                made += len(
+                    svc.create_schedules(
+                        s,
+                        template=template,
+                        start=today + timedelta(days=1),
+                        end=today + timedelta(days=days),
+                        actor=staff,
+                    )
+                )
+    return made
+
+
 def _scale(synth_dir: Path) -> float:
     """The synthetic city's scale, from its manifest when there is one."""
     for name in ("manifest.json", "ground_truth.json", "summary.json"):
@@ -472,6 +512,7 @@ def run(*, settings: Settings, synth_dir: Path, console: Console) -> list[tuple[
         baseline = round(BASELINE_BEFORE_2025_03 * scale)
         with db.session() as s, s.begin():
             tables = stats.all_tables(s, month=month, baseline=baseline)
+        coming = publish_coming(db, today=clock.local_now().date())
     finally:
         db.dispose()
     print_tables(console, tables)
@@ -479,7 +520,10 @@ def run(*, settings: Settings, synth_dir: Path, console: Console) -> list[tuple[
     target_total = sum(r[c] for r in calibration(month) for c in COLUMNS)
     refused = sum(n for k, n in outcome.items() if k.startswith("refused"))
     return [
-        ("预约排班", f"发布 {made} 个排班（{month}，规模 {scale}）"),
+        (
+            "预约排班",
+            f"发布 {made} 个排班（{month}，规模 {scale}）；未来 {COMING_DAYS} 天 {coming} 个排班可预约",
+        ),
         (
             "预约挂号",
             f"预约 {outcome['booked']} 次、重放 {outcome['replayed']} 次、被规则拒绝 {refused} 次、"

@@ -9,9 +9,18 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from rhip.booking import accounts, notify, pgbatch, referrals as booking_referrals, service as svc
+from rhip import charts, months
+from rhip.booking import (
+    accounts,
+    notify,
+    pgbatch,
+    referrals as booking_referrals,
+    service as svc,
+    stats as booking_stats,
+)
 from rhip.booking.rules import SESSIONS
 from rhip.clock import SHANGHAI, local_now
 from rhip.db.engine import Database
@@ -380,11 +389,10 @@ def staff_page(
     if me is None or me.role not in (Role.doctor, Role.manager, Role.admin):
         return RedirectResponse("/booking/login?next=/booking/staff", status_code=303)
     code = me.institution_code if me.role is Role.doctor else hospital
-    if not code:
-        return _render(
-            request, "booking_staff.html", {"error": "请指定医院（?hospital=机构代码）"}, status=422
-        )
     the_day = _day(day, local_now().date())
+    choices = [] if me.role is Role.doctor else _hospital_choices(session, the_day)
+    if not code:  # a manager chooses the hospital from a list, not by typing its code
+        return _render(request, "booking_staff.html", {"choices": choices, "day": the_day, "code": None})
     try:
         svc.check_staff(me, code)
         inst = svc.hospital(code)
@@ -426,6 +434,73 @@ def staff_page(
             "day": the_day,
             "rows": rows,
             "patients": patients,
+            "choices": choices,
             "tz": SHANGHAI,
+        },
+    )
+
+
+def _hospital_choices(session: Session, day: date) -> list[tuple[str, str]]:
+    """Hospitals for the staff desk's picker: those with schedules within two weeks of the day, else all."""
+    with session.begin():
+        rows = booking_referrals.hospitals_with_schedules(
+            session, date_from=day - timedelta(days=14), date_to=day + timedelta(days=14)
+        )
+    codes = [code for code, _left in rows] or [
+        i.code for i in reg_data.institutions() if i.kind in ("hospital", "mch")
+    ]
+    out = [(c, inst.name) for c in codes if (inst := reg_data.get(c)) is not None]
+    return sorted(out, key=lambda x: x[0])
+
+
+# ------------------------------------------------------------------ statistics (managers)
+
+TOP_HOSPITALS = 15
+
+
+@router.get("/booking/stats", response_class=HTMLResponse)
+def stats_page(
+    request: Request,
+    session: SessionDep,
+    _p: Annotated[Principal, Depends(require(Role.manager, Role.admin))],
+    month: Annotated[str | None, Query(pattern=months.PATTERN)] = None,
+) -> HTMLResponse:
+    """预约统计：某月按渠道、按医院、按日的预约量（图与表），默认最近有预约的月份。"""
+    with session.begin():
+        available = booking_stats.months_with_data(session)
+        m = months.check(month) if month else months.latest(available, months.of(local_now().date()))
+        by_hospital = booking_stats.hospital_table(session, month=m)
+        by_platform = booking_stats.platform_table(session, month=m)
+        by_channel = booking_stats.channel_counts(session, month=m)
+        by_day = booking_stats.daily_counts(session, month=m)
+    hospitals = [(str(r[1]), int(r[-1])) for r in by_hospital.rows[:-1]][:TOP_HOSPITALS]
+    label = months.label(m)
+    names = [h for h, _ in hospitals]
+    panels = [
+        charts.panel(
+            charts.bar_chart(f"{label}各渠道预约量", list(by_channel), list(by_channel.values()), unit="次"),
+            ("渠道", "预约量（次）"),
+            list(by_channel.items()),
+        ),
+        charts.panel(
+            charts.hbar_chart(f"预约量前 {len(names)} 位的医院", names, [n for _, n in hospitals], unit="次"),
+            ("医院", "预约量（次）"),
+            hospitals,
+        ),
+        charts.panel(
+            charts.line_chart(f"{label}每日预约量", list(by_day), list(by_day.values()), unit="次"),
+            ("日期", "预约量（次）"),
+            list(by_day.items()),
+        ),
+    ]
+    return _render(
+        request,
+        "booking_stats.html",
+        {
+            "month": m,
+            "label": label,
+            "available": sorted({*available, m}, reverse=True),
+            "panels": panels if any(by_day.values()) else [],
+            "tables": [by_hospital, by_platform],
         },
     )

@@ -348,6 +348,16 @@ async def book(
     refuse(answer.code, req.tranche, at=answer.at, n=answer.n)
 
 
+def listening(db: Database) -> bool:
+    """Whether this process follows the database's place returns (NOTIFY), so it may remember sold-out slots.
+
+    The listener connects after the process's first booking on a loop; until it is live, a slot-full
+    answer is not remembered (a place returned meanwhile would go unseen).
+    """
+    found = _BATCHERS.get(db.url)
+    return found is not None and found._live
+
+
 def batched(db: Database) -> bool:
     """Whether bookings on this database go through the batcher (PostgreSQL) or one by one (SQLite)."""
     return db.engine.dialect.name == "postgresql"

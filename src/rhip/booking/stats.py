@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -232,3 +233,41 @@ def all_tables(session: Session, *, month: str, baseline: int = 0) -> dict[str, 
         "cumulative_total": total,
         "cumulative_note": f"（截止 {months.label(month)}，总预约挂号量为 {total} 次）",
     }
+
+
+def _local_day(session: Session) -> Any:
+    """SQL for an appointment's booking day in Asia/Shanghai ('YYYY-MM-DD' text)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.to_char(func.timezone("Asia/Shanghai", Appointment.created_at), "YYYY-MM-DD")
+    return func.strftime("%Y-%m-%d", Appointment.created_at, "+8 hours")  # UTC text; China has no DST
+
+
+def months_with_data(session: Session) -> dict[str, int]:
+    """Booking days per month in which bookings were made, oldest first (the month picker)."""
+    day = _local_day(session)
+    rows = session.execute(select(day).where(Appointment.status != "expired").distinct())
+    return months.count_days(str(d) for (d,) in rows if d)
+
+
+def daily_counts(session: Session, *, month: str) -> dict[str, int]:
+    """Bookings made on each day of a month (every day, zero included), by booking day in Asia/Shanghai."""
+    start, end = months.time_bounds(month, SHANGHAI)
+    day = _local_day(session)
+    rows = session.execute(
+        select(day, func.count())
+        .where(Appointment.created_at >= start, Appointment.created_at < end, Appointment.status != "expired")
+        .group_by(day)
+    ).all()
+    got = {str(d): int(n) for d, n in rows}
+    first, last = months.day_bounds(month)
+    days = [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+    return {d: got.get(d, 0) for d in days}
+
+
+def channel_counts(session: Session, *, month: str) -> dict[str, int]:
+    """Bookings made in a month per channel (Chinese names), largest first."""
+    names = {c.code: c.name for c in reg_data.channels()}
+    per: dict[str, int] = defaultdict(int)
+    for (_hosp, chan), n in counts_by_hospital_channel(session, month=month).items():
+        per[names.get(chan, "社区卫生服务中心" if reg_data.get(chan) else chan)] += n
+    return dict(sorted(per.items(), key=lambda kv: -kv[1]))

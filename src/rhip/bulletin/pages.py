@@ -29,10 +29,10 @@ MEDIA = {
 }
 
 
-def _months(session: Session) -> list[str]:
-    """The months with uploaded data (the bulletin's figures come from them), newest first."""
+def _months(session: Session) -> dict[str, int]:
+    """Upload days per month (the bulletin's figures come from the uploads)."""
     with session.begin():
-        return sorted(months_with_data(session), reverse=True)
+        return months_with_data(session)
 
 
 def _build(request: Request, session: Session, month: str, layout: str | None = None) -> Bulletin:

@@ -84,10 +84,10 @@ class OrgFigures:
     cda: int = 0
 
 
-def months_with_data(session: Session) -> list[str]:
-    """The months in which intake stored any upload, oldest first (what the month pickers offer)."""
+def months_with_data(session: Session) -> dict[str, int]:
+    """Upload days per month with any upload, oldest first (the month pickers; rhip.months.latest)."""
     days = session.execute(select(_DAILY.c.day).distinct()).scalars()
-    return sorted({months.of(d if isinstance(d, date) else date.fromisoformat(str(d))) for d in days})
+    return months.count_days(d if isinstance(d, date) else str(d) for d in days)
 
 
 def _cda_counts(session: Session, *, month: str) -> dict[str, int]:

@@ -11,8 +11,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
 from rhip import charts, months
+from rhip.clock import local_now
 from rhip.quality import dimensions, service
-from rhip.quality.api import MonthQ, default_month, lake_of, visible_figures
+from rhip.quality.api import MonthQ, lake_of, visible_figures
 from rhip.quality.figures import MonthFigures, months_with_data, visit_history
 from rhip.quality.layouts import cumulative_text, thousands
 from rhip.quality.models import ITEM_LABELS
@@ -34,37 +35,33 @@ SCORE_BINS = (
 TOP = 10
 
 
-def _panel(svg: str, head: tuple[str, str], rows: list[tuple[str, Any]]) -> dict[str, Any]:
-    return {"svg": svg, "head": head, "rows": [(k, f"{v:,}" if isinstance(v, int) else v) for k, v in rows]}
-
-
 def chart_panels(
     fig: MonthFigures, scores: dict[str, Any], history: dict[str, int], unit_name: str
-) -> list[dict[str, Any]]:
+) -> list[charts.Panel]:
     """The dashboard's charts, each with the rows of the table printed beside it."""
     panels = []
     rows = [(u.name, u.uploads) for u in fig.of_kind("district")]
     if rows:
         svg = charts.bar_chart("各区定时数据上传量", [r[0] for r in rows], [r[1] for r in rows], unit="条")
-        panels.append(_panel(svg, ("区", "上传量（条）"), rows))
+        panels.append(charts.panel(svg, ("区", "上传量（条）"), rows))
     top = sorted(fig.of_kind("hospital"), key=lambda u: -u.uploads)[:TOP]
     if top:
         rows = [(u.name, u.uploads) for u in top]
         title = f"定时数据上传量前 {len(top)} 位的医院"
         svg = charts.hbar_chart(title, [r[0] for r in rows], [r[1] for r in rows], unit="条")
-        panels.append(_panel(svg, ("医院", "上传量（条）"), rows))
+        panels.append(charts.panel(svg, ("医院", "上传量（条）"), rows))
     values = [a.score for a in scores.values() if a.score is not None]
     if values:
         rows = [(label, sum(1 for v in values if lo <= v < hi)) for lo, hi, label in SCORE_BINS]
         svg = charts.bar_chart(
             "质量评分分布（接入单位数）", [r[0] for r in rows], [r[1] for r in rows], unit="个"
         )
-        panels.append(_panel(svg, ("评分", "单位数"), rows))
+        panels.append(charts.panel(svg, ("评分", "单位数"), rows))
     if history:
         rows = list(history.items())
         title = f"{unit_name}门急诊人次月度趋势"
         svg = charts.line_chart(title, [r[0] for r in rows], [r[1] for r in rows], unit="人次")
-        panels.append(_panel(svg, ("月份", "门急诊人次"), rows))
+        panels.append(charts.panel(svg, ("月份", "门急诊人次"), rows))
     return panels
 
 
@@ -90,7 +87,7 @@ def dashboard(
     lake = lake_of(request)
     with session.begin():
         available = months_with_data(session)
-        m = month or months.latest(available, default_month(session))
+        m = month or months.latest(available, months.previous(local_now().date()))
         fig, assessed = visible_figures(session, lake=lake, month=m, principal=principal)
         scores = {a.code: a for a in assessed}
         chosen = (

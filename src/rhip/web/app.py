@@ -61,6 +61,11 @@ def make_templates() -> Jinja2Templates:
     return Jinja2Templates(env=env)
 
 
+def worker_app() -> FastAPI:
+    """The app of one `rhip serve --workers N` process: settings from the environment, schema already made."""
+    return create_app(Settings(), migrate=False)
+
+
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:
     """The whole web application for these settings (migrates the database unless told not to)."""
     settings = settings or Settings()

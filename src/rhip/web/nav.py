@@ -27,6 +27,7 @@ SECTIONS: list[tuple[str, str, frozenset[Role] | None]] = [
     ("/booking/me", "我的预约", frozenset({Role.resident})),
     ("/booking/family", "家庭医生工作台", frozenset({Role.family_doctor})),
     ("/booking/staff", "医院工作台", frozenset({Role.doctor, Role.manager, Role.admin})),
+    ("/booking/stats", "预约统计", None),
     ("/bulletin", "简报", None),
     ("/docs", "接口", None),
 ]
