@@ -7,6 +7,7 @@ resident's bookings, the family doctor's and the hospital's desks) name their ro
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
@@ -52,12 +53,15 @@ def _route_roles(app: FastAPI) -> dict[str, frozenset[Role]]:
     """Each GET page's declared roles (empty: public), computed once per app."""
     cached: dict[str, frozenset[Role]] | None = getattr(app.state, "nav_roles", None)
     if cached is None:
+        from rhip.web.app import ROUTERS  # the app's routers, in the order it includes them
+
         cached = {}
-        for route in app.routes:
-            if isinstance(route, APIRoute) and "GET" in (route.methods or ()):
-                roles = declared_roles([d.call for d in route.dependant.dependencies])
-                if roles is not None:
-                    cached.setdefault(route.path, roles)
+        for module_name, prefix, _tag in ROUTERS:
+            for route in importlib.import_module(module_name).router.routes:
+                if isinstance(route, APIRoute) and "GET" in (route.methods or ()):
+                    roles = declared_roles([d.call for d in route.dependant.dependencies])
+                    if roles is not None:
+                        cached.setdefault(prefix + route.path, roles)
         app.state.nav_roles = cached
     return cached
 
