@@ -26,9 +26,11 @@ user_app = typer.Typer(help="Users and API keys", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(registry_app, name="registry")
 app.add_typer(user_app, name="user")
+from rhip.intake.commands import app as intake_app, legacy_argv  # noqa: E402
 from rhip.quality.commands import app as quality_app  # noqa: E402
 
 app.add_typer(quality_app, name="quality")
+app.add_typer(intake_app, name="intake")
 console = Console()
 err = Console(stderr=True)
 
@@ -176,39 +178,12 @@ def user_api_key(
     typer.echo(plain)
 
 
-@app.command("intake")
-def intake(
-    files: Annotated[list[Path], typer.Argument(help="CSV (UTF-8/GBK), Parquet or JSON Lines files")],
-    institution: Annotated[str, typer.Option(help="机构代码 of the uploading institution")],
-    table: Annotated[str | None, typer.Option(help="Catalogue table (default: from the file name)")] = None,
-    encoding: Annotated[str | None, typer.Option(help="utf-8, gbk or gb18030 (default: detected)")] = None,
-) -> None:
-    """Upload files as one batch (定时上传) and print the receipt."""
-    from rhip.intake.commands import run_files
-
-    settings = _settings()
-    _ready(settings)
-    try:
-        run_files(
-            settings=settings,
-            files=files,
-            institution=institution,
-            table=table,
-            encoding=encoding,
-            console=console,
-        )
-    except RhipError as exc:
-        raise _fail(exc.detail) from None
-
-
-@app.command("intake-compact")
+@app.command("intake-compact", hidden=True)
 def intake_compact() -> None:
-    """Merge the intake lake tables' small files (Delta OPTIMIZE compact) so later reads open few files."""
-    from rhip.intake.commands import compact_lake
+    """Old name of `rhip intake compact`."""
+    from rhip.intake.commands import compact
 
-    settings = _settings()
-    _ready(settings)
-    compact_lake(settings=settings, console=console)
+    compact()
 
 
 @app.command()
@@ -355,7 +330,7 @@ def serve(
 def main() -> None:
     """Entry point: domain errors become one readable line and exit code 2."""
     try:
-        app()
+        app(args=legacy_argv(sys.argv)[1:])
     except RhipError as exc:
         err.print(f"[bold red]错误：[/]{exc.detail}")
         sys.exit(2)
