@@ -56,16 +56,9 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 def _ready(settings: Settings) -> None:
     """Upgrade the schema and make sure the registry is loaded."""
-    from rhip.db.engine import Database, upgrade
     from rhip.registry import service as registry
 
-    upgrade(settings.resolved_database_url)
-    db = Database.from_settings(settings)
-    try:
-        with db.session() as s, s.begin():
-            registry.ensure_loaded(s)
-    finally:
-        db.dispose()
+    registry.prepare(settings.resolved_database_url)
 
 
 @db_app.command("upgrade")

@@ -28,17 +28,10 @@ console = Console()
 
 
 def _ready() -> Settings:
-    from rhip.db.engine import Database, upgrade
     from rhip.registry import service as registry
 
     settings = Settings()
-    upgrade(settings.resolved_database_url)
-    db = Database.from_settings(settings)
-    try:
-        with db.session() as s, s.begin():
-            registry.ensure_loaded(s)
-    finally:
-        db.dispose()
+    registry.prepare(settings.resolved_database_url)
     return settings
 
 

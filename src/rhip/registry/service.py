@@ -193,6 +193,19 @@ def load(session: Session) -> dict[str, int]:
     }
 
 
+def prepare(database_url: str) -> None:
+    """Upgrade the schema to heads and make sure the registry is loaded (what every command needs first)."""
+    from rhip.db.engine import Database, upgrade
+
+    upgrade(database_url)
+    db = Database(database_url)
+    try:
+        with db.session() as s, s.begin():
+            ensure_loaded(s)
+    finally:
+        db.dispose()
+
+
 def ensure_loaded(session: Session) -> None:
     """Load the registry when the institutions table is empty or the data files changed."""
     n = session.scalar(select(func.count()).select_from(Institution)) or 0
