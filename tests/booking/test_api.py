@@ -226,9 +226,9 @@ def test_rules_and_stats_for_managers(client: TestClient, auth: Auth, frozen: da
 def test_sold_out_answered_from_memory_keeps_retries(
     client: TestClient, auth: Auth, frozen: datetime, monkeypatch: Any
 ) -> None:
-    from rhip.booking import booker, pgbatch
+    from rhip.booking import pgbatch, soldout
 
-    monkeypatch.setattr(booker, "SOLD_OUT_TTL", 30.0)  # the memory outlives this test's requests
+    monkeypatch.setattr(soldout, "SOLD_OUT_TTL", 30.0)  # the memory outlives this test's requests
     slot = publish(client, auth, capacity=1, hospital_code="H029")["slots"][0]["id"]
     agent = auth("agent", subject="agent-mem")
 
@@ -275,4 +275,4 @@ def test_sold_out_answered_from_memory_keeps_retries(
         assert retry.status_code == 200 and retry.json()["id"] == first.json()["id"] and statements
     finally:
         event.remove(engine, "before_cursor_execute", count)
-        booker._SOLD_OUT.clear()
+        soldout._SOLD_OUT.clear()

@@ -16,7 +16,7 @@ import pytest
 from rhip.web.demo import read_file
 from tests.e2e.conftest import serve
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(1800)]  # the demo runs first
 
 
 @pytest.fixture(scope="module")

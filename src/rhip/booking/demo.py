@@ -23,6 +23,7 @@ from rich.table import Table as RichTable
 from rhip import clock, months
 from rhip.booking import (
     calendar as cal,
+    entry,
     jobs as booking_jobs,
     pgbatch,
     referrals as booking_referrals,
@@ -300,16 +301,15 @@ def publish(db: Database, plans: list[Plan], month: str) -> int:
 
 def simulate(db: Database, plans: list[Plan], month: str) -> Counter[str]:
     """Make every planned booking at its time, through the service; jobs run as days pass."""
-    # on PostgreSQL the bookings take the batched path of the APIs, driven by a private event loop
-    runner = pgbatch.Blocking() if pgbatch.batched(db) else None
+    # the bookings take the APIs' one entry (booking/entry.py), driven by a private event loop
+    runner = pgbatch.Blocking()
     try:
         return _simulate(db, plans, month, runner)
     finally:
-        if runner is not None:
-            runner.close()
+        runner.close()
 
 
-def _simulate(db: Database, plans: list[Plan], month: str, runner: pgbatch.Blocking | None) -> Counter[str]:
+def _simulate(db: Database, plans: list[Plan], month: str, runner: pgbatch.Blocking) -> Counter[str]:
     outcome: Counter[str] = Counter()
     rng = random.Random(7)
     staff = Principal(subject="demo", role=Role.manager)
@@ -405,7 +405,7 @@ def _simulate(db: Database, plans: list[Plan], month: str, runner: pgbatch.Block
 
 def _book(
     db: Database,
-    runner: pgbatch.Blocking | None,
+    runner: pgbatch.Blocking,
     p: Plan,
     slot_id: int,
     actor: Principal,
@@ -422,14 +422,9 @@ def _book(
         tranche=tranche,
         idempotency_key=p.key,
     )
-    if runner is not None:
-        # PostgreSQL: the batched path the APIs and pages use (a batch of one here: one caller)
-        answer, created = runner.run(pgbatch.book_for(db, **what))
-        assert answer.id is not None and answer.starts_at is not None
-        return answer.id, created, answer.starts_at
-    with db.session() as s, s.begin():
-        done = svc.book(s, alone=True, **what)
-        return done.appointment.id, done.created, done.appointment.starts_at
+    answer, created = runner.run(entry.book(db, **what))
+    assert answer.id is not None and answer.starts_at is not None
+    return answer.id, created, answer.starts_at
 
 
 COMING_DAYS = 14

@@ -17,7 +17,7 @@ from fhir.resources.R4B.location import Location as FhirLocation
 from sqlalchemy.orm import Session
 
 from rhip import clock
-from rhip.booking import pgbatch, service as svc
+from rhip.booking import entry, service as svc
 from rhip.booking.fhir_map import (
     APPT_STATUS,
     INSTITUTION_SYSTEM,
@@ -179,30 +179,11 @@ async def create_appointment(request: Request, principal: Bookers) -> Response:
         return outcome(Invalid(f"Appointment 资源校验未通过：{str(exc)[:300]}", code="bad-resource"))
     db = request.app.state.db
 
-    def run() -> tuple[dict[str, Any], bool]:
-        # SQLite: one writer, the booking in a thread with its own session and transaction
-        with db.session() as session, session.begin():
-            done = svc.book(
-                session,
-                slot_id=slot_id,
-                person=person,
-                person_name=name,
-                actor=principal,
-                idempotency_key=key,
-                alone=True,
-            )
-            return appointment_resource(done.appointment), done.created
-
-    try:
-        if pgbatch.batched(db):
-            # PostgreSQL: queued with the other bookings of the moment (the JSON API's, the pages'), one
-            # call and one transaction for them all; the same rules decide and the same refusals come back
-            answer, created = await pgbatch.book_for(
-                db, slot_id=slot_id, person=person, person_name=name, actor=principal, idempotency_key=key
-            )
-            res = appointment_resource(answer)
-        else:
-            res, created = await run_in_threadpool(run)
+    try:  # booking/entry.py: the batched call on PostgreSQL, the one-by-one write on SQLite
+        answer, created = await entry.book(
+            db, slot_id=slot_id, person=person, person_name=name, actor=principal, idempotency_key=key
+        )
+        res = appointment_resource(answer)
     except RhipError as exc:
         return outcome(exc)
     return fhir(res, 201 if created else 200, headers={"Location": f"/fhir/r4/Appointment/{res['id']}"})

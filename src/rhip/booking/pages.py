@@ -10,13 +10,12 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from rhip import charts, months
 from rhip.booking import (
     accounts,
+    entry,
     notify,
-    pgbatch,
     referrals as booking_referrals,
     service as svc,
     stats as booking_stats,
@@ -152,26 +151,14 @@ async def book(
 ) -> Response:
     """Book the chosen time slot for the signed-in resident."""
     db: Database = request.app.state.db
-    try:
-        if pgbatch.batched(db):
-            # PostgreSQL: the same batched call as the JSON and FHIR APIs (its own transaction)
-            answer, _created = await pgbatch.book_for(
-                db, slot_id=slot_id, person=me.subject, person_name=me.name, actor=me
-            )
-            appt_id = answer.id
-        else:
-            appt_id = await run_in_threadpool(_book_one, db, me, slot_id)
+    try:  # the same entry as the JSON and FHIR APIs (its own transaction)
+        answer, _created = await entry.book(
+            db, slot_id=slot_id, person=me.subject, person_name=me.name, actor=me
+        )
+        appt_id = answer.id
     except RhipError as exc:
         return _back(back if back.startswith("/booking/h/") and "//" not in back else "/booking", exc.detail)
     return _back("/booking/me", f"预约成功：预约号 {appt_id}")
-
-
-def _book_one(db: Database, me: Principal, slot_id: int) -> int:
-    with db.session() as session, session.begin():
-        done = svc.book(
-            session, slot_id=slot_id, person=me.subject, person_name=me.name, actor=me, alone=True
-        )
-        return done.appointment.id
 
 
 @router.get("/booking/me", response_class=HTMLResponse, dependencies=[Depends(public())])

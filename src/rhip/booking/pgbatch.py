@@ -32,10 +32,11 @@ import psycopg
 from psycopg import errors as pg_errors
 from sqlalchemy.engine import make_url
 
-from rhip.booking import booker
-from rhip.booking.booker import Prepared, actor_institution, forget_full, refuse_from_memory, remember_full
+from rhip.booking import soldout
+from rhip.booking.booker import Prepared, actor_institution
 from rhip.booking.refusals import refuse
 from rhip.booking.rules import Rules
+from rhip.booking.soldout import forget_full, remember_full
 from rhip.clock import now
 from rhip.db.engine import Database
 from rhip.security.service import Principal
@@ -344,7 +345,7 @@ async def book(
     if answer.code == "slot-full" and answer.keys is not None and batcher.trusts(slot_id, seen):
         # remembered only while the listener reports every place that comes back, and only when none
         # came back for the slot since the batch was sent; the TTL is a backstop
-        remember_full(engine_key, slot_id, req.tranche, answer.keys, ttl=booker.SOLD_OUT_TTL * LISTENED_TTL)
+        remember_full(engine_key, slot_id, req.tranche, answer.keys, ttl=soldout.SOLD_OUT_TTL * LISTENED_TTL)
     refuse(answer.code, req.tranche, at=answer.at, n=answer.n)
 
 
@@ -361,33 +362,6 @@ def listening(db: Database) -> bool:
 def batched(db: Database) -> bool:
     """Whether bookings on this database go through the batcher (PostgreSQL) or one by one (SQLite)."""
     return db.engine.dialect.name == "postgresql"
-
-
-async def book_for(
-    db: Database,
-    *,
-    slot_id: int,
-    person: str,
-    actor: Principal,
-    person_name: str | None = None,
-    channel: str | None = None,
-    tranche: str | None = None,
-    idempotency_key: str | None = None,
-) -> tuple[Answer, bool]:
-    """An entry point's whole booking on PostgreSQL: the request's checks, then the batched call.
-
-    The same checks and answers as booker.book with `alone=True` (the call is its own transaction).
-    """
-    req = refuse_from_memory(
-        db.engine,
-        slot_id=slot_id,
-        person=person,
-        actor=actor,
-        tranche=tranche,
-        channel=channel,
-        idempotency_key=idempotency_key,
-    )
-    return await book(db.url, id(db.engine), req, slot_id=slot_id, actor=actor, person_name=person_name)
 
 
 class Blocking:

@@ -22,14 +22,11 @@ from sqlalchemy.orm import Session
 
 from rhip.booking import rules as R
 from rhip.booking.booker import (
-    SOLD_OUT_TTL as SOLD_OUT_TTL,
     Booked as Booked,
-    _forget_sold_out,
     book as book,
     channel_for as channel_for,
     default_tranche as default_tranche,
     refuse_from_memory as refuse_from_memory,
-    sold_out_in_memory as sold_out_in_memory,
 )
 from rhip.booking.common import (
     CHANNEL_KEY_PREFIX as CHANNEL_KEY_PREFIX,
@@ -68,6 +65,11 @@ from rhip.booking.schedules import (
     get_slot as get_slot,
     get_slots as get_slots,
     stop_schedule as stop_schedule,
+)
+from rhip.booking.soldout import (
+    SOLD_OUT_TTL as SOLD_OUT_TTL,
+    forget_slot,
+    sold_out_in_memory as sold_out_in_memory,
 )
 from rhip.clock import now
 from rhip.db.engine import dialect_insert
@@ -249,7 +251,7 @@ def release_place(session: Session, *, slot_id: int, tranche: str) -> Appointmen
         .execution_options(synchronize_session=False)
     )
     session.refresh(slot)
-    _forget_sold_out(session, slot_id)
+    forget_slot(session, slot_id)
     if tranche == "public":
         return _fill_from_waitlist(session, slot)
     return None
