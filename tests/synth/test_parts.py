@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from rhip.errors import Invalid
-from rhip.registry import data as registry, icd10, idnumber
+from rhip.registry import data as registry, directories, icd10, idnumber
 from rhip.synth import calibration, lexicon, residents, seedparse, service, vec, vocab
 from rhip.synth.defects import DefectRates
 from tests.conftest import seed_files
@@ -118,7 +118,7 @@ def test_word_lists_are_gbk() -> None:
     ]
     for w in words:
         w.encode("gbk")
-    words += [c.name for c in icd10.icd10().values()] + [d.name for d in registry.departments()]
+    words += [c.name for c in icd10.icd10().values()] + [d.name for d in directories.departments()]
     for w in words:
         w.encode("gbk")  # a GBK unit's files carry these names too
     homophones = lexicon.homophone_map()

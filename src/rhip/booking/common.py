@@ -16,7 +16,7 @@ from rhip.booking.models import (
 )
 from rhip.clock import SHANGHAI, now
 from rhip.errors import Invalid, NotFound
-from rhip.registry import data as reg_data, idnumber
+from rhip.registry import data as reg_data, directories, idnumber
 from rhip.security.service import Principal, audit
 
 TRANCHES = ("public", "family", "clinic")
@@ -92,7 +92,7 @@ def hospital(code: str) -> reg_data.InstitutionRecord:
 
 def department_name(code: str) -> str:
     """The 诊疗科目 name of a department code, or NotFound."""
-    for d in reg_data.departments():
+    for d in directories.departments():
         if d.code == code:
             return d.name
     raise NotFound(f"科室代码不存在：{code}", code="no-department")
@@ -100,7 +100,7 @@ def department_name(code: str) -> str:
 
 def channel_group(code: str) -> str:
     """The statistics group (online_12320, quick, phone, in_clinic, third_party, ...) of a channel."""
-    for c in reg_data.channels():
+    for c in directories.channels():
         if c.code == code:
             return c.group
     raise Invalid(f"未知预约途径：{code}", code="bad-channel")

@@ -23,10 +23,12 @@ from rich.table import Table as RichTable
 from rhip import clock, months
 from rhip.booking import (
     calendar as cal,
+    common,
     entry,
     jobs as booking_jobs,
     pgbatch,
     referrals as booking_referrals,
+    schedules as rota,
     service as svc,
     stats,
 )
@@ -258,7 +260,7 @@ def publish(db: Database, plans: list[Plan], month: str) -> int:
         with db.session() as s, s.begin():
             for h, share in clinic_share.items():
                 if share > 0:
-                    svc.set_rules(
+                    common.set_rules(
                         s,
                         hospital_code=h,
                         values={"clinic_share_pct": min(60, math.ceil(share * 100) + 10)},
@@ -279,7 +281,7 @@ def publish(db: Database, plans: list[Plan], month: str) -> int:
                 ):
                     break
                 capacity += 1
-            spec = svc.ScheduleSpec(
+            spec = rota.ScheduleSpec(
                 hospital_code=h,
                 department_code=d,
                 doctor_name="专家门诊",
@@ -291,7 +293,7 @@ def publish(db: Database, plans: list[Plan], month: str) -> int:
             )
             with db.session() as s, s.begin():
                 try:
-                    svc.create_schedule(s, spec=spec, actor=staff)
+                    rota.create_schedule(s, spec=spec, actor=staff)
                     made += 1
                 except RhipError as exc:
                     if exc.code != "schedule-exists":
@@ -345,14 +347,14 @@ def _simulate(db: Database, plans: list[Plan], month: str, runner: pgbatch.Block
             k = (p.hospital, p.department, p.day)
             if k not in slots_of:
                 with db.session() as s, s.begin():
-                    sched = svc.get_all_schedules(
+                    sched = rota.get_all_schedules(
                         s,
                         hospital_code=p.hospital,
                         department_code=p.department,
                         date_from=p.day,
                         date_to=p.day,
                     )
-                    slots_of[k] = [x.id for x in svc.get_slots(s, schedule_id=sched[0].id)] if sched else []
+                    slots_of[k] = [x.id for x in rota.get_slots(s, schedule_id=sched[0].id)] if sched else []
             actor, channel, tranche = _actor(p)
             candidates = slots_of[k][:]
             rng.shuffle(candidates)
@@ -373,7 +375,7 @@ def _simulate(db: Database, plans: list[Plan], month: str, runner: pgbatch.Block
                                 idempotency_key=p.key,
                             )
                             appt_id, created = ref.appointment_id, True
-                            starts = svc.get_slot(s, slot_id=slot_id).starts_at
+                            starts = rota.get_slot(s, slot_id=slot_id).starts_at
                     else:
                         appt_id, created, starts = _book(db, runner, p, slot_id, actor, channel, tranche)
                     outcome["booked" if created else "replayed"] += 1
@@ -444,7 +446,7 @@ def publish_coming(db: Database, *, today: date, days: int = COMING_DAYS) -> int
     made = 0
     for row in busiest[:COMING_HOSPITALS]:
         for dept in COMING_DEPARTMENTS:
-            template = svc.ScheduleSpec(
+            template = rota.ScheduleSpec(
                 hospital_code=row["code"],
                 department_code=dept,
                 doctor_name="普通门诊",
@@ -456,7 +458,7 @@ def publish_coming(db: Database, *, today: date, days: int = COMING_DAYS) -> int
             )
             with db.session() as s, s.begin():
                 made += len(
-                    svc.create_schedules(
+                    rota.create_schedules(
                         s,
                         template=template,
                         start=today + timedelta(days=1),

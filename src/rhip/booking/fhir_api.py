@@ -17,7 +17,7 @@ from fhir.resources.R4B.location import Location as FhirLocation
 from sqlalchemy.orm import Session
 
 from rhip import clock
-from rhip.booking import entry, service as svc
+from rhip.booking import entry, schedules as rota, service as svc
 from rhip.booking.fhir_map import (
     APPT_STATUS,
     INSTITUTION_SYSTEM,
@@ -58,7 +58,7 @@ def search_schedules(request: Request, session: SessionDep) -> JSONResponse:
         lo, hi = _date_bounds(q.getlist("date"))
         actor = q.get("actor")
         with session.begin():
-            items = svc.get_all_schedules(
+            items = rota.get_all_schedules(
                 session,
                 hospital_code=actor.rsplit("/", 1)[-1] if actor else None,
                 department_code=_token(q.get("specialty")),
@@ -78,7 +78,7 @@ def read_schedule(schedule_id: str, session: SessionDep) -> JSONResponse:
     try:
         with session.begin():
             return fhir(
-                schedule_resource(svc.get_schedule(session, schedule_id=_ref_id(schedule_id, "Schedule")))
+                schedule_resource(rota.get_schedule(session, schedule_id=_ref_id(schedule_id, "Schedule")))
             )
     except RhipError as exc:
         return outcome(exc)
@@ -96,7 +96,7 @@ def search_slots(request: Request, session: SessionDep) -> JSONResponse:
         schedules = [_ref_id(v, "Schedule") for raw in q.getlist("schedule") for v in raw.split(",")]
         status = q.get("status")
         with session.begin():
-            slots = svc.find_slots(
+            slots = rota.find_slots(
                 session,
                 schedule_ids=schedules or None,
                 department_code=_token(q.get("specialty")),
@@ -107,7 +107,7 @@ def search_slots(request: Request, session: SessionDep) -> JSONResponse:
                 limit=min(int(q.get("_count", 200)), 1000),
             )
             scheds = {
-                s.id: s for s in svc.get_all_schedules_by_ids(session, ids={x.schedule_id for x in slots})
+                s.id: s for s in rota.get_all_schedules_by_ids(session, ids={x.schedule_id for x in slots})
             }
             t = clock.now()
             out = [slot_resource(s, scheds[s.schedule_id], t) for s in slots]
@@ -126,8 +126,8 @@ def read_slot(slot_id: str, session: SessionDep) -> JSONResponse:
     """One Slot."""
     try:
         with session.begin():
-            slot = svc.get_slot(session, slot_id=_ref_id(slot_id, "Slot"))
-            return fhir(slot_resource(slot, svc.get_schedule(session, schedule_id=slot.schedule_id)))
+            slot = rota.get_slot(session, slot_id=_ref_id(slot_id, "Slot"))
+            return fhir(slot_resource(slot, rota.get_schedule(session, schedule_id=slot.schedule_id)))
     except RhipError as exc:
         return outcome(exc)
 
@@ -285,10 +285,10 @@ def _feed(session: Session, key: str) -> tuple[str, dict[str, str]]:
         return hit[1], hit[2]
     t = clock.now()
     with session.begin():
-        slots = svc.find_slots(
+        slots = rota.find_slots(
             session, start_from=t, start_to=t + timedelta(days=FEED_DAYS), free_only=True, limit=200_000
         )
-        scheds = {s.id: s for s in svc.get_all_schedules_by_ids(session, ids={x.schedule_id for x in slots})}
+        scheds = {s.id: s for s in rota.get_all_schedules_by_ids(session, ids={x.schedule_id for x in slots})}
     used_scheds = sorted(scheds.values(), key=lambda s: s.id)
     hospitals = sorted({s.hospital_code for s in used_scheds})
     locations = []

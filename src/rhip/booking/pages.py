@@ -14,9 +14,11 @@ from sqlalchemy.orm import Session
 from rhip import charts, months
 from rhip.booking import (
     accounts,
+    common,
     entry,
     notify,
     referrals as booking_referrals,
+    schedules as rota,
     service as svc,
     stats as booking_stats,
 )
@@ -90,7 +92,7 @@ def index(request: Request, session: SessionDep) -> HTMLResponse:
 def hospital_page(code: str, request: Request, session: SessionDep) -> HTMLResponse:
     """A hospital's departments with schedules."""
     today = local_now().date()
-    inst = svc.hospital(code)
+    inst = common.hospital(code)
     with session.begin():
         depts = booking_referrals.departments_of(
             session, hospital_code=code, date_from=today, date_to=today + timedelta(days=14)
@@ -109,9 +111,9 @@ def department_page(
 ) -> HTMLResponse:
     """Doctors and days of a department, with the public places left in every time slot."""
     today = local_now().date()
-    inst = svc.hospital(code)
+    inst = common.hospital(code)
     with session.begin():
-        schedules = svc.get_all_schedules(
+        schedules = rota.get_all_schedules(
             session,
             hospital_code=code,
             department_code=dept,
@@ -124,7 +126,7 @@ def department_page(
         for s in schedules:
             if s.service_date != chosen:
                 continue
-            slots = [svc.availability(x) for x in svc.get_slots(session, schedule_id=s.id)]
+            slots = [rota.availability(x) for x in rota.get_slots(session, schedule_id=s.id)]
             rows.append({"schedule": s, "slots": slots})
     return _render(
         request,
@@ -132,7 +134,7 @@ def department_page(
         {
             "inst": inst,
             "dept": dept,
-            "dept_name": svc.department_name(dept),
+            "dept_name": common.department_name(dept),
             "days": days,
             "chosen": chosen,
             "rows": rows,
@@ -171,7 +173,7 @@ def my_bookings(
         return RedirectResponse("/booking/login?next=/booking/me", status_code=303)
     with session.begin():
         items = svc.get_all_appointments(session, actor=me, limit=100)
-        scheds = {s.id: s for s in svc.get_all_schedules_by_ids(session, ids={a.schedule_id for a in items})}
+        scheds = {s.id: s for s in rota.get_all_schedules_by_ids(session, ids={a.schedule_id for a in items})}
         notes = notify.get_all(session, person=me.subject.strip().upper(), limit=20)
     rows = []
     for a in items:
@@ -183,7 +185,7 @@ def my_bookings(
                 "hospital": inst.name if inst else a.hospital_code,
                 "dept": s.department_name if s else a.department_code,
                 "doctor": f"{s.doctor_name} {s.doctor_title}" if s else "",
-                "status": svc.STATUS_LABELS.get(a.status, a.status),
+                "status": common.STATUS_LABELS.get(a.status, a.status),
                 "cancellable": a.status in ("held", "booked"),
             }
         )
@@ -230,7 +232,7 @@ def login(
     """Check the password and set the token cookie."""
     settings = request.app.state.settings
     try:
-        pid = svc.person_id(id_number)
+        pid = common.person_id(id_number)
         with session.begin():
             user = security.authenticate(session, username=pid, password=password)
     except (Unauthorized, RhipError) as exc:
@@ -305,14 +307,14 @@ def family_page(
     with session.begin():
         scheds = [
             s
-            for s in svc.get_all_schedules(session, date_from=the_day, date_to=the_day)
+            for s in rota.get_all_schedules(session, date_from=the_day, date_to=the_day)
             if s.status == "open"
         ]
         rows = []
         for s in scheds:
             slots = [
                 {"slot": x, "left": x.cap_family - x.booked_family}
-                for x in svc.get_slots(session, schedule_id=s.id)
+                for x in rota.get_slots(session, schedule_id=s.id)
                 if x.cap_family > x.booked_family and x.family_release_at <= t and x.starts_at > t
             ]
             if slots:
@@ -381,15 +383,15 @@ def staff_page(
     if not code:  # a manager chooses the hospital from a list, not by typing its code
         return _render(request, "booking_staff.html", {"choices": choices, "day": the_day, "code": None})
     try:
-        svc.check_staff(me, code)
-        inst = svc.hospital(code)
+        rota.check_staff(me, code)
+        inst = common.hospital(code)
     except RhipError as exc:
         return _render(request, "booking_staff.html", {"error": exc.detail}, status=exc.status)
     with session.begin():
-        scheds = svc.get_all_schedules(session, hospital_code=code, date_from=the_day, date_to=the_day)
+        scheds = rota.get_all_schedules(session, hospital_code=code, date_from=the_day, date_to=the_day)
         rows = []
         for s in scheds:
-            slots = svc.get_slots(session, schedule_id=s.id)
+            slots = rota.get_slots(session, schedule_id=s.id)
             rows.append(
                 {
                     "s": s,
@@ -406,8 +408,8 @@ def staff_page(
             {
                 "a": a,
                 "s": by_id.get(a.schedule_id),
-                "status": svc.STATUS_LABELS.get(a.status, a.status),
-                "tranche": svc.TRANCHE_LABELS.get(a.tranche, a.tranche),
+                "status": common.STATUS_LABELS.get(a.status, a.status),
+                "tranche": common.TRANCHE_LABELS.get(a.tranche, a.tranche),
                 "masked": f"{a.person_id[:6]}********{a.person_id[-4:]}",
             }
             for a in sorted(appts, key=lambda a: (a.starts_at, a.id))

@@ -6,9 +6,12 @@ transaction. The booking write never oversells: the place is taken by ONE condit
 and a person's bookings serialise on their row in booking_person_locks so limits hold under any
 concurrency; an idempotency key is unique and inserted with ON CONFLICT DO NOTHING.
 
-This module is the domain's facade: it re-exports the booking write of booker.py and the rule and
-schedule functions of common.py and schedules.py. Time-driven jobs and appeals live in jobs.py,
-referrals and overview lists in referrals.py, accounts in accounts.py, notifications in notify.py.
+This module is booking's public API for other domains (DESIGN: a domain calls another through its
+`service.py`): the hotline and self-service book through it. It re-exports the booking write of
+booker.py (and entry.py's async entry), the rule and schedule functions of common.py and schedules.py.
+Booking's own modules import those modules directly, not through here. Time-driven jobs and appeals live
+in jobs.py, referrals and overview lists in referrals.py, accounts in accounts.py, notifications in
+notify.py.
 """
 
 from __future__ import annotations

@@ -23,10 +23,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from rhip import months
-from rhip.booking import service as svc
+from rhip.booking import common
 from rhip.booking.models import Appointment, Schedule
 from rhip.clock import SHANGHAI
-from rhip.registry import data as reg_data
+from rhip.registry import data as reg_data, directories
 
 HOSPITAL_COLUMNS = ["12320 在线预约", "快速预约", "诊间预约", "第三方"]
 GROUP_COLUMN = {
@@ -58,7 +58,7 @@ class Table:
 
 
 def _group_of() -> dict[str, str]:
-    return {c.code: c.group for c in reg_data.channels()}
+    return {c.code: c.group for c in directories.channels()}
 
 
 def counts_by_hospital_channel(session: Session, *, month: str) -> dict[tuple[str, str], int]:
@@ -102,7 +102,7 @@ def hospital_table(session: Session, *, month: str) -> Table:
 
 def platform_table(session: Session, *, month: str) -> Table:
     """线上预约情况: bookings per online platform (no phone, in-clinic or hospitals' own), with 合计."""
-    names = {c.code: (c.name, c.group, c.sort_order) for c in reg_data.channels()}
+    names = {c.code: (c.name, c.group, c.sort_order) for c in directories.channels()}
     per: dict[str, int] = defaultdict(int)
     for (_hosp, chan), n in counts_by_hospital_channel(session, month=month).items():
         if chan in names and names[chan][1] not in NOT_ONLINE:
@@ -198,7 +198,7 @@ def opening_table(session: Session, *, month: str) -> Table:
         inst = reg_data.get(code)
         if inst is None or inst.kind == "community_health_centre":
             continue
-        rules = svc.get_rules(session, hospital_code=code)
+        rules = common.get_rules(session, hospital_code=code)
         share = rules.family_share(tertiary=inst.tertiary)
         if share <= 0:
             family = "未开放"
@@ -266,7 +266,7 @@ def daily_counts(session: Session, *, month: str) -> dict[str, int]:
 
 def channel_counts(session: Session, *, month: str) -> dict[str, int]:
     """Bookings made in a month per channel (Chinese names), largest first."""
-    names = {c.code: c.name for c in reg_data.channels()}
+    names = {c.code: c.name for c in directories.channels()}
     per: dict[str, int] = defaultdict(int)
     for (_hosp, chan), n in counts_by_hospital_channel(session, month=month).items():
         per[names.get(chan, "社区卫生服务中心" if reg_data.get(chan) else chan)] += n
