@@ -114,3 +114,23 @@ def test_demo_accounts_are_marked_and_get_new_passwords(session: Session, tmp_pa
     assert [(a.username, a.password) for a in portal_demo.read_file(path)] == [
         (a.username, a.password) for a in again
     ]
+
+
+def test_integrity_error_from_a_race_is_a_409_problem() -> None:
+    from fastapi import FastAPI
+    from sqlalchemy.exc import IntegrityError
+
+    from rhip.web import problems
+
+    app = FastAPI()
+    problems.install(app)
+
+    @app.get("/api/race")
+    def race() -> None:
+        raise IntegrityError(
+            "INSERT INTO users ...", {}, Exception("UNIQUE constraint failed: users.username")
+        )
+
+    r = TestClient(app).get("/api/race")
+    assert r.status_code == 409 and r.headers["content-type"] == "application/problem+json"
+    assert r.json()["code"] == "conflict-race" and "UNIQUE" not in r.text

@@ -157,7 +157,7 @@ class Batcher:
             except asyncio.CancelledError:
                 self._reset(live=False)
                 raise
-            except Exception as exc:
+            except (psycopg.Error, OSError, ValueError) as exc:  # server or network gone, a bad payload
                 log.warning("booking place-return listener lost (%s); retrying", type(exc).__name__)
             self._reset(live=False)
             if self._listen_conn is not None:

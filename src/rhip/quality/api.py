@@ -258,22 +258,24 @@ def _decoded(raw: bytes) -> str:
         return raw.decode("gb18030")
 
 
+# `def`, not `async def`: the import is synchronous database work, run in the thread pool (on the event
+# loop it would stop every other request while it ran)
 @router.post("/statistics", response_model=ImportResult)
-async def post_statistics(
+def post_statistics(
     session: SessionDep,
     _p: Annotated[Principal, Depends(require(*MANAGERS))],
     file: Annotated[UploadFile, File(description="CSV: month, institution, visits, discharges")],
     month: MonthQ = None,
 ) -> ImportResult:
     """Import the official statistics report (卫统) of a month."""
-    text = _decoded(await file.read())
+    text = _decoded(file.file.read())
     with session.begin():
         n = service.import_statistics(session, text=text, source=file.filename or "upload.csv", month=month)
     return ImportResult(institutions=n)
 
 
 @router.post("/usage", response_model=ImportResult)
-async def post_usage(
+def post_usage(
     session: SessionDep,
     _p: Annotated[Principal, Depends(require(*MANAGERS))],
     file: Annotated[
@@ -283,7 +285,7 @@ async def post_usage(
     month: MonthQ = None,
 ) -> ImportResult:
     """Import the reported 健康档案浏览器 and 智能提示 deployments and calls of a month."""
-    text = _decoded(await file.read())
+    text = _decoded(file.file.read())
     with session.begin():
         n = usage.import_usage(session, text=text, source=file.filename or "upload.csv", month=month)
     return ImportResult(institutions=n)

@@ -10,6 +10,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rhip.errors import RhipError
@@ -110,6 +111,16 @@ def install(app: FastAPI) -> None:
         return problem(
             exc.status_code, title, detail, code=f"http-{exc.status_code}", instance=_path(request)
         )
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(request: Request, exc: IntegrityError) -> Response:
+        # two requests raced to write the same unique thing (the services check first, so only a race
+        # gets here): the loser's transaction was rolled back whole, and it is told so, not given a 500
+        log.info("integrity conflict on %s: %s", _path(request), type(exc.orig).__name__)
+        title, detail = "状态冲突", "数据已被另一请求同时修改（并发冲突），本次操作未生效，请刷新后重试"
+        if _wants_html(request):
+            return _html_error(request, 409, title, detail)
+        return problem(409, title, detail, code="conflict-race", instance=_path(request))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
