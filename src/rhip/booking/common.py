@@ -63,8 +63,9 @@ def _plain_id(number: str) -> str | None:
 
     Every booking checks the number (a sold-out answer too) and validate_id's report (area lookup,
     warnings) cost more than the rest of a sold-out answer; the hard rules are the same: 17 digits and
-    a digit or X, the check character, a real birth date neither in the future nor over MAX_AGE_YEARS
-    ago (the area code only warns). Anything else returns None: validate_id gives the reasons.
+    a digit or X, the check character, a real birth date neither in the future nor older than the
+    catalogue's max_age_years (the area code only warns). Anything else returns None: validate_id gives
+    the reasons.
     """
     global _OLDEST
     if len(number) != 18 or not number.isascii() or not number[:17].isdigit():
@@ -78,7 +79,7 @@ def _plain_id(number: str) -> str | None:
         return None
     today = local_date(now())
     if _OLDEST is None or _OLDEST[0] != today:
-        _OLDEST = (today, idnumber.years_before(today, idnumber.MAX_AGE_YEARS))
+        _OLDEST = (today, idnumber.years_before(today, idnumber.max_age_years()))
     return text if _OLDEST[1] <= born <= today else None
 
 
