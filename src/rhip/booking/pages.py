@@ -85,7 +85,7 @@ def index(request: Request, session: SessionDep) -> HTMLResponse:
                 }
             )
     hospitals.sort(key=lambda h: (h["level"] != "三级", h["code"]))
-    return _render(request, "booking_index.html", {"hospitals": hospitals})
+    return _render(request, "booking/index.html", {"hospitals": hospitals})
 
 
 @router.get("/booking/h/{code}", response_class=HTMLResponse, dependencies=[Depends(public())])
@@ -97,7 +97,7 @@ def hospital_page(code: str, request: Request, session: SessionDep) -> HTMLRespo
         depts = booking_referrals.departments_of(
             session, hospital_code=code, date_from=today, date_to=today + timedelta(days=14)
         )
-    return _render(request, "booking_hospital.html", {"inst": inst, "depts": depts})
+    return _render(request, "booking/hospital.html", {"inst": inst, "depts": depts})
 
 
 @router.get("/booking/h/{code}/d/{dept}", response_class=HTMLResponse, dependencies=[Depends(public())])
@@ -130,7 +130,7 @@ def department_page(
             rows.append({"schedule": s, "slots": slots})
     return _render(
         request,
-        "booking_department.html",
+        "booking/department.html",
         {
             "inst": inst,
             "dept": dept,
@@ -197,7 +197,7 @@ def my_bookings(
         }
         for n in notes
     ]
-    return _render(request, "booking_me.html", {"rows": rows, "notices": notices, "msg": msg, "tz": SHANGHAI})
+    return _render(request, "booking/me.html", {"rows": rows, "notices": notices, "msg": msg, "tz": SHANGHAI})
 
 
 @router.post("/booking/cancel/{appointment_id}")
@@ -218,7 +218,7 @@ def login_page(
     msg: Annotated[str | None, Query(max_length=200)] = None,
 ) -> HTMLResponse:
     """Sign in, or register with a real name (身份证号码 + 姓名 + 密码)."""
-    return _render(request, "booking_login.html", {"next": _safe_next(next), "msg": msg})
+    return _render(request, "booking/login.html", {"next": _safe_next(next), "msg": msg})
 
 
 @router.post("/booking/login", dependencies=[Depends(public())])
@@ -323,7 +323,7 @@ def family_page(
         referrals = booking_referrals.get_all_referrals(session, actor=me)[:50]
     return _render(
         request,
-        "booking_family.html",
+        "booking/family.html",
         {"rows": rows, "day": the_day, "referrals": referrals, "msg": msg, "tz": SHANGHAI},
     )
 
@@ -381,12 +381,12 @@ def staff_page(
     the_day = _day(day, local_now().date())
     choices = [] if me.role is Role.doctor else _hospital_choices(session, the_day)
     if not code:  # a manager chooses the hospital from a list, not by typing its code
-        return _render(request, "booking_staff.html", {"choices": choices, "day": the_day, "code": None})
+        return _render(request, "booking/staff.html", {"choices": choices, "day": the_day, "code": None})
     try:
         rota.check_staff(me, code)
         inst = common.hospital(code)
     except RhipError as exc:
-        return _render(request, "booking_staff.html", {"error": exc.detail}, status=exc.status)
+        return _render(request, "booking/staff.html", {"error": exc.detail}, status=exc.status)
     with session.begin():
         scheds = rota.get_all_schedules(session, hospital_code=code, date_from=the_day, date_to=the_day)
         rows = []
@@ -416,7 +416,7 @@ def staff_page(
         ]
     return _render(
         request,
-        "booking_staff.html",
+        "booking/staff.html",
         {
             "hospital": inst.name,
             "code": code,
@@ -484,7 +484,7 @@ def stats_page(
     ]
     return _render(
         request,
-        "booking_stats.html",
+        "booking/stats.html",
         {
             "month": m,
             "label": label,

@@ -370,7 +370,12 @@ _SIMPLE_SYSTEMS: tuple[tuple[str, str, str, dict[str, str], str], ...] = (
 )
 
 EXTERNAL_SYSTEMS: Mapping[str, tuple[str, str]] = MappingProxyType(
-    {"department": ("科室", "医疗机构诊疗科目名录（机构注册库 rhip.registry.directories.departments() 提供）")}
+    {
+        "department": (
+            "科室",
+            "医疗机构诊疗科目名录（机构注册库 rhip.registry.directories.departments() 提供）",
+        )
+    }
 )
 
 
