@@ -59,4 +59,5 @@ def code_system_page(
     view = api_catalogue.code_page(system_id, q, (page - 1) * PAGE_SIZE, PAGE_SIZE)
     pages = max(1, -(-view.total // PAGE_SIZE))
     context = {"cs": view, "page": page, "pages": pages, "q": view.q or ""}
-    return request.app.state.templates.TemplateResponse(request, "registry/catalogue_codesystem.html", context)  # type: ignore[no-any-return]
+    name = "registry/catalogue_codesystem.html"
+    return request.app.state.templates.TemplateResponse(request, name, context)  # type: ignore[no-any-return]
