@@ -21,6 +21,7 @@ from rhip.security.service import Principal
 # (href, label, roles for a public page that serves only some roles, or None: the route's own roles)
 SECTIONS: list[tuple[str, str, frozenset[Role] | None]] = [
     ("/registry/institutions", "机构", None),
+    ("/registry/districts", "行政区", None),
     ("/registry/datasets", "数据集", None),
     ("/intake", "数据采集", None),
     ("/quality", "数据质控", None),
