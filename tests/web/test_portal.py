@@ -134,3 +134,22 @@ def test_integrity_error_from_a_race_is_a_409_problem() -> None:
     r = TestClient(app).get("/api/race")
     assert r.status_code == 409 and r.headers["content-type"] == "application/problem+json"
     assert r.json()["code"] == "conflict-race" and "UNIQUE" not in r.text
+
+
+def test_living_demo_publishes_the_coming_days_for_booking_and_fhir(
+    client: TestClient, db, auth: Auth
+) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from rhip.booking import demo as booking_demo
+    from rhip.clock import local_now
+
+    today = local_now().date()
+    made = booking_demo.publish_coming(db, today=today, days=9)
+    again = booking_demo.publish_coming(db, today=today, days=9)  # a second demo run adds nothing
+    assert made > 0 and again == 0
+    r = client.get("/fhir/r4/Slot", params={"status": "free", "start": f"ge{today + timedelta(days=1)}"})
+    assert r.status_code == 200
+    bundle = r.json()
+    assert bundle["resourceType"] == "Bundle" and bundle.get("total", len(bundle.get("entry", []))) > 0
+    assert "暂无已发布的排班" not in client.get("/booking").text
