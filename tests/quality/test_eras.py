@@ -97,13 +97,13 @@ def test_2025_is_the_current_table() -> None:
 
 
 def test_headers_appear_in_the_seeds_of_their_era(seeds: Path) -> None:
-    seeds = {
+    issues = {
         "2018": "003_572dad04b507adb4.txt",
         "2020": "002_fd129e63cda9ba38.txt",
         "2022": "000_6cc7f8f8c446d20a.txt",
         "2025": "004_d3501396ef2716ba.txt",
     }
-    for layout, name in seeds.items():
+    for layout, name in issues.items():
         text = "".join((seeds / name).read_text(encoding="utf-8").split())
         for kind in ("district", "hospital"):
             for c in eras.columns(layout, kind):
