@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: demo test serve setup setup-system setup-fonts lint typecheck layers pytest bench clean
+.PHONY: demo test serve setup setup-system setup-fonts setup-bench lint typecheck layers pytest bench clean
 
 $(BIN)/rhip: pyproject.toml uv.lock scripts/bootstrap.sh
 	scripts/bootstrap.sh
@@ -16,6 +16,9 @@ setup-system:
 
 setup-fonts:
 	scripts/bootstrap.sh --fonts
+
+setup-bench:
+	scripts/bootstrap.sh --bench
 
 demo: setup setup-fonts
 	$(BIN)/rhip demo
@@ -38,7 +41,7 @@ pytest: setup
 
 test: setup-system lint typecheck layers pytest
 
-bench: setup
+bench: setup setup-bench
 	$(BIN)/python benchmarks/run_all.py
 
 clean:

@@ -13,7 +13,7 @@ The figures read the rollups; the recount (the same figures computed from the la
 scale 0.01, the ratio to the limit and the extrapolation to scale 1.0, with the load average around each
 run; writes JSON to benchmarks/results/. Each time is the median of `--repeat` cold runs (default 3).
 
-The limit is the same tables read by the same reader (`stats.LakeReader`), one statement counting the
+The limit is the same tables read by the same reader (`lakeread.LakeReader`), one statement counting the
 month's rows per institution (a bare count(*) would be answered from the Parquet footers without a scan);
 the same count through a PyArrow dataset scan (the reader used before) is printed beside it for reference,
 and so is a second reference, the column scan: the same reader decoding every column the recount reads
@@ -49,7 +49,7 @@ from rhip.db.engine import Database, upgrade
 from rhip.intake import rollup
 from rhip.lake.sql import Sql
 from rhip.lake.store import Lake
-from rhip.quality import figsql, figures, lakeread, recount, stats, verify
+from rhip.quality import figsql, figures, lakeread, recount, units as quality_units, verify
 from rhip.registry import catalogue
 
 MONTH = "2025-03"
@@ -59,7 +59,7 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def _tables() -> list[str]:
-    read = set(stats.realtime_tables()) | set(stats.RECORD_TABLES.values())
+    read = set(quality_units.realtime_tables()) | set(figures.RECORD_TABLES.values())
     return [d.name for d in catalogue.datasets() if d.name in read]
 
 
@@ -99,7 +99,7 @@ def write_lake(root: Path, db: Database, *, rows: int, seed: int = 1, changed: f
     """A month of records for the tables the figures read, about `rows` in total, in intake's layout, and
     their rollups in the database; returns the seconds spent on the rollups."""
     gen = np.random.default_rng(seed)
-    orgs = [u.code for u in stats.units(MONTH)]
+    orgs = [u.code for u in quality_units.units(MONTH)]
     tables = _tables()
     per_table = rows // len(tables)
     start = int(datetime(2025, 3, 1, tzinfo=UTC).timestamp() * 1e6) - 8 * 3600 * 10**6
@@ -143,7 +143,7 @@ def write_lake(root: Path, db: Database, *, rows: int, seed: int = 1, changed: f
                 person = gen.integers(0, max(1, per_table // 3), n)
                 cols[ds.person] = pa.array(np.char.add("R", person.astype(str)))
                 cols["org_code"] = pa.array(np.array(orgs)[person % len(orgs)])
-            path = str(root / stats.data_table(name))
+            path = str(root / lakeread.data_table(name))
             first = pa.table(cols)
             write_deltalake(path, first, mode="append", partition_by=["_month"])
             later = _changes(gen, cols, changed)
@@ -166,8 +166,8 @@ def _arrow_limit(lake: Lake, tables: list[str]) -> float:
     """The same row count through PyArrow datasets (how the figures read the lake before)."""
     duck = duckdb.connect()
     for t in tables:
-        duck.register(stats.data_table(t), lake.dataset(stats.data_table(t)).to_pyarrow_dataset())
-    sql = stats.limit_sql(tables, month=MONTH)
+        duck.register(lakeread.data_table(t), lake.dataset(lakeread.data_table(t)).to_pyarrow_dataset())
+    sql = figsql.limit_sql(tables, month=MONTH)
     t0 = time.perf_counter()
     duck.execute(sql.text, sql.params).fetchall()
     took = time.perf_counter() - t0
@@ -178,7 +178,7 @@ def _arrow_limit(lake: Lake, tables: list[str]) -> float:
 def _timed_scan(lake: Lake, sql: Sql) -> tuple[float, int]:
     """One statement through a fresh reader (opening the tables included, as for the figures)."""
     lakeread.clear_cache()  # a repeat must scan again, not answer from the previous repeat's result
-    reader = stats.LakeReader(lake)
+    reader = lakeread.LakeReader(lake)
     t0 = time.perf_counter()
     counted = reader.rows(sql, *_tables())[0][0]
     took = time.perf_counter() - t0
@@ -186,12 +186,12 @@ def _timed_scan(lake: Lake, sql: Sql) -> tuple[float, int]:
     return took, int(counted)
 
 
-def _timed_figures(db: Database, lake: Lake, *, recount: bool = False) -> tuple[float, stats.MonthFigures]:
+def _timed_figures(db: Database, lake: Lake, *, recount: bool = False) -> tuple[float, figures.MonthFigures]:
     """All figures of the month from the rollups (or recounted from the lake), with no cached result."""
     lakeread.clear_cache()
     t0 = time.perf_counter()
     with db.session() as s, s.begin():
-        fig = stats.month_figures(s, lake=lake, month=MONTH, recount=recount)
+        fig = figures.month_figures(s, lake=lake, month=MONTH, recount=recount)
     return time.perf_counter() - t0, fig
 
 
@@ -220,7 +220,7 @@ def measure(scale: float, work: Path, *, changed: float, repeat: int) -> dict[st
     read = {t: c for t, c in needed.items() if t in _tables()}
     runs: list[tuple[float, float, float, float]] = []
     for _ in range(repeat):
-        limit, counted = _timed_scan(lake, stats.limit_sql(_tables(), month=MONTH))
+        limit, counted = _timed_scan(lake, figsql.limit_sql(_tables(), month=MONTH))
         took, fig = _timed_figures(db, lake)
         slow, _ = _timed_figures(db, lake, recount=True)
         columns, _ = _timed_scan(lake, figsql.columns_sql(read, month=MONTH))

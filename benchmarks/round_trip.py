@@ -30,14 +30,14 @@ from rhip.config import Settings
 from rhip.db.engine import Database, upgrade
 from rhip.intake import demo as intake_demo
 from rhip.lake.store import Lake
-from rhip.quality import service as quality, stats, verify
+from rhip.quality import figures, service as quality, verify
 from rhip.registry import service as registry
 from rhip.synth import calibration, service as synth
 
 MONTH = "2025-03"
 RESULTS = Path(__file__).parent / "results"
 # figure → (ground-truth field, how the unit's figure is read)
-FIGURES: dict[str, tuple[str, Callable[[stats.UnitFigures], int]]] = {
+FIGURES: dict[str, tuple[str, Callable[[figures.UnitFigures], int]]] = {
     "visits": ("outpatient_visits", lambda u: u.visits),
     "discharges": ("discharges", lambda u: u.discharges),
     "visit_revenue_fen": ("outpatient_revenue_fen", lambda u: round(u.visit_revenue * 100)),
@@ -78,7 +78,7 @@ def main() -> None:
             quality.import_statistics_file(s, path=synth_dir / "statistics_report.csv")
         t1 = time.perf_counter()
         with db.session() as s, s.begin():
-            fig = stats.month_figures(s, lake=lake, month=MONTH)
+            fig = figures.month_figures(s, lake=lake, month=MONTH)
         figures_seconds = time.perf_counter() - t1
         t2 = time.perf_counter()
         with db.session() as s, s.begin():

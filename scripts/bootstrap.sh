@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Create .venv with the locked dependencies. With --fonts also install a CJK font from Debian (the
 # bulletin's PDF and charts need one); with --system the font, Chromium (browser tests) and Orthanc with its
-# DICOMweb plugin (the imaging PACS). Safe to rerun.
+# DICOMweb plugin (the imaging PACS); with --bench what the benchmarks drive the platform with (wrk, and
+# pgbench from postgresql-client). Safe to rerun.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [[ "${1:-}" == "--system" || "${1:-}" == "--fonts" ]]; then
+if [[ "${1:-}" == "--system" || "${1:-}" == "--fonts" || "${1:-}" == "--bench" ]]; then
     need=()
     [[ "${1:-}" != "--system" || -x /usr/bin/chromium ]] || need+=(chromium)
+    [[ "${1:-}" != "--bench" ]] || command -v wrk >/dev/null || need+=(wrk)
+    [[ "${1:-}" != "--bench" ]] || command -v pgbench >/dev/null || need+=(postgresql-client)
     fc-list 2>/dev/null | grep -qiE "wqy|noto.*cjk" || need+=(fonts-wqy-microhei)
     # the PACS of the telemedicine imaging centre (tests start and stop their own Orthanc)
     [[ "${1:-}" != "--system" || -x /usr/sbin/Orthanc ]] || need+=(orthanc)

@@ -28,6 +28,25 @@ REPO = Path(__file__).resolve().parents[1]
 SEEDS = (REPO / ".." / "shared" / "seeds").resolve()
 
 
+def seed_files() -> list[Path]:
+    """The seed bulletins beside the repository: a skip when they are missing, a failure in CI (CI=true),
+    where a silent skip would hide that the specification's own tests did not run."""
+    files = sorted(SEEDS.glob("*.txt"))
+    if not files:
+        message = f"seed bulletins not found in {SEEDS}"
+        if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
+            pytest.fail(f"{message} (CI=true: the seeds are required)")
+        pytest.skip(message)
+    return files
+
+
+@pytest.fixture(scope="session")
+def seeds() -> Path:
+    """The seeds folder (see seed_files)."""
+    seed_files()
+    return SEEDS
+
+
 def _pg_admin_url() -> str:
     assert PG_URL
     return PG_URL

@@ -181,6 +181,20 @@ def line_chart(
     return _frame(width, height, title, _desc(title, labels, ss, unit), body, [s.name for s in ss])
 
 
+@dataclass(frozen=True)
+class Panel:
+    """A chart with the rows of the table printed beside it (web/templates/_charts.html draws both)."""
+
+    svg: str
+    head: tuple[str, str]
+    rows: list[tuple[str, str]]
+
+
+def panel(svg: str, head: tuple[str, str], rows: Sequence[tuple[object, float | str]]) -> Panel:
+    """A Panel; numbers in the rows are formatted with thousands separators."""
+    return Panel(svg, head, [(str(k), v if isinstance(v, str) else _fmt(v)) for k, v in rows])
+
+
 def _as_series(series: Sequence[Series] | Sequence[float]) -> list[Series]:
     if series and isinstance(series[0], Series):
         return list(series)  # type: ignore[arg-type]

@@ -27,6 +27,7 @@ user_app = typer.Typer(help="Users and API keys", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(registry_app, name="registry")
 app.add_typer(user_app, name="user")
+from rhip.intake.commands import app as intake_app, legacy_argv  # noqa: E402
 from rhip.quality.commands import app as quality_app  # noqa: E402
 
 app.add_typer(quality_app, name="quality")
@@ -52,6 +53,7 @@ app.add_typer(telemed_app, name="telemed")
 from rhip.security.commands import app as security_app  # noqa: E402
 
 app.add_typer(security_app, name="security")
+app.add_typer(intake_app, name="intake")
 console = Console()
 err = Console(stderr=True)
 
@@ -69,6 +71,7 @@ DEMO_STEPS: list[str] = [
     "rhip.security.demo",
     "rhip.quality.demo",
     "rhip.bulletin.demo",
+    "rhip.web.demo",
 ]
 
 
@@ -83,16 +86,9 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 def _ready(settings: Settings) -> None:
     """Upgrade the schema and make sure the registry is loaded."""
-    from rhip.db.engine import Database, upgrade
     from rhip.registry import service as registry
 
-    upgrade(settings.resolved_database_url)
-    db = Database.from_settings(settings)
-    try:
-        with db.session() as s, s.begin():
-            registry.ensure_loaded(s)
-    finally:
-        db.dispose()
+    registry.prepare(settings.resolved_database_url)
 
 
 @db_app.command("upgrade")
@@ -205,39 +201,12 @@ def user_api_key(
     typer.echo(plain)
 
 
-@app.command("intake")
-def intake(
-    files: Annotated[list[Path], typer.Argument(help="CSV (UTF-8/GBK), Parquet or JSON Lines files")],
-    institution: Annotated[str, typer.Option(help="机构代码 of the uploading institution")],
-    table: Annotated[str | None, typer.Option(help="Catalogue table (default: from the file name)")] = None,
-    encoding: Annotated[str | None, typer.Option(help="utf-8, gbk or gb18030 (default: detected)")] = None,
-) -> None:
-    """Upload files as one batch (定时上传) and print the receipt."""
-    from rhip.intake.commands import run_files
-
-    settings = _settings()
-    _ready(settings)
-    try:
-        run_files(
-            settings=settings,
-            files=files,
-            institution=institution,
-            table=table,
-            encoding=encoding,
-            console=console,
-        )
-    except RhipError as exc:
-        raise _fail(exc.detail) from None
-
-
-@app.command("intake-compact")
+@app.command("intake-compact", hidden=True)
 def intake_compact() -> None:
-    """Merge the intake lake tables' small files (Delta OPTIMIZE compact) so later reads open few files."""
-    from rhip.intake.commands import compact_lake
+    """Old name of `rhip intake compact`."""
+    from rhip.intake.commands import compact
 
-    settings = _settings()
-    _ready(settings)
-    compact_lake(settings=settings, console=console)
+    compact()
 
 
 @app.command()
@@ -339,13 +308,15 @@ def demo(
     console.print(summary)
     console.print(f"逐机构明细：rhip synth --month {month} --scale {scale} --seed {seed}")
     console.print(f"输出：上传文件与真值 {out}；数据湖 {settings.resolved_lake_dir}")
-    console.print("门户：rhip serve → http://127.0.0.1:8000/")
-    console.print("工作人员账号：rhip user create 用户名 --role manager，然后在 /login 登录")
+    console.print("门户：rhip serve → http://127.0.0.1:8000/（多进程：rhip serve --workers 4）")
+    from rhip.web.demo import print_accounts
+
+    print_accounts(settings, console)
     if serve:
         _serve(settings, "127.0.0.1", port)
 
 
-def _serve(settings: Settings, host: str, port: int) -> None:
+def _serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
     import uvicorn
 
     from rhip.telemed.jobs import pacs_for_serving
@@ -356,16 +327,32 @@ def _serve(settings: Settings, host: str, port: int) -> None:
     with pacs_for_serving(settings) as pacs:
         if pacs is not None:
             console.print(f"影像归档（Orthanc）：{pacs.url}，DICOM 端口 {pacs.dicom_port or '—'}")
-        uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower())
+        if workers <= 1:
+            uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower())
+            return
+        # several processes: the schema and registry are made ready once, here, not raced by every worker;
+        # each worker builds the same app from the same RHIP_* environment (docs/deployment.md)
+        _ready(settings)
+        uvicorn.run(
+            "rhip.web.app:worker_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=settings.log_level.lower(),
+        )
 
 
 @app.command()
 def serve(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Worker processes (production: about one per core)")
+    ] = 1,
 ) -> None:
-    """Serve the portal: API, FHIR facade and pages in one process."""
-    _serve(_settings(), host, port)
+    """Serve the portal: API, FHIR facade and pages (one process, or --workers N processes)."""
+    _serve(_settings(), host, port, workers)
 
 
 def main() -> None:
@@ -373,7 +360,7 @@ def main() -> None:
     # everything the platform writes (database, lake, secrets, bulletins) is its owner's only
     os.umask(0o077)
     try:
-        app()
+        app(args=legacy_argv(sys.argv)[1:])
     except RhipError as exc:
         err.print(f"[bold red]错误：[/]{exc.detail}")
         sys.exit(2)

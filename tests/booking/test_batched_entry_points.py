@@ -17,7 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from rhip.booking import booker, pgbatch
+from rhip.booking import pgbatch, soldout
 from rhip.booking.models import Appointment, Slot
 from rhip.db.engine import Database
 from tests.booking.conftest import new_person
@@ -32,7 +32,7 @@ DAY = "2025-03-05"
 @pytest.fixture()
 def sent(backend: str, monkeypatch: pytest.MonkeyPatch, batch_sizes: list[int]) -> list[int] | None:
     """The size of every batch the batcher sends (every request to the database); None on SQLite."""
-    monkeypatch.setattr(booker, "SOLD_OUT_TTL", 0.0)
+    monkeypatch.setattr(soldout, "SOLD_OUT_TTL", 0.0)
     return batch_sizes if backend == "postgres" else None  # SQLite books one by one, the same answers
 
 

@@ -11,7 +11,7 @@ from datetime import date, datetime
 import pytest
 from sqlalchemy import func, select
 
-from rhip.booking import booker, service as svc
+from rhip.booking import service as svc, soldout
 from rhip.booking.models import Appointment, Slot
 from rhip.config import Settings
 from rhip.db.engine import Database
@@ -36,7 +36,7 @@ def test_flash_crowd_one_slot(
     bdb: Database, settings: Settings, backend: str, frozen: datetime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # every request goes to the database: no sold-out answers from memory
-    monkeypatch.setattr(booker, "SOLD_OUT_TTL", 0.0)
+    monkeypatch.setattr(soldout, "SOLD_OUT_TTL", 0.0)
     people, workers = (1500, 30) if backend == "postgres" else (200, 8)
     with bdb.session() as s:
         hot = schedule(s, day=DAY, hospital_code=SECONDARY, capacity=40, slot_minutes=60)

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from rhip import clock
-from rhip.booking import booker, pgbatch
+from rhip.booking import booker, pgbatch, soldout
 from rhip.booking.models import Appointment, Slot
 from rhip.booking.schemas import AppointmentRead, appointment_fields
 from rhip.db.engine import Database
@@ -84,7 +84,7 @@ def pg(bdb: Database, backend: str, monkeypatch: pytest.MonkeyPatch) -> Database
     """The PostgreSQL database, every request to the database (no sold-out answers from memory)."""
     if backend != "postgres":
         pytest.skip("rhip_book_many is PostgreSQL's")
-    monkeypatch.setattr(booker, "SOLD_OUT_TTL", 0.0)
+    monkeypatch.setattr(soldout, "SOLD_OUT_TTL", 0.0)
     return bdb
 
 

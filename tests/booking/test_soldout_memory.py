@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 from sqlalchemy import select, text
 
-from rhip.booking import booker, common, pgbatch
+from rhip.booking import common, entry, pgbatch, soldout
 from rhip.booking.models import Slot
 from rhip.db.engine import Database, make_engine
 from rhip.errors import Conflict
@@ -68,7 +68,7 @@ def pg(bdb: Database, backend: str) -> Database:
 
 async def _book(db: Database, slot_id: int) -> str:
     try:
-        _answer, _created = await pgbatch.book_for(
+        _answer, _created = await entry.book(
             db, slot_id=slot_id, person=new_person(), actor=AGENT, idempotency_key=uuid.uuid4().hex
         )
     except Conflict as exc:
@@ -100,7 +100,7 @@ def test_a_place_returned_elsewhere_is_forgotten_at_once(pg: Database, frozen: d
     other_process = make_engine(pg.url)  # another worker's connection: this process hears only NOTIFY
 
     def full_in_memory() -> bool:
-        return booker._full_in_memory(id(pg.engine), slot_id, "public", None)
+        return soldout.full_in_memory(id(pg.engine), slot_id, "public", None)
 
     async def scenario() -> list[str]:
         try:
@@ -143,7 +143,7 @@ def test_nothing_is_remembered_while_the_listener_is_down(pg: Database, frozen: 
             assert await _until(lambda: not batcher._live)
             for _ in range(4):
                 await _book(pg, slot_id)
-            return booker._full_in_memory(id(pg.engine), slot_id, "public", None)
+            return soldout.full_in_memory(id(pg.engine), slot_id, "public", None)
         finally:
             await pgbatch.close_all()
 
@@ -182,15 +182,15 @@ def test_the_triggers_notify_every_return_and_no_booking(pg: Database, frozen: d
 
 
 def test_the_memory_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(booker, "_SOLD_OUT", {})
-    monkeypatch.setattr(booker, "SOLD_OUT_MAX", 50)
+    monkeypatch.setattr(soldout, "_SOLD_OUT", {})
+    monkeypatch.setattr(soldout, "SOLD_OUT_MAX", 50)
     for slot_id in range(120):  # expired at once: pruned when the memory is full
-        booker.remember_full(-1, slot_id, "public", ["k"], ttl=0.0)
-    assert len(booker._SOLD_OUT) <= 50
+        soldout.remember_full(-1, slot_id, "public", ["k"], ttl=0.0)
+    assert len(soldout._SOLD_OUT) <= 50
     for slot_id in range(1000, 1120):  # all live: cleared when pruning is not enough
-        booker.remember_full(-1, slot_id, "public", ["k"], ttl=60.0)
-    assert 0 < len(booker._SOLD_OUT) <= 50
-    assert booker._full_in_memory(-1, 1119, "public", None)  # the newest is remembered
-    assert not booker._full_in_memory(-1, 1119, "public", "k")  # a retry of its booking is not refused
-    booker.remember_full(-1, 7, "public", [], ttl=0.0)
-    assert not booker._full_in_memory(-1, 7, "public", None) and (-1, 7, "public") not in booker._SOLD_OUT
+        soldout.remember_full(-1, slot_id, "public", ["k"], ttl=60.0)
+    assert 0 < len(soldout._SOLD_OUT) <= 50
+    assert soldout.full_in_memory(-1, 1119, "public", None)  # the newest is remembered
+    assert not soldout.full_in_memory(-1, 1119, "public", "k")  # a retry of its booking is not refused
+    soldout.remember_full(-1, 7, "public", [], ttl=0.0)
+    assert not soldout.full_in_memory(-1, 7, "public", None) and (-1, 7, "public") not in soldout._SOLD_OUT

@@ -15,18 +15,7 @@ from rhip.intake.models import IntakeBatch, IntakeProblem
 from rhip.registry import catalogue
 
 pytestmark = pytest.mark.slow
-ROW_RULES = (
-    "required",
-    "type",
-    "code",
-    "id_checksum",
-    "date_range",
-    "date_future",
-    "date_order",
-    "range",
-    "orphan",
-    "late",
-)
+ROW_RULES = catalogue.validation().row_rules
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
 """Lake layout: event-year partitions (not one file per month of a decades-long register), `_month` kept,
-compaction (`rhip intake-compact`) merging small files without changing what is read, old month-partitioned
+compaction (`rhip intake compact`) merging small files without changing what is read, old month-partitioned
 tables still written the old way."""
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def test_year_partitions_keep_month_and_compact(tmp_path: Path, inst: str) -> No
     env = {**os.environ, "RHIP_DATA_DIR": str(settings.data_dir), "RHIP_SECRET_KEY": SECRET}
     env.pop("RHIP_DATABASE_URL", None)
     r = subprocess.run(
-        [sys.executable, "-m", "rhip.cli", "intake-compact"],
+        [sys.executable, "-m", "rhip.cli", "intake", "compact"],
         env=env,
         capture_output=True,
         text=True,

@@ -6,7 +6,7 @@ import io
 
 from openpyxl import load_workbook
 
-from rhip.quality import dimensions, stats
+from rhip.quality import dimensions, figures
 
 
 def test_figures_managers_all_uploaders_their_own(client, auth) -> None:  # type: ignore[no-untyped-def]
@@ -119,7 +119,7 @@ def test_modified_z_and_dimensions() -> None:
     z = dimensions.modified_z(400, [100, 110, 90, 105, 95])
     assert z is not None and z > 3.5
     assert dimensions.modified_z(5, [1, 2]) is None
-    u = stats.UnitFigures(
+    u = figures.UnitFigures(
         code="H020",
         name="南京鼓楼医院",
         kind="hospital",

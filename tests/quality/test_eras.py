@@ -8,14 +8,12 @@ import pytest
 
 from rhip.errors import Invalid
 from rhip.lake.store import Lake
-from rhip.quality import eras, stats
+from rhip.quality import eras, figures
 from rhip.quality.usage import Usage
 
-SEEDS = Path(__file__).resolve().parents[3] / "shared" / "seeds"
 
-
-def _unit(kind: str) -> stats.UnitFigures:
-    u = stats.UnitFigures(code="X", name="样例单位", kind=kind, forms_of=12)
+def _unit(kind: str) -> figures.UnitFigures:
+    u = figures.UnitFigures(code="X", name="样例单位", kind=kind, forms_of=12)
     u.uploads, u.stored, u.upload_days, u.forms, u.tables_uploaded = 1000, 900, 27, 11, 40
     u.visits, u.visits_realtime, u.stat_visits = 200, 150, 800
     u.discharges, u.discharges_realtime, u.stat_discharges = 10, 0, None
@@ -98,16 +96,15 @@ def test_2025_is_the_current_table() -> None:
     assert eras.row("2025", _unit("hospital")) == ["样例单位", 1000, 27, "11/12", 200, 12.35, 10, 99.0]
 
 
-@pytest.mark.skipif(not SEEDS.is_dir(), reason="seeds not available")
-def test_headers_appear_in_the_seeds_of_their_era() -> None:
-    seeds = {
+def test_headers_appear_in_the_seeds_of_their_era(seeds: Path) -> None:
+    issues = {
         "2018": "003_572dad04b507adb4.txt",
         "2020": "002_fd129e63cda9ba38.txt",
         "2022": "000_6cc7f8f8c446d20a.txt",
         "2025": "004_d3501396ef2716ba.txt",
     }
-    for layout, name in seeds.items():
-        text = "".join((SEEDS / name).read_text(encoding="utf-8").split())
+    for layout, name in issues.items():
+        text = "".join((seeds / name).read_text(encoding="utf-8").split())
         for kind in ("district", "hospital"):
             for c in eras.columns(layout, kind):
                 assert "".join(c["title"].split()) in text, (layout, kind, c["title"])

@@ -10,14 +10,14 @@ from datetime import date, timedelta
 import pytest
 
 from rhip.lake.store import Lake
-from rhip.quality import service, stats, verify
+from rhip.quality import figures, layouts, service, units as quality_units, verify
 from rhip.registry import catalogue
 from tests.quality.conftest import Uploader, later, patient, row, stay, unique, visit
 
 
 def _figures(session, lake, month):  # type: ignore[no-untyped-def]
     with session.begin():
-        return stats.month_figures(session, lake=lake, month=month)
+        return figures.month_figures(session, lake=lake, month=month)
 
 
 def _unit(session, lake, month, code):  # type: ignore[no-untyped-def]
@@ -27,7 +27,7 @@ def _unit(session, lake, month, code):  # type: ignore[no-untyped-def]
     """
     with session.begin():
         assert verify.differences(session, lake=lake, month=month, units=[code]) == []
-        return stats.month_figures(session, lake=lake, month=month).get(code)
+        return figures.month_figures(session, lake=lake, month=month).get(code)
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def test_visits_revenue_and_discharges(hospital_month, session, month_lake):  # 
     # v1, v2, v3, rt, midnight: not the revoked, the October, the rejected one or the re-send
     assert u.visits == 5
     assert u.visit_revenue == pytest.approx(100.5 + 200 + 300 + 49.5 + 10)
-    assert stats.collection_row(u)[5] == 0.66  # 收入（千元）, two decimals
+    assert layouts.collection_row(u)[5] == 0.66  # 收入（千元）, two decimals
     assert (u.discharges, u.inpatient_revenue) == (1, 5000.0)
 
 
@@ -92,7 +92,7 @@ def test_uploads_days_and_forms(hospital_month, session, month_lake):  # type: i
     assert u.upload_days == 2
     assert u.active_days == 30
     assert (u.forms, u.forms_of) == (2, catalogue.REALTIME_FORMS)
-    assert stats.collection_row(u)[3] == "2/12"
+    assert layouts.collection_row(u)[3] == "2/12"
 
 
 def test_realtime_compliance(hospital_month, session, month_lake):  # type: ignore[no-untyped-def]
@@ -109,7 +109,7 @@ def test_upload_rate_against_statistics_report(hospital_month, session, month_la
     u = _unit(session, month_lake, "2024-11", hospital_month)
     assert u.stat_visits == 10 and u.stat_discharges is None
     assert u.visit_upload_rate == pytest.approx(0.5)
-    row_ = stats.supplement_row(u)
+    row_ = layouts.supplement_row(u)
     assert row_[7] == 0.5 and row_[9] == "未获取卫统数据"
 
 
@@ -122,9 +122,9 @@ def test_declared_over_required_tables(session, lake):  # type: ignore[no-untype
     u = figs.get("H022")
     medical = [d for d in catalogue.datasets() if d.category == "medical"]
     assert (u.declared, u.required) == (2, len(medical))
-    assert stats.supplement_row(u)[2] == f"2/{len(medical)}"
+    assert layouts.supplement_row(u)[2] == f"2/{len(medical)}"
     assert figs.get("H023").declared is None
-    assert stats.supplement_row(figs.get("H023"))[2].startswith("未反馈/")
+    assert layouts.supplement_row(figs.get("H023"))[2].startswith("未反馈/")
     assert figs.get("D320102").required == len(catalogue.datasets())
 
 
@@ -197,11 +197,11 @@ def test_health_record_totals_are_cumulative(uploader, session, lake):  # type: 
 
 
 def test_active_days_adjusted_for_joining_and_leaving():
-    assert stats.active_days("2025-02", None, None) == 28
-    assert stats.active_days("2024-02", None, None) == 29
-    assert stats.active_days("2025-03", date(2025, 3, 10), None) == 22
-    assert stats.active_days("2025-03", None, date(2025, 3, 10)) == 10
-    assert stats.active_days("2025-03", date(2025, 4, 1), None) == 0
+    assert quality_units.active_days("2025-02", None, None) == 28
+    assert quality_units.active_days("2024-02", None, None) == 29
+    assert quality_units.active_days("2025-03", date(2025, 3, 10), None) == 22
+    assert quality_units.active_days("2025-03", None, date(2025, 3, 10)) == 10
+    assert quality_units.active_days("2025-03", date(2025, 4, 1), None) == 0
 
 
 def test_cumulative_stored_records(uploader, session, lake):  # type: ignore[no-untyped-def]
@@ -210,8 +210,8 @@ def test_cumulative_stored_records(uploader, session, lake):  # type: ignore[no-
     uploader.send(org, {"patient_info": [dict(patient(org, pid), collected_at="2022-12-05 08:00:00")]})
     after = _figures(session, lake, "2023-01").cumulative
     assert after - before == 1
-    assert stats.cumulative_text(30_490_000_000) == "304.90 亿条"
-    assert stats.cumulative_text(12345) == "12,345 条"
+    assert layouts.cumulative_text(30_490_000_000) == "304.90 亿条"
+    assert layouts.cumulative_text(12345) == "12,345 条"
 
 
 def test_cda_documents_counted(session, lake):  # type: ignore[no-untyped-def]
@@ -288,7 +288,7 @@ def test_corrections_and_revocations_follow_the_current_version(uploader, sessio
     assert (april.visits, april.visit_revenue) == (1, 150.0)
     assert (may.visits, may.visit_revenue) == (1, 200.0)
     assert april.records_basic == 0
-    assert stats.visit_history(session, lake=lake, month="2024-05", months=2)[org] == {
+    assert figures.visit_history(session, lake=lake, month="2024-05", months=2)[org] == {
         "2024-04": 1,
         "2024-05": 1,
     }
@@ -299,7 +299,7 @@ def test_pyarrow_fallback_gives_the_same_figures(hospital_month, session, month_
 
     def recounted():  # type: ignore[no-untyped-def]
         with session.begin():
-            return stats.month_figures(session, lake=month_lake, month="2024-11", recount=True).get(
+            return figures.month_figures(session, lake=month_lake, month="2024-11", recount=True).get(
                 hospital_month
             )
 

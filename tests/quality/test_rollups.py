@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from rhip.quality import stats, verify
+from rhip.quality import figures, verify
 from tests.quality.conftest import FMT, Uploader, patient, row, unique
 
 MONTHS = ("2023-04", "2023-05", "2023-06")
@@ -172,7 +172,7 @@ def test_rollups_follow_random_corrections(seed: int, db, session, lake) -> None
                 assert verify.differences(session, lake=lake, month=month, units=[org]) == [], (seed, month)
     with session.begin():
         for month in MONTHS:
-            u = stats.month_figures(session, lake=lake, month=month).get(org)
+            u = figures.month_figures(session, lake=lake, month=month).get(org)
             visits = [r for r in model.current("outpatient_visit") if r["visit_time"].startswith(month)]
             assert u.visits == len(visits)
             assert round(u.visit_revenue * 100) == sum(round(float(r["fee_total"]) * 100) for r in visits)

@@ -18,7 +18,7 @@ import pytest
 
 from rhip.intake import reading, service as intake
 from rhip.lake.store import Lake
-from rhip.quality import service, stats, verify
+from rhip.quality import figures, layouts, service, verify
 
 MONTH = "2025-03"
 UNITS = ("D320106", "H005", "H029")  # 鼓楼区, 江苏省肿瘤医院, 南京市胸科医院
@@ -78,14 +78,14 @@ def test_bulletin_rows_equal_ground_truth(ingested: Lake, synth_month: Path, ses
     truth = json.loads((synth_month / "ground_truth" / "institutions.json").read_text(encoding="utf-8"))
     by_code = {t["org_code"]: t for t in truth["institutions"]}
     with session.begin():
-        fig = stats.month_figures(session, lake=ingested, month=MONTH)
+        fig = figures.month_figures(session, lake=ingested, month=MONTH)
         # intake's rollups, which the figures read, agree with a recount of the lake's records (the SQL
         # database is shared with other tests, their lakes are not: only these units are compared)
         assert verify.differences(session, lake=ingested, month=MONTH, units=UNITS) == []
     for code in UNITS:
         t, u = by_code[code], fig.get(code)
         v = t["valid"]
-        row = stats.collection_row(u)
+        row = layouts.collection_row(u)
         assert u.visits == v["outpatient_visits"], code
         assert u.discharges == v["discharges"], code
         assert round(u.visit_revenue * 100) == v["outpatient_revenue_fen"], code

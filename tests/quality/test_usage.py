@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from rhip.errors import Invalid
 from rhip.lake.store import Lake
-from rhip.quality import stats, usage
+from rhip.quality import figures, layouts, usage
 from rhip.synth import usage as synth_usage
 
 HEADER = "month,institution,browser_deployed,browser_calls,reminder_deployed,reminder_calls\n"
@@ -17,7 +17,7 @@ HEADER = "month,institution,browser_deployed,browser_calls,reminder_deployed,rem
 
 def _figures(session, month: str, tmp_path: Path):  # type: ignore[no-untyped-def]
     with session.begin():
-        return stats.month_figures(session, lake=Lake(tmp_path / "lake"), month=month)
+        return figures.month_figures(session, lake=Lake(tmp_path / "lake"), month=month)
 
 
 def test_reported_usage_rolls_up_into_units(session, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -31,13 +31,13 @@ def test_reported_usage_rolls_up_into_units(session, tmp_path: Path) -> None:  #
     fig = _figures(session, "2023-04", tmp_path)
     qinhuai, first, other = fig.get("D320104"), fig.get("H021"), fig.get("H022")
     assert qinhuai.usage == usage.Usage(120, 45, 90, 300)
-    assert stats.supplement_row(qinhuai)[-2:] == ["120/45", "90/300"]
-    assert stats.supplement_row(first)[-2:] == ["未部署/0", "未部署/0"]
-    assert other.usage is None and stats.supplement_row(other)[-1] == "未反馈"
+    assert layouts.supplement_row(qinhuai)[-2:] == ["120/45", "90/300"]
+    assert layouts.supplement_row(first)[-2:] == ["未部署/0", "未部署/0"]
+    assert other.usage is None and layouts.supplement_row(other)[-1] == "未反馈"
     # reported again: the later report replaces the earlier one
     with session.begin():
         usage.import_usage(session, text=HEADER + "2023-04,H021,3,7,0,0\n", source="again.csv")
-    assert stats.supplement_row(_figures(session, "2023-04", tmp_path).get("H021"))[-2:] == [
+    assert layouts.supplement_row(_figures(session, "2023-04", tmp_path).get("H021"))[-2:] == [
         "3/7",
         "未部署/0",
     ]

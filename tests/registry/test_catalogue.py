@@ -187,3 +187,22 @@ def test_cli(capsys: pytest.CaptureFixture[str]) -> None:
     assert "12 real-time" in capsys.readouterr().out
     assert catalogue.main(["--markdown"]) == 0
     assert catalogue.INTRO_MARKER in capsys.readouterr().out
+
+
+def test_validation_rules_are_catalogue_data_read_by_intake_and_synth() -> None:
+    from rhip.intake import rules as intake_rules
+    from rhip.registry import idnumber
+    from rhip.synth import defects
+
+    v = catalogue.validation()
+    assert (
+        next(iter(v.rules)) == "institution"
+        and "date_order" in v.rules
+        and v.rules["late"] == "实时数据上传不及时"
+    )
+    assert ("admitted_at", "discharged_at") in v.order_pairs and v.max_age_years == 120
+    assert intake_rules.RULES is v.rules and intake_rules.ORDER_PAIRS is v.order_pairs
+    assert intake_rules.MAX_AGE_YEARS == idnumber.max_age_years() == v.max_age_years
+    assert defects.ORDER_PAIRS is v.order_pairs
+    assert tuple(defects.ROW_RULES) == v.row_rules
+    assert "institution" not in defects.ROW_RULES and defects.ROW_RULES[0] == "required"

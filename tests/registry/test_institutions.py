@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from rhip.registry import data
+from rhip.registry import data, directories, loading
 
 CODE_PATTERNS = {
     "hospital": re.compile(r"^(H\d{3}|M\d{8}|R\d{2})$"),
@@ -83,7 +83,7 @@ def test_every_name_and_alias_is_unique_after_normalisation() -> None:
     owner: dict[str, str] = {}
     for r in data.institutions():
         for name in (r.name, *r.aliases):
-            key = data.normalize_name(name)
+            key = loading.normalize_name(name)
             assert owner.setdefault(key, r.code) == r.code, f"{name}: {owner[key]} and {r.code}"
 
 
@@ -98,7 +98,7 @@ def test_every_name_and_alias_is_unique_after_normalisation() -> None:
     ],
 )
 def test_normalize_name(raw: str, key: str) -> None:
-    assert data.normalize_name(raw) == key
+    assert loading.normalize_name(raw) == key
 
 
 def test_resolve_name_handles_prefixes_and_unknowns() -> None:
@@ -111,7 +111,7 @@ def test_resolve_name_handles_prefixes_and_unknowns() -> None:
 
 
 def test_metro_cities_each_have_a_hospital() -> None:
-    cities = data.metro_cities()
+    cities = directories.metro_cities()
     assert len(cities) >= 8
     assert {"芜湖市", "马鞍山市", "镇江市", "扬州市", "淮安市", "滁州市", "宣城市"} <= {
         c.name for c in cities
@@ -140,7 +140,7 @@ def test_telemed_centres_and_hubs() -> None:
 
 
 def test_departments_use_official_codes() -> None:
-    deps = {d.code: d for d in data.departments()}
+    deps = {d.code: d for d in directories.departments()}
     assert len(deps) >= 40
     assert deps["03"].name == "内科" and deps["04"].name == "外科" and deps["07"].name == "儿科"
     assert deps["03.04"].name == "心血管内科专业" and deps["03.04"].parent_code == "03"
@@ -152,10 +152,10 @@ def test_departments_use_official_codes() -> None:
 
 
 def test_channels_and_hotline_categories() -> None:
-    groups = Counter(c.group for c in data.channels())
+    groups = Counter(c.group for c in directories.channels())
     assert set(groups) >= {"online_12320", "quick", "phone", "in_clinic", "third_party", "community"}
     assert groups["third_party"] >= 9
-    kinds = Counter(h.kind for h in data.hotline_categories())
+    kinds = Counter(h.kind for h in directories.hotline_categories())
     assert kinds == {"call": 8, "work_order": 3}
 
 

@@ -10,14 +10,12 @@ in all of them a name is one white-space-delimited cell.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from rhip.registry import data
-
-SEEDS = (Path(__file__).resolve().parents[2] / ".." / "shared" / "seeds").resolve()
+from rhip.registry import data, directories, loading
+from tests.conftest import seed_files
 
 _PROSE = re.compile(r"[，。、；：:！？“”《》]")
 _CELL = re.compile(r"^[\u4e00-\u9fff]{2,}(?:[（(][\u4e00-\u9fff]+[）)])?$")
@@ -29,14 +27,6 @@ _FOOTER = {"南京市卫生信息中心"}
 
 DISTRICTS = ["玄武区", "秦淮区", "建邺区", "鼓楼区", "浦口区", "栖霞区", "雨花台区", "江宁区", "六合区",
              "溧水区", "高淳区", "江北新区"]  # fmt: skip
-
-
-def seed_files() -> list[Path]:
-    """The five issues, or a skip when the shared folder is not beside the repository."""
-    files = sorted(SEEDS.glob("*.txt"))
-    if not files:
-        pytest.skip(f"seed bulletins not found in {SEEDS}")
-    return files
 
 
 def table_names(text: str) -> list[str]:
@@ -84,7 +74,7 @@ def test_extraction_reads_every_table_layout() -> None:
 def _keys_of(item: dict[str, object]) -> set[str]:
     aliases = item["aliases"]
     assert isinstance(aliases, list)
-    return {data.normalize_name(str(item["name"]))} | {data.normalize_name(str(a)) for a in aliases}
+    return {loading.normalize_name(str(item["name"]))} | {loading.normalize_name(str(a)) for a in aliases}
 
 
 def test_every_seed_name_resolves_to_one_institution(client: TestClient) -> None:
@@ -104,7 +94,7 @@ def test_every_seed_name_resolves_to_one_institution(client: TestClient) -> None
                 failures.append(f"{file}: {name} → first item {got}, expected {expected.code}")
                 continue
             # the first hit is an exact name/alias match (with or without the 南京市 prefix), not a substring
-            if not set(data.candidate_keys(name)) & _keys_of(items[0]):
+            if not set(loading.candidate_keys(name)) & _keys_of(items[0]):
                 failures.append(f"{file}: {name} → {expected.code} only by substring")
             checked += 1
     assert not failures, "\n".join(failures)
@@ -233,15 +223,15 @@ CHANNEL_NAMES: list[tuple[str, str]] = [
 
 @pytest.mark.parametrize(("name", "code"), CHANNEL_NAMES)
 def test_channel_names_resolve(name: str, code: str) -> None:
-    found = data.resolve_channel(name)
+    found = directories.resolve_channel(name)
     assert found is not None and found.code == code
 
 
 def test_channel_names_appear_in_the_api(client: TestClient) -> None:
     channels = client.get("/api/v1/registry/channels").json()
-    spellings = {data.normalize_name(n): c["code"] for c in channels for n in [c["name"], *c["aliases"]]}
+    spellings = {loading.normalize_name(n): c["code"] for c in channels for n in [c["name"], *c["aliases"]]}
     for name, code in CHANNEL_NAMES:
-        assert spellings.get(data.normalize_name(name)) == code, name
+        assert spellings.get(loading.normalize_name(name)) == code, name
     groups = {c["code"]: c["group"] for c in channels}
     assert {groups["jkn_app"], groups["wechat_12320"], groups["web_12320"]} == {"online_12320"}
     assert groups["quick_12320"] == "quick" and groups["wdnj_app"] == "third_party"
@@ -251,9 +241,9 @@ def test_hotline_categories_cover_the_bulletins(client: TestClient) -> None:
     words = "咨询类 医疗投诉 医疗服务投诉 电话预约 人工服务 心理危机干预 自助语音问答 专家在线答疑"
     words += " 医院满意度调查（呼入） 市12345工单 省12345工单 自接工单"
     cats = client.get("/api/v1/registry/hotline-categories").json()
-    spellings = {data.normalize_name(n) for c in cats for n in [c["name"], *c["aliases"]]}
+    spellings = {loading.normalize_name(n) for c in cats for n in [c["name"], *c["aliases"]]}
     for w in words.split():
-        assert data.normalize_name(w) in spellings, w
+        assert loading.normalize_name(w) in spellings, w
     for f in seed_files():
         text = re.sub(r"\s+", "", f.read_text(encoding="utf-8"))
         assert "心理危机干预" in text and "12345工单" in text

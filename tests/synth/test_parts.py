@@ -10,16 +10,14 @@ import numpy as np
 import pytest
 
 from rhip.errors import Invalid
-from rhip.registry import data as registry, icd10, idnumber
+from rhip.registry import data as registry, directories, icd10, idnumber
 from rhip.synth import calibration, lexicon, residents, seedparse, service, vec, vocab
 from rhip.synth.defects import DefectRates
+from tests.conftest import seed_files
 
-SEEDS = Path(__file__).resolve().parents[3] / "shared" / "seeds"
 
-
-@pytest.mark.skipif(not SEEDS.is_dir(), reason="seed bulletins not beside the repository")
 def test_seedparse_reproduces_the_committed_csvs(tmp_path: Path) -> None:
-    for path in sorted(SEEDS.glob("*.txt")):
+    for path in seed_files():
         for month, rows in seedparse.parse_file(path).items():
             made = seedparse.write_csv(month, rows, tmp_path)
             assert made.read_text(encoding="utf-8") == (calibration.DATA_DIR / made.name).read_text(
@@ -120,7 +118,7 @@ def test_word_lists_are_gbk() -> None:
     ]
     for w in words:
         w.encode("gbk")
-    words += [c.name for c in icd10.icd10().values()] + [d.name for d in registry.departments()]
+    words += [c.name for c in icd10.icd10().values()] + [d.name for d in directories.departments()]
     for w in words:
         w.encode("gbk")  # a GBK unit's files carry these names too
     homophones = lexicon.homophone_map()

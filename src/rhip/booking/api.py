@@ -13,8 +13,10 @@ from rhip.booking import (
     accounts,
     api_manage,
     calendar as cal,
+    common,
     notify,
     referrals as booking_referrals,
+    schedules as rota,
     service as svc,
 )
 from rhip.booking.api_common import STAFF, Bookers, Viewers, window as _window
@@ -85,7 +87,7 @@ def list_departments(
     """A hospital's departments with schedules in the window."""
     start, end = _window(date_from, date_to)
     with session.begin():
-        svc.hospital(code)
+        common.hospital(code)
         rows = booking_referrals.departments_of(session, hospital_code=code, date_from=start, date_to=end)
     return [DepartmentRead(code=c, name=n, public_left=left) for c, n, left in rows]
 
@@ -103,7 +105,7 @@ def list_schedules(
     """Published schedules with the public places left in each."""
     start, end = _window(date_from, date_to)
     with session.begin():
-        items = svc.get_all_schedules(
+        items = rota.get_all_schedules(
             session,
             hospital_code=hospital,
             department_code=department,
@@ -120,8 +122,8 @@ def list_schedules(
 def get_schedule(schedule_id: int, session: SessionDep) -> ScheduleRead:
     """One schedule and its time slots with the public places left in each."""
     with session.begin():
-        sched = svc.get_schedule(session, schedule_id=schedule_id)
-        slots = [SlotRead.of(s) for s in svc.get_slots(session, schedule_id=schedule_id)]
+        sched = rota.get_schedule(session, schedule_id=schedule_id)
+        slots = [SlotRead.of(s) for s in rota.get_slots(session, schedule_id=schedule_id)]
     return ScheduleRead.of(sched, slots=slots)
 
 
@@ -136,9 +138,9 @@ def get_rules(hospital_code: str, session: SessionDep) -> dict[str, Any]:
     """A hospital's effective booking rules (platform defaults where it sets none); '*' is the platform."""
     with session.begin():
         if hospital_code != "*":
-            svc.hospital(hospital_code)
-        rules = svc.get_rules(session, hospital_code=hospital_code)
-        own = svc.get_rule_overrides(session, hospital_code=hospital_code)
+            common.hospital(hospital_code)
+        rules = common.get_rules(session, hospital_code=hospital_code)
+        own = common.get_rule_overrides(session, hospital_code=hospital_code)
     return {"hospital_code": hospital_code, "rules": rules.__dict__, "overrides": own}
 
 
@@ -306,10 +308,10 @@ def list_notifications(
     """A resident's own notifications (停诊 and others), newest first; agents and managers name the person."""
     if principal.role is Role.resident:
         pid = principal.subject.strip().upper()
-        if person and svc.person_id(person) != pid:
+        if person and common.person_id(person) != pid:
             raise Forbidden("居民只能查看本人的通知", code="not-self")
     elif person:
-        pid = svc.person_id(person)
+        pid = common.person_id(person)
     else:
         raise Invalid("请提供就诊人身份证号码 person", code="person-required")
     with session.begin():

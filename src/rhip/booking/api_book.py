@@ -15,15 +15,13 @@ import orjson
 from fastapi import APIRouter, Header, Request, Response
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
-from starlette.concurrency import run_in_threadpool
 
-from rhip.booking import pgbatch, service as svc
+from rhip.booking import entry, pgbatch
 from rhip.booking.api_common import Bookers, bookers
 from rhip.booking.schemas import AppointmentCreate, AppointmentRead, appointment_fields
 from rhip.db.engine import Database
 from rhip.errors import Invalid, RhipError
 from rhip.security.roles import Role
-from rhip.security.service import Principal
 
 
 @asynccontextmanager
@@ -95,50 +93,19 @@ async def create_appointment(
     key = body.idempotency_key or idempotency_key
     person_name = body.person_name or (principal.name if principal.role is Role.resident else None)
     db: Database = request.app.state.db
-    # a slot this process found full a moment ago is answered here, on the event loop: no thread, no
-    # database (a retry of one of the slot's bookings still goes to the database for its booking)
-    req = svc.refuse_from_memory(
-        db.engine,
+    # the request's checks and the sold-out memory on the event loop (no thread, no database), then the
+    # batched call (PostgreSQL) or the one-by-one write in a thread (SQLite): booking/entry.py
+    answer, created = await entry.book(
+        db,
         slot_id=body.slot_id,
         person=person,
+        person_name=person_name,
         actor=principal,
-        tranche=body.tranche,
         channel=body.channel,
+        tranche=body.tranche,
         idempotency_key=key,
     )
-    if db.engine.dialect.name == "postgresql":
-        # on the event loop too: queued with the other bookings of the moment, one call for them all;
-        # the call is its own transaction (this route's whole transaction is the booking)
-        answer, created = await pgbatch.book(
-            db.url, id(db.engine), req, slot_id=body.slot_id, actor=principal, person_name=person_name
-        )
-        return _answer(appointment_fields(answer), created)
-    return await run_in_threadpool(_book, db, body, person, person_name, principal, key)
-
-
-def _book(
-    db: Database,
-    body: AppointmentCreate,
-    person: str,
-    person_name: str | None,
-    principal: Principal,
-    key: str | None,
-) -> Response:
-    # SQLite: a session held only for the transaction itself, released before the response
-    with db.session() as session, session.begin():
-        done = svc.book(
-            session,
-            slot_id=body.slot_id,
-            person=person,
-            person_name=person_name,
-            actor=principal,
-            channel=body.channel,
-            tranche=body.tranche,
-            idempotency_key=key,
-            alone=True,  # this transaction is the booking and nothing else
-        )
-        fields = appointment_fields(done.appointment)
-    return _answer(fields, done.created)
+    return _answer(appointment_fields(answer), created)
 
 
 def _answer(fields: dict[str, Any], created: bool) -> Response:

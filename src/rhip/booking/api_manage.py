@@ -8,8 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 
 from rhip.booking import (
+    common,
     jobs as booking_jobs,
     referrals as booking_referrals,
+    schedules as rota,
     service as svc,
     stats,
 )
@@ -53,8 +55,8 @@ def priority_slots(
 ) -> ScheduleRead:
     """A schedule's slots with the family-doctor priority places (signed family doctors only)."""
     with session.begin():
-        sched = svc.get_schedule(session, schedule_id=schedule_id)
-        slots = [SlotRead.of(s, family=True) for s in svc.get_slots(session, schedule_id=schedule_id)]
+        sched = rota.get_schedule(session, schedule_id=schedule_id)
+        slots = [SlotRead.of(s, family=True) for s in rota.get_slots(session, schedule_id=schedule_id)]
     return ScheduleRead.of(sched, slots=slots)
 
 
@@ -76,8 +78,8 @@ def sign(
 @router.post("/schedules", response_model=ScheduleRead, status_code=201)
 def create_schedule(body: ScheduleCreate, session: SessionDep, principal: Staff) -> ScheduleRead:
     """Publish one session (hospital staff for their own hospital, managers for any)."""
-    svc.check_staff(principal, body.hospital_code)
-    spec = svc.ScheduleSpec(
+    rota.check_staff(principal, body.hospital_code)
+    spec = rota.ScheduleSpec(
         hospital_code=body.hospital_code,
         department_code=body.department_code,
         doctor_name=body.doctor_name,
@@ -91,9 +93,9 @@ def create_schedule(body: ScheduleCreate, session: SessionDep, principal: Staff)
         service_type=body.service_type,
     )
     with session.begin():
-        sched = svc.create_schedule(session, spec=spec, actor=principal, allow_holiday=body.allow_holiday)
+        sched = rota.create_schedule(session, spec=spec, actor=principal, allow_holiday=body.allow_holiday)
         slots = [
-            SlotRead.of(s, family=True, clinic=True) for s in svc.get_slots(session, schedule_id=sched.id)
+            SlotRead.of(s, family=True, clinic=True) for s in rota.get_slots(session, schedule_id=sched.id)
         ]
     return ScheduleRead.of(sched, slots=slots)
 
@@ -101,10 +103,10 @@ def create_schedule(body: ScheduleCreate, session: SessionDep, principal: Staff)
 @router.post("/schedules/batch", response_model=list[ScheduleRead], status_code=201)
 def create_schedules(body: ScheduleBatch, session: SessionDep, principal: Staff) -> list[ScheduleRead]:
     """Publish a doctor's sessions on every working day of a date range (holidays and 调休 respected)."""
-    svc.check_staff(principal, body.hospital_code)
+    rota.check_staff(principal, body.hospital_code)
     if (body.date_to - body.date_from).days > 62:
         raise Invalid("一次最多发布 62 天的排班", code="range-too-long")
-    template = svc.ScheduleSpec(
+    template = rota.ScheduleSpec(
         hospital_code=body.hospital_code,
         department_code=body.department_code,
         doctor_name=body.doctor_name,
@@ -116,7 +118,7 @@ def create_schedules(body: ScheduleBatch, session: SessionDep, principal: Staff)
         service_type=body.service_type,
     )
     with session.begin():
-        items = svc.create_schedules(
+        items = rota.create_schedules(
             session,
             template=template,
             start=body.date_from,
@@ -133,7 +135,7 @@ def stop_schedule(
 ) -> list[AppointmentRead]:
     """停诊: close a session; its bookings are cancelled hospital-side and the patients notified."""
     with session.begin():
-        affected = svc.stop_schedule(session, schedule_id=schedule_id, reason=body.reason, actor=principal)
+        affected = rota.stop_schedule(session, schedule_id=schedule_id, reason=body.reason, actor=principal)
         return [AppointmentRead.of(a, principal) for a in affected]
 
 
@@ -143,8 +145,8 @@ def schedule_appointments(
 ) -> list[AppointmentRead]:
     """The day's list for one session (the hospital's own staff and managers); ID numbers masked."""
     with session.begin():
-        sched = svc.get_schedule(session, schedule_id=schedule_id)
-        svc.check_staff(principal, sched.hospital_code)
+        sched = rota.get_schedule(session, schedule_id=schedule_id)
+        rota.check_staff(principal, sched.hospital_code)
         items = svc.get_all_appointments(session, actor=principal, schedule_id=schedule_id, limit=1000)
         audit_read(session, request, principal, what="schedule.appointments", target=str(schedule_id))
         return [AppointmentRead.of(a, principal) for a in sorted(items, key=lambda a: (a.starts_at, a.id))]
@@ -159,7 +161,7 @@ def put_rules(
     if set(body) - set(RULE_FIELDS):
         raise Invalid(f"未知规则项：{', '.join(sorted(set(body) - set(RULE_FIELDS)))}", code="bad-rule")
     with session.begin():
-        rules = svc.set_rules(session, hospital_code=hospital_code, values=values, actor=principal)
+        rules = common.set_rules(session, hospital_code=hospital_code, values=values, actor=principal)
     return {"hospital_code": hospital_code, "rules": rules.__dict__}
 
 

@@ -4,13 +4,12 @@ The place is taken by ONE conditional UPDATE (`booked_x = booked_x + 1 WHERE boo
 database checks `booked_x <= cap_x` too, a person's bookings serialise on their row in
 booking_person_locks so limits hold under any concurrency, and an idempotency key is unique and
 inserted with ON CONFLICT DO NOTHING. On PostgreSQL the statements are built once (see docs/booking.md
-for the round trips); a slot found full is answered from memory for SOLD_OUT_TTL seconds.
+for the round trips); a slot found full is answered from memory for soldout.SOLD_OUT_TTL seconds
+(booking/soldout.py).
 """
 
 from __future__ import annotations
 
-import time as _time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
@@ -30,6 +29,7 @@ from rhip.booking.common import (
 )
 from rhip.booking.models import COUNTING, Appointment, PersonLock, Signing, Slot
 from rhip.booking.refusals import check_limits, refuse, refuse_slot
+from rhip.booking.soldout import full_in_memory, remember_full
 from rhip.clock import now
 from rhip.db.engine import dialect_insert
 from rhip.errors import Conflict, Forbidden, Invalid
@@ -129,13 +129,6 @@ def _person_rows(session: Session, pid: str, day: date, key: str | None) -> list
 _SLOT_KEYS = select(Appointment.idempotency_key).where(
     Appointment.slot_id == bindparam("slot_id"), Appointment.idempotency_key.is_not(None)
 )
-# (database engine, slot, tranche) → (until when the slot is answered "full" from memory, the
-# idempotency keys of every booking the slot has had when it was found full). The engine in the key
-# keeps two databases in one process (the tests) apart.
-_SOLD_OUT: dict[tuple[int, int, str], tuple[float, frozenset[str]]] = {}
-# slots remembered at most: each holds its bookings' keys, and a worker runs for days
-SOLD_OUT_MAX = 10_000
-SOLD_OUT_TTL = 0.5  # seconds a sold-out answer is served from memory (a cancellation shows up after this)
 
 
 class Prepared(NamedTuple):
@@ -162,18 +155,6 @@ def _prepare(
     return Prepared(tranche, pid, chan, key)
 
 
-def _full_in_memory(db: int, slot_id: int, tranche: str, key: str | None) -> bool:
-    """Whether the slot was found full less than SOLD_OUT_TTL ago and this is no retry of its bookings."""
-    # a retry of one of the slot's bookings goes to the database, which answers it with that booking
-    hit = _SOLD_OUT.get((db, slot_id, tranche))
-    if hit is None:
-        return False
-    if hit[0] <= _time.monotonic():
-        _SOLD_OUT.pop((db, slot_id, tranche), None)
-        return False
-    return key is None or key not in hit[1]
-
-
 def refuse_from_memory(
     engine: Any,
     *,
@@ -189,33 +170,9 @@ def refuse_from_memory(
     No database and no thread; returns the checked request for the booking itself.
     """
     req = _prepare(actor, person, tranche, channel, idempotency_key)
-    if _full_in_memory(id(engine), slot_id, req.tranche, req.key):
+    if full_in_memory(id(engine), slot_id, req.tranche, req.key):
         refuse("slot-full", req.tranche)
     return req
-
-
-def remember_full(
-    db: int, slot_id: int, tranche: str, keys: Iterable[str | None], ttl: float | None = None
-) -> None:
-    """Answer the slot's tranche "full" from memory for `ttl` (SOLD_OUT_TTL), except retries of these keys."""
-    t = _time.monotonic()
-    if len(_SOLD_OUT) >= SOLD_OUT_MAX:
-        # bounded: drop what has expired, and everything if that is not enough (forgetting is always safe)
-        for k in [k for k, (until, _keys) in _SOLD_OUT.items() if until <= t]:
-            del _SOLD_OUT[k]
-        if len(_SOLD_OUT) >= SOLD_OUT_MAX:
-            _SOLD_OUT.clear()
-    until = t + (SOLD_OUT_TTL if ttl is None else ttl)
-    _SOLD_OUT[(db, slot_id, tranche)] = (until, frozenset(k for k in keys if k))
-
-
-def forget_full(slot_id: int | None = None) -> None:
-    """Forget what this process remembers as full: one slot (every database and tranche), or all."""
-    if slot_id is None:
-        _SOLD_OUT.clear()
-        return
-    for k in [k for k in _SOLD_OUT if k[1] == slot_id]:
-        _SOLD_OUT.pop(k, None)
 
 
 def _remember_full(session: Session, db: int, slot_id: int, tranche: str) -> None:
@@ -246,7 +203,7 @@ def book(
     tranche, pid, chan, key = _prepare(actor, person, tranche, channel, idempotency_key)
     t = now()
     db = id(session.get_bind())
-    if _full_in_memory(db, slot_id, tranche, key):  # sold out a moment ago: answered from memory
+    if full_in_memory(db, slot_id, tranche, key):  # sold out a moment ago: answered from memory
         refuse("slot-full", tranche)
     if session.get_bind().dialect.name == "postgresql":
         return _book_pg(
@@ -480,17 +437,6 @@ def _refuse_slot_cached(
         if exc.code == "slot-full":
             _remember_full(session, db, slot.id, tranche)
         raise
-
-
-def sold_out_in_memory(session: Session, *, slot_id: int, tranche: str = "public") -> bool:
-    """Whether this process answers the slot's tranche "full" from memory right now."""
-    return _full_in_memory(id(session.get_bind()), slot_id, tranche, None)
-
-
-def _forget_sold_out(session: Session, slot_id: int) -> None:
-    db = id(session.get_bind())
-    for tranche in TRANCHES:
-        _SOLD_OUT.pop((db, slot_id, tranche), None)
 
 
 def _check_signed(session: Session, pid: str, actor: Principal) -> None:

@@ -16,7 +16,7 @@ from rhip.booking.models import (
 )
 from rhip.clock import SHANGHAI, now
 from rhip.errors import Invalid, NotFound
-from rhip.registry import data as reg_data, idnumber
+from rhip.registry import data as reg_data, directories, idnumber
 from rhip.security.service import Principal, audit
 
 TRANCHES = ("public", "family", "clinic")
@@ -64,8 +64,9 @@ def _plain_id(number: str) -> str | None:
 
     Every booking checks the number (a sold-out answer too) and validate_id's report (area lookup,
     warnings) cost more than the rest of a sold-out answer; the hard rules are the same: 17 digits and
-    a digit or X, the check character, a real birth date neither in the future nor over MAX_AGE_YEARS
-    ago (the area code only warns). Anything else returns None: validate_id gives the reasons.
+    a digit or X, the check character, a real birth date neither in the future nor older than the
+    catalogue's max_age_years (the area code only warns). Anything else returns None: validate_id gives
+    the reasons.
     """
     global _OLDEST
     if len(number) != 18 or not number.isascii() or not number[:17].isdigit():
@@ -79,7 +80,7 @@ def _plain_id(number: str) -> str | None:
         return None
     today = local_date(now())
     if _OLDEST is None or _OLDEST[0] != today:
-        _OLDEST = (today, idnumber.years_before(today, idnumber.MAX_AGE_YEARS))
+        _OLDEST = (today, idnumber.years_before(today, idnumber.max_age_years()))
     return text if _OLDEST[1] <= born <= today else None
 
 
@@ -93,7 +94,7 @@ def hospital(code: str) -> reg_data.InstitutionRecord:
 
 def department_name(code: str) -> str:
     """The 诊疗科目 name of a department code, or NotFound."""
-    for d in reg_data.departments():
+    for d in directories.departments():
         if d.code == code:
             return d.name
     raise NotFound(f"科室代码不存在：{code}", code="no-department")
@@ -101,7 +102,7 @@ def department_name(code: str) -> str:
 
 def channel_group(code: str) -> str:
     """The statistics group (online_12320, quick, phone, in_clinic, third_party, ...) of a channel."""
-    for c in reg_data.channels():
+    for c in directories.channels():
         if c.code == code:
             return c.group
     raise Invalid(f"未知预约途径：{code}", code="bad-channel")

@@ -20,12 +20,15 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from rhip import clock
+from rhip import clock, months
 from rhip.booking import (
     calendar as cal,
+    common,
+    entry,
     jobs as booking_jobs,
     pgbatch,
     referrals as booking_referrals,
+    schedules as rota,
     service as svc,
     stats,
 )
@@ -144,7 +147,7 @@ def _person(rng: random.Random, seen: set[str]) -> tuple[str, str]:
 def plan_month(month: str, scale: float, seed: int = 42) -> list[Plan]:
     """Every synthetic booking of the month, in the order they are made."""
     rng = random.Random(seed)
-    start, end = stats.month_bounds(month)
+    start, end = months.time_bounds(month, SHANGHAI)
     days = cal.working_days(start.date(), (end - timedelta(days=1)).date())
     late_days = [d for d in days if d.day >= 15]
     seen: set[str] = set()
@@ -251,13 +254,13 @@ def publish(db: Database, plans: list[Plan], month: str) -> int:
     for (h, _d, _day), c in need.items():
         clinic_share[h] = max(clinic_share[h], c["in_clinic"] / max(sum(c.values()), 1))
     staff = Principal(subject="demo", role=Role.manager)
-    start, _end = stats.month_bounds(month)
+    start, _end = months.time_bounds(month, SHANGHAI)
     made = 0
     with clock.frozen(start - timedelta(days=21)):
         with db.session() as s, s.begin():
             for h, share in clinic_share.items():
                 if share > 0:
-                    svc.set_rules(
+                    common.set_rules(
                         s,
                         hospital_code=h,
                         values={"clinic_share_pct": min(60, math.ceil(share * 100) + 10)},
@@ -278,7 +281,7 @@ def publish(db: Database, plans: list[Plan], month: str) -> int:
                 ):
                     break
                 capacity += 1
-            spec = svc.ScheduleSpec(
+            spec = rota.ScheduleSpec(
                 hospital_code=h,
                 department_code=d,
                 doctor_name="专家门诊",
@@ -290,7 +293,7 @@ def publish(db: Database, plans: list[Plan], month: str) -> int:
             )
             with db.session() as s, s.begin():
                 try:
-                    svc.create_schedule(s, spec=spec, actor=staff)
+                    rota.create_schedule(s, spec=spec, actor=staff)
                     made += 1
                 except RhipError as exc:
                     if exc.code != "schedule-exists":
@@ -300,16 +303,15 @@ def publish(db: Database, plans: list[Plan], month: str) -> int:
 
 def simulate(db: Database, plans: list[Plan], month: str) -> Counter[str]:
     """Make every planned booking at its time, through the service; jobs run as days pass."""
-    # on PostgreSQL the bookings take the batched path of the APIs, driven by a private event loop
-    runner = pgbatch.Blocking() if pgbatch.batched(db) else None
+    # the bookings take the APIs' one entry (booking/entry.py), driven by a private event loop
+    runner = pgbatch.Blocking()
     try:
         return _simulate(db, plans, month, runner)
     finally:
-        if runner is not None:
-            runner.close()
+        runner.close()
 
 
-def _simulate(db: Database, plans: list[Plan], month: str, runner: pgbatch.Blocking | None) -> Counter[str]:
+def _simulate(db: Database, plans: list[Plan], month: str, runner: pgbatch.Blocking) -> Counter[str]:
     outcome: Counter[str] = Counter()
     rng = random.Random(7)
     staff = Principal(subject="demo", role=Role.manager)
@@ -345,14 +347,14 @@ def _simulate(db: Database, plans: list[Plan], month: str, runner: pgbatch.Block
             k = (p.hospital, p.department, p.day)
             if k not in slots_of:
                 with db.session() as s, s.begin():
-                    sched = svc.get_all_schedules(
+                    sched = rota.get_all_schedules(
                         s,
                         hospital_code=p.hospital,
                         department_code=p.department,
                         date_from=p.day,
                         date_to=p.day,
                     )
-                    slots_of[k] = [x.id for x in svc.get_slots(s, schedule_id=sched[0].id)] if sched else []
+                    slots_of[k] = [x.id for x in rota.get_slots(s, schedule_id=sched[0].id)] if sched else []
             actor, channel, tranche = _actor(p)
             candidates = slots_of[k][:]
             rng.shuffle(candidates)
@@ -373,7 +375,7 @@ def _simulate(db: Database, plans: list[Plan], month: str, runner: pgbatch.Block
                                 idempotency_key=p.key,
                             )
                             appt_id, created = ref.appointment_id, True
-                            starts = svc.get_slot(s, slot_id=slot_id).starts_at
+                            starts = rota.get_slot(s, slot_id=slot_id).starts_at
                     else:
                         appt_id, created, starts = _book(db, runner, p, slot_id, actor, channel, tranche)
                     outcome["booked" if created else "replayed"] += 1
@@ -398,14 +400,14 @@ def _simulate(db: Database, plans: list[Plan], month: str, runner: pgbatch.Block
                         outcome["cancel-refused"] += 1
                 else:
                     pending.append((starts, appt_id))
-    _start, end = stats.month_bounds(month)
+    _start, end = months.time_bounds(month, SHANGHAI)
     day_passes(end + timedelta(hours=1))
     return outcome
 
 
 def _book(
     db: Database,
-    runner: pgbatch.Blocking | None,
+    runner: pgbatch.Blocking,
     p: Plan,
     slot_id: int,
     actor: Principal,
@@ -422,14 +424,49 @@ def _book(
         tranche=tranche,
         idempotency_key=p.key,
     )
-    if runner is not None:
-        # PostgreSQL: the batched path the APIs and pages use (a batch of one here: one caller)
-        answer, created = runner.run(pgbatch.book_for(db, **what))
-        assert answer.id is not None and answer.starts_at is not None
-        return answer.id, created, answer.starts_at
-    with db.session() as s, s.begin():
-        done = svc.book(s, alone=True, **what)
-        return done.appointment.id, done.created, done.appointment.starts_at
+    answer, created = runner.run(entry.book(db, **what))
+    assert answer.id is not None and answer.starts_at is not None
+    return answer.id, created, answer.starts_at
+
+
+COMING_DAYS = 14
+COMING_HOSPITALS = 6  # the busiest hospitals of the calibration table (the tertiary ones give family places)
+COMING_DEPARTMENTS = ("03", "04")  # 内科, 外科
+
+
+def publish_coming(db: Database, *, today: date, days: int = COMING_DAYS) -> int:
+    """Sessions for the coming days through the schedule service, so the portal has places to book.
+
+    The replayed month lies in the past; these are the same schedules a hospital publishes today (both
+    sessions of every working day from tomorrow on), released by the hospital's own rules: the public sees
+    the first week, signed family doctors the second one as well.
+    """
+    staff = Principal(subject="demo", role=Role.manager)
+    busiest = sorted(calibration(), key=lambda r: -sum(r[c] for c in COLUMNS))
+    made = 0
+    for row in busiest[:COMING_HOSPITALS]:
+        for dept in COMING_DEPARTMENTS:
+            template = rota.ScheduleSpec(
+                hospital_code=row["code"],
+                department_code=dept,
+                doctor_name="普通门诊",
+                doctor_title="主治医师",
+                service_date=today,
+                session="am",
+                slot_minutes=30,
+                capacity_per_slot=4,
+            )
+            with db.session() as s, s.begin():
+                made += len(
+                    rota.create_schedules(
+                        s,
+                        template=template,
+                        start=today + timedelta(days=1),
+                        end=today + timedelta(days=days),
+                        actor=staff,
+                    )
+                )
+    return made
 
 
 def _scale(synth_dir: Path) -> float:
@@ -472,6 +509,7 @@ def run(*, settings: Settings, synth_dir: Path, console: Console) -> list[tuple[
         baseline = round(BASELINE_BEFORE_2025_03 * scale)
         with db.session() as s, s.begin():
             tables = stats.all_tables(s, month=month, baseline=baseline)
+        coming = publish_coming(db, today=clock.local_now().date())
     finally:
         db.dispose()
     print_tables(console, tables)
@@ -479,7 +517,10 @@ def run(*, settings: Settings, synth_dir: Path, console: Console) -> list[tuple[
     target_total = sum(r[c] for r in calibration(month) for c in COLUMNS)
     refused = sum(n for k, n in outcome.items() if k.startswith("refused"))
     return [
-        ("预约排班", f"发布 {made} 个排班（{month}，规模 {scale}）"),
+        (
+            "预约排班",
+            f"发布 {made} 个排班（{month}，规模 {scale}）；未来 {COMING_DAYS} 天 {coming} 个排班可预约",
+        ),
         (
             "预约挂号",
             f"预约 {outcome['booked']} 次、重放 {outcome['replayed']} 次、被规则拒绝 {refused} 次、"

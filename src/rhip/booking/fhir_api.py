@@ -18,7 +18,7 @@ from fhir.resources.R4B.location import Location as FhirLocation
 from sqlalchemy.orm import Session
 
 from rhip import clock
-from rhip.booking import pgbatch, service as svc
+from rhip.booking import entry, schedules as rota, service as svc
 from rhip.booking.fhir_map import (
     APPT_STATUS,
     DOC_SERIAL_SYSTEM,
@@ -124,7 +124,7 @@ def search_schedules(request: Request, session: SessionDep) -> JSONResponse:
         lo, hi = _date_bounds(q.getlist("date"))
         actor = q.get("actor")
         with session.begin():
-            items = svc.get_all_schedules(
+            items = rota.get_all_schedules(
                 session,
                 hospital_code=actor.rsplit("/", 1)[-1] if actor else None,
                 department_code=_token(q.get("specialty")),
@@ -144,7 +144,7 @@ def read_schedule(schedule_id: str, session: SessionDep) -> JSONResponse:
     try:
         with session.begin():
             return fhir(
-                schedule_resource(svc.get_schedule(session, schedule_id=_ref_id(schedule_id, "Schedule")))
+                schedule_resource(rota.get_schedule(session, schedule_id=_ref_id(schedule_id, "Schedule")))
             )
     except RhipError as exc:
         return outcome(exc)
@@ -162,7 +162,7 @@ def search_slots(request: Request, session: SessionDep) -> JSONResponse:
         schedules = [_ref_id(v, "Schedule") for raw in q.getlist("schedule") for v in raw.split(",")]
         status = q.get("status")
         with session.begin():
-            slots = svc.find_slots(
+            slots = rota.find_slots(
                 session,
                 schedule_ids=schedules or None,
                 department_code=_token(q.get("specialty")),
@@ -173,7 +173,7 @@ def search_slots(request: Request, session: SessionDep) -> JSONResponse:
                 limit=count_param(q.get("_count"), 200),
             )
             scheds = {
-                s.id: s for s in svc.get_all_schedules_by_ids(session, ids={x.schedule_id for x in slots})
+                s.id: s for s in rota.get_all_schedules_by_ids(session, ids={x.schedule_id for x in slots})
             }
             t = clock.now()
             out = [slot_resource(s, scheds[s.schedule_id], t) for s in slots]
@@ -192,8 +192,8 @@ def read_slot(slot_id: str, session: SessionDep) -> JSONResponse:
     """One Slot."""
     try:
         with session.begin():
-            slot = svc.get_slot(session, slot_id=_ref_id(slot_id, "Slot"))
-            return fhir(slot_resource(slot, svc.get_schedule(session, schedule_id=slot.schedule_id)))
+            slot = rota.get_slot(session, slot_id=_ref_id(slot_id, "Slot"))
+            return fhir(slot_resource(slot, rota.get_schedule(session, schedule_id=slot.schedule_id)))
     except RhipError as exc:
         return outcome(exc)
 
@@ -269,30 +269,11 @@ async def create_appointment(request: Request, principal: Bookers) -> Response:
         return outcome(Invalid(f"Appointment 资源校验未通过：{str(exc)[:300]}", code="bad-resource"))
     db = request.app.state.db
 
-    def run() -> tuple[dict[str, Any], bool]:
-        # SQLite: one writer, the booking in a thread with its own session and transaction
-        with db.session() as session, session.begin():
-            done = svc.book(
-                session,
-                slot_id=slot_id,
-                person=person,
-                person_name=name,
-                actor=principal,
-                idempotency_key=key,
-                alone=True,
-            )
-            return appointment_resource(done.appointment), done.created
-
-    try:
-        if pgbatch.batched(db):
-            # PostgreSQL: queued with the other bookings of the moment (the JSON API's, the pages'), one
-            # call and one transaction for them all; the same rules decide and the same refusals come back
-            answer, created = await pgbatch.book_for(
-                db, slot_id=slot_id, person=person, person_name=name, actor=principal, idempotency_key=key
-            )
-            res = appointment_resource(answer)
-        else:
-            res, created = await run_in_threadpool(run)
+    try:  # booking/entry.py: the batched call on PostgreSQL, the one-by-one write on SQLite
+        answer, created = await entry.book(
+            db, slot_id=slot_id, person=person, person_name=name, actor=principal, idempotency_key=key
+        )
+        res = appointment_resource(answer)
     except RhipError as exc:
         return outcome(exc)
     return fhir(res, 201 if created else 200, headers={"Location": f"/fhir/r4/Appointment/{res['id']}"})
@@ -396,10 +377,10 @@ def _feed(session: Session, key: str) -> tuple[str, dict[str, str]]:
         return hit[1], hit[2]
     t = clock.now()
     with session.begin():
-        slots = svc.find_slots(
+        slots = rota.find_slots(
             session, start_from=t, start_to=t + timedelta(days=FEED_DAYS), free_only=True, limit=200_000
         )
-        scheds = {s.id: s for s in svc.get_all_schedules_by_ids(session, ids={x.schedule_id for x in slots})}
+        scheds = {s.id: s for s in rota.get_all_schedules_by_ids(session, ids={x.schedule_id for x in slots})}
     used_scheds = sorted(scheds.values(), key=lambda s: s.id)
     hospitals = sorted({s.hospital_code for s in used_scheds})
     locations = []

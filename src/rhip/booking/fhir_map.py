@@ -13,7 +13,7 @@ from fhir.resources.R4B.appointment import Appointment as FhirAppointment
 from fhir.resources.R4B.schedule import Schedule as FhirSchedule
 from fhir.resources.R4B.slot import Slot as FhirSlot
 
-from rhip.booking import service as svc
+from rhip.booking import common, schedules as rota
 from rhip.booking.models import Appointment, Schedule, Slot
 from rhip.booking.rules import SESSIONS
 from rhip.clock import SHANGHAI
@@ -110,7 +110,7 @@ def schedule_resource(s: Schedule) -> dict[str, Any]:
 
 def slot_status(slot: Slot, at: datetime | None = None) -> str:
     """free when the public can book it now; busy when full; busy-unavailable when stopped or unreleased."""
-    a = svc.availability(slot, at=at)
+    a = rota.availability(slot, at=at)
     if slot.status != "open" or not a.public_open:
         return "busy-unavailable"
     return "free" if a.public_left > 0 else "busy"
@@ -118,7 +118,7 @@ def slot_status(slot: Slot, at: datetime | None = None) -> str:
 
 def slot_resource(slot: Slot, sched: Schedule, at: datetime | None = None) -> dict[str, Any]:
     """A slot as a FHIR Slot (SMART Scheduling Links capacity extension = public places left)."""
-    left = svc.availability(slot, at=at).public_left
+    left = rota.availability(slot, at=at).public_left
     res = FhirSlot(
         id=str(slot.id),
         schedule={"reference": f"Schedule/{slot.schedule_id}"},
@@ -149,7 +149,7 @@ def appointment_resource(a: Appointment | Any) -> dict[str, Any]:
         start=_iso(a.starts_at),
         end=_iso(a.ends_at),
         created=_iso(a.created_at),
-        description=svc.STATUS_LABELS.get(a.status, a.status),
+        description=common.STATUS_LABELS.get(a.status, a.status),
         cancelationReason={"text": a.cancel_reason} if a.cancel_reason else None,
         participant=[
             {"actor": patient, "status": "accepted"},

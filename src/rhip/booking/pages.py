@@ -9,9 +9,19 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from starlette.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
 
-from rhip.booking import accounts, notify, pgbatch, referrals as booking_referrals, service as svc
+from rhip import charts, months
+from rhip.booking import (
+    accounts,
+    common,
+    entry,
+    notify,
+    referrals as booking_referrals,
+    schedules as rota,
+    service as svc,
+    stats as booking_stats,
+)
 from rhip.booking.rules import SESSIONS
 from rhip.clock import SHANGHAI, local_now
 from rhip.db.engine import Database
@@ -64,19 +74,19 @@ def index(request: Request, session: SessionDep) -> HTMLResponse:
                 }
             )
     hospitals.sort(key=lambda h: (h["level"] != "三级", h["code"]))
-    return _render(request, "booking_index.html", {"hospitals": hospitals})
+    return _render(request, "booking/index.html", {"hospitals": hospitals})
 
 
 @router.get("/booking/h/{code}", response_class=HTMLResponse, dependencies=[Depends(public())])
 def hospital_page(code: str, request: Request, session: SessionDep) -> HTMLResponse:
     """A hospital's departments with schedules."""
     today = local_now().date()
-    inst = svc.hospital(code)
+    inst = common.hospital(code)
     with session.begin():
         depts = booking_referrals.departments_of(
             session, hospital_code=code, date_from=today, date_to=today + timedelta(days=14)
         )
-    return _render(request, "booking_hospital.html", {"inst": inst, "depts": depts})
+    return _render(request, "booking/hospital.html", {"inst": inst, "depts": depts})
 
 
 @router.get("/booking/h/{code}/d/{dept}", response_class=HTMLResponse, dependencies=[Depends(public())])
@@ -90,9 +100,9 @@ def department_page(
 ) -> HTMLResponse:
     """Doctors and days of a department, with the public places left in every time slot."""
     today = local_now().date()
-    inst = svc.hospital(code)
+    inst = common.hospital(code)
     with session.begin():
-        schedules = svc.get_all_schedules(
+        schedules = rota.get_all_schedules(
             session,
             hospital_code=code,
             department_code=dept,
@@ -105,15 +115,15 @@ def department_page(
         for s in schedules:
             if s.service_date != chosen:
                 continue
-            slots = [svc.availability(x) for x in svc.get_slots(session, schedule_id=s.id)]
+            slots = [rota.availability(x) for x in rota.get_slots(session, schedule_id=s.id)]
             rows.append({"schedule": s, "slots": slots})
     return _render(
         request,
-        "booking_department.html",
+        "booking/department.html",
         {
             "inst": inst,
             "dept": dept,
-            "dept_name": svc.department_name(dept),
+            "dept_name": common.department_name(dept),
             "days": days,
             "chosen": chosen,
             "rows": rows,
@@ -132,26 +142,14 @@ async def book(
 ) -> Response:
     """Book the chosen time slot for the signed-in resident."""
     db: Database = request.app.state.db
-    try:
-        if pgbatch.batched(db):
-            # PostgreSQL: the same batched call as the JSON and FHIR APIs (its own transaction)
-            answer, _created = await pgbatch.book_for(
-                db, slot_id=slot_id, person=me.subject, person_name=me.name, actor=me
-            )
-            appt_id = answer.id
-        else:
-            appt_id = await run_in_threadpool(_book_one, db, me, slot_id)
+    try:  # the same entry as the JSON and FHIR APIs (its own transaction)
+        answer, _created = await entry.book(
+            db, slot_id=slot_id, person=me.subject, person_name=me.name, actor=me
+        )
+        appt_id = answer.id
     except RhipError as exc:
         return _back(back if back.startswith("/booking/h/") and "//" not in back else "/booking", exc.detail)
     return _back("/booking/me", f"预约成功：预约号 {appt_id}")
-
-
-def _book_one(db: Database, me: Principal, slot_id: int) -> int:
-    with db.session() as session, session.begin():
-        done = svc.book(
-            session, slot_id=slot_id, person=me.subject, person_name=me.name, actor=me, alone=True
-        )
-        return done.appointment.id
 
 
 @router.get("/booking/me", response_class=HTMLResponse, dependencies=[Depends(public())])
@@ -164,7 +162,7 @@ def my_bookings(
         return RedirectResponse("/booking/login?next=/booking/me", status_code=303)
     with session.begin():
         items = svc.get_all_appointments(session, actor=me, limit=100)
-        scheds = {s.id: s for s in svc.get_all_schedules_by_ids(session, ids={a.schedule_id for a in items})}
+        scheds = {s.id: s for s in rota.get_all_schedules_by_ids(session, ids={a.schedule_id for a in items})}
         notes = notify.get_all(session, person=me.subject.strip().upper(), limit=20)
     rows = []
     for a in items:
@@ -176,7 +174,7 @@ def my_bookings(
                 "hospital": inst.name if inst else a.hospital_code,
                 "dept": s.department_name if s else a.department_code,
                 "doctor": f"{s.doctor_name} {s.doctor_title}" if s else "",
-                "status": svc.STATUS_LABELS.get(a.status, a.status),
+                "status": common.STATUS_LABELS.get(a.status, a.status),
                 "cancellable": a.status in ("held", "booked"),
             }
         )
@@ -188,7 +186,7 @@ def my_bookings(
         }
         for n in notes
     ]
-    return _render(request, "booking_me.html", {"rows": rows, "notices": notices, "msg": msg, "tz": SHANGHAI})
+    return _render(request, "booking/me.html", {"rows": rows, "notices": notices, "msg": msg, "tz": SHANGHAI})
 
 
 @router.post("/booking/cancel/{appointment_id}")
@@ -209,7 +207,7 @@ def login_page(
     msg: Annotated[str | None, Query(max_length=200)] = None,
 ) -> HTMLResponse:
     """Sign in, or register with a real name (身份证号码 + 姓名 + 密码)."""
-    return _render(request, "booking_login.html", {"next": _safe_next(next), "msg": msg})
+    return _render(request, "booking/login.html", {"next": _safe_next(next), "msg": msg})
 
 
 @router.post("/booking/login", dependencies=[Depends(public())])
@@ -344,14 +342,14 @@ def family_page(
     with session.begin():
         scheds = [
             s
-            for s in svc.get_all_schedules(session, date_from=the_day, date_to=the_day)
+            for s in rota.get_all_schedules(session, date_from=the_day, date_to=the_day)
             if s.status == "open"
         ]
         rows = []
         for s in scheds:
             slots = [
                 {"slot": x, "left": x.cap_family - x.booked_family}
-                for x in svc.get_slots(session, schedule_id=s.id)
+                for x in rota.get_slots(session, schedule_id=s.id)
                 if x.cap_family > x.booked_family and x.family_release_at <= t and x.starts_at > t
             ]
             if slots:
@@ -360,7 +358,7 @@ def family_page(
         referrals = booking_referrals.get_all_referrals(session, actor=me)[:50]
     return _render(
         request,
-        "booking_family.html",
+        "booking/family.html",
         {"rows": rows, "day": the_day, "referrals": referrals, "msg": msg, "tz": SHANGHAI},
     )
 
@@ -415,21 +413,20 @@ def staff_page(
     if me is None or me.role not in (Role.doctor, Role.manager, Role.admin):
         return RedirectResponse("/booking/login?next=/booking/staff", status_code=303)
     code = me.institution_code if me.role is Role.doctor else hospital
-    if not code:
-        return _render(
-            request, "booking_staff.html", {"error": "请指定医院（?hospital=机构代码）"}, status=422
-        )
     the_day = _day(day, local_now().date())
+    choices = [] if me.role is Role.doctor else _hospital_choices(session, the_day)
+    if not code:  # a manager chooses the hospital from a list, not by typing its code
+        return _render(request, "booking/staff.html", {"choices": choices, "day": the_day, "code": None})
     try:
-        svc.check_staff(me, code)
-        inst = svc.hospital(code)
+        rota.check_staff(me, code)
+        inst = common.hospital(code)
     except RhipError as exc:
-        return _render(request, "booking_staff.html", {"error": exc.detail}, status=exc.status)
+        return _render(request, "booking/staff.html", {"error": exc.detail}, status=exc.status)
     with session.begin():
-        scheds = svc.get_all_schedules(session, hospital_code=code, date_from=the_day, date_to=the_day)
+        scheds = rota.get_all_schedules(session, hospital_code=code, date_from=the_day, date_to=the_day)
         rows = []
         for s in scheds:
-            slots = svc.get_slots(session, schedule_id=s.id)
+            slots = rota.get_slots(session, schedule_id=s.id)
             rows.append(
                 {
                     "s": s,
@@ -446,21 +443,88 @@ def staff_page(
             {
                 "a": a,
                 "s": by_id.get(a.schedule_id),
-                "status": svc.STATUS_LABELS.get(a.status, a.status),
-                "tranche": svc.TRANCHE_LABELS.get(a.tranche, a.tranche),
+                "status": common.STATUS_LABELS.get(a.status, a.status),
+                "tranche": common.TRANCHE_LABELS.get(a.tranche, a.tranche),
                 "masked": f"{a.person_id[:6]}********{a.person_id[-4:]}",
             }
             for a in sorted(appts, key=lambda a: (a.starts_at, a.id))
         ]
     return _render(
         request,
-        "booking_staff.html",
+        "booking/staff.html",
         {
             "hospital": inst.name,
             "code": code,
             "day": the_day,
             "rows": rows,
             "patients": patients,
+            "choices": choices,
             "tz": SHANGHAI,
+        },
+    )
+
+
+def _hospital_choices(session: Session, day: date) -> list[tuple[str, str]]:
+    """Hospitals for the staff desk's picker: those with schedules within two weeks of the day, else all."""
+    with session.begin():
+        rows = booking_referrals.hospitals_with_schedules(
+            session, date_from=day - timedelta(days=14), date_to=day + timedelta(days=14)
+        )
+    codes = [code for code, _left in rows] or [
+        i.code for i in reg_data.institutions() if i.kind in ("hospital", "mch")
+    ]
+    out = [(c, inst.name) for c in codes if (inst := reg_data.get(c)) is not None]
+    return sorted(out, key=lambda x: x[0])
+
+
+# ------------------------------------------------------------------ statistics (managers)
+
+TOP_HOSPITALS = 15
+
+
+@router.get("/booking/stats", response_class=HTMLResponse)
+def stats_page(
+    request: Request,
+    session: SessionDep,
+    _p: Annotated[Principal, Depends(require(Role.manager, Role.admin))],
+    month: Annotated[str | None, Query(pattern=months.PATTERN)] = None,
+) -> HTMLResponse:
+    """预约统计：某月按渠道、按医院、按日的预约量（图与表），默认最近有预约的月份。"""
+    with session.begin():
+        available = booking_stats.months_with_data(session)
+        m = months.check(month) if month else months.latest(available, months.of(local_now().date()))
+        by_hospital = booking_stats.hospital_table(session, month=m)
+        by_platform = booking_stats.platform_table(session, month=m)
+        by_channel = booking_stats.channel_counts(session, month=m)
+        by_day = booking_stats.daily_counts(session, month=m)
+    hospitals = [(str(r[1]), int(r[-1])) for r in by_hospital.rows[:-1]][:TOP_HOSPITALS]
+    label = months.label(m)
+    names = [h for h, _ in hospitals]
+    panels = [
+        charts.panel(
+            charts.bar_chart(f"{label}各渠道预约量", list(by_channel), list(by_channel.values()), unit="次"),
+            ("渠道", "预约量（次）"),
+            list(by_channel.items()),
+        ),
+        charts.panel(
+            charts.hbar_chart(f"预约量前 {len(names)} 位的医院", names, [n for _, n in hospitals], unit="次"),
+            ("医院", "预约量（次）"),
+            hospitals,
+        ),
+        charts.panel(
+            charts.line_chart(f"{label}每日预约量", list(by_day), list(by_day.values()), unit="次"),
+            ("日期", "预约量（次）"),
+            list(by_day.items()),
+        ),
+    ]
+    return _render(
+        request,
+        "booking/stats.html",
+        {
+            "month": m,
+            "label": label,
+            "available": sorted({*available, m}, reverse=True),
+            "panels": panels if any(by_day.values()) else [],
+            "tables": [by_hospital, by_platform],
         },
     )

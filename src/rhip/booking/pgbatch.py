@@ -32,10 +32,11 @@ import psycopg
 from psycopg import errors as pg_errors
 from sqlalchemy.engine import make_url
 
-from rhip.booking import booker
-from rhip.booking.booker import Prepared, actor_institution, forget_full, refuse_from_memory, remember_full
+from rhip.booking import soldout
+from rhip.booking.booker import Prepared, actor_institution
 from rhip.booking.refusals import refuse
 from rhip.booking.rules import Rules
+from rhip.booking.soldout import forget_full, remember_full
 from rhip.clock import now
 from rhip.db.engine import Database
 from rhip.security.service import Principal
@@ -156,7 +157,7 @@ class Batcher:
             except asyncio.CancelledError:
                 self._reset(live=False)
                 raise
-            except Exception as exc:
+            except (psycopg.Error, OSError, ValueError) as exc:  # server or network gone, a bad payload
                 log.warning("booking place-return listener lost (%s); retrying", type(exc).__name__)
             self._reset(live=False)
             if self._listen_conn is not None:
@@ -344,40 +345,23 @@ async def book(
     if answer.code == "slot-full" and answer.keys is not None and batcher.trusts(slot_id, seen):
         # remembered only while the listener reports every place that comes back, and only when none
         # came back for the slot since the batch was sent; the TTL is a backstop
-        remember_full(engine_key, slot_id, req.tranche, answer.keys, ttl=booker.SOLD_OUT_TTL * LISTENED_TTL)
+        remember_full(engine_key, slot_id, req.tranche, answer.keys, ttl=soldout.SOLD_OUT_TTL * LISTENED_TTL)
     refuse(answer.code, req.tranche, at=answer.at, n=answer.n)
+
+
+def listening(db: Database) -> bool:
+    """Whether this process follows the database's place returns (NOTIFY), so it may remember sold-out slots.
+
+    The listener connects after the process's first booking on a loop; until it is live, a slot-full
+    answer is not remembered (a place returned meanwhile would go unseen).
+    """
+    found = _BATCHERS.get(db.url)
+    return found is not None and found._live
 
 
 def batched(db: Database) -> bool:
     """Whether bookings on this database go through the batcher (PostgreSQL) or one by one (SQLite)."""
     return db.engine.dialect.name == "postgresql"
-
-
-async def book_for(
-    db: Database,
-    *,
-    slot_id: int,
-    person: str,
-    actor: Principal,
-    person_name: str | None = None,
-    channel: str | None = None,
-    tranche: str | None = None,
-    idempotency_key: str | None = None,
-) -> tuple[Answer, bool]:
-    """An entry point's whole booking on PostgreSQL: the request's checks, then the batched call.
-
-    The same checks and answers as booker.book with `alone=True` (the call is its own transaction).
-    """
-    req = refuse_from_memory(
-        db.engine,
-        slot_id=slot_id,
-        person=person,
-        actor=actor,
-        tranche=tranche,
-        channel=channel,
-        idempotency_key=idempotency_key,
-    )
-    return await book(db.url, id(db.engine), req, slot_id=slot_id, actor=actor, person_name=person_name)
 
 
 class Blocking:

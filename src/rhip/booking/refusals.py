@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
@@ -23,11 +24,13 @@ def refuse(code: str, tranche: str, *, at: datetime | None = None, n: int | None
         raise Forbidden(_FORBIDDEN[code], code=code)
     local = at.astimezone(SHANGHAI) if at else None
     if code == "not-released":
+        when = f"，将于 {local:%Y-%m-%d %H:%M} " if local else "，"
         if tranche == "family":
-            raise Conflict(f"家庭医生优先号源将于 {local:%Y-%m-%d %H:%M} 开放", code=code)
-        raise Conflict(f"号源尚未开放，将于 {local:%Y-%m-%d %H:%M} 放号", code=code)
+            raise Conflict(f"家庭医生优先号源尚未开放{when}开放", code=code)
+        raise Conflict(f"号源尚未开放{when}放号", code=code)
     if code == "suspended":
-        raise Conflict(f"因多次爽约，预约功能暂停至 {local:%Y-%m-%d}（可申诉）", code=code)
+        until = f"至 {local:%Y-%m-%d}" if local else ""
+        raise Conflict(f"因多次爽约，预约功能暂停{until}（可申诉）", code=code)
     messages = {
         "slot-stopped": "该时段已停诊",
         "slot-past": "该时段已开始或已结束，不能再预约",
@@ -38,9 +41,15 @@ def refuse(code: str, tranche: str, *, at: datetime | None = None, n: int | None
         "limit-daily": f"同一就诊人同一天最多预约 {n} 个号",
         "limit-weekly": f"同一就诊人任意 7 天内最多预约 {n} 个号",
     }
+    if code not in messages:
+        # a code this version does not know (a newer database function, a typo): a refusal all the same,
+        # never a KeyError answered as 500
+        log.warning("booking refused with an unknown rule code %r", code)
+        raise Conflict("预约未成功：不符合预约规则", code="refused", rule=code)
     raise Conflict(messages[code], code=code)
 
 
+log = logging.getLogger(__name__)
 _FORBIDDEN = {
     "family-only": "家庭医生优先号源只对签约家庭医生开放",
     "clinic-only": "诊间号源只供本院医生诊间预约",

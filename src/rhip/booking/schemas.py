@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from rhip.booking import referrals as booking_referrals, service as svc
+from rhip.booking import common, referrals as booking_referrals, schedules as rota
 from rhip.booking.models import Appeal, Appointment, Referral, Schedule, Slot, WaitlistEntry
 from rhip.booking.rules import SESSIONS
 from rhip.clock import SHANGHAI
@@ -36,7 +36,7 @@ class SlotRead(BaseModel):
     @classmethod
     def of(cls, slot: Slot, *, family: bool = False, clinic: bool = False) -> SlotRead:
         """A slot as the caller may see it (family and clinic figures only for those who book them)."""
-        a = svc.availability(slot)
+        a = rota.availability(slot)
         return cls(
             id=slot.id,
             schedule_id=slot.schedule_id,
@@ -197,7 +197,7 @@ def appointment_fields(a: Any) -> dict[str, Any]:
         "channel": a.channel,
         "tranche": a.tranche,
         "status": a.status,
-        "status_label": svc.STATUS_LABELS.get(a.status, a.status),
+        "status_label": common.STATUS_LABELS.get(a.status, a.status),
         "hold_expires_at": local(a.hold_expires_at),
         "checked_in_at": local(a.checked_in_at),
         "cancel_reason": a.cancel_reason,

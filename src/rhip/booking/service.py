@@ -6,9 +6,12 @@ transaction. The booking write never oversells: the place is taken by ONE condit
 and a person's bookings serialise on their row in booking_person_locks so limits hold under any
 concurrency; an idempotency key is unique and inserted with ON CONFLICT DO NOTHING.
 
-This module is the domain's facade: it re-exports the booking write of booker.py and the rule and
-schedule functions of common.py and schedules.py. Time-driven jobs and appeals live in jobs.py,
-referrals and overview lists in referrals.py, accounts in accounts.py, notifications in notify.py.
+This module is booking's public API for other domains (DESIGN: a domain calls another through its
+`service.py`): the hotline and self-service book through it. It re-exports the booking write of
+booker.py (and entry.py's async entry), the rule and schedule functions of common.py and schedules.py.
+Booking's own modules import those modules directly, not through here. Time-driven jobs and appeals live
+in jobs.py, referrals and overview lists in referrals.py, accounts in accounts.py, notifications in
+notify.py.
 """
 
 from __future__ import annotations
@@ -22,14 +25,11 @@ from sqlalchemy.orm import Session
 
 from rhip.booking import rules as R
 from rhip.booking.booker import (
-    SOLD_OUT_TTL as SOLD_OUT_TTL,
     Booked as Booked,
-    _forget_sold_out,
     book as book,
     channel_for as channel_for,
     default_tranche as default_tranche,
     refuse_from_memory as refuse_from_memory,
-    sold_out_in_memory as sold_out_in_memory,
 )
 from rhip.booking.common import (
     CHANNEL_KEY_PREFIX as CHANNEL_KEY_PREFIX,
@@ -69,6 +69,11 @@ from rhip.booking.schedules import (
     get_slot as get_slot,
     get_slots as get_slots,
     stop_schedule as stop_schedule,
+)
+from rhip.booking.soldout import (
+    SOLD_OUT_TTL as SOLD_OUT_TTL,
+    forget_slot,
+    sold_out_in_memory as sold_out_in_memory,
 )
 from rhip.clock import now
 from rhip.db.engine import dialect_insert
@@ -252,7 +257,7 @@ def release_place(session: Session, *, slot_id: int, tranche: str) -> Appointmen
         .execution_options(synchronize_session=False)
     )
     session.refresh(slot)
-    _forget_sold_out(session, slot_id)
+    forget_slot(session, slot_id)
     if tranche == "public":
         return _fill_from_waitlist(session, slot)
     return None

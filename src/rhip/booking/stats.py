@@ -16,17 +16,17 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from rhip.booking import service as svc
+from rhip import months
+from rhip.booking import common
 from rhip.booking.models import Appointment, Schedule
 from rhip.clock import SHANGHAI
-from rhip.errors import Invalid
-from rhip.registry import data as reg_data
+from rhip.registry import data as reg_data, directories
 
 HOSPITAL_COLUMNS = ["12320 在线预约", "快速预约", "诊间预约", "第三方"]
 GROUP_COLUMN = {
@@ -57,29 +57,13 @@ class Table:
         return asdict(self)
 
 
-def month_bounds(month: str) -> tuple[datetime, datetime]:
-    """[start, end) of a month 'YYYY-MM' in Asia/Shanghai, as aware datetimes."""
-    try:
-        y, m = (int(x) for x in month.split("-"))
-        start = datetime(y, m, 1, tzinfo=SHANGHAI)
-    except ValueError:
-        raise Invalid(f"月份格式应为 YYYY-MM：{month}", code="bad-month") from None
-    end = datetime(y + (m == 12), m % 12 + 1, 1, tzinfo=SHANGHAI)
-    return start, end
-
-
-def _label(month: str) -> str:
-    y, m = month.split("-")
-    return f"{y} 年 {int(m)} 月"
-
-
 def _group_of() -> dict[str, str]:
-    return {c.code: c.group for c in reg_data.channels()}
+    return {c.code: c.group for c in directories.channels()}
 
 
 def counts_by_hospital_channel(session: Session, *, month: str) -> dict[tuple[str, str], int]:
     """Bookings made in a month by (hospital code, channel code)."""
-    start, end = month_bounds(month)
+    start, end = months.time_bounds(month, SHANGHAI)
     rows = session.execute(
         select(Appointment.hospital_code, Appointment.channel, func.count())
         .where(
@@ -103,7 +87,7 @@ def hospital_table(session: Session, *, month: str) -> Table:
     ordered = sorted(per.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))
     table = Table(
         key="booking_by_hospital",
-        title=f"{_label(month)} 12320 预约挂号服务统计",
+        title=f"{months.label(month)} 12320 预约挂号服务统计",
         columns=["序号", "单位", *HOSPITAL_COLUMNS, "小计"],
     )
     totals = dict.fromkeys(HOSPITAL_COLUMNS, 0)
@@ -118,7 +102,7 @@ def hospital_table(session: Session, *, month: str) -> Table:
 
 def platform_table(session: Session, *, month: str) -> Table:
     """线上预约情况: bookings per online platform (no phone, in-clinic or hospitals' own), with 合计."""
-    names = {c.code: (c.name, c.group, c.sort_order) for c in reg_data.channels()}
+    names = {c.code: (c.name, c.group, c.sort_order) for c in directories.channels()}
     per: dict[str, int] = defaultdict(int)
     for (_hosp, chan), n in counts_by_hospital_channel(session, month=month).items():
         if chan in names and names[chan][1] not in NOT_ONLINE:
@@ -126,7 +110,7 @@ def platform_table(session: Session, *, month: str) -> Table:
     ordered = sorted(per.items(), key=lambda kv: (-kv[1], names[kv[0]][2]))
     table = Table(
         key="booking_by_platform",
-        title=f"{_label(month)}线上预约情况统计",
+        title=f"{months.label(month)}线上预约情况统计",
         columns=["序号", "名称", "预约数量"],
         note="（不包含 12320 电话预约、医院诊间预约、医院自有途径预约）",
     )
@@ -138,7 +122,7 @@ def platform_table(session: Session, *, month: str) -> Table:
 
 def cumulative_total(session: Session, *, month: str, baseline: int = 0) -> int:
     """总预约挂号量: bookings made up to the month's end, plus those made before the platform's data."""
-    _start, end = month_bounds(month)
+    _start, end = months.time_bounds(month, SHANGHAI)
     n = session.scalar(
         select(func.count()).where(Appointment.created_at < end, Appointment.status != "expired")
     )
@@ -147,7 +131,7 @@ def cumulative_total(session: Session, *, month: str, baseline: int = 0) -> int:
 
 def community_table(session: Session, *, month: str) -> Table:
     """社区预约 by district: community centres taking part, family doctors, history and the month."""
-    start, end = month_bounds(month)
+    start, end = months.time_bounds(month, SHANGHAI)
     groups = _group_of()
     community_channels = [c for c, g in groups.items() if g == "community"]
     rows = session.execute(
@@ -184,7 +168,7 @@ def community_table(session: Session, *, month: str) -> Table:
             centres[inst.district].add(code)
     table = Table(
         key="community_booking",
-        title=f"{_label(month)}南京 12320 社区预约统计",
+        title=f"{months.label(month)}南京 12320 社区预约统计",
         columns=["行政区", "接入社区机构数量", "家庭签约医生数量", "历史预约量", f"{int(month[5:])}月预约量"],
     )
     totals = [0, 0, 0, 0]
@@ -203,7 +187,7 @@ def _weeks(days: int) -> str:
 
 def opening_table(session: Session, *, month: str) -> Table:
     """排班开放周数: how far ahead each hospital with schedules opens to the public and to family doctors."""
-    start, end = month_bounds(month)
+    start, end = months.time_bounds(month, SHANGHAI)
     codes = session.execute(
         select(Schedule.hospital_code)
         .where(Schedule.service_date >= start.date(), Schedule.service_date < end.date())
@@ -214,7 +198,7 @@ def opening_table(session: Session, *, month: str) -> Table:
         inst = reg_data.get(code)
         if inst is None or inst.kind == "community_health_centre":
             continue
-        rules = svc.get_rules(session, hospital_code=code)
+        rules = common.get_rules(session, hospital_code=code)
         share = rules.family_share(tertiary=inst.tertiary)
         if share <= 0:
             family = "未开放"
@@ -227,7 +211,7 @@ def opening_table(session: Session, *, month: str) -> Table:
         entries.append((order, inst.sort_order, kind, inst.name, _weeks(rules.release_days_ahead), family))
     table = Table(
         key="schedule_opening",
-        title=f"{_label(month)}南京市各医疗卫生机构排班开放统计",
+        title=f"{months.label(month)}南京市各医疗卫生机构排班开放统计",
         columns=["类型", "医院名称", "12320 预约平台排班开放周数", "社区预约优先排班开放周数"],
     )
     for _o, _s, kind, name, public, family in sorted(entries):
@@ -238,7 +222,6 @@ def opening_table(session: Session, *, month: str) -> Table:
 def all_tables(session: Session, *, month: str, baseline: int = 0) -> dict[str, Any]:
     """Every booking table of a month, JSON-ready (the bulletin collects these)."""
     total = cumulative_total(session, month=month, baseline=baseline)
-    y, m = month.split("-")
     return {
         "month": month,
         "tables": [
@@ -248,10 +231,43 @@ def all_tables(session: Session, *, month: str, baseline: int = 0) -> dict[str, 
             opening_table(session, month=month).as_dict(),
         ],
         "cumulative_total": total,
-        "cumulative_note": f"（截止 {y} 年 {int(m)} 月，总预约挂号量为 {total} 次）",
+        "cumulative_note": f"（截止 {months.label(month)}，总预约挂号量为 {total} 次）",
     }
 
 
-def first_of(month: str) -> date:
-    """The first day of a month 'YYYY-MM'."""
-    return month_bounds(month)[0].date()
+def _local_day(session: Session) -> Any:
+    """SQL for an appointment's booking day in Asia/Shanghai ('YYYY-MM-DD' text)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.to_char(func.timezone("Asia/Shanghai", Appointment.created_at), "YYYY-MM-DD")
+    return func.strftime("%Y-%m-%d", Appointment.created_at, "+8 hours")  # UTC text; China has no DST
+
+
+def months_with_data(session: Session) -> dict[str, int]:
+    """Booking days per month in which bookings were made, oldest first (the month picker)."""
+    day = _local_day(session)
+    rows = session.execute(select(day).where(Appointment.status != "expired").distinct())
+    return months.count_days(str(d) for (d,) in rows if d)
+
+
+def daily_counts(session: Session, *, month: str) -> dict[str, int]:
+    """Bookings made on each day of a month (every day, zero included), by booking day in Asia/Shanghai."""
+    start, end = months.time_bounds(month, SHANGHAI)
+    day = _local_day(session)
+    rows = session.execute(
+        select(day, func.count())
+        .where(Appointment.created_at >= start, Appointment.created_at < end, Appointment.status != "expired")
+        .group_by(day)
+    ).all()
+    got = {str(d): int(n) for d, n in rows}
+    first, last = months.day_bounds(month)
+    days = [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+    return {d: got.get(d, 0) for d in days}
+
+
+def channel_counts(session: Session, *, month: str) -> dict[str, int]:
+    """Bookings made in a month per channel (Chinese names), largest first."""
+    names = {c.code: c.name for c in directories.channels()}
+    per: dict[str, int] = defaultdict(int)
+    for (_hosp, chan), n in counts_by_hospital_channel(session, month=month).items():
+        per[names.get(chan, "社区卫生服务中心" if reg_data.get(chan) else chan)] += n
+    return dict(sorted(per.items(), key=lambda kv: -kv[1]))

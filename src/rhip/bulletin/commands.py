@@ -8,6 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from rhip import months
 from rhip.bulletin import providers, render, service
 from rhip.bulletin.sections import Bulletin
 from rhip.config import Settings
@@ -25,7 +26,7 @@ def run(
     layout: str | None = None,
 ) -> tuple[Bulletin, dict[str, Path], float]:
     """Build and write one issue; returns it, the written paths and the seconds taken."""
-    service.parse_month(month)
+    months.check(month)
     if layout is not None and layout not in service.LAYOUTS:
         from rhip.errors import Invalid
 

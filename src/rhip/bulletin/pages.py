@@ -11,18 +11,20 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
 import rhip
+from rhip import months
 from rhip.bulletin import render, service
 from rhip.bulletin.sections import Bulletin
 from rhip.clock import local_now
 from rhip.config import Settings
 from rhip.errors import NotFound
 from rhip.lake.store import Lake
+from rhip.quality.figures import months_with_data
 from rhip.security.deps import SessionDep, require
 from rhip.security.roles import Role
 
 router = APIRouter(include_in_schema=False)
 READERS = (Role.manager, Role.admin, Role.auditor, Role.uploader)
-MonthQ = Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$")]
+MonthQ = Annotated[str | None, Query(pattern=months.PATTERN)]
 LayoutQ = Annotated[str | None, Query(pattern=r"^(2018|2020|2022|2025)$")]
 MEDIA = {
     "pdf": "application/pdf",
@@ -30,10 +32,10 @@ MEDIA = {
 }
 
 
-def _last_month() -> str:
-    today = local_now().date()
-    y, m = (today.year, today.month - 1) if today.month > 1 else (today.year - 1, 12)
-    return f"{y:04d}-{m:02d}"
+def _months(session: Session) -> dict[str, int]:
+    """Upload days per month (the bulletin's figures come from the uploads)."""
+    with session.begin():
+        return months_with_data(session)
 
 
 def _build(request: Request, session: Session, month: str, layout: str | None = None) -> Bulletin:
@@ -49,11 +51,19 @@ def bulletin_page(
     request: Request, session: SessionDep, month: MonthQ = None, layout: LayoutQ = None
 ) -> HTMLResponse:
     """信息化简报：本月各栏目（与 PDF 同版式，可按 2018/2020/2022/2025 年版式），附 PDF、Excel 下载。"""
-    m = month or _last_month()
+    available = _months(session)
+    m = months.check(month) if month else months.latest(available, months.previous(local_now().date()))
     b = _build(request, session, m, layout)
     page = render.html(b)
+    options = "".join(
+        f'<option value="{x}"{" selected" if x == m else ""}>{x}</option>'
+        for x in sorted({*available, m})[::-1]
+    )
     links = (
-        f'<nav style="text-align:center;margin:1em"><a href="/bulletin/{m}.pdf">下载 PDF</a> · '
+        '<nav style="text-align:center;margin:1em">'
+        '<form method="get" action="/bulletin" class="month-picker">'
+        f'<label>统计月份 <select name="month">{options}</select></label> <button type="submit">查看</button>'
+        f'</form><a href="/bulletin/{m}.pdf">下载 PDF</a> · '
         f'<a href="/bulletin/{m}.xlsx">下载 Excel</a> · <a href="/quality?month={m}">数据质控</a> · '
         f'<a href="/">返回门户</a></nav>'
     )
@@ -91,7 +101,7 @@ def bulletin_file(
     """The month's issue as PDF or XLSX."""
     if fmt not in MEDIA:
         raise NotFound(f"没有这种格式的简报：{fmt}", code="bad-format")
-    service.parse_month(month)
+    month = months.check(month)
     b = _build(request, session, month, layout)
     data = _cached_file(request.app.state.settings, b, fmt)
     name = f"{render.file_stem(b)}.{fmt}"

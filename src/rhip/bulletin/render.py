@@ -42,7 +42,7 @@ def preload() -> None:
 
 def html(bulletin: Bulletin) -> str:
     """The issue as one self-contained HTML page (images inline, no external resources)."""
-    return _env.get_template("bulletin_doc.html").render(b=bulletin)
+    return _env.get_template("bulletin/doc.html").render(b=bulletin)
 
 
 def pdf(bulletin: Bulletin, *, html_text: str | None = None) -> bytes:

@@ -3,37 +3,30 @@
 from __future__ import annotations
 
 import inspect
-import re
-import traceback
 from collections.abc import Callable
 from datetime import date
 
 from sqlalchemy.orm import Session
 
+from rhip import months
 from rhip.bulletin import providers as prov
 from rhip.bulletin.sections import Bulletin, Section, parse_section
 from rhip.errors import Invalid
 from rhip.lake.store import Lake
+from rhip.logging import get as get_logger
+
+log = get_logger(__name__)
 
 # The 2025年第3期 was 总第157期 (seed 001); issues are monthly and carry the previous month's statistics.
 ANCHOR_ISSUE = (2025, 3)
 ANCHOR_TOTAL = 157
 PUBLISH_DAY = 25
 LAYOUTS = ("2018", "2020", "2022", "2025")  # the eras of the seeds' table layouts
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
-
-
-def parse_month(month: str) -> tuple[int, int]:
-    """(year, month) of a YYYY-MM string, or Invalid."""
-    m = _MONTH.match(month.strip())
-    if not m or not 1 <= int(m.group(2)) <= 12:
-        raise Invalid(f"月份格式应为 YYYY-MM：{month}", code="bad-month")
-    return int(m.group(1)), int(m.group(2))
 
 
 def masthead(month: str) -> Bulletin:
     """An empty issue for a statistics month: 期号, 总期号 and date of the issue published the month after."""
-    y, m = parse_month(month)
+    y, m = months.parse(month)
     iy, im = (y + 1, 1) if m == 12 else (y, m + 1)
     total = ANCHOR_TOTAL + (iy * 12 + im) - (ANCHOR_ISSUE[0] * 12 + ANCHOR_ISSUE[1])
     published = date(iy, im, PUBLISH_DAY)
@@ -78,7 +71,7 @@ def build(
                 raise
             detail = getattr(exc, "detail", None) or f"{type(exc).__name__}: {exc}"
             bulletin.errors.append(f"{name}：{detail}")
-            traceback.print_exc()
+            log.exception("bulletin provider %s failed for %s", name, bulletin.month)
     sections.sort(key=lambda s: (s.order, s.key))
     bulletin.sections = sections
     return bulletin

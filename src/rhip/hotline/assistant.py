@@ -28,7 +28,7 @@ from rhip.errors import Invalid
 from rhip.hotline import kb, llm, nlp, service as svc
 from rhip.hotline.models import Conversation
 from rhip.hotline.schemas import ChatReply, Source
-from rhip.registry import data as reg_data
+from rhip.registry import data as reg_data, directories
 from rhip.security.roles import Role
 from rhip.security.service import Principal
 
@@ -165,7 +165,7 @@ def _rule(session: Session, message: str, actor: Principal | None) -> Turn | Non
         if intent == "institution" and inst is not None:
             return _institution_turn(inst)
         if intent == "departments":
-            top = [d.name for d in reg_data.departments() if d.parent_code is None][:30]
+            top = [d.name for d in directories.departments() if d.parent_code is None][:30]
             return Turn("departments", "可预约的诊疗科目包括：" + "、".join(top) + "等。", 1.0, [])
     inst = find_institution(message)
     if inst is not None and len(nlp.squeeze(message)) <= len(nlp.normalize(inst.name)) + 6:

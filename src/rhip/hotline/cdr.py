@@ -27,7 +27,7 @@ from pathlib import Path
 import yaml
 
 from rhip.clock import SHANGHAI
-from rhip.registry import data as reg_data, idnumber
+from rhip.registry import directories, idnumber
 
 DATA = Path(__file__).with_name("data")
 DEFAULT_FIELDS = (
@@ -117,7 +117,7 @@ def ivr_menu() -> dict[str, str]:
 @cache
 def _category_names() -> dict[str, str]:
     names: dict[str, str] = {}
-    for c in reg_data.hotline_categories():
+    for c in directories.hotline_categories():
         if c.kind != "call":
             continue
         names[c.code] = c.code

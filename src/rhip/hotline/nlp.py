@@ -12,7 +12,7 @@ from pathlib import Path
 import rjieba
 import yaml
 
-from rhip.registry import data as reg_data
+from rhip.registry import data as reg_data, directories
 
 DATA = Path(__file__).with_name("data")
 # traditional → simplified for the characters residents' questions use (a full table is not needed: the
@@ -111,7 +111,7 @@ def _tokenizer() -> rjieba.Jieba:
     for inst in reg_data.institutions():
         for name in (inst.name, *inst.aliases):
             jb.add_word(normalize(name), 3000, None)
-    for dept in reg_data.departments():
+    for dept in directories.departments():
         jb.add_word(dept.name, 3000, None)
     return jb
 

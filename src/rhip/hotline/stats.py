@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from rhip.clock import SHANGHAI
 from rhip.errors import Invalid
 from rhip.hotline.models import Call, Conversation, ProvinceCalls, WorkOrder
-from rhip.registry import data as reg_data
+from rhip.registry import directories
 
 ORDER_SOURCES = ("wo_city_12345", "wo_province_12345", "wo_self")
 MAIN_CATEGORIES = ("consult", "complaint", "phone_booking", "manual", "crisis", "ivr")
@@ -65,7 +65,7 @@ def month_figures(session: Session, *, month: str) -> MonthFigures:
         .group_by(Call.category)
     )
     got = {str(k): int(v) for k, v in rows}
-    order = [c.code for c in reg_data.hotline_categories() if c.kind == "call"]
+    order = [c.code for c in directories.hotline_categories() if c.kind == "call"]
     calls = {c: got.get(c, 0) for c in order if c in MAIN_CATEGORIES or got.get(c)}
     orows = session.execute(
         select(WorkOrder.source, func.count())
@@ -105,7 +105,7 @@ def _label(month: str) -> str:
 
 def paragraph(fig: MonthFigures) -> str:
     """The month's paragraph in the seeds' (2025) wording and order."""
-    names = {c.code: (c.name, c.unit) for c in reg_data.hotline_categories()}
+    names = {c.code: (c.name, c.unit) for c in directories.hotline_categories()}
     parts = [f"{names[c][0]} {n} {names[c][1]}" for c, n in fig.calls.items()]
     o = fig.orders
     return (
@@ -176,7 +176,7 @@ def bulletin_sections(*, session: Session, lake: Any, month: str) -> list[dict[s
     for extra in (province_sentence(fig), assistant_sentence(fig)):
         if extra:
             paragraphs.append(extra)
-    names = {c.code: c.name for c in reg_data.hotline_categories()}
+    names = {c.code: c.name for c in directories.hotline_categories()}
     rows: list[list[Any]] = [[names[c], n] for c, n in fig.calls.items()]
     rows.append(["合计", fig.total])
     return [

@@ -1,20 +1,74 @@
-"""`rhip intake FILE... --institution CODE`: batch upload from the command line with a progress bar."""
+"""`rhip intake …`: `upload FILE... --institution CODE` (one batch, with a progress bar) and `compact`.
+
+`rhip intake FILE...` (no subcommand) still uploads, and `rhip intake-compact` still compacts (hidden).
+The lake and pipeline modules load only when a command runs, so `rhip --help` stays fast.
+"""
 
 from __future__ import annotations
 
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
+import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from rhip.config import Settings
-from rhip.db.engine import Database
-from rhip.errors import Invalid
-from rhip.intake import reading, service
-from rhip.lake.store import Lake
+from rhip.errors import Invalid, RhipError
+
+if TYPE_CHECKING:
+    from rhip.intake import service
+
+app = typer.Typer(help="Intake (采集): batch uploads from files, lake compaction", no_args_is_help=True)
+COMMANDS = ("upload", "compact")
+console = Console()
+
+
+def _ready() -> Settings:
+    from rhip.registry import service as registry
+
+    settings = Settings()
+    registry.prepare(settings.resolved_database_url)
+    return settings
+
+
+@app.command("upload")
+def upload(
+    files: Annotated[list[Path], typer.Argument(help="CSV (UTF-8/GBK), Parquet or JSON Lines files")],
+    institution: Annotated[str, typer.Option(help="机构代码 of the uploading institution")],
+    table: Annotated[str | None, typer.Option(help="Catalogue table (default: from the file name)")] = None,
+    encoding: Annotated[str | None, typer.Option(help="utf-8, gbk or gb18030 (default: detected)")] = None,
+) -> None:
+    """Upload files as one batch (定时上传) and print the receipt."""
+    settings = _ready()
+    try:
+        run_files(
+            settings=settings,
+            files=files,
+            institution=institution,
+            table=table,
+            encoding=encoding,
+            console=console,
+        )
+    except RhipError as exc:
+        Console(stderr=True).print(f"[bold red]错误：[/]{exc.detail}")
+        raise typer.Exit(2) from None
+
+
+@app.command("compact")
+def compact() -> None:
+    """Merge the intake lake tables' small files (Delta OPTIMIZE compact) so later reads open few files."""
+    compact_lake(settings=_ready(), console=console)
+
+
+def legacy_argv(argv: list[str]) -> list[str]:
+    """`rhip intake FILE...` (the command before it became a group) is `rhip intake upload FILE...`."""
+    if len(argv) > 2 and argv[1] == "intake" and argv[2] not in (*COMMANDS, "--help", "-h"):
+        return [*argv[:2], "upload", *argv[2:]]
+    return argv
 
 
 def run_files(
@@ -28,6 +82,10 @@ def run_files(
     submitted_by: str = "cli",
 ) -> service.Receipt:
     """Ingest files as one batch for an institution and print the receipt."""
+    from rhip.db.engine import Database
+    from rhip.intake import reading, service
+    from rhip.lake.store import Lake
+
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise Invalid(f"文件不存在：{'、'.join(missing)}", code="file-not-found")
@@ -92,7 +150,9 @@ def compact_lake(*, settings: Settings, console: Console) -> dict[str, tuple[int
     """Merge the small files of every intake lake table (Delta OPTIMIZE compact) and print what changed."""
     import time
 
-    from rhip.intake import store
+    from rhip.db.engine import Database
+    from rhip.intake import service, store
+    from rhip.lake.store import Lake
 
     lake = Lake(settings.resolved_lake_dir)
     db = Database.from_settings(settings)

@@ -13,42 +13,21 @@ from typing import Any
 
 import polars as pl
 
-from rhip.registry import codes as codesys, idnumber
+from rhip.registry import catalogue, codes as codesys, idnumber
 
-RULES: dict[str, str] = {
-    "institution": "机构代码与上传机构不符",
-    "required": "必填项为空",
-    "type": "类型或格式错误",
-    "code": "代码不在值域内",
-    "id_checksum": "身份证号码校验未通过",
-    "date_range": "日期超出合理范围",
-    "date_future": "时间晚于当前时间",
-    "date_order": "时间先后顺序错误",
-    "range": "数值超出允许范围",
-    "orphan": "关联的记录不存在",
-    "late": "实时数据上传不及时",
-}
+# the rules, their order, the ordered field pairs and the age limits are the catalogue's data
+RULES: dict[str, str] = catalogue.validation().rules
 RULE_ORDER = list(RULES)
 DATE_FMT = "%Y-%m-%d"
 DATETIME_FMT = "%Y-%m-%d %H:%M:%S"
 UTC_OFFSET = timedelta(hours=8)  # Asia/Shanghai has had no daylight saving since 1991
 FUTURE_TOLERANCE = timedelta(minutes=10)
 LATE_AFTER = timedelta(hours=24)
-EARLIEST = date(1900, 1, 1)
-MAX_AGE_YEARS = 120
+EARLIEST = catalogue.validation().earliest_date
+MAX_AGE_YEARS = catalogue.validation().max_age_years
 KEY_SEP = "|"
-# (earlier, later) field pairs whose order is checked when a table has both
-ORDER_PAIRS: tuple[tuple[str, str], ...] = (
-    ("admitted_at", "discharged_at"),
-    ("sampled_at", "received_at"),
-    ("received_at", "reported_at"),
-    ("sampled_at", "reported_at"),
-    ("exam_time", "reported_at"),
-    ("start_at", "stop_at"),
-    ("started_at", "ended_at"),
-    ("followup_date", "next_followup_date"),
-)
-BIRTH_FIELDS = ("birth_date", "date_of_birth", "birthday")
+ORDER_PAIRS = catalogue.validation().order_pairs
+BIRTH_FIELDS = catalogue.validation().birth_fields
 
 
 @dataclass(frozen=True)

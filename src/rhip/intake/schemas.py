@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
+from rhip.errors import NotFound
 from rhip.intake import service
 from rhip.intake.models import IntakeBatch
 from rhip.registry import catalogue
@@ -93,7 +94,7 @@ class CdaCountPage(BaseModel):
 def _label(name: str) -> str:
     try:
         return catalogue.get(name).label
-    except Exception:
+    except NotFound:  # a table no longer in the catalogue: its name
         return name
 
 

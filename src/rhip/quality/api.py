@@ -14,11 +14,14 @@ from fastapi.responses import Response
 from openpyxl import Workbook
 from sqlalchemy.orm import Session
 
+from rhip import months
 from rhip.clock import local_now
 from rhip.config import Settings
 from rhip.errors import Forbidden, Invalid
 from rhip.lake.store import Lake
-from rhip.quality import dimensions, service, stats, usage
+from rhip.quality import dimensions, service, usage
+from rhip.quality.figures import MonthFigures, UnitFigures, months_with_data
+from rhip.quality.layouts import thousands
 from rhip.quality.models import ITEM_LABELS, Inspection, QualityItem
 from rhip.quality.schemas import (
     CommentCreate,
@@ -36,6 +39,7 @@ from rhip.quality.schemas import (
     MonthFiguresRead,
     UnitFiguresRead,
 )
+from rhip.quality.units import required_tables
 from rhip.registry import data as registry_data
 from rhip.security.deps import SessionDep, require
 from rhip.security.roles import Role
@@ -44,14 +48,14 @@ from rhip.security.service import Principal
 router = APIRouter()
 VIEWERS = (Role.uploader, Role.manager, Role.admin, Role.auditor)
 MANAGERS = (Role.manager, Role.admin)
-MonthQ = Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM; default: last month")]
+MonthQ = Annotated[
+    str | None, Query(pattern=months.PATTERN, description="YYYY-MM; default: the latest month with data")
+]
 
 
-def default_month() -> str:
-    """The month before the current one (Asia/Shanghai): the month a bulletin reports."""
-    today = local_now().date()
-    y, m = (today.year, today.month - 1) if today.month > 1 else (today.year - 1, 12)
-    return f"{y:04d}-{m:02d}"
+def default_month(session: Session) -> str:
+    """The latest month with uploads, else the month before the current one (what a bulletin reports)."""
+    return months.latest(months_with_data(session), months.previous(local_now().date()))
 
 
 def lake_of(request: Request) -> Lake:
@@ -60,7 +64,7 @@ def lake_of(request: Request) -> Lake:
     return Lake(settings.resolved_lake_dir)
 
 
-def unit_read(u: stats.UnitFigures, score: float | None = None) -> UnitFiguresRead:
+def unit_read(u: UnitFigures, score: float | None = None) -> UnitFiguresRead:
     """The API form of a unit's figures."""
     return UnitFiguresRead(
         code=u.code,
@@ -72,11 +76,11 @@ def unit_read(u: stats.UnitFigures, score: float | None = None) -> UnitFiguresRe
         forms=u.forms,
         forms_of=u.forms_of,
         visits=u.visits,
-        visit_revenue_thousand=stats.thousands(u.visit_revenue),
+        visit_revenue_thousand=thousands(u.visit_revenue),
         visit_compliance=u.visit_compliance,
         visit_upload_rate=u.visit_upload_rate,
         discharges=u.discharges,
-        inpatient_revenue_thousand=stats.thousands(u.inpatient_revenue),
+        inpatient_revenue_thousand=thousands(u.inpatient_revenue),
         discharge_compliance=u.discharge_compliance,
         discharge_upload_rate=u.discharge_upload_rate,
         declared=u.declared,
@@ -92,7 +96,7 @@ def unit_read(u: stats.UnitFigures, score: float | None = None) -> UnitFiguresRe
 
 def visible_figures(
     session: Session, *, lake: Lake, month: str, principal: Principal
-) -> tuple[stats.MonthFigures, list[dimensions.Assessment]]:
+) -> tuple[MonthFigures, list[dimensions.Assessment]]:
     """The month's figures and scores, narrowed to the caller's own unit unless a manager asks."""
     fig, assessed = dimensions.assess_month(session, lake=lake, month=month)
     if principal.role in service.MANAGERS:
@@ -112,8 +116,8 @@ def get_figures(
     month: MonthQ = None,
 ) -> MonthFiguresRead:
     """Every data-collection figure of a month per unit, with its quality score."""
-    m = month or default_month()
     with session.begin():
+        m = month or default_month(session)
         fig, assessed = visible_figures(session, lake=lake_of(request), month=m, principal=principal)
     scores = {a.code: a.score for a in assessed}
     return MonthFiguresRead(
@@ -130,7 +134,7 @@ EXPORT_HEADER = [
 ]  # fmt: skip
 
 
-def export_rows(fig: stats.MonthFigures, assessed: list[dimensions.Assessment]) -> list[list[Any]]:
+def export_rows(fig: MonthFigures, assessed: list[dimensions.Assessment]) -> list[list[Any]]:
     """One export row per unit (numbers as numbers)."""
     scores = {a.code: a.score for a in assessed}
     rows = []
@@ -145,11 +149,11 @@ def export_rows(fig: stats.MonthFigures, assessed: list[dimensions.Assessment]) 
                 u.active_days,
                 f"{u.forms}/{u.forms_of}",
                 u.visits,
-                stats.thousands(u.visit_revenue),
+                thousands(u.visit_revenue),
                 u.visit_compliance,
                 u.visit_upload_rate,
                 u.discharges,
-                stats.thousands(u.inpatient_revenue),
+                thousands(u.inpatient_revenue),
                 u.discharge_compliance,
                 u.discharge_upload_rate,
                 u.declared,
@@ -176,8 +180,8 @@ def export_figures(
     """The month's figures as CSV (UTF-8 with BOM) or XLSX."""
     if fmt not in ("csv", "xlsx"):
         raise Invalid(f"不支持的导出格式：{fmt}（可选 csv、xlsx）", code="bad-format")
-    m = month or default_month()
     with session.begin():
+        m = month or default_month(session)
         fig, assessed = visible_figures(session, lake=lake_of(request), month=m, principal=principal)
     rows = export_rows(fig, assessed)
     name = f"quality_{m}.{fmt}"
@@ -228,7 +232,7 @@ def get_declaration(
         institution_code=code,
         tables=tables,
         declared=len(tables) or None,
-        required=len(stats.required_tables(kind)),
+        required=len(required_tables(kind)),
     )
 
 
@@ -254,22 +258,24 @@ def _decoded(raw: bytes) -> str:
         return raw.decode("gb18030")
 
 
+# `def`, not `async def`: the import is synchronous database work, run in the thread pool (on the event
+# loop it would stop every other request while it ran)
 @router.post("/statistics", response_model=ImportResult)
-async def post_statistics(
+def post_statistics(
     session: SessionDep,
     _p: Annotated[Principal, Depends(require(*MANAGERS))],
     file: Annotated[UploadFile, File(description="CSV: month, institution, visits, discharges")],
     month: MonthQ = None,
 ) -> ImportResult:
     """Import the official statistics report (卫统) of a month."""
-    text = _decoded(await file.read())
+    text = _decoded(file.file.read())
     with session.begin():
         n = service.import_statistics(session, text=text, source=file.filename or "upload.csv", month=month)
     return ImportResult(institutions=n)
 
 
 @router.post("/usage", response_model=ImportResult)
-async def post_usage(
+def post_usage(
     session: SessionDep,
     _p: Annotated[Principal, Depends(require(*MANAGERS))],
     file: Annotated[
@@ -279,7 +285,7 @@ async def post_usage(
     month: MonthQ = None,
 ) -> ImportResult:
     """Import the reported 健康档案浏览器 and 智能提示 deployments and calls of a month."""
-    text = _decoded(await file.read())
+    text = _decoded(file.file.read())
     with session.begin():
         n = usage.import_usage(session, text=text, source=file.filename or "upload.csv", month=month)
     return ImportResult(institutions=n)

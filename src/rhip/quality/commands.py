@@ -84,37 +84,37 @@ def figures(
     kind: Annotated[str, typer.Option(help="district or hospital")] = "hospital",
 ) -> None:
     """Print a month's data-collection table (区 or 医院)."""
+    from rhip import months
     from rhip.lake.store import Lake
-    from rhip.quality import stats
+    from rhip.quality import figures as quality_figures, layouts
 
     settings, db = _db()
     try:
         with db.session() as s, s.begin():
-            fig = stats.month_figures(s, lake=Lake(settings.resolved_lake_dir), month=month)
+            fig = quality_figures.month_figures(s, lake=Lake(settings.resolved_lake_dir), month=month)
     except RhipError as exc:
         raise _fail(exc) from None
     finally:
         db.dispose()
     label = "区" if kind == "district" else "医院"
-    out = Table(title=f"{stats.month_label(month)}数据采集情况（{label}）")
-    for c in stats.COLUMNS_2025:
+    out = Table(title=f"{months.label(month)}数据采集情况（{label}）")
+    for c in layouts.COLUMNS_2025:
         out.add_column(
             (c.get("group", "") + c["title"]), justify="left" if c.get("kind") is None else "right"
         )
     for u in fig.of_kind(kind):
-        out.add_row(*(f"{v:,}" if isinstance(v, int) else str(v) for v in stats.collection_row(u)))
+        out.add_row(*(f"{v:,}" if isinstance(v, int) else str(v) for v in layouts.collection_row(u)))
     console.print(out)
     console.print(
-        f"（截止 {stats.month_label(month)}，区及医院累计校验入库数据 "
-        f"{stats.cumulative_text(fig.cumulative)}）"
+        f"（截止 {months.label(month)}，区及医院累计校验入库数据 {layouts.cumulative_text(fig.cumulative)}）"
     )
 
 
 @app.command("verify")
 def verify(month: Annotated[str, typer.Option(help="Month, YYYY-MM")]) -> None:
     """Recount the month's figures from the lake and compare them with intake's rollups."""
+    from rhip import months
     from rhip.lake.store import Lake
-    from rhip.quality import stats
     from rhip.quality.verify import differences
 
     settings, db = _db()
@@ -126,9 +126,9 @@ def verify(month: Annotated[str, typer.Option(help="Month, YYYY-MM")]) -> None:
     finally:
         db.dispose()
     if not diff:
-        console.print(f"{stats.month_label(month)}：汇总表与数据湖重新计数一致")
+        console.print(f"{months.label(month)}：汇总表与数据湖重新计数一致")
         return
-    out = Table(title=f"{stats.month_label(month)}：汇总表与数据湖重新计数不一致（{len(diff)} 项）")
+    out = Table(title=f"{months.label(month)}：汇总表与数据湖重新计数不一致（{len(diff)} 项）")
     for title in ("单位代码", "单位", "指标", "汇总表", "重新计数"):
         out.add_column(title)
     for d in diff:

@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from rhip.lake.store import Lake
 from rhip.quality import service
+from rhip.quality.figures import MonthFigures, UnitFigures, month_figures, visit_history
 from rhip.quality.models import CLOSED, QualityItem
-from rhip.quality.stats import MonthFigures, UnitFigures, month_figures, visit_history
 
 DIMENSIONS = {
     "completeness": "完整性",

@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from rhip.clock import SHANGHAI
-from rhip.lake.sql import Sql, ident
+from rhip.lake.sql import Sql, ident, ranked_versions_sql
 from rhip.quality.lakeread import data_table
 from rhip.registry import catalogue
 
@@ -77,11 +77,7 @@ def current_sql(
         text = f"SELECT {cols} FROM {t} WHERE _op = $new AND ({where}) AND {keep}"
         return Sql(text, {**params, **kp, "new": OP_NEW})
     source = ident(changes) if isinstance(changes, str) else t
-    ranked = (
-        f"SELECT {cols}, _key, _op, row_number() OVER (PARTITION BY org_code, _key "
-        f"ORDER BY updated_at DESC, _ingested_at DESC, _row DESC) AS _rn "
-        f"FROM {source} WHERE _op >= $changed AND {keep}"
-    )
+    ranked = ranked_versions_sql(source, f"{cols}, _key, _op", f"_op >= $changed AND {keep}")
     text = (
         f"WITH changed AS MATERIALIZED (SELECT * FROM ({ranked}) AS r WHERE _rn = 1) "
         f"SELECT {cols} FROM {t} ANTI JOIN (SELECT org_code, _key FROM changed) AS c USING (org_code, _key) "

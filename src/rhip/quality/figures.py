@@ -14,26 +14,24 @@ stores, by its documented names: lake tables `ods_<table>` (system columns `_bat
 
 from __future__ import annotations
 
-import calendar
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Date, String, column, func, select, table as sql_table
 from sqlalchemy.orm import Session
 
+from rhip import months, months as month_math
 from rhip.clock import SHANGHAI
 from rhip.db.base import UtcDateTime
-from rhip.errors import Invalid
 from rhip.lake.duck import Duck
 from rhip.lake.store import Lake
-from rhip.quality import figsql, recount as recount_, rollupread
+from rhip.quality import figsql, recount as recount_, rollupread, service
 from rhip.quality.rollupread import Counts
-from rhip.registry import catalogue, data as registry_data
-
-if TYPE_CHECKING:
-    from rhip.quality.usage import Usage
+from rhip.quality.units import active_days, realtime_tables, required_tables, units
+from rhip.quality.usage import Usage, usage_of
+from rhip.registry import catalogue
 
 VISIT_TABLE, DISCHARGE_TABLE = "outpatient_visit", "discharge_summary"
 # the tables whose current records, amount and real-time share the figures count (table → amount field)
@@ -44,7 +42,6 @@ RECORD_TABLES = {
     "diabetes": "diabetes_followup",
 }
 STORED = ("accepted", "updated", "revoked")  # what 校验入库 counts: records written to the lake
-HOSPITAL_KINDS = ("hospital", "mch")
 
 _DAILY = sql_table(
     "intake_daily_counts",
@@ -60,99 +57,6 @@ _DAILY = sql_table(
 _CDA = sql_table(
     "intake_cda_documents", column("institution_code", String), column("received_at", UtcDateTime)
 )
-
-
-# --- periods ---
-
-
-def month_bounds(month: str) -> tuple[date, date]:
-    """First and last day of a YYYY-MM month (Invalid otherwise)."""
-    try:
-        y, m = (int(x) for x in month.split("-"))
-        first = date(y, m, 1)
-    except ValueError:
-        raise Invalid(f"月份格式应为 YYYY-MM：{month}", code="bad-month") from None
-    return first, date(y, m, calendar.monthrange(y, m)[1])
-
-
-def active_days(month: str, joined_on: date | None, left_on: date | None) -> int:
-    """Days of the month an institution was connected: from joining to leaving, both inclusive."""
-    first, last = month_bounds(month)
-    start = max(first, joined_on) if joined_on else first
-    end = min(last, left_on) if left_on else last
-    return max(0, (end - start).days + 1)
-
-
-def month_label(month: str) -> str:
-    """“2025 年 3 月”."""
-    first, _ = month_bounds(month)
-    return f"{first.year} 年 {first.month} 月"
-
-
-# --- reporting units ---
-
-
-@dataclass(frozen=True)
-class Unit:
-    """A bulletin row: a district platform or a directly connected hospital, with its member institutions."""
-
-    code: str
-    name: str
-    kind: str  # "district" or "hospital"
-    members: tuple[str, ...]
-    joined_on: date | None = None
-    left_on: date | None = None
-    district: str | None = None
-
-
-def required_tables(kind: str) -> list[str]:
-    """规定上传表: hospitals owe the medical tables, district platforms every table of the catalogue."""
-    sets = catalogue.datasets()
-    if kind == "hospital":
-        return [d.name for d in sets if d.category == "medical"]
-    return [d.name for d in sets]
-
-
-def realtime_tables() -> list[str]:
-    """The real-time forms (实时数据表单)."""
-    return [d.name for d in catalogue.datasets() if d.realtime]
-
-
-def units(month: str) -> list[Unit]:
-    """The month's reporting units: 12 district platforms, then the direct hospitals active in it."""
-    first, last = month_bounds(month)
-    records = registry_data.institutions()
-    out: list[Unit] = []
-    for d in registry_data.districts():
-        members = [d.platform_code] + [
-            r.code
-            for r in records
-            if r.district_code == d.code and r.upload_route == "district" and r.kind != "district_platform"
-        ]
-        out.append(
-            Unit(code=d.platform_code, name=d.name, kind="district", members=tuple(members), district=d.name)
-        )
-    children: dict[str, list[str]] = defaultdict(list)
-    for r in records:
-        if r.upload_route == "parent" and r.parent_code:
-            children[r.parent_code].append(r.code)
-    for r in records:
-        if r.kind not in HOSPITAL_KINDS or r.upload_route != "direct" or r.city != registry_data.CITY:
-            continue
-        if (r.joined_on and r.joined_on > last) or (r.left_on and r.left_on < first):
-            continue
-        out.append(
-            Unit(
-                code=r.code,
-                name=r.name,
-                kind="hospital",
-                members=(r.code, *children.get(r.code, ())),
-                joined_on=r.joined_on,
-                left_on=r.left_on,
-                district=r.district,
-            )
-        )
-    return out
 
 
 # --- per-institution figures ---
@@ -180,8 +84,14 @@ class OrgFigures:
     cda: int = 0
 
 
+def months_with_data(session: Session) -> dict[str, int]:
+    """Upload days per month with any upload, oldest first (the month pickers; rhip.months.latest)."""
+    days = session.execute(select(_DAILY.c.day).distinct()).scalars()
+    return months.count_days(d if isinstance(d, date) else str(d) for d in days)
+
+
 def _cda_counts(session: Session, *, month: str) -> dict[str, int]:
-    first, last = month_bounds(month)
+    first, last = months.day_bounds(month)
     start = datetime(first.year, first.month, first.day, tzinfo=SHANGHAI)
     end = datetime(last.year, last.month, last.day, tzinfo=SHANGHAI) + timedelta(days=1)
     rows = session.execute(
@@ -216,7 +126,7 @@ def _lake_counts(session: Session, *, lake: Lake, month: str, duck: Duck | None,
     forms = realtime_tables()
     records = {what: (table, what != "basic") for what, table in RECORD_TABLES.items()}
     if recount:
-        first, last = month_bounds(month)
+        first, last = months.day_bounds(month)
         return recount_.counts(
             session,
             lake=lake,
@@ -236,7 +146,7 @@ def org_figures(
 ) -> tuple[dict[str, OrgFigures], int]:
     """Every institution code's raw figures for the month, and the cumulative stored records up to its end
     (the lake's share from intake's rollups; with `recount`, recounted from the lake's records)."""
-    first, last = month_bounds(month)
+    first, last = months.day_bounds(month)
     figs: dict[str, OrgFigures] = defaultdict(OrgFigures)
     rows, cumulative = _daily(session, first=first, last=last)
     for code, table_name, received, stored, rejected in rows:
@@ -248,7 +158,7 @@ def org_figures(
             f.tables.add(str(table_name))
     for code, n in _cda_counts(session, month=month).items():
         figs[code].cda = n
-    first, _ = month_bounds(month)
+    first, _ = months.day_bounds(month)
     got = _lake_counts(session, lake=lake, month=month, duck=duck, recount=recount)
     for table, org, mask in got.days:
         f = figs[org]
@@ -358,10 +268,7 @@ def month_figures(
     session: Session, *, lake: Lake, month: str, duck: Duck | None = None, recount: bool = False
 ) -> MonthFigures:
     """Every figure of the data-collection tables for the month, per unit (`recount`: see `org_figures`)."""
-    from rhip.quality import service
-    from rhip.quality.usage import usage_of
-
-    month_bounds(month)
+    months.check(month)
     orgs, cumulative = org_figures(session, lake=lake, month=month, duck=duck, recount=recount)
     declared = service.declared_counts(session)
     stats = service.statistics_of(session, month=month)
@@ -375,7 +282,7 @@ def month_figures(
         tables: set[str] = set()
         row = UnitFigures(code=u.code, name=u.name, kind=u.kind, forms_of=max(rt_forms, 1))
         row.active_days = active_days(month, u.joined_on, u.left_on)
-        first, last = month_bounds(month)
+        first, last = months.day_bounds(month)
         lo = max(first, u.joined_on) if u.joined_on else first
         hi = min(last, u.left_on) if u.left_on else last
         for code in u.members:
@@ -420,11 +327,7 @@ def visit_history(
     recount: bool = False,
 ) -> dict[str, dict[str, int]]:
     """Outpatient visits per unit and month, for the `months` months ending with `month`."""
-    first, _ = month_bounds(month)
-    y, m = first.year, first.month - (months - 1)
-    while m <= 0:
-        y, m = y - 1, m + 12
-    since = f"{y:04d}-{m:02d}"
+    since = month_math.shift(month, -(months - 1))
     if recount:
         got = recount_.history(
             session, lake=lake, table=VISIT_TABLE, first_month=since, month=month, duck=duck

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from rhip.quality.figures import MonthFigures, UnitFigures, month_label
+from rhip.months import label as month_label
+from rhip.quality.figures import MonthFigures, UnitFigures
 
 
 def thousands(yuan: float) -> float:

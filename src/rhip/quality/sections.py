@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from rhip.months import label as month_label
 from rhip.quality import eras
-from rhip.quality.figures import MonthFigures, month_label
+from rhip.quality.figures import MonthFigures
 from rhip.quality.layouts import SUPPLEMENT_COLUMNS, cumulative_text, summary_paragraphs, supplement_row
 
 

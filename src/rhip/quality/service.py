@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from rhip import clock
+from rhip import clock, months
 from rhip.errors import Conflict, Forbidden, Invalid, NotFound
 from rhip.quality.models import (
     CLOSED,
@@ -25,6 +25,7 @@ from rhip.quality.models import (
     StatisticsReport,
     TableDeclaration,
 )
+from rhip.quality.units import units
 from rhip.registry import catalogue, data as registry_data
 from rhip.security.roles import Role
 from rhip.security.service import Principal
@@ -117,8 +118,6 @@ def _int(value: str | None, *, row: int, what: str) -> int | None:
 
 def parse_statistics(text: str, *, month: str | None = None) -> list[tuple[str, str, int | None, int | None]]:
     """Rows (month, institution code, visits, discharges) of a 卫统 CSV; names resolve via the registry."""
-    from rhip.quality.stats import month_bounds
-
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     header = list(reader.fieldnames or [])
     cols = {k: _column(header, k) for k in _HEADERS}
@@ -133,7 +132,7 @@ def parse_statistics(text: str, *, month: str | None = None) -> list[tuple[str, 
         m = (r.get(cols["month"]) if cols["month"] else None) or month
         assert m is not None
         m = m.strip()
-        month_bounds(m)
+        m = months.check(m)
         ref = (r.get(cols["code"]) if cols["code"] else None) or (
             r.get(cols["name"]) if cols["name"] else None
         )
@@ -192,8 +191,6 @@ def import_statistics_file(session: Session, *, path: Path, month: str | None = 
 
 def statistics_of(session: Session, *, month: str) -> dict[str, tuple[int | None, int | None]]:
     """The statistics report's (visits, discharges) per reporting unit for a month; members roll up."""
-    from rhip.quality.stats import units
-
     rows = session.execute(
         select(StatisticsReport.institution_code, StatisticsReport.visits, StatisticsReport.discharges).where(
             StatisticsReport.month == month

@@ -17,10 +17,10 @@ from pathlib import Path
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from rhip import clock
+from rhip import clock, months
 from rhip.errors import Invalid, NotFound
-from rhip.quality.figures import month_bounds, units
 from rhip.quality.models import RecordUsage
+from rhip.quality.units import units
 from rhip.registry import data as registry_data
 
 FIELDS = ("browser_deployed", "browser_calls", "reminder_deployed", "reminder_calls")
@@ -86,7 +86,7 @@ def parse_usage(text: str, *, month: str | None = None) -> list[tuple[str, str, 
     out = []
     for i, r in enumerate(reader, start=2):
         m = ((r.get(cols["month"]) if cols["month"] else None) or month or "").strip()
-        month_bounds(m)
+        m = months.check(m)
         ref = (r.get(cols["institution"] or "") or "").strip()
         if not ref:
             raise Invalid(f"第 {i} 行缺少机构", code="bad-usage")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal, cast, get_args
@@ -266,6 +266,37 @@ def _load() -> tuple[Dataset, ...]:
     if found:
         raise CatalogueError("datasets.yaml: " + "; ".join(found))
     return tuple(items)
+
+
+@dataclass(frozen=True)
+class Validation:
+    """The catalogue's validation rules as data (datasets.yaml `validation:`): read by intake's validator,
+    the synthetic city's defects and the tests, so each is defined once."""
+
+    rules: dict[str, str]  # rule code → Chinese text, in checking order (the first failing rule wins)
+    order_pairs: tuple[tuple[str, str], ...]  # (earlier, later) fields checked when a table has both
+    birth_fields: tuple[str, ...]
+    max_age_years: int  # a birth date further back is implausible (also for ID numbers)
+    earliest_date: date  # any other date before it is implausible
+
+    @property
+    def row_rules(self) -> tuple[str, ...]:
+        """The rules a record itself can break (the institution check is the upload's, not the row's)."""
+        return tuple(r for r in self.rules if r != "institution")
+
+
+@cache
+def validation() -> Validation:
+    """The catalogue's validation rules."""
+    with (DATA / "datasets.yaml").open(encoding="utf-8") as fh:
+        raw = yaml.safe_load(fh)["validation"]
+    return Validation(
+        rules={str(k): str(v) for k, v in raw["rules"].items()},
+        order_pairs=tuple((str(a), str(b)) for a, b in raw["order_pairs"]),
+        birth_fields=tuple(str(f) for f in raw["birth_fields"]),
+        max_age_years=int(raw["max_age_years"]),
+        earliest_date=raw["earliest_date"],
+    )
 
 
 def datasets() -> list[Dataset]:

@@ -370,7 +370,12 @@ _SIMPLE_SYSTEMS: tuple[tuple[str, str, str, dict[str, str], str], ...] = (
 )
 
 EXTERNAL_SYSTEMS: Mapping[str, tuple[str, str]] = MappingProxyType(
-    {"department": ("科室", "医疗机构诊疗科目名录（机构注册库 rhip.registry.data.departments() 提供）")}
+    {
+        "department": (
+            "科室",
+            "医疗机构诊疗科目名录（机构注册库 rhip.registry.directories.departments() 提供）",
+        )
+    }
 )
 
 
@@ -417,7 +422,7 @@ def _external_codes(system_id: str) -> dict[str, str]:
     if system_id != "department":
         return {}
     try:  # the institution registry's loader, imported lazily so this module stays free of it
-        registry_data = importlib.import_module("rhip.registry.data")
+        registry_data = importlib.import_module("rhip.registry.directories")
     except ImportError:
         return {}
     fetch: Callable[[], Any] | None = getattr(registry_data, "departments", None)

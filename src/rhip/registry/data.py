@@ -16,26 +16,13 @@ from datetime import date
 from functools import lru_cache
 from typing import Any
 
-from rhip.registry.directories import (
-    CHANNEL_GROUPS as CHANNEL_GROUPS,
-    HOTLINE_KINDS as HOTLINE_KINDS,
-    ChannelRecord as ChannelRecord,
-    DepartmentRecord as DepartmentRecord,
-    HotlineCategoryRecord as HotlineCategoryRecord,
-    MetroCityRecord as MetroCityRecord,
-    channel_aliases as channel_aliases,
-    channels as channels,
-    departments as departments,
-    hotline_categories as hotline_categories,
-    metro_cities as metro_cities,
-    resolve_channel as resolve_channel,
-)
+from rhip.registry.directories import metro_cities
 from rhip.registry.loading import (
-    DATA_DIR as DATA_DIR,
+    DATA_DIR,
     aliases_of as _aliases,
-    candidate_keys as candidate_keys,
-    normalize_code as normalize_code,
-    normalize_name as normalize_name,
+    candidate_keys,
+    normalize_code,
+    normalize_name,
     read_data as _read,
 )
 

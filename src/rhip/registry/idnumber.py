@@ -99,7 +99,13 @@ def is_known_area(code: str) -> bool:
 ID_WEIGHTS: tuple[int, ...] = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 ID_CHECK_MAP = "10X98765432"
 _ZERO_WEIGHT = 48 * sum(ID_WEIGHTS)  # what the code points of 17 zeros weigh
-MAX_AGE_YEARS = 120
+
+
+def max_age_years() -> int:
+    """The oldest plausible age (the catalogue's `validation.max_age_years`, one limit for every check)."""
+    from rhip.registry.catalogue import validation  # the catalogue imports codes, which imports this
+
+    return validation().max_age_years
 
 
 def check_char(first17: str) -> str:
@@ -236,8 +242,8 @@ def validate_id(
         now = today or _today()
         if born > now:
             result.error("id-birth-future", f"出生日期 {born.isoformat()} 晚于今天")
-        elif born < years_before(now, MAX_AGE_YEARS):
-            result.error("id-birth-too-old", f"出生日期 {born.isoformat()} 早于 {MAX_AGE_YEARS} 年前")
+        elif born < years_before(now, max_age_years()):
+            result.error("id-birth-too-old", f"出生日期 {born.isoformat()} 早于 {max_age_years()} 年前")
         if birth_date is not None and birth_date != born:
             result.error(
                 "id-birth-mismatch",

@@ -63,7 +63,7 @@ def institutions_page(
         "next_link": link(offset + PAGE_SIZE) if offset + PAGE_SIZE < total else None,
     }
     response: HTMLResponse = request.app.state.templates.TemplateResponse(
-        request, "registry_institutions.html", context
+        request, "registry/institutions.html", context
     )
     return response
 
@@ -81,7 +81,7 @@ def institution_page(request: Request, code: str, session: SessionDep) -> HTMLRe
         "branches": service.get_branches(session, code=inst.code),
     }
     response: HTMLResponse = request.app.state.templates.TemplateResponse(
-        request, "registry_institution.html", context
+        request, "registry/institution.html", context
     )
     return response
 
@@ -112,6 +112,6 @@ def districts_page(request: Request, session: SessionDep) -> HTMLResponse:
         "metro_counts": service.metro_city_counts(session),
     }
     response: HTMLResponse = request.app.state.templates.TemplateResponse(
-        request, "registry_districts.html", context
+        request, "registry/districts.html", context
     )
     return response

@@ -28,7 +28,7 @@ def datasets_page(request: Request) -> HTMLResponse:
         "common_fields": catalogue.COMMON_FIELDS,
         "systems": codes.code_systems(),
     }
-    return request.app.state.templates.TemplateResponse(request, "catalogue_datasets.html", context)  # type: ignore[no-any-return]
+    return request.app.state.templates.TemplateResponse(request, "registry/catalogue_datasets.html", context)  # type: ignore[no-any-return]
 
 
 @router.get("/registry/datasets/{name}", response_class=HTMLResponse, dependencies=[Depends(public())])
@@ -43,7 +43,7 @@ def dataset_page(request: Request, name: str) -> HTMLResponse:
         "category_label": catalogue.CATEGORY_LABELS[dataset.category],
         "labels": {d.name: d.label for d in catalogue.datasets()},
     }
-    return request.app.state.templates.TemplateResponse(request, "catalogue_dataset.html", context)  # type: ignore[no-any-return]
+    return request.app.state.templates.TemplateResponse(request, "registry/catalogue_dataset.html", context)  # type: ignore[no-any-return]
 
 
 @router.get(
@@ -59,4 +59,5 @@ def code_system_page(
     view = api_catalogue.code_page(system_id, q, (page - 1) * PAGE_SIZE, PAGE_SIZE)
     pages = max(1, -(-view.total // PAGE_SIZE))
     context = {"cs": view, "page": page, "pages": pages, "q": view.q or ""}
-    return request.app.state.templates.TemplateResponse(request, "catalogue_codesystem.html", context)  # type: ignore[no-any-return]
+    name = "registry/catalogue_codesystem.html"
+    return request.app.state.templates.TemplateResponse(request, name, context)  # type: ignore[no-any-return]

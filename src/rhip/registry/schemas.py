@@ -6,7 +6,7 @@ from datetime import date
 
 from pydantic import BaseModel, Field
 
-from rhip.registry import data
+from rhip.registry import data, directories
 from rhip.registry.models import (
     Channel,
     Department,
@@ -132,7 +132,7 @@ class ChannelRead(BaseModel):
             code=c.code,
             name=c.name,
             group=c.group,
-            group_label=data.CHANNEL_GROUPS.get(c.group, c.group),
+            group_label=directories.CHANNEL_GROUPS.get(c.group, c.group),
             aliases=[a.alias for a in c.aliases],
         )
 
@@ -154,7 +154,7 @@ class HotlineCategoryRead(BaseModel):
             code=h.code,
             name=h.name,
             kind=h.kind,
-            kind_label=data.HOTLINE_KINDS.get(h.kind, h.kind),
+            kind_label=directories.HOTLINE_KINDS.get(h.kind, h.kind),
             unit=h.unit,
             aliases=[str(a) for a in h.aliases],
         )

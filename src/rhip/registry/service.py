@@ -12,7 +12,7 @@ from sqlalchemy import Select, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from rhip.errors import Invalid, NotFound
-from rhip.registry import data
+from rhip.registry import data, directories, loading
 from rhip.registry.models import (
     Channel,
     ChannelAlias,
@@ -48,7 +48,7 @@ def _institution_row(r: data.InstitutionRecord) -> dict[str, Any]:
     return {
         "code": r.code,
         "name": r.name,
-        "name_key": data.normalize_name(r.name),
+        "name_key": loading.normalize_name(r.name),
         "level": r.level,
         "ownership": r.ownership,
         "kind": r.kind,
@@ -94,7 +94,7 @@ def load(session: Session) -> dict[str, int]:
                 "aliases": list(c.aliases),
                 "sort_order": c.sort_order,
             }
-            for c in data.metro_cities()
+            for c in directories.metro_cities()
         ],
     )
     records = data.institutions()
@@ -116,14 +116,14 @@ def load(session: Session) -> dict[str, int]:
     codes = [r.code for r in records]
     session.execute(update(Institution).where(Institution.code.not_in(codes)).values(active=False))
     alias_rows = [
-        {"institution_code": r.code, "alias": a, "key": data.normalize_name(a)}
+        {"institution_code": r.code, "alias": a, "key": loading.normalize_name(a)}
         for r in records
         for a in data.institution_aliases(r)
     ]
     if alias_rows:
         session.execute(insert(InstitutionAlias), alias_rows)
 
-    departments = data.departments()
+    departments = directories.departments()
     _upsert(
         session,
         Department,
@@ -132,7 +132,7 @@ def load(session: Session) -> dict[str, int]:
             for d in departments
         ],
     )
-    channels = data.channels()
+    channels = directories.channels()
     session.execute(delete(ChannelAlias))
     _upsert(
         session,
@@ -140,9 +140,9 @@ def load(session: Session) -> dict[str, int]:
         [{"code": c.code, "name": c.name, "group": c.group, "sort_order": c.sort_order} for c in channels],
     )
     channel_alias_rows = [
-        {"channel_code": c.code, "alias": a, "key": data.normalize_name(a)}
+        {"channel_code": c.code, "alias": a, "key": loading.normalize_name(a)}
         for c in channels
-        for a in data.channel_aliases(c)
+        for a in directories.channel_aliases(c)
     ]
     if channel_alias_rows:
         session.execute(insert(ChannelAlias), channel_alias_rows)
@@ -158,7 +158,7 @@ def load(session: Session) -> dict[str, int]:
                 "aliases": list(h.aliases),
                 "sort_order": h.sort_order,
             }
-            for h in data.hotline_categories()
+            for h in directories.hotline_categories()
         ],
     )
     _upsert(
@@ -187,10 +187,23 @@ def load(session: Session) -> dict[str, int]:
         "科室": len(departments),
         "预约渠道": len(channels),
         "渠道别名": len(channel_alias_rows),
-        "热线分类": len(data.hotline_categories()),
+        "热线分类": len(directories.hotline_categories()),
         "远程医疗中心": len(data.telemed_centres()),
-        "都市圈城市": len(data.metro_cities()),
+        "都市圈城市": len(directories.metro_cities()),
     }
+
+
+def prepare(database_url: str) -> None:
+    """Upgrade the schema to heads and make sure the registry is loaded (what every command needs first)."""
+    from rhip.db.engine import Database, upgrade
+
+    upgrade(database_url)
+    db = Database(database_url)
+    try:
+        with db.session() as s, s.begin():
+            ensure_loaded(s)
+    finally:
+        db.dispose()
 
 
 def ensure_loaded(session: Session) -> None:
@@ -244,7 +257,7 @@ def counts(session: Session) -> dict[str, int]:
 
 def get_institution(session: Session, *, code: str) -> Institution:
     """The institution with this code (NotFound otherwise)."""
-    inst = session.get(Institution, data.normalize_code(code))
+    inst = session.get(Institution, loading.normalize_code(code))
     if inst is None:
         raise NotFound(f"机构代码不存在：{code}", code="institution-not-found")
     return inst
@@ -306,9 +319,9 @@ def get_all_institutions(
         total = _count(session, stmt.with_only_columns(Institution.code))
         rows = session.scalars(stmt.order_by(Institution.sort_order).limit(limit).offset(offset)).all()
         return list(rows), total
-    key = data.normalize_name(text)
-    candidates = data.candidate_keys(text)
-    qcode = data.normalize_code(text)
+    key = loading.normalize_name(text)
+    candidates = loading.candidate_keys(text)
+    qcode = loading.normalize_code(text)
     like = f"%{_escape_like(key)}%"
     alias_hits = select(InstitutionAlias.institution_code).where(
         or_(InstitutionAlias.key.in_(candidates), InstitutionAlias.key.like(like, escape="\\"))
@@ -329,11 +342,11 @@ def get_all_institutions(
 
 def _city_name(text: str) -> str:
     """The registry's spelling of a city ("芜湖" → "芜湖市"; unknown names pass through)."""
-    key = data.normalize_name(text)
-    if key in (data.normalize_name(data.CITY), "南京"):
+    key = loading.normalize_name(text)
+    if key in (loading.normalize_name(data.CITY), "南京"):
         return data.CITY
-    for c in data.metro_cities():
-        if key in {data.normalize_name(n) for n in (c.name, *c.aliases)}:
+    for c in directories.metro_cities():
+        if key in {loading.normalize_name(n) for n in (c.name, *c.aliases)}:
             return c.name
     return text.strip()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, String
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rhip.clock import now
@@ -26,6 +26,8 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(32), index=True)
     institution_code: Mapped[str | None] = mapped_column(String(32), index=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # created by `rhip demo` with a generated password (var/demo/accounts.txt): not for real use
+    demo: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
     # when the account was proved to belong to its person (residents: SMS code or an in-person check);
     # staff accounts are created verified by the admin who creates them

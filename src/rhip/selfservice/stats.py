@@ -22,7 +22,8 @@ from typing import Any
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
-from rhip.booking import stats as booking_stats
+from rhip import months
+from rhip.clock import SHANGHAI
 from rhip.registry import data as reg_data
 from rhip.selfservice import service as svc
 from rhip.selfservice.models import Terminal, TerminalTransaction
@@ -57,7 +58,7 @@ def _label(month: str) -> str:
 def in_service_during(month: str) -> tuple[Any, ...]:
     """The conditions of a terminal in service during a month: installed by its last day, not removed
     before its first."""
-    start, end = booking_stats.month_bounds(month)
+    start, end = months.time_bounds(month, SHANGHAI)
     last_day = end.date().fromordinal(end.date().toordinal() - 1)
     return (
         Terminal.installed_on <= last_day,
@@ -67,7 +68,7 @@ def in_service_during(month: str) -> tuple[Any, ...]:
 
 def month_figures(session: Session, *, month: str) -> dict[str, Figures]:
     """Every institution with terminals in service in the month (or transactions in it): its figures."""
-    start, end = booking_stats.month_bounds(month)
+    start, end = months.time_bounds(month, SHANGHAI)
     out: dict[str, Figures] = defaultdict(Figures)
     in_service = session.execute(
         select(Terminal.institution_code, func.count())
@@ -182,7 +183,7 @@ def table_2020(session: Session, *, month: str) -> dict[str, Any]:
 
 def card_figures(session: Session, *, month: str) -> tuple[list[tuple[str, int]], int, int]:
     """(institution code, cards) largest first, the month's total and 总开卡量 at the month's end."""
-    start, end = booking_stats.month_bounds(month)
+    start, end = months.time_bounds(month, SHANGHAI)
     counts = svc.card_counts(session, start=start, end=end)
     ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     return ordered, sum(counts.values()), svc.cards_to_date(session, month=month, end=end)
@@ -246,7 +247,7 @@ def bulletin_sections(
 
 def per_terminal(session: Session, *, institution_code: str, month: str) -> list[dict[str, Any]]:
     """The hospital dashboard: per terminal, successful and failed transactions by kind, amounts, time."""
-    start, end = booking_stats.month_bounds(month)
+    start, end = months.time_bounds(month, SHANGHAI)
     T = TerminalTransaction
     rows = session.execute(
         select(
@@ -286,9 +287,9 @@ def per_terminal(session: Session, *, institution_code: str, month: str) -> list
 
 def month_bounds(month: str) -> tuple[datetime, datetime]:
     """[start, end) of a month in Asia/Shanghai (booking's definition, so every domain's months agree)."""
-    return booking_stats.month_bounds(month)
+    return months.time_bounds(month, SHANGHAI)
 
 
 def first_day(month: str) -> date:
     """The first day of a month."""
-    return booking_stats.first_of(month)
+    return months.day_bounds(month)[0]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import calendar
 import csv
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+
+from rhip import months
 
 DATA_DIR = Path(__file__).with_name("data")
 FEN_PER_QIANYUAN = 100_000
@@ -43,23 +44,13 @@ def seed_rows(month: str) -> tuple[dict[str, str], ...]:
         return tuple(csv.DictReader(f))
 
 
-def _months(month: str) -> int:
-    y, m = month.split("-")
-    return int(y) * 12 + int(m) - 1
-
-
-def days_in(month: str) -> int:
-    """Number of days in a YYYY-MM month."""
-    y, m = (int(x) for x in month.split("-"))
-    return calendar.monthrange(y, m)[1]
-
-
 def source_month(month: str) -> str:
     """The seeded month a month is calibrated to: itself, else the nearest one (later on a tie)."""
-    months = seeded_months()
-    if month in months:
+    seeded = seeded_months()
+    if month in seeded:
         return month
-    return min(months, key=lambda s: (abs(_months(s) - _months(month)), -_months(s)))
+    at = months.index(month)
+    return min(seeded, key=lambda s: (abs(months.index(s) - at), -months.index(s)))
 
 
 def _int(cell: str) -> int:
@@ -93,7 +84,7 @@ def targets(month: str, scale: float) -> list[Target]:
     multiplying by days(month)/days(seed month) when the month borrows another month's table.
     """
     src = source_month(month)
-    ratio = days_in(month) / days_in(src)
+    ratio = months.days_in(month) / months.days_in(src)
     f = scale * ratio
     per_visit, per_discharge = _fee_per_visit()
     out: list[Target] = []
@@ -111,7 +102,7 @@ def targets(month: str, scale: float) -> list[Target]:
             ir = _int(r["discharges"]) * per_discharge
         days = _int(r["upload_days"])
         if ratio != 1.0:
-            days = min(days_in(month), round(days * ratio))
+            days = min(months.days_in(month), round(days * ratio))
         out.append(
             Target(
                 name=r["name"],

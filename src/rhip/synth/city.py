@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rhip.registry import catalogue, data as registry, icd10
+from rhip.registry import catalogue, data as registry, directories, icd10
 from rhip.registry.data import InstitutionRecord
 from rhip.synth import identities, lexicon, residents, vec, vocab
 from rhip.synth.calibration import Target
@@ -129,7 +129,7 @@ def icd_tables() -> tuple[list[str], list[str], list[str]]:
 
 
 def _departments(name: str, kind: str) -> list[str]:
-    known = {d.code for d in registry.departments()}
+    known = {d.code for d in directories.departments()}
     for keyword, depts in vocab.SPECIALTY_DEPARTMENTS:
         if keyword in name:
             return [d for d in depts if d in known]

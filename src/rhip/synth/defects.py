@@ -18,36 +18,15 @@ import pyarrow.compute as pc
 
 from rhip.errors import Invalid
 from rhip.registry import codes
-from rhip.registry.catalogue import COMMON_FIELD_NAMES, Dataset
+from rhip.registry.catalogue import COMMON_FIELD_NAMES, Dataset, validation
 from rhip.synth import vec
 
-# The rules an extra row can break, in the intake validator's order (first failing rule wins there).
-ROW_RULES = (
-    "required",
-    "type",
-    "code",
-    "id_checksum",
-    "date_range",
-    "date_future",
-    "date_order",
-    "range",
-    "orphan",
-    "late",
-)
+# The rules an extra row can break, in the intake validator's order (first failing rule wins there), and
+# the (earlier, later) pairs it checks: the catalogue's data (datasets.yaml `validation:`)
+ROW_RULES = validation().row_rules
 VERSION_RULES = ("duplicate", "modified", "revoked")
 ALL_RULES = ROW_RULES + VERSION_RULES
-
-# (earlier, later) pairs, as the intake validator checks them.
-ORDER_PAIRS = (
-    ("admitted_at", "discharged_at"),
-    ("sampled_at", "received_at"),
-    ("received_at", "reported_at"),
-    ("sampled_at", "reported_at"),
-    ("exam_time", "reported_at"),
-    ("start_at", "stop_at"),
-    ("started_at", "ended_at"),
-    ("followup_date", "next_followup_date"),
-)
+ORDER_PAIRS = validation().order_pairs
 FUTURE_YEAR = 2099  # "in the future" whenever the platform runs; fixed so files stay deterministic
 ANCIENT_DATE = "1850-06-15"
 LATE_DAYS = (2, 6)  # a late real-time row is collected this many days after its event

@@ -8,7 +8,7 @@ from functools import cache
 import numpy as np
 import pyarrow as pa
 
-from rhip.registry import catalogue, data as registry
+from rhip.registry import catalogue, directories
 from rhip.registry.catalogue import Dataset
 from rhip.synth import vec
 
@@ -33,7 +33,7 @@ def datasets() -> dict[str, Dataset]:
 @cache
 def dept_names() -> dict[str, str]:
     """Department names by code."""
-    return {d.code: d.name for d in registry.departments()}
+    return {d.code: d.name for d in directories.departments()}
 
 
 def at(a: np.ndarray, i: np.ndarray) -> np.ndarray:

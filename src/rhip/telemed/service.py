@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from rhip import clock
 from rhip.errors import Conflict, Forbidden, Invalid, NotFound
 from rhip.identity import service as identity
-from rhip.registry import data as reg
+from rhip.registry import data as reg, directories
 from rhip.registry.idnumber import validate_id
 from rhip.security import service as security
 from rhip.security.roles import Role
@@ -299,7 +299,7 @@ def coverage(session: Session, *, centre_code: str, on: date) -> Coverage:
     community = {c.district for c in conns if c.category == "社区" and c.district}
     cities = [NANJING] if any(c.city == NANJING for c in conns) else []
     metro = {c.city for c in conns if c.category == "都市圈城市"} - {NANJING}
-    rank = {m.name: i for i, m in enumerate(reg.metro_cities())}
+    rank = {m.name: i for i, m in enumerate(directories.metro_cities())}
     cities += sorted(metro, key=lambda x: (rank.get(x, len(rank)), x))
     return Coverage(
         centre_code=centre_code,

@@ -10,7 +10,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -146,6 +146,16 @@ def install(app: FastAPI) -> None:
         return problem(
             422, "数据校验未通过", "请求中的数值超出范围", code="out-of-range", instance=_path(request)
         )
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(request: Request, exc: IntegrityError) -> Response:
+        # two requests raced to write the same unique thing (the services check first, so only a race
+        # gets here): the loser's transaction was rolled back whole, and it is told so, not given a 500
+        log.info("integrity conflict on %s: %s", _path(request), type(exc.orig).__name__)
+        title, detail = "状态冲突", "数据已被另一请求同时修改（并发冲突），本次操作未生效，请刷新后重试"
+        if _wants_html(request):
+            return _html_error(request, 409, title, detail)
+        return problem(409, title, detail, code="conflict-race", instance=_path(request))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -13,6 +13,8 @@ Create Date: 2026-11-22
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from alembic import op
 
 revision = "0012_booking_book_fn"
@@ -20,174 +22,17 @@ down_revision = "0011_booking_notify"
 branch_labels = None
 depends_on = None
 
-REFUSAL = """
-CREATE OR REPLACE FUNCTION rhip_booking_refusal(
-    s booking_slots, p_tranche text, p_now timestamptz, p_role text, p_inst text,
-    OUT o_code text, OUT o_at timestamptz
-) LANGUAGE plpgsql STABLE AS $$
-BEGIN
-    -- the rules of refusals.refuse_slot, in the same order
-    IF s.status <> 'open' THEN o_code := 'slot-stopped'; RETURN; END IF;
-    IF s.starts_at <= p_now THEN o_code := 'slot-past'; RETURN; END IF;
-    IF p_tranche = 'public' AND s.public_release_at > p_now THEN
-        o_code := 'not-released'; o_at := s.public_release_at; RETURN;
-    END IF;
-    IF p_tranche = 'family' THEN
-        IF p_role <> 'family_doctor' THEN o_code := 'family-only'; RETURN; END IF;
-        IF s.family_release_at > p_now THEN
-            o_code := 'not-released'; o_at := s.family_release_at; RETURN;
-        END IF;
-    END IF;
-    IF p_tranche = 'clinic' THEN
-        IF p_role <> 'doctor' THEN o_code := 'clinic-only'; RETURN; END IF;
-        IF p_inst IS DISTINCT FROM s.hospital_code THEN o_code := 'other-hospital'; RETURN; END IF;
-    END IF;
-    IF (p_tranche = 'public' AND s.booked_public >= s.cap_public)
-        OR (p_tranche = 'family' AND s.booked_family >= s.cap_family)
-        OR (p_tranche = 'clinic' AND s.booked_clinic >= s.cap_clinic) THEN
-        o_code := 'slot-full';
-    END IF;
-END $$;
-"""
+# the functions' text as this migration made them: snapshots of src/rhip/booking/sql/ (the source, which
+# a later migration snapshots again when it changes a function; tests/booking/test_sql_sources.py)
+SQL = Path(__file__).with_name("sql")
 
-BOOK = """
-CREATE OR REPLACE FUNCTION rhip_book(
-    p_slot_id bigint, p_pid text, p_tranche text, p_key text, p_now timestamptz,
-    p_role text, p_inst text, p_subject text, p_person_name text, p_channel text,
-    p_referral_id bigint, p_actor_institution text,
-    p_limit_dept integer, p_limit_day integer, p_limit_week integer, p_prepay integer
-) RETURNS TABLE (
-    o_code text, o_at timestamptz, o_n integer, o_id bigint, o_schedule_id bigint,
-    o_hospital_code varchar, o_department_code varchar, o_service_date date,
-    o_starts_at timestamptz, o_ends_at timestamptz, o_status varchar, o_hold_expires_at timestamptz
-) LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-    s booking_slots;
-    susp timestamptz;
-    ref record;
-    found_id bigint;
-    found_person varchar;
-    found_slot bigint;
-    lim_dept integer;
-    lim_day integer;
-    lim_week integer;
-    prepay integer;
-    n_dept integer;
-    n_day integer;
-    n_week integer;
-    st varchar;
-    hold timestamptz;
-    taken bigint;
-    new_id bigint;
-BEGIN
-    -- 1. the person's lock row: all bookings of one person serialise here; it carries the suspension
-    INSERT INTO booking_person_locks AS l (person_id, bumps) VALUES (p_pid, 1)
-        ON CONFLICT (person_id) DO UPDATE SET bumps = l.bumps + 1
-        RETURNING l.suspended_until INTO susp;
-    SELECT * INTO s FROM booking_slots WHERE id = p_slot_id;
-    IF NOT FOUND THEN
-        o_code := 'no-slot'; RETURN NEXT; RETURN;
-    END IF;
-    -- 2. the slot's rules; a refused retry of a booking that took the last place finds that booking
-    SELECT * INTO ref FROM rhip_booking_refusal(s, p_tranche, p_now, p_role, p_inst);
-    IF p_key IS NOT NULL THEN
-        SELECT id, person_id, slot_id INTO found_id, found_person, found_slot
-            FROM booking_appointments WHERE idempotency_key = p_key;
-        IF found_id IS NOT NULL THEN
-            IF found_person <> p_pid OR found_slot <> p_slot_id THEN
-                o_code := 'idempotency-key-reused';
-            ELSE
-                o_code := 'replay'; o_id := found_id;
-            END IF;
-            RETURN NEXT; RETURN;
-        END IF;
-    END IF;
-    IF ref.o_code IS NOT NULL THEN
-        o_code := ref.o_code; o_at := ref.o_at; RETURN NEXT; RETURN;
-    END IF;
-    -- 3. the hospital's rules over the platform's over the defaults
-    SELECT COALESCE(h.limit_dept_day, p.limit_dept_day, p_limit_dept),
-           COALESCE(h.limit_day, p.limit_day, p_limit_day),
-           COALESCE(h.limit_week, p.limit_week, p_limit_week),
-           COALESCE(h.prepay_minutes, p.prepay_minutes, p_prepay)
-        INTO lim_dept, lim_day, lim_week, prepay
-        FROM (SELECT 1) AS one
-        LEFT JOIN booking_rules p ON p.hospital_code = '*'
-        LEFT JOIN booking_rules h ON h.hospital_code = s.hospital_code;
-    IF p_tranche = 'family' AND NOT EXISTS (
-        SELECT 1 FROM booking_signings WHERE person_id = p_pid AND institution_code = p_inst
-    ) THEN
-        o_code := 'not-signed'; RETURN NEXT; RETURN;
-    END IF;
-    IF susp IS NOT NULL AND susp > p_now THEN
-        o_code := 'suspended'; o_at := susp; RETURN NEXT; RETURN;
-    END IF;
-    -- 4. the limits, over the person's bookings that count within six days either side
-    WITH r AS (
-        SELECT a.service_date AS d, a.hospital_code AS h, a.department_code AS dep
-        FROM booking_appointments a
-        WHERE a.person_id = p_pid AND a.status IN ('held', 'booked', 'checked_in', 'no_show')
-          AND a.service_date BETWEEN s.service_date - 6 AND s.service_date + 6
-    )
-    SELECT (SELECT count(*) FROM r WHERE r.d = s.service_date AND r.h = s.hospital_code
-                AND r.dep = s.department_code),
-           (SELECT count(*) FROM r WHERE r.d = s.service_date),
-           (SELECT max(c) FROM (
-                SELECT count(r.d) AS c FROM generate_series(0, 6) AS k
-                LEFT JOIN r ON r.d BETWEEN s.service_date - k AND s.service_date - k + 6
-                GROUP BY k) AS w)
-        INTO n_dept, n_day, n_week;
-    IF n_dept >= lim_dept THEN o_code := 'limit-department'; o_n := lim_dept; RETURN NEXT; RETURN; END IF;
-    IF n_day >= lim_day THEN o_code := 'limit-daily'; o_n := lim_day; RETURN NEXT; RETURN; END IF;
-    IF n_week >= lim_week THEN o_code := 'limit-weekly'; o_n := lim_week; RETURN NEXT; RETURN; END IF;
-    IF prepay > 0 THEN
-        st := 'held'; hold := p_now + make_interval(mins => prepay);
-    ELSE
-        st := 'booked'; hold := NULL;
-    END IF;
-    -- 5. THE one conditional write that takes the place: it cannot oversell under any concurrency
-    UPDATE booking_slots SET
-        booked_public = booked_public + (p_tranche = 'public')::int,
-        booked_family = booked_family + (p_tranche = 'family')::int,
-        booked_clinic = booked_clinic + (p_tranche = 'clinic')::int,
-        updated_at = p_now
-    WHERE id = p_slot_id AND status = 'open' AND starts_at > p_now
-      AND CASE p_tranche
-            WHEN 'public' THEN booked_public < cap_public AND public_release_at <= p_now
-            WHEN 'family' THEN booked_family < cap_family AND family_release_at <= p_now
-            ELSE booked_clinic < cap_clinic
-          END
-    RETURNING id INTO taken;
-    IF taken IS NULL THEN  -- gone meanwhile: say which rule refuses it now
-        SELECT * INTO s FROM booking_slots WHERE id = p_slot_id;
-        SELECT * INTO ref FROM rhip_booking_refusal(s, p_tranche, p_now, p_role, p_inst);
-        o_code := COALESCE(ref.o_code, 'slot-full'); o_at := ref.o_at; RETURN NEXT; RETURN;
-    END IF;
-    INSERT INTO booking_appointments (
-        slot_id, schedule_id, hospital_code, department_code, service_date, starts_at, ends_at,
-        person_id, person_name, channel, tranche, status, idempotency_key, referral_id,
-        hold_expires_at, created_by, created_role, actor_institution, created_at, updated_at
-    ) VALUES (
-        p_slot_id, s.schedule_id, s.hospital_code, s.department_code, s.service_date, s.starts_at,
-        s.ends_at, p_pid, p_person_name, p_channel, p_tranche, st, p_key, p_referral_id,
-        hold, p_subject, p_role, p_actor_institution, p_now, p_now
-    ) ON CONFLICT (idempotency_key) DO NOTHING
-    RETURNING id INTO new_id;
-    IF new_id IS NULL THEN  -- the same key won a race from another person's request: give it back
-        UPDATE booking_slots SET
-            booked_public = booked_public - (p_tranche = 'public')::int,
-            booked_family = booked_family - (p_tranche = 'family')::int,
-            booked_clinic = booked_clinic - (p_tranche = 'clinic')::int
-        WHERE id = p_slot_id;
-        o_code := 'idempotency-key-reused'; RETURN NEXT; RETURN;
-    END IF;
-    o_code := 'booked'; o_id := new_id; o_schedule_id := s.schedule_id;
-    o_hospital_code := s.hospital_code; o_department_code := s.department_code;
-    o_service_date := s.service_date; o_starts_at := s.starts_at; o_ends_at := s.ends_at;
-    o_status := st; o_hold_expires_at := hold;
-    RETURN NEXT;
-END $$;
-"""
+
+def _sql(name: str) -> str:
+    return (SQL / name).read_text(encoding="utf-8")
+
+
+REFUSAL = _sql("0012_rhip_booking_refusal.sql")
+BOOK = _sql("0012_rhip_book.sql")
 
 
 def upgrade() -> None:

@@ -18,6 +18,8 @@ Create Date: 2026-11-22
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from alembic import op
 
 revision = "0014_booking_hot_slots"
@@ -25,13 +27,17 @@ down_revision = "0013_booking_book_many"
 branch_labels = None
 depends_on = None
 
-NOTIFY_FN = """
-CREATE OR REPLACE FUNCTION rhip_booking_places_notify() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_notify('rhip_booking_places', NEW.id::text);
-    RETURN NULL;
-END $$;
-"""
+# the functions' text as this migration made them: snapshots of src/rhip/booking/sql/ (the source, which
+# a later migration snapshots again when it changes a function; tests/booking/test_sql_sources.py)
+SQL = Path(__file__).with_name("sql")
+
+
+def _sql(name: str) -> str:
+    return (SQL / name).read_text(encoding="utf-8")
+
+
+NOTIFY_FN = _sql("0014_rhip_booking_places_notify.sql")
+
 
 # Two triggers, so that a booking (booked_x + 1 and updated_at) costs as little as possible: PostgreSQL
 # parses and compiles a trigger's WHEN clause for every statement that fires the trigger, and each
