@@ -5,12 +5,13 @@ uploaded per institution (医学检验检查报告上传情况, the 2018-03 layo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from rhip import months
 from rhip.clock import SHANGHAI
 from rhip.lake.store import Lake
 from rhip.records.models import AccessLog, RecordEntry
@@ -21,11 +22,8 @@ REMINDER_ACTIONS = ("reminders", "cds-patient-view", "cds-order-select")
 
 
 def month_range(month: str) -> tuple[datetime, datetime]:
-    """[start, end) of a month in Shanghai time, as UTC."""
-    y, m = int(month[:4]), int(month[5:7])
-    start = datetime(y, m, 1, tzinfo=SHANGHAI)
-    end = datetime(y + (m == 12), m % 12 + 1, 1, tzinfo=SHANGHAI)
-    return start.astimezone(UTC), end.astimezone(UTC)
+    """[start, end) of a month in Shanghai time (rhip.months, so every domain's months agree)."""
+    return months.time_bounds(month, SHANGHAI)
 
 
 @dataclass(frozen=True)
@@ -87,7 +85,7 @@ def reports_uploaded(session: Session, *, month: str) -> tuple[list[tuple[str, i
 
 def bulletin_sections(*, session: Session, lake: Lake, month: str) -> list[dict[str, Any]]:
     """The records part of the bulletin: the 2022-08 paragraph, usage per institution, the 2018-03 table."""
-    y, m = int(month[:4]), int(month[5:7])
+    y, m = months.parse(month)
     _start, end = month_range(month)
     t = totals(session, until=end)
     use = usage(session, month=month)
