@@ -261,7 +261,7 @@ def register(
 
 def _verify_page(request: Request, signup_id: str, target: str, msg: str, status: int = 200) -> HTMLResponse:
     return _render(
-        request, "booking_verify.html", {"signup_id": signup_id, "next": target, "msg": msg}, status
+        request, "booking/verify.html", {"signup_id": signup_id, "next": target, "msg": msg}, status
     )
 
 
