@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     sms_url: str | None = Field(default=None, description="SMS gateway URL; unset: texts stay in the outbox")
     sms_token: str | None = Field(default=None, description="Bearer token for the SMS gateway")
     timezone: str = TIMEZONE
+    # identity (EMPI) bands: a record's best match at or above auto is linked, at or above review is
+    # queued for a data steward (and gets a new person meanwhile), below is a new person
+    identity_auto_threshold: float = Field(default=0.995, gt=0, lt=1)
+    identity_review_threshold: float = Field(default=0.5, gt=0, lt=1)
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -10,6 +10,7 @@ MODEL_MODULES = [
     "rhip.intake.models",
     "rhip.booking.models",
     "rhip.quality.models",
+    "rhip.identity.models",
 ]
 
 

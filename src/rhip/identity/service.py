@@ -1,0 +1,163 @@
+"""Identity services (the EMPI's public face): link a patient record to a person, read a person, find
+persons by ID number or phone; the review queue, merge and unmerge. Callers own the transaction."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from rhip.errors import Invalid, NotFound
+from rhip.identity import features as feat
+from rhip.identity.linker import Bands, Incoming, Linked, link_many
+from rhip.identity.models import PatientRecord, Person
+from rhip.identity.schemas import LinkResult, PersonRead, RecordRead
+
+__all__ = [
+    "Bands",
+    "Incoming",
+    "LinkResult",
+    "PersonRead",
+    "find_persons",
+    "get_person",
+    "link_record",
+    "link_records",
+]
+
+MAX_LOCAL_ID = 64
+
+
+def _check_keys(institution_code: str, local_id: str, source: str) -> None:
+    if not (institution_code or "").strip():
+        raise Invalid("机构代码为空", code="identity-institution-empty")
+    if not (local_id or "").strip():
+        raise Invalid("机构内患者标识为空", code="identity-local-id-empty")
+    if len(local_id) > MAX_LOCAL_ID or len(institution_code) > 32 or len(source) > 32:
+        raise Invalid("机构代码、患者标识或来源过长", code="identity-key-too-long")
+
+
+def _result(x: Linked) -> LinkResult:
+    return LinkResult(
+        person_id=x.person_id,
+        band=x.band,
+        probability=round(x.probability, 6),
+        record_id=x.record_id,
+        candidate_person_id=x.candidate_person_id,
+    )
+
+
+def link_record(
+    session: Session,
+    *,
+    institution_code: str,
+    local_id: str,
+    id_number: str | None,
+    name: str | None,
+    birth_date: date | None,
+    sex: str | None,
+    phone: str | None,
+    district: str | None,
+    source: str,
+    bands: Bands | None = None,
+) -> LinkResult:
+    """Link one institution's patient record to a person (auto), queue it for review, or make a new person.
+
+    Malformed ID numbers, empty names and absurd dates are linked on what remains, never refused; a
+    record already linked (same institution and local id) is updated and re-linked unless a data
+    steward pinned it.
+    """
+    _check_keys(institution_code, local_id, source)
+    item = Incoming(
+        institution_code=institution_code,
+        local_id=local_id,
+        source=source,
+        id_number=id_number,
+        name=name,
+        birth_date=birth_date,
+        sex=sex,
+        phone=phone,
+        district=district,
+    )
+    return _result(link_many(session, [item], bands=bands)[0])
+
+
+def link_records(
+    session: Session, items: Sequence[Incoming], *, bands: Bands | None = None
+) -> list[LinkResult]:
+    """Link many records at once (one candidate fetch for the batch), in order."""
+    for it in items:
+        _check_keys(it.institution_code, it.local_id, it.source)
+    return [_result(x) for x in link_many(session, items, bands=bands)]
+
+
+def record_read(r: PatientRecord) -> RecordRead:
+    """A stored record as the API shows it (unmasked: callers mask by role)."""
+    return RecordRead(
+        id=r.id,
+        institution_code=r.institution_code,
+        local_id=r.local_id,
+        source=r.source,
+        name=r.name_raw,
+        sex=r.sex,
+        birth_date=r.birth_date,
+        id_number=r.id_number or r.id_raw,
+        guardian_id=r.guardian_id,
+        phone=r.phone,
+        district=r.district,
+        band=r.band,
+        probability=r.probability,
+        linked_by=r.linked_by,
+        pinned=r.pinned,
+        linked_at=r.linked_at,
+    )
+
+
+def _most_common(values: list[Any]) -> Any:
+    vals = [v for v in values if v is not None]
+    return Counter(vals).most_common(1)[0][0] if vals else None
+
+
+def get_person(session: Session, *, person_id: str) -> PersonRead:
+    """A person with every linked record and what they most often say (NotFound if unknown)."""
+    person = session.get(Person, person_id)
+    if person is None:
+        raise NotFound(f"主索引中没有此人：{person_id}", code="person-not-found")
+    records = list(
+        session.scalars(
+            select(PatientRecord).where(PatientRecord.person_id == person_id).order_by(PatientRecord.id)
+        )
+    )
+    reads = [record_read(r) for r in records]
+    return PersonRead(
+        id=person.id,
+        status=person.status,
+        merged_into=person.merged_into,
+        name=_most_common([r.name_raw for r in records]),
+        sex=_most_common([r.sex for r in records]),
+        birth_date=_most_common([r.birth_date for r in records]),
+        id_number=_most_common([r.id_number for r in records]),
+        records=reads,
+    )
+
+
+def find_persons(session: Session, *, id_number: str | None = None, phone: str | None = None) -> list[str]:
+    """Persons whose records carry this ID number (15 or 18 digits) and/or phone; most records first."""
+    if not id_number and not phone:
+        raise Invalid("请提供身份证号码或电话号码", code="identity-query-empty")
+    q = select(PatientRecord.person_id, func.count().label("n")).group_by(PatientRecord.person_id)
+    if id_number:
+        number = feat.parse_id(id_number).number
+        if number is None:
+            raise Invalid("身份证号码格式不正确（应为 18 位或 15 位）", code="id-format")
+        q = q.where(PatientRecord.id_number == number)
+    if phone:
+        digits = feat.normalise_phone(phone)
+        if digits is None:
+            raise Invalid("电话号码格式不正确", code="phone-format")
+        q = q.where(PatientRecord.phone == digits)
+    rows = session.execute(q.order_by(func.count().desc(), PatientRecord.person_id)).all()
+    return [str(r[0]) for r in rows]
