@@ -473,3 +473,31 @@ def test_masking_rules_and_log_filter(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="uvicorn.access"):
         log.info('%s - "%s %s HTTP/1.1" %d', "1.2.3.4", "GET", f"/fhir/r4/Appointment?patient={pid}", 200)
     assert pid not in caplog.text and "320102********123X" in caplog.text
+
+
+def test_a_phone_held_in_the_empi_gets_the_code(app_: FastAPI, db: Database) -> None:
+    """Phones on record include those of the identity service's persons (a hospital's patient record)."""
+    from rhip.identity import service as identity
+
+    pid, phone = new_person(), new_phone()
+    with db.session() as s, s.begin():
+        identity.link_record(
+            s,
+            institution_code="H020",
+            local_id=f"MR{uuid.uuid4().hex[:8]}",
+            id_number=pid,
+            name="周晓明",
+            birth_date=None,
+            sex=None,
+            phone=phone,
+            district=None,
+            source="test",
+        )
+    c = browser(app_, **{"Sec-Fetch-Site": "same-origin"})
+    body = {"id_number": pid, "name": "周晓明", "phone": phone, "password": "pass-word-42"}
+    r = c.post(f"{API}/residents", json=body)
+    assert r.status_code == 202
+    code = code_sent_to(db, phone)
+    assert code is not None
+    ok = c.post(f"{API}/residents/verify", json={"signup_id": r.json()["signup_id"], "code": code})
+    assert ok.status_code == 201

@@ -21,6 +21,7 @@ from rhip.booking.models import Phone, PhonePerson
 from rhip.clock import now
 from rhip.db.engine import dialect_insert
 from rhip.errors import Conflict, Invalid
+from rhip.identity import service as identity
 from rhip.security import realname
 from rhip.security.models import Signup, User
 
@@ -142,7 +143,16 @@ def _booking_phones(session: Session, id_number: str) -> list[str]:
     return [p for p in [phone_of(session, person=id_number)] if p]
 
 
+def _identity_phones(session: Session, id_number: str) -> list[str]:
+    """The EMPI's persons with this ID number: every mobile number their institutions' records carry."""
+    phones: list[str] = []
+    for person in identity.find_persons(session, id_number=id_number):
+        phones.extend(r.phone for r in identity.get_person(session, person_id=person).records if r.phone)
+    return phones
+
+
 realname.register_phone_source("booking", _booking_phones)
+realname.register_phone_source("identity", _identity_phones)
 
 
 def phone_of(session: Session, *, person: str) -> str | None:
