@@ -190,7 +190,7 @@ def child_sql(start: date, end: date) -> Select[*tuple[Any, ...]]:
             _one(and_(died, Child.death_age_months < 60)).label("u5_deaths"),
         )
         .where(Child.birth_date.between(lo7, end))
-        .group_by(Child.district_code, Child.institution_code)
+        .group_by(Child.institution_code, Child.district_code)
     )
 
 
@@ -210,7 +210,7 @@ def child_exams_sql(start: date, end: date) -> Select[*tuple[Any, ...]]:
             _one(alive).label("under7_managed"),
         )
         .where(y.year == rules.year_of(end), y.birth_date.between(lo7, end))
-        .group_by(y.district_code, y.institution_code)
+        .group_by(y.institution_code, y.district_code)
     )
 
 
@@ -248,7 +248,7 @@ def _child_counts(base: Select[Any], start: date, end: date, nb: Any, exams: Any
             _one(and_(died, Child.death_age_months < 60)).label("u5_deaths"),
         )
         .where(Child.birth_date.between(lo7, end))
-        .group_by(Child.district_code, Child.institution_code)
+        .group_by(Child.institution_code, Child.district_code)
     )
 
 
