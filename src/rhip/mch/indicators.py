@@ -167,8 +167,31 @@ def child_sql(start: date, end: date) -> Select[*tuple[Any, ...]]:
     """Children under 7 at the year's end per (district, institution): denominators, newborn visits, deaths
     and the managed children who needed no examination, from the children table alone (rollup
     `newborn_visit_age`); the examination-based numerators come from `child_exams_sql`."""
-    nb = case((Child.newborn_visit_age.is_not(None), 1), else_=0)
-    return _child_counts(select().select_from(Child), start, end, nb, literal(0))
+    lo7 = idnumber.years_before(end, 7) + timedelta(days=1)
+    lo3 = idnumber.years_before(end, 3) + timedelta(days=1)
+    nb = Child.newborn_visit_age.is_not(None)
+    alive = or_(Child.died_on.is_(None), Child.died_on > end)
+    born = Child.birth_date.between(start, end)
+    under3 = and_(Child.birth_date >= lo3, alive)
+    # the schedule's windows (m = 1 … 36 months) cover every birth date from start − 36 months to end − 1
+    # month, so an under-3 child has no examination due in the year only when born in the year's last month
+    nothing_due = Child.birth_date > rules.add_months(end, -rules.UNDER3_SCHEDULE[0])
+    died = Child.died_on.between(start, end)
+    return (
+        select(
+            Child.district_code,
+            Child.institution_code,
+            _one(born).label("newborns"),
+            _one(and_(born, nb)).label("newborn_visited"),
+            _one(under3).label("under3"),
+            _one(and_(under3, nothing_due, nb)).label("under3_managed"),
+            _one(alive).label("under7"),
+            _one(and_(died, Child.death_age_months < 12)).label("infant_deaths"),
+            _one(and_(died, Child.death_age_months < 60)).label("u5_deaths"),
+        )
+        .where(Child.birth_date.between(lo7, end))
+        .group_by(Child.institution_code, Child.district_code)
+    )
 
 
 def child_exams_sql(start: date, end: date) -> Select[*tuple[Any, ...]]:
@@ -187,7 +210,7 @@ def child_exams_sql(start: date, end: date) -> Select[*tuple[Any, ...]]:
             _one(alive).label("under7_managed"),
         )
         .where(y.year == rules.year_of(end), y.birth_date.between(lo7, end))
-        .group_by(y.district_code, y.institution_code)
+        .group_by(y.institution_code, y.district_code)
     )
 
 
@@ -225,7 +248,7 @@ def _child_counts(base: Select[Any], start: date, end: date, nb: Any, exams: Any
             _one(and_(died, Child.death_age_months < 60)).label("u5_deaths"),
         )
         .where(Child.birth_date.between(lo7, end))
-        .group_by(Child.district_code, Child.institution_code)
+        .group_by(Child.institution_code, Child.district_code)
     )
 
 

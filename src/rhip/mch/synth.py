@@ -21,7 +21,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
 from rhip.mch import rules, service as svc
@@ -689,7 +689,20 @@ def generate_year(session: Session, *, year: int, scale: float, seed: int = 42) 
             b.flush()
     tally()
     b.flush()
+    _advance_sequences(session)
     return counts
+
+
+def _advance_sequences(session: Session) -> None:
+    """After rows written with their own ids, PostgreSQL's id sequences must move past them (SQLite takes
+    the largest rowid + 1 by itself)."""
+    if session.connection().dialect.name != "postgresql":
+        return
+    for name in (Pregnancy.__tablename__, Child.__tablename__):
+        session.execute(
+            text("SELECT setval(pg_get_serial_sequence(:t, 'id'), (SELECT max(id) FROM " + name + "))"),
+            {"t": name},
+        )
 
 
 def clear(session: Session) -> None:

@@ -191,6 +191,19 @@ def upgrade() -> None:
     op.create_index(op.f("ix_mch_children_person_id"), "mch_children", ["person_id"], unique=False)
     op.create_index(op.f("ix_mch_children_pregnancy_id"), "mch_children", ["pregnancy_id"], unique=False)
     op.create_index(op.f("ix_mch_children_registered_on"), "mch_children", ["registered_on"], unique=False)
+    op.create_index(
+        "ix_mch_children_units",
+        "mch_children",
+        [
+            "institution_code",
+            "district_code",
+            "birth_date",
+            "died_on",
+            "death_age_months",
+            "newborn_visit_age",
+        ],
+        unique=False,
+    )
     op.create_table(
         "mch_postpartum_visits",
         sa.Column(
@@ -346,9 +359,16 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("year", "child_id", name=op.f("pk_mch_child_years")),
     )
+    op.create_index(
+        "ix_mch_child_years_units",
+        "mch_child_years",
+        ["year", "institution_code", "district_code", "birth_date", "died_on", "exams"],
+        unique=False,
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_mch_child_years_units", table_name="mch_child_years")
     op.drop_table("mch_child_years")
     op.drop_index(op.f("ix_mch_child_visits_visit_date"), table_name="mch_child_visits")
     op.drop_index("ix_mch_child_visits_child", table_name="mch_child_visits")
@@ -363,6 +383,7 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_mch_postpartum_visits_visit_date"), table_name="mch_postpartum_visits")
     op.drop_index("ix_mch_postpartum_visits_pregnancy", table_name="mch_postpartum_visits")
     op.drop_table("mch_postpartum_visits")
+    op.drop_index("ix_mch_children_units", table_name="mch_children")
     op.drop_index(op.f("ix_mch_children_registered_on"), table_name="mch_children")
     op.drop_index(op.f("ix_mch_children_pregnancy_id"), table_name="mch_children")
     op.drop_index(op.f("ix_mch_children_person_id"), table_name="mch_children")
