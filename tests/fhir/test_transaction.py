@@ -3,6 +3,7 @@ conditional create and update; built with fhir.resources models, sent with fhirp
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -277,7 +278,9 @@ def test_conditional_create_and_update(client, auth, inst, settings) -> None:  #
         p["name"] for p in stored_rows(settings, "patient_info", "patient_id", [keys["patient"]], inst=inst)
     ] == ["张三"]
 
-    # conditional update by the national ID finds the stored patient's local id and updates that record
+    # conditional update by the national ID finds the stored patient's local id and updates that record;
+    # 数据更新时间 has one-second resolution and the later version wins, so the update comes a second later
+    time.sleep(1.05)
     updated = {
         "resourceType": "Patient",
         "identifier": [{"system": ID_NUMBER_SYSTEM, "value": ID_NUMBER}],
@@ -293,7 +296,7 @@ def test_conditional_create_and_update(client, auth, inst, settings) -> None:  #
         p["patient_id"]: p["name"]
         for p in stored_rows(settings, "patient_info", "id_number", [ID_NUMBER], inst=inst)
     }
-    assert got[r.json()["id"]] == "张三丰"
+    assert got[r.json()["id"]] == "张三丰", (got, r.json())
 
 
 def test_single_resource_create_and_validate(client, auth, inst, settings) -> None:  # type: ignore[no-untyped-def]
