@@ -100,8 +100,12 @@ def app_(settings: Settings):  # type: ignore[no-untyped-def]
 @pytest.fixture()
 def client(app_) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
     """An HTTP client for the app, standing for a browser on the site's own pages (same-origin fetches:
-    the CSRF check admits them; tests of cross-site requests set their own headers)."""
-    with TestClient(app_, raise_server_exceptions=False, headers={"Sec-Fetch-Site": "same-origin"}) as c:
+    the CSRF check admits them; tests of cross-site requests set their own headers). Each test is its own
+    client address, so one test's failed sign-ins never throttle another's (the throttle keys on it)."""
+    address = (f"testclient-{uuid.uuid4().hex[:8]}", 50000)
+    with TestClient(
+        app_, raise_server_exceptions=False, headers={"Sec-Fetch-Site": "same-origin"}, client=address
+    ) as c:
         yield c
 
 
