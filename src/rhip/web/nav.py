@@ -15,6 +15,7 @@ from fastapi.routing import APIRoute
 
 from rhip.errors import RhipError
 from rhip.security.deps import declared_roles, principal_from_request
+from rhip.security.masking import mask_text
 from rhip.security.roles import Role
 from rhip.security.service import Principal
 
@@ -56,7 +57,9 @@ class Nav:
         """'张三（居民）'."""
         if self.user is None:
             return ""
-        return f"{self.user.name or self.user.subject}（{self.user.role.label}）"
+        # a resident's subject is the ID number: never shown whole on a page (anyone may look at a screen)
+        who = self.user.name or mask_text(self.user.subject)
+        return f"{who}（{self.user.role.label}）"
 
 
 def _route_roles(app: FastAPI) -> dict[str, frozenset[Role]]:
