@@ -47,7 +47,8 @@ def _secret(request: Request) -> str:
     return str(request.app.state.settings.secret_key)
 
 
-def _range(start: date | None, end: date | None) -> tuple[datetime | None, datetime | None]:
+def day_range(start: date | None, end: date | None) -> tuple[datetime | None, datetime | None]:
+    """[start of the first day, end of the last day] in Shanghai time, refusing absurd years."""
     for d in (start, end):
         if d is not None and not 1900 <= d.year <= 2100:
             raise Invalid("日期应在 1900–2100 年之间", code="records-bad-date")
@@ -92,7 +93,7 @@ def my_record(
 ) -> TimelineRead:
     """My own record across institutions (实名注册居民)."""
     access = _open(session, principal, _me(session, principal), "view")
-    s, e = _range(start, end)
+    s, e = day_range(start, end)
     return _timeline(session, access, kinds=kind, start=s, end=e)
 
 
@@ -191,7 +192,7 @@ def person_record(
     institution: Annotated[str | None, Query(max_length=32)] = None,
 ) -> TimelineRead:
     """A person's record across institutions, as far as consent allows (经患者授权)."""
-    s, e = _range(start, end)
+    s, e = day_range(start, end)
     access = _open(session, principal, person_id, "view")
     return _timeline(session, access, kinds=kind, start=s, end=e, institution=institution)
 

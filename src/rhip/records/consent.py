@@ -321,8 +321,3 @@ def mark_reviewed(session: Session, *, consent_id: int) -> Consent:
     c.reviewed = True
     session.flush()
     return c
-
-
-def new_secret() -> str:
-    """A random secret (tests)."""
-    return secrets.token_hex(16)

@@ -17,7 +17,7 @@ from rhip.clock import SHANGHAI
 from rhip.errors import RhipError
 from rhip.identity import service as identity
 from rhip.records import consent, reminders, service, store
-from rhip.records.api import _range
+from rhip.records.api import day_range
 from rhip.records.consent import Access
 from rhip.records.models import AccessLog
 from rhip.security.deps import SessionDep, require
@@ -91,7 +91,7 @@ def person_page(
     """A patient's record as consent allows; refused: ask for a code or state an emergency reason."""
     person_id = person_id[:40]
     try:
-        s, e = _range(start, end)
+        s, e = day_range(start, end)
         with session.begin():
             access = service.check_access(session, principal=principal, person_id=person_id, action="view")
         if not access.allowed:

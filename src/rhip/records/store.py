@@ -7,7 +7,7 @@ Sources and their display are data (`data/sources.yaml`). A batch's rows are rea
 
 from __future__ import annotations
 
-import json
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
@@ -254,8 +254,6 @@ def _entries(frames: Frames, src: Source) -> tuple[list[dict[str, Any]], list[tu
 
 
 def _placeholders(template: str) -> list[str]:
-    import re
-
     return re.findall(r"\{[a-z_0-9]+\}", template)
 
 
@@ -318,8 +316,3 @@ def absorb_stored(session: Session, *, batch_id: str, stored: Mapping[str, pl.Da
 @cache
 def _tables() -> frozenset[str]:
     return frozenset(t for s in sources().values() for t in (s.table, *((s.items.table,) if s.items else ())))
-
-
-def detail_json(entry: RecordEntry) -> str:
-    """The entry's detail as JSON text (pages)."""
-    return json.dumps(entry.detail, ensure_ascii=False)
