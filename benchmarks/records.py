@@ -64,9 +64,9 @@ SELECT CASE WHEN e % 2 = 0 THEN 'H001' ELSE 'H005' END, CASE WHEN e % 2 = 0 THEN
        CASE WHEN e % 8 = 4 THEN '胸部CT平扫' WHEN e % 8 = 3 THEN '血常规' ELSE '门急诊就诊 内科' END,
        CASE WHEN e % 8 = 4 THEN 'CT' ELSE NULL END, e % 13 = 0,
        '{"items": [{"item_name": "白细胞", "result_value": "6.1", "abnormal_flag": "N"}]}'::json, now()
-FROM generate_series(1, :n) p, generate_series(1, :k) e""".replace(
+FROM generate_series(1, :n) p, generate_series(1, :k) e""".replace("NKINDS", str(len(KINDS))).replace(
     "KINDS", ",".join(f"'{k}'" for k in KINDS)
-).replace("NKINDS", str(len(KINDS)))
+)
 CONSENTS_SQL = """
 INSERT INTO records_consents (person_id, kind, grantee_institution, starts_at, ends_at, reviewed, created_by,
                               created_at)
