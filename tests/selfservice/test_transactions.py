@@ -215,7 +215,7 @@ def test_pg_batches_answer_each_row_once(
     import asyncio
 
     from rhip.selfservice import pgpost, service as svc
-    from rhip.selfservice.terminals import terminal_ref
+    from rhip.selfservice.keys import terminal_ref
 
     if backend != "postgres":
         assert not pgpost.batched(db)

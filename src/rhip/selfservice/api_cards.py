@@ -13,7 +13,7 @@ from rhip.security.deps import SessionDep, require
 from rhip.security.roles import Role
 from rhip.security.service import Principal, audit
 from rhip.selfservice import service as svc
-from rhip.selfservice.api import terminal_or
+from rhip.selfservice.api_common import terminal_or
 from rhip.selfservice.schemas import HealthCardCreate, HealthCardRead, ResolveRead, ResolveRequest
 
 router = APIRouter()
