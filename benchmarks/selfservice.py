@@ -31,7 +31,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from booking import PG_ADMIN, free_port, start_server, stop_server, wrk
+from booking import PG_ADMIN, CpuMeter, free_port, start_server, stop_server, wrk
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -207,13 +207,15 @@ def main() -> int:
             f"{base}/", POST_LUA % {"keys": quoted, "run": "warm", "at": at}, connections=TERMINALS, seconds=2
         )
         run = f"R{uuid.uuid4().hex[:6]}"
+        meter = CpuMeter(proc.pid, url)
         posts = wrk(
             f"{base}/",
             POST_LUA % {"keys": quoted, "run": run, "at": at},
             connections=TERMINALS,
             seconds=args.seconds,
+            meter=meter,
         )
-        livez = wrk(f"{base}/livez", LIVEZ_LUA, connections=TERMINALS, seconds=args.seconds)
+        livez = wrk(f"{base}/livez", LIVEZ_LUA, connections=TERMINALS, seconds=args.seconds, meter=meter)
         out["check"] = check(url, run, posts["created"])
         codes = fresh_codes(url, data_dir, ids)
         resolve_seconds = min(args.seconds, 3.0)
@@ -238,6 +240,17 @@ def main() -> int:
             "resolve_p99_ms": [round(resolves["p99_ms"], 2), "< 20", resolves["p99_ms"] < 20],
             "resolve_first_uses": used,
         }
+        # CPU per request is what a loaded machine does not distort much: what two quiet cores could give
+        # is 2 CPU-seconds over the CPU one transaction costs the server, PostgreSQL and the load generator
+        cpu_txn = sum(posts["cpu_ms_per_request"].values())
+        cpu_live = sum(livez["cpu_ms_per_request"].values())
+        out["cpu"] = {
+            "transaction_ms": posts["cpu_ms_per_request"],
+            "livez_ms": livez["cpu_ms_per_request"],
+            "two_cores_transactions_per_s": round(2000 / cpu_txn) if cpu_txn else None,
+            "two_cores_livez_per_s": round(2000 / cpu_live) if cpu_live else None,
+            "loadavg_after": Path("/proc/loadavg").read_text().strip(),
+        }
     finally:
         if proc is not None:
             stop_server(proc)
@@ -254,6 +267,12 @@ def main() -> int:
     print(
         f"code resolution at 8 clients: {round(out['resolve']['created'] / out['resolve']['seconds'])}/s, p99 {t['resolve_p99_ms'][0]} ms (target < 20: {'met' if t['resolve_p99_ms'][2] else 'NOT met'})"
     )
+    c = out["cpu"]
+    print(
+        f"CPU ms per transaction (server workers / PostgreSQL / wrk): {c['transaction_ms']}; per /livez: {c['livez_ms']}"
+    )
+    print(f"two cores, all theirs, would give ~{c['two_cores_transactions_per_s']} transactions/s "
+          f"(~{c['two_cores_livez_per_s']} /livez/s); /proc/loadavg after: {c['loadavg_after']}")  # fmt: skip
     print(f"database check: {out['check']}")
     return 0 if out["check"]["ok"] else 1
 

@@ -11,7 +11,7 @@ import segno
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from rhip.charts import bar_chart
+from rhip.charts import Series, bar_chart
 from rhip.clock import local_now
 from rhip.errors import NotFound, RhipError
 from rhip.registry import data as reg_data
@@ -111,7 +111,18 @@ def _map_context(session: Any, figure: str, month: str) -> dict[str, Any]:
         f"南京市各区{options[figure]}（{month}）" if figure != "institutions" else "南京市各区医疗卫生机构数"
     )
     svg = geo.svg({r.name: r.value for r in rows}, title=title)
+    table = citymap.table(session, month=month)
+    districts = table[:-1]
+    chart = bar_chart(
+        f"各区在用自助终端与远程医疗接入机构（{month}）",
+        [r["name"] for r in districts],
+        [Series(options[f], [r[f] for r in districts]) for f in ("terminals", "telemed")],
+        unit="",
+    )
     return {
+        "district_table": table,
+        "table_figures": [(f, options[f]) for f in citymap.TABLE],
+        "chart_svg": chart,
         "figure": figure,
         "options": options,
         "rows": rows,
@@ -130,7 +141,7 @@ def city_map(
     figure: Annotated[str, Query(max_length=20)] = "institutions",
     month: MonthQ = None,
 ) -> HTMLResponse:
-    """医疗电子地图（示意图）：各区按所选指标着色，列出各区机构。"""
+    """医疗电子地图（示意图）：各区按所选指标着色；各区机构数、在用终端、当月发卡、远程医疗接入机构表与图；列出各区机构。"""
     with session.begin():
         ctx = _map_context(session, figure, _month(month))
     return _render(request, "selfservice/map.html", ctx)
