@@ -105,10 +105,12 @@ def telemed_by_district(session: Session, *, month: str) -> dict[str, int]:
 def table(session: Session, *, month: str) -> list[dict[str, Any]]:
     """Every district (江北新区 included) with each TABLE figure, then 合计 (the rows' sums)."""
     vals = {f: values(session, figure=f, month=month) for f in TABLE}
-    rows = [{"code": d.code, "name": d.name, **{f: int(vals[f].get(d.name, 0)) for f in TABLE}}
-            for d in reg_data.districts()]  # fmt: skip
-    rows.append({"code": "", "name": "合计", **{f: sum(r[f] for r in rows) for f in TABLE}})
-    return rows
+    counts = [{f: int(vals[f].get(d.name, 0)) for f in TABLE} for d in reg_data.districts()]
+    total = {f: sum(c[f] for c in counts) for f in TABLE}
+    rows: list[dict[str, Any]] = [
+        {"code": d.code, "name": d.name, **c} for d, c in zip(reg_data.districts(), counts, strict=True)
+    ]
+    return [*rows, {"code": "", "name": "合计", **total}]
 
 
 def district_rows(session: Session, *, figure: str, month: str) -> list[DistrictRow]:
