@@ -248,3 +248,29 @@ def test_pg_batches_answer_each_row_once(
             )
         )
     assert n == 40
+
+
+def test_bad_bodies_are_answered_as_fastapi_would(
+    client: TestClient, terminal: Callable[..., tuple[str, str]]
+) -> None:
+    """The route reads its body itself (the hot path): a bad body is still problem+json 422 naming the
+    field under "body", a missing key still 401 before the body is looked at, and the OpenAPI document
+    still describes the body."""
+    _code, key = terminal()
+    h = {"X-Terminal-Key": key, "Content-Type": "application/json"}
+    for raw, loc in ((b"", ["body"]), (b"{not json", ["body"]), (b'{"kind": "payment"}', ["body", "txn_no"])):
+        r = client.post(URL, content=raw, headers=h)
+        assert r.status_code == 422 and r.headers["content-type"].startswith("application/problem+json"), (
+            r.text
+        )
+        assert r.json()["code"] == "request-invalid" and r.json()["errors"][0]["loc"][: len(loc)] == loc
+    r = client.post(URL, json=_txn(kind="coffee"), headers=h)
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["body", "kind"]
+    r = client.post(URL, json=_txn(surprise=1), headers=h)  # extra fields are refused (extra="forbid")
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["body", "surprise"]
+    assert (
+        client.post(URL, content=b"{not json", headers={"Content-Type": "application/json"}).status_code
+        == 401
+    )
+    body = client.get("/openapi.json").json()["paths"][URL]["post"]["requestBody"]
+    assert "txn_no" in body["content"]["application/json"]["schema"]["properties"]
