@@ -274,3 +274,36 @@ def test_bad_bodies_are_answered_as_fastapi_would(
     )
     body = client.get("/openapi.json").json()["paths"][URL]["post"]["requestBody"]
     assert "txn_no" in body["content"]["application/json"]["schema"]["properties"]
+
+
+def test_reading_transactions_is_audited_and_masked(
+    client: TestClient,
+    terminal: Callable[..., tuple[str, str]],
+    auth: Callable[..., dict[str, str]],
+    db: Database,
+) -> None:
+    from rhip.security.models import AuditEvent
+
+    code, key = terminal()
+    pid = new_person()
+    r = client.post(URL, json=_txn(kind="enquiry", amount=None, pay_method=None, id_number=pid),
+                    headers={"X-Terminal-Key": key})  # fmt: skip
+    assert r.status_code == 201 and r.json()["id_number"] != pid and r.json()["id_number"].endswith(pid[-4:])
+    staff = auth("uploader", institution=HOSPITAL)
+    listed = client.get(URL, params={"terminal_code": code}, headers=staff)
+    assert listed.status_code == 200 and pid not in listed.text and len(listed.json()) == 1
+    own = client.get(URL, headers={"X-Terminal-Key": key})
+    assert own.status_code == 200 and pid not in own.text
+    with db.session() as s:
+        events = list(
+            s.scalars(
+                select(AuditEvent)
+                .where(AuditEvent.action == "selfservice.transactions.read", AuditEvent.target == code)
+                .order_by(AuditEvent.id)
+            )
+        )
+    assert [(e.actor, e.detail) for e in events] == [
+        ("tester", {"rows": 1}),
+        (f"terminal:{code}", {"rows": 1}),
+    ]
+    assert events[0].institution_code == HOSPITAL and events[0].role == "uploader"

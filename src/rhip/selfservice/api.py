@@ -12,7 +12,7 @@ from rhip.errors import Forbidden, Invalid
 from rhip.security.deps import SessionDep
 from rhip.security.roles import Role
 from rhip.selfservice import service as svc
-from rhip.selfservice.api_common import Posters, Staff, txn_json
+from rhip.selfservice.api_common import Posters, Staff, audited_read, txn_json
 from rhip.selfservice.schemas import (
     ImportRead,
     LineErrorRead,
@@ -110,6 +110,8 @@ def list_transactions(
         rows = svc.get_transactions(
             session, terminal_code=terminal_code, institution_code=inst, limit=max(1, min(limit, 1000))
         )
+        # the rows carry (masked) ID numbers of the residents who registered or paid: a read, recorded
+        audited_read(session, actor, "selfservice.transactions.read", terminal_code or inst, rows=len(rows))
         return [TransactionRead.model_validate(_row_json(t, code)) for t, code in rows]
 
 

@@ -6,13 +6,14 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from rhip.db.engine import Database
 from rhip.errors import Forbidden
 from rhip.security.deps import ROLES_ATTR, require
 from rhip.security.roles import Role
-from rhip.security.service import Principal
+from rhip.security.service import Principal, audit
 from rhip.selfservice import service as svc
 
 
@@ -68,3 +69,14 @@ def txn_json(values: dict[str, Any], *, txn_id: int, terminal_code: str, replaye
         "id_number": svc.mask_id(values["id_number"]),
         "replayed": replayed,
     }
+
+
+def audited_read(session: Session, actor: Principal, action: str, target: str | None, **detail: Any) -> None:
+    """Record a read of personal data (who, role, institution, what; never the data itself)."""
+    audit(session, actor=actor.subject, role=actor.role.value, action=action, target=target,
+          institution_code=actor.institution_code, detail=detail or None)  # fmt: skip
+
+
+# who sees a resolved card's full ID number: the terminal, window and doctor identifying the patient in
+# front of them; a hotline agent acts on the card id and sees the number masked
+FULL_ID_ROLES = frozenset({Role.uploader, Role.doctor})

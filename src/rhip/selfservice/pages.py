@@ -19,6 +19,7 @@ from rhip.security.deps import SessionDep, public, require
 from rhip.security.roles import Role
 from rhip.security.service import Principal
 from rhip.selfservice import citymap, geo, service as svc, stats
+from rhip.selfservice.api_common import audited_read
 
 router = APIRouter(include_in_schema=False)
 Resident = Annotated[Principal, Depends(require(Role.resident))]
@@ -181,6 +182,7 @@ def card_page(request: Request, session: SessionDep, me: Resident) -> HTMLRespon
             card = None
         ctx: dict[str, Any] = {"card": None, "name": me.name or ""}
         if card is not None:
+            audited_read(session, me, "card.read", card.card_id, page="card")
             code, expires = svc.dynamic_code(card, secret=secret)
             ctx = {
                 "card": card,
