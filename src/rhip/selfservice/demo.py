@@ -110,7 +110,7 @@ def run(*, settings: Settings, synth_dir: Path, console: Console) -> list[tuple[
     plan = synth.plan_month(month, scale)
     db = Database.from_settings(settings)
     try:
-        done = post_plan(db, plan)
+        done = post_plan(db, plan, book_limit=demo_book.DEMO_BOOKED)
         with db.session() as s, s.begin():
             terminal = stats.table_2018(s, month=month) if stats.layout_of(month) == "2018" else None
             terminal = terminal or stats.table_2020(s, month=month)
@@ -123,8 +123,8 @@ def run(*, settings: Settings, synth_dir: Path, console: Console) -> list[tuple[
         (
             "自助终端",
             f"新装 {done['terminals']} 台、提交交易 {done['transactions']} 笔（按 {basis} 简报 × {scale}），"
-            f"其中当日挂号经预约服务（自助机渠道）占号 {done['booked']} 笔"
-            + (f"、无号可占按上报记录 {done['reported']} 笔" if done["reported"] else "")
+            f"其中当日挂号经预约服务（自助机渠道）占号 {done['booked']} 笔、其余按医院系统上报记录"
+            + (f"（无号可占 {done['reported']} 笔）" if done["reported"] else "")
             + "；"
             f"投放合计 {total[1] if total[1] != '' else total[2]} 台",
         ),
