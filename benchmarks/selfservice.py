@@ -200,7 +200,7 @@ def main() -> int:
     proc = None
     try:
         keys, resolver, ids = setup(url, data_dir, args.cards)
-        proc = start_server(url, data_dir, port, args.workers)
+        proc = start_server(url, data_dir, port, args.workers, wait=300)  # slow imports on a loaded machine
         at = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() - 60))
         quoted = ",".join(f'"{k}"' for k in keys)
         wrk(
