@@ -238,8 +238,11 @@ def wrk(
     return r
 
 
-def start_server(url: str, data_dir: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
-    """uvicorn serving create_app() from the environment, waiting until /healthz answers."""
+def start_server(
+    url: str, data_dir: Path, port: int, workers: int, *, wait: float = 90
+) -> subprocess.Popen[bytes]:
+    """uvicorn serving create_app() from the environment, waiting (up to `wait` seconds) until /healthz
+    answers."""
     env = {
         **os.environ,
         "RHIP_DATABASE_URL": url,
@@ -275,7 +278,7 @@ def start_server(url: str, data_dir: Path, port: int, workers: int) -> subproces
         cwd=ROOT,
         start_new_session=True,  # its own process group: stopped as a whole afterwards
     )
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError("server exited early")

@@ -31,7 +31,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from booking import PG_ADMIN, free_port, start_server, stop_server, wrk
+from booking import PG_ADMIN, CpuMeter, free_port, start_server, stop_server, wrk
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -200,20 +200,22 @@ def main() -> int:
     proc = None
     try:
         keys, resolver, ids = setup(url, data_dir, args.cards)
-        proc = start_server(url, data_dir, port, args.workers)
+        proc = start_server(url, data_dir, port, args.workers, wait=300)  # slow imports on a loaded machine
         at = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() - 60))
         quoted = ",".join(f'"{k}"' for k in keys)
         wrk(
             f"{base}/", POST_LUA % {"keys": quoted, "run": "warm", "at": at}, connections=TERMINALS, seconds=2
         )
         run = f"R{uuid.uuid4().hex[:6]}"
+        meter = CpuMeter(proc.pid, url)
         posts = wrk(
             f"{base}/",
             POST_LUA % {"keys": quoted, "run": run, "at": at},
             connections=TERMINALS,
             seconds=args.seconds,
+            meter=meter,
         )
-        livez = wrk(f"{base}/livez", LIVEZ_LUA, connections=TERMINALS, seconds=args.seconds)
+        livez = wrk(f"{base}/livez", LIVEZ_LUA, connections=TERMINALS, seconds=args.seconds, meter=meter)
         out["check"] = check(url, run, posts["created"])
         codes = fresh_codes(url, data_dir, ids)
         resolve_seconds = min(args.seconds, 3.0)
@@ -222,6 +224,7 @@ def main() -> int:
             RESOLVE_LUA % {"codes": ",".join(f'"{c}"' for c in codes), "key": resolver},
             connections=8,
             seconds=resolve_seconds,
+            meter=meter,
         )
         used = min(resolves["requests"], len(codes))
         out["transactions"] = posts
@@ -237,6 +240,20 @@ def main() -> int:
             "ratio_to_livez": round(ratio, 3),
             "resolve_p99_ms": [round(resolves["p99_ms"], 2), "< 20", resolves["p99_ms"] < 20],
             "resolve_first_uses": used,
+        }
+        # CPU per request is what a loaded machine does not distort much: what two quiet cores could give
+        # is 2 CPU-seconds over the CPU one transaction costs the server, PostgreSQL and the load generator
+        cpu_txn = sum(posts["cpu_ms_per_request"].values())
+        cpu_live = sum(livez["cpu_ms_per_request"].values())
+        cpu_resolve = sum(resolves["cpu_ms_per_request"].values())
+        out["cpu"] = {
+            "transaction_ms": posts["cpu_ms_per_request"],
+            "livez_ms": livez["cpu_ms_per_request"],
+            "two_cores_transactions_per_s": round(2000 / cpu_txn) if cpu_txn else None,
+            "two_cores_livez_per_s": round(2000 / cpu_live) if cpu_live else None,
+            "resolve_ms": resolves["cpu_ms_per_request"],
+            "two_cores_resolve_per_s": round(2000 / cpu_resolve) if cpu_resolve else None,
+            "loadavg_after": Path("/proc/loadavg").read_text().strip(),
         }
     finally:
         if proc is not None:
@@ -254,6 +271,13 @@ def main() -> int:
     print(
         f"code resolution at 8 clients: {round(out['resolve']['created'] / out['resolve']['seconds'])}/s, p99 {t['resolve_p99_ms'][0]} ms (target < 20: {'met' if t['resolve_p99_ms'][2] else 'NOT met'})"
     )
+    c = out["cpu"]
+    print(
+        f"CPU ms per transaction (server workers / PostgreSQL / wrk): {c['transaction_ms']}; per /livez: {c['livez_ms']}"
+    )
+    print(f"two cores, all theirs, would give ~{c['two_cores_transactions_per_s']} transactions/s "
+          f"(~{c['two_cores_livez_per_s']} /livez/s); /proc/loadavg after: {c['loadavg_after']}")  # fmt: skip
+    print(f"CPU ms per code resolution: {c['resolve_ms']} (two cores: ~{c['two_cores_resolve_per_s']}/s)")
     print(f"database check: {out['check']}")
     return 0 if out["check"]["ok"] else 1
 

@@ -118,3 +118,44 @@ def test_hmac_sm3_matches_the_pure_python_sm3() -> None:
     vector = "66c7f0f462eeedd9d1f2d46bdc10e4e24167c4875cf2f7a2297da02b8f4ba8e0"
     assert sm3.sm3_hash(list(b"abc")) == vector
     assert hashlib.new("sm3", b"abc").hexdigest() == vector
+
+
+def _events(db: Database, action: str, since: int) -> list[AuditEvent]:
+    with db.session() as s:
+        return list(s.scalars(select(AuditEvent).where(AuditEvent.action == action, AuditEvent.id > since)))
+
+
+def _last_id(db: Database) -> int:
+    with db.session() as s:
+        return int(s.scalar(select(AuditEvent.id).order_by(AuditEvent.id.desc()).limit(1)) or 0)
+
+
+def test_resolution_masks_the_id_number_by_role_and_every_read_is_audited(
+    client: TestClient, auth: Callable[..., dict[str, str]], db: Database
+) -> None:
+    """Doctors and windows identifying the patient before them get the full ID number; a 12320 agent gets
+    it masked; the resident's own reads of the card (API and page) are audited too."""
+    pid = new_person()
+    me = auth("resident", subject=pid)
+    mark = _last_id(db)
+    card = _claim(client, auth, pid)
+    agent = auth("agent")
+    r = client.post(RESOLVE, json={"code": card["dynamic_code"]}, headers=agent)
+    assert r.status_code == 200, r.text
+    masked = r.json()["id_number"]
+    assert (
+        masked != pid
+        and masked.endswith(pid[-4:])
+        and "*" in masked
+        and r.json()["card_id"] == card["card_id"]
+    )
+    code = client.get("/api/v1/cards/health-card", headers=me).json()["dynamic_code"]
+    r = client.post(RESOLVE, json={"code": code}, headers=auth("doctor", institution=HOSPITAL))
+    assert r.status_code == 200 and r.json()["id_number"] == pid and r.json()["channel"] == "doctor"
+    assert client.get("/selfservice/card", headers=me).status_code == 200
+    resolves = _events(db, "card.resolve", mark)
+    assert [(e.role, e.detail["id_number"]) for e in resolves] == [("agent", "masked"), ("doctor", "full")]
+    assert all(pid not in str(e.detail) and e.target == card["card_id"] for e in resolves)
+    reads = _events(db, "card.read", mark)
+    assert [e.actor for e in reads] == [pid, pid, pid]  # claimed, read by the API, shown on the page
+    assert reads[-1].detail == {"page": "card"}

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable
+from datetime import date
 
 from fastapi.testclient import TestClient
 
-from rhip.selfservice import geo
+from rhip.db.engine import Database
+from rhip.selfservice import citymap, geo
+from rhip.telemed import service as telemed
 from tests.booking.conftest import new_person
 from tests.selfservice.conftest import HOSPITAL
 
@@ -34,7 +38,9 @@ def test_map_page_shades_every_district(client: TestClient) -> None:
     assert len(re.findall(r'<path class="district"', html)) == 11
     assert "<script>" not in html and " onclick=" not in html
     assert 'id="d-320192"' in html  # 江北新区's institutions are listed
-    for figure in ("terminals", "bookings", "nonsense"):
+    assert 'id="district-values"' in html and "远程医疗接入机构数" in html and "当月发卡量" in html
+    assert html.count('<svg class="chart"') + html.count("<svg") >= 2  # the map and the chart beside it
+    for figure in ("terminals", "bookings", "cards", "telemed", "nonsense"):
         assert client.get(f"/map?figure={figure}&month=2025-03").status_code == 200
     assert client.get("/map?month=bad").status_code == 422
 
@@ -64,3 +70,33 @@ def test_card_page_claims_and_draws_the_qr(client: TestClient, auth: Callable[..
     svg = client.get("/selfservice/card/dynamic.svg", headers=me)
     assert svg.status_code == 200 and svg.headers["content-type"].startswith("image/svg+xml")
     assert svg.headers["cache-control"] == "no-store" and "<path" in svg.text
+
+
+def _table_cell(html: str, district: str, column: int) -> str:
+    """The text of one cell of the district table beside the map (column 0 is the first figure)."""
+    table = html[html.index('id="district-values"') :]
+    row = re.search(rf">{district}</a></td>(.*?)</tr>", table)
+    assert row is not None, district
+    return re.findall(r'<td class="num">([^<]*)</td>', row.group(1))[column]
+
+
+def test_map_shows_telemedicine_coverage_by_district(client: TestClient, db: Database) -> None:
+    month = "2031-05"  # connections dated in the future: no other test's month sees them
+    site, late = f"测试卫生服务站-{uuid.uuid4().hex[:6]}", f"测试卫生服务站-{uuid.uuid4().hex[:6]}"
+    with db.session() as s, s.begin():
+        before = citymap.telemed_by_district(s, month=month).get("高淳区", 0)
+        for centre_code in ("ecg", "imaging"):  # one site on two centres counts once
+            telemed.connect(s, centre_code=centre_code, connected_on=date(2031, 5, 3), site_name=site,
+                            district="高淳区", category="社区")  # fmt: skip
+        telemed.connect(s, centre_code="ecg", connected_on=date(2031, 6, 1), site_name=late,
+                        district="高淳区", category="社区")  # fmt: skip
+        after = citymap.telemed_by_district(s, month=month).get("高淳区", 0)
+        june = citymap.telemed_by_district(s, month="2031-06").get("高淳区", 0)
+    assert after == before + 1 and june == after + 1
+    r = client.get(f"/map?figure=telemed&month={month}")
+    assert r.status_code == 200 and "远程医疗接入机构数（2031-05）" in r.text
+    columns = list(citymap.TABLE)
+    assert _table_cell(r.text, "高淳区", columns.index("telemed")) == f"{after:,}"
+    # the map's own description states the same value for the district
+    desc = re.search(r'<desc id="map-desc">(.*?)</desc>', r.text)
+    assert desc is not None and f"高淳区 {after}" in desc.group(1).split("；")

@@ -8,16 +8,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import select
 
+from rhip.booking import stats as booking_stats
+from rhip.booking.models import Appointment, Slot
 from rhip.bulletin.sections import parse_section
 from rhip.config import Settings
 from rhip.db.engine import Database, upgrade
 from rhip.registry import data as reg_data, service as registry
 from rhip.selfservice import demo, stats, synth
+from rhip.selfservice.models import TerminalTransaction
 from rhip.selfservice.money import fen_to_yuan
 from tests.conftest import SECRET, create_pg_database, drop_pg_database
 
 SCALE = 0.01
+BOOKED = 40  # the 2018-03 month's first registrations booked through the booking service (the demo books all)
 
 
 @pytest.fixture(scope="module")
@@ -38,10 +43,11 @@ def sdb(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict
         with db.session() as s, s.begin():
             registry.ensure_loaded(s)
         plan = synth.plan_month(month, SCALE)
-        first = demo.post_plan(db, plan)
-        assert first["transactions"] == len(plan.txns)
-        again = demo.post_plan(db, plan)
-        assert again == {"terminals": 0, "transactions": 0, "cards": 0}
+        limit = BOOKED if month == "2018-03" else 0
+        first = demo.post_plan(db, plan, book_limit=limit)
+        assert first["transactions"] == len(plan.txns) and first["booked"] == limit, first
+        again = demo.post_plan(db, plan, book_limit=limit)
+        assert again == {"terminals": 0, "transactions": 0, "booked": 0, "reported": 0, "cards": 0}
         out[month] = db
     yield out
     for db in out.values():
@@ -135,3 +141,25 @@ def test_failed_transactions_are_not_counted(sdb: dict[str, Database]) -> None:
     assert sum(f.reg for f in figs.values()) == sum(
         1 for t in plan.txns if t.kind == "register" and t.outcome == "ok"
     )
+
+
+def test_demo_registrations_are_booked_on_the_terminal_channel(sdb: dict[str, Database]) -> None:
+    """Registrations the demo books take a slot through booking.service as channel 自助机 (self_service):
+    each transaction names its appointment, a real-name booking of one place at the terminal's own
+    hospital, made before the slot starts; the terminal table above still equals s × the seed."""
+    T, A = TerminalTransaction, Appointment
+    with sdb["2018-03"].session() as s:
+        rows = s.execute(
+            select(T.txn_no, T.institution_code, T.occurred_at, T.id_number, A.channel, A.hospital_code,
+                   A.person_id, A.status, Slot.starts_at)
+            .join(A, A.id == T.appointment_id)
+            .join(Slot, Slot.id == A.slot_id)
+            .where(T.kind == "register")
+        ).all()  # fmt: skip
+        by_channel = booking_stats.counts_by_hospital_channel(s, month="2018-03")
+    assert len(rows) == BOOKED
+    assert {r.channel for r in rows} == {"self_service"}
+    assert all(r.hospital_code == r.institution_code and r.person_id == r.id_number for r in rows)
+    assert all(r.starts_at > r.occurred_at for r in rows)
+    assert len({r.person_id for r in rows}) == BOOKED
+    assert sum(n for (_h, chan), n in by_channel.items() if chan == "self_service") == BOOKED

@@ -215,7 +215,7 @@ def test_pg_batches_answer_each_row_once(
     import asyncio
 
     from rhip.selfservice import pgpost, service as svc
-    from rhip.selfservice.terminals import terminal_ref
+    from rhip.selfservice.keys import terminal_ref
 
     if backend != "postgres":
         assert not pgpost.batched(db)
@@ -248,3 +248,62 @@ def test_pg_batches_answer_each_row_once(
             )
         )
     assert n == 40
+
+
+def test_bad_bodies_are_answered_as_fastapi_would(
+    client: TestClient, terminal: Callable[..., tuple[str, str]]
+) -> None:
+    """The route reads its body itself (the hot path): a bad body is still problem+json 422 naming the
+    field under "body", a missing key still 401 before the body is looked at, and the OpenAPI document
+    still describes the body."""
+    _code, key = terminal()
+    h = {"X-Terminal-Key": key, "Content-Type": "application/json"}
+    for raw, loc in ((b"", ["body"]), (b"{not json", ["body"]), (b'{"kind": "payment"}', ["body", "txn_no"])):
+        r = client.post(URL, content=raw, headers=h)
+        assert r.status_code == 422 and r.headers["content-type"].startswith("application/problem+json"), (
+            r.text
+        )
+        assert r.json()["code"] == "request-invalid" and r.json()["errors"][0]["loc"][: len(loc)] == loc
+    r = client.post(URL, json=_txn(kind="coffee"), headers=h)
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["body", "kind"]
+    r = client.post(URL, json=_txn(surprise=1), headers=h)  # extra fields are refused (extra="forbid")
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["body", "surprise"]
+    assert (
+        client.post(URL, content=b"{not json", headers={"Content-Type": "application/json"}).status_code
+        == 401
+    )
+    body = client.get("/openapi.json").json()["paths"][URL]["post"]["requestBody"]
+    assert "txn_no" in body["content"]["application/json"]["schema"]["properties"]
+
+
+def test_reading_transactions_is_audited_and_masked(
+    client: TestClient,
+    terminal: Callable[..., tuple[str, str]],
+    auth: Callable[..., dict[str, str]],
+    db: Database,
+) -> None:
+    from rhip.security.models import AuditEvent
+
+    code, key = terminal()
+    pid = new_person()
+    r = client.post(URL, json=_txn(kind="enquiry", amount=None, pay_method=None, id_number=pid),
+                    headers={"X-Terminal-Key": key})  # fmt: skip
+    assert r.status_code == 201 and r.json()["id_number"] != pid and r.json()["id_number"].endswith(pid[-4:])
+    staff = auth("uploader", institution=HOSPITAL)
+    listed = client.get(URL, params={"terminal_code": code}, headers=staff)
+    assert listed.status_code == 200 and pid not in listed.text and len(listed.json()) == 1
+    own = client.get(URL, headers={"X-Terminal-Key": key})
+    assert own.status_code == 200 and pid not in own.text
+    with db.session() as s:
+        events = list(
+            s.scalars(
+                select(AuditEvent)
+                .where(AuditEvent.action == "selfservice.transactions.read", AuditEvent.target == code)
+                .order_by(AuditEvent.id)
+            )
+        )
+    assert [(e.actor, e.detail) for e in events] == [
+        ("tester", {"rows": 1}),
+        (f"terminal:{code}", {"rows": 1}),
+    ]
+    assert events[0].institution_code == HOSPITAL and events[0].role == "uploader"

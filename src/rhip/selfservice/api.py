@@ -1,22 +1,18 @@
-"""Self-service JSON API, mounted at /api/v1/selfservice: terminals, their keys and status, transactions
-posted by terminals (X-Terminal-Key) or by their institution (its uploader key), file imports."""
+"""Self-service JSON API, mounted at /api/v1/selfservice: terminals, their keys and status, the transactions
+list, file imports (the single post, the hot route, is in api_txn.py)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated
 
-import orjson
-from fastapi import APIRouter, Depends, File, Request, Response, UploadFile
+from fastapi import APIRouter, File, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from rhip.db.engine import Database
 from rhip.errors import Forbidden, Invalid
-from rhip.security.deps import ROLES_ATTR, SessionDep, require
+from rhip.security.deps import SessionDep
 from rhip.security.roles import Role
-from rhip.security.service import Principal
-from rhip.selfservice import pgpost, service as svc
+from rhip.selfservice import service as svc
+from rhip.selfservice.api_common import Posters, Staff, audited_read, txn_json
 from rhip.selfservice.schemas import (
     ImportRead,
     LineErrorRead,
@@ -24,75 +20,22 @@ from rhip.selfservice.schemas import (
     TerminalKey,
     TerminalRead,
     TerminalStatus,
-    TransactionCreate,
     TransactionRead,
 )
 
-
-@asynccontextmanager
-async def _lifespan(_app: Any) -> AsyncIterator[None]:
-    yield
-    await pgpost.close_all()  # the transaction batcher's own PostgreSQL connections
-
-
-router = APIRouter(lifespan=_lifespan)
+router = APIRouter()
 MAX_FILE = 20 * 1024 * 1024
 
 
-def terminal_or(*roles: Role) -> Callable[[Request], Awaitable[Principal]]:
-    """Like require(): admits a terminal's own key (X-Terminal-Key, acting as its institution's uploader)
-    or a bearer token / API key of the given roles."""
-    allowed = frozenset(roles)
-    standard = require(*roles)
-
-    async def dependency(request: Request) -> Principal:
-        key = request.headers.get("x-terminal-key")
-        if not key:
-            return await standard(request)
-        principal = svc.verify_key_cached(key)
-        if principal is None:
-            db: Database = request.app.state.db
-
-            def lookup() -> Principal:
-                with db.session() as s:
-                    return svc.verify_key(s, key)
-
-            principal = await run_in_threadpool(lookup)
-        if principal.role not in allowed:
-            raise Forbidden("终端密钥无权访问此接口", code="role-forbidden")
-        return principal
-
-    setattr(dependency, ROLES_ATTR, allowed)
-    return dependency
-
-
-Staff = Annotated[Principal, Depends(terminal_or(Role.uploader, Role.manager, Role.admin))]
-Posters = Annotated[Principal, Depends(terminal_or(Role.uploader))]
+def _row_json(t: svc.TerminalTransaction, code: str) -> dict[str, object]:
+    values = {c.name: getattr(t, c.name) for c in svc.TerminalTransaction.__table__.c}
+    return txn_json(values, txn_id=t.id, terminal_code=code, replayed=False)
 
 
 def _terminal_read(t: svc.Terminal) -> TerminalRead:
     read = TerminalRead.model_validate(t)
     read.has_key = t.key_hash is not None
     return read
-
-
-def _txn_read(t: svc.TerminalTransaction, code: str, replayed: bool = False) -> TransactionRead:
-    return TransactionRead(
-        id=t.id,
-        terminal_code=code,
-        txn_no=t.txn_no,
-        kind=t.kind,
-        occurred_at=t.occurred_at,
-        amount_fen=t.amount_fen,
-        amount=svc.fen_to_yuan(t.amount_fen) if t.amount_fen is not None else None,
-        pay_method=t.pay_method,
-        outcome=t.outcome,
-        duration_ms=t.duration_ms,
-        pages=t.pages,
-        appointment_id=t.appointment_id,
-        id_number=svc.mask_id(t.id_number),
-        replayed=replayed,
-    )
 
 
 @router.get("/terminals", response_model=list[TerminalRead])
@@ -133,40 +76,6 @@ def set_status(code: str, body: TerminalStatus, session: SessionDep, actor: Staf
         return _terminal_read(svc.set_status(session, code=code, status=body.status, actor=actor, on=body.on))
 
 
-def _answer(out: TransactionRead, created: bool) -> Response:
-    # a Response, not the model: FastAPI would validate the model a second time (the route is hot)
-    return Response(
-        orjson.dumps(out.model_dump(mode="json")),
-        status_code=201 if created else 200,
-        media_type="application/json",
-    )
-
-
-@router.post("/transactions", response_model=TransactionRead, status_code=201)
-async def post_transaction(body: TransactionCreate, request: Request, actor: Posters) -> Response:
-    """Post one transaction; the same number posted again answers 200 with the first (idempotent)."""
-    if body.amount is not None and body.amount_fen is not None:
-        raise Invalid("amount 与 amount_fen 只能给一个", code="two-amounts")
-    fen = svc.yuan_to_fen(body.amount) if body.amount is not None else body.amount_fen
-    txn = svc.TxnIn(**body.model_dump(exclude={"terminal_code", "amount", "amount_fen"}), amount_fen=fen)
-    db: Database = request.app.state.db
-    if pgpost.batched(db):  # PostgreSQL: a plain transaction is queued on the event loop and sent in a batch
-        term = svc.resolve_terminal_cached(actor=actor, terminal_code=body.terminal_code)
-        values = svc.plain_row(term, txn) if term is not None else None
-        if term is not None and values is not None:
-            new_id = await pgpost.insert(db, pgpost.as_row(values))
-            if new_id is not None:
-                return _answer(_txn_read(svc.TerminalTransaction(id=new_id, **values), term.code), True)
-
-    def post_alone() -> Response:
-        with db.session() as session, session.begin():
-            term = svc.resolve_terminal(session, actor=actor, terminal_code=body.terminal_code)
-            posted = svc.post(session, terminal=term, txn=txn)
-            return _answer(_txn_read(posted.txn, term.code, replayed=not posted.created), posted.created)
-
-    return await run_in_threadpool(post_alone)
-
-
 @router.post("/transactions/import", response_model=ImportRead)
 async def import_transactions(
     session: SessionDep, actor: Posters, file: Annotated[UploadFile, File()]
@@ -201,7 +110,9 @@ def list_transactions(
         rows = svc.get_transactions(
             session, terminal_code=terminal_code, institution_code=inst, limit=max(1, min(limit, 1000))
         )
-        return [_txn_read(t, code) for t, code in rows]
+        # the rows carry (masked) ID numbers of the residents who registered or paid: a read, recorded
+        audited_read(session, actor, "selfservice.transactions.read", terminal_code or inst, rows=len(rows))
+        return [TransactionRead.model_validate(_row_json(t, code)) for t, code in rows]
 
 
 @router.get("/kiosk/slots")

@@ -13,7 +13,7 @@ from rhip.security.deps import SessionDep, require
 from rhip.security.roles import Role
 from rhip.security.service import Principal, audit
 from rhip.selfservice import service as svc
-from rhip.selfservice.api import terminal_or
+from rhip.selfservice.api_common import FULL_ID_ROLES, audited_read, terminal_or
 from rhip.selfservice.schemas import HealthCardCreate, HealthCardRead, ResolveRead, ResolveRequest
 
 router = APIRouter()
@@ -47,6 +47,7 @@ def claim_card(
     """The signed-in resident's electronic health card (created on first request, real name)."""
     with session.begin():
         card = svc.issue_health_card(session, id_number=actor.subject, name=body.name)
+        audited_read(session, actor, "card.read", card.card_id)
         return card_read(card, _secret(request))
 
 
@@ -54,7 +55,9 @@ def claim_card(
 def my_card(request: Request, session: SessionDep, actor: Resident) -> HealthCardRead:
     """The resident's card with a fresh dynamic code (valid 60 seconds, usable once)."""
     with session.begin():
-        return card_read(svc.get_health_card(session, id_number=actor.subject), _secret(request))
+        card = svc.get_health_card(session, id_number=actor.subject)
+        audited_read(session, actor, "card.read", card.card_id)
+        return card_read(card, _secret(request))
 
 
 @router.post("/resolve", response_model=ResolveRead)
@@ -70,19 +73,13 @@ def resolve(body: ResolveRequest, request: Request, session: SessionDep, actor: 
                 second_factor=body.second_factor,
                 channel=body.channel,
             )
-            audit(
-                session,
-                actor=actor.subject,
-                role=actor.role.value,
-                action="card.resolve",
-                target=r.card.card_id,
-                institution_code=actor.institution_code,
-                detail={"kind": r.use.code_kind, "channel": r.use.channel},
-            )
+            full = actor.role in FULL_ID_ROLES
+            audited_read(session, actor, "card.resolve", r.card.card_id, kind=r.use.code_kind,
+                         channel=r.use.channel, id_number="full" if full else "masked")  # fmt: skip
             return ResolveRead(
                 card_id=r.card.card_id,
                 name=r.card.name,
-                id_number=r.card.id_number,
+                id_number=r.card.id_number if full else svc.mask_id(r.card.id_number) or "",
                 person_id=r.card.person_id,
                 code_kind=r.use.code_kind,
                 channel=r.use.channel,

@@ -1,10 +1,11 @@
-"""The city map's figures per district: institutions (registry), terminals in service (self-service),
-bookings made in the month (booking service). Telemedicine coverage joins when the telemed domain exists
-(`rhip.telemed.stats.coverage_by_district(session, month=)`); until then it is not offered."""
+"""The city map's figures per district: institutions (registry), terminals in service and physical cards
+issued in the month (this domain), bookings made in the month (booking), and telemedicine coverage — the
+institutions and sites located in the district connected to any remote-diagnosis centre on the month's last
+day (read through `rhip.telemed.service.get_all_connections`; one site connected to several centres counts
+once)."""
 
 from __future__ import annotations
 
-import importlib
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -12,17 +13,24 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from rhip import months
 from rhip.booking import stats as booking_stats
+from rhip.clock import SHANGHAI
 from rhip.registry import data as reg_data
 from rhip.selfservice import stats
+from rhip.selfservice.cards import card_counts
 from rhip.selfservice.models import Terminal
+from rhip.telemed import service as telemed
 
 FIGURES = {
     "institutions": "医疗卫生机构数",
     "terminals": "在用自助终端台数",
     "bookings": "当月预约挂号量",
+    "cards": "当月发卡量",
     "telemed": "远程医疗接入机构数",
 }
+# the columns of the per-district table beside the map (every figure but bookings, which has its pages)
+TABLE = ("institutions", "terminals", "cards", "telemed")
 KIND_LABELS = {
     "hospital": "医院",
     "mch": "妇幼保健机构",
@@ -41,17 +49,9 @@ class DistrictRow:
     institutions: list[Any]
 
 
-def _telemed() -> Any | None:
-    try:
-        module = importlib.import_module("rhip.telemed.stats")
-    except ImportError:
-        return None
-    return getattr(module, "coverage_by_district", None)
-
-
 def available() -> dict[str, str]:
-    """The figures the map can shade by on this installation."""
-    return {k: v for k, v in FIGURES.items() if k != "telemed" or _telemed() is not None}
+    """The figures the map can shade by."""
+    return dict(FIGURES)
 
 
 def _nanjing() -> list[Any]:
@@ -71,17 +71,46 @@ def values(session: Session, *, figure: str, month: str) -> dict[str, int]:
         names = {d.code: d.name for d in reg_data.districts()}
         return {names.get(code or "", code or "未知"): int(n) for code, n in rows}
     if figure == "bookings":
-        out: Counter[str] = Counter()
-        for (hosp, _chan), n in booking_stats.counts_by_hospital_channel(session, month=month).items():
-            inst = reg_data.get(hosp)
-            if inst is not None and inst.district:
-                out[inst.district] += n
-        return dict(out)
+        counts = booking_stats.counts_by_hospital_channel(session, month=month)
+        return _by_district((hosp, n) for (hosp, _chan), n in counts.items())
+    if figure == "cards":
+        start, end = months.time_bounds(month, SHANGHAI)
+        by_inst = card_counts(session, start=start, end=end)
+        return _by_district(by_inst.items())
     if figure == "telemed":
-        fn = _telemed()
-        if fn is not None:
-            return dict(fn(session, month=month))
+        return telemed_by_district(session, month=month)
     return {}
+
+
+def _by_district(items: Any) -> dict[str, int]:
+    out: Counter[str] = Counter()
+    for code, n in items:
+        inst = reg_data.get(code)
+        if inst is not None and inst.district:
+            out[inst.district] += n
+    return dict(out)
+
+
+def telemed_by_district(session: Session, *, month: str) -> dict[str, int]:
+    """Per Nanjing district: the institutions and sites located there that are connected to a telemedicine
+    centre on the month's last day (each counted once, however many centres it is connected to)."""
+    _first, last = months.day_bounds(month)
+    sites: dict[str, set[str]] = {}
+    for c in telemed.get_all_connections(session, on=last):
+        if c.city == telemed.NANJING and c.district:
+            sites.setdefault(c.district, set()).add(c.site_key)
+    return {district: len(keys) for district, keys in sites.items()}
+
+
+def table(session: Session, *, month: str) -> list[dict[str, Any]]:
+    """Every district (江北新区 included) with each TABLE figure, then 合计 (the rows' sums)."""
+    vals = {f: values(session, figure=f, month=month) for f in TABLE}
+    counts = [{f: int(vals[f].get(d.name, 0)) for f in TABLE} for d in reg_data.districts()]
+    total = {f: sum(c[f] for c in counts) for f in TABLE}
+    rows: list[dict[str, Any]] = [
+        {"code": d.code, "name": d.name, **c} for d, c in zip(reg_data.districts(), counts, strict=True)
+    ]
+    return [*rows, {"code": "", "name": "合计", **total}]
 
 
 def district_rows(session: Session, *, figure: str, month: str) -> list[DistrictRow]:

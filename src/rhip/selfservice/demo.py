@@ -18,7 +18,7 @@ from rhip.config import Settings
 from rhip.db.engine import Database
 from rhip.security.roles import Role
 from rhip.security.service import Principal
-from rhip.selfservice import service as svc, stats, synth
+from rhip.selfservice import demo_book, service as svc, stats, synth
 
 SYSTEM = Principal(subject="demo", role=Role.admin)
 
@@ -36,10 +36,12 @@ def _scale(synth_dir: Path) -> float:
     return 0.01
 
 
-def post_plan(db: Database, plan: synth.Plan) -> dict[str, int]:
+def post_plan(db: Database, plan: synth.Plan, *, book_limit: int | None = None) -> dict[str, int]:
     """Install the plan's terminals and post its transactions and window cards (idempotent: a second run
-    posts nothing new)."""
-    done = {"terminals": 0, "transactions": 0, "cards": 0}
+    posts nothing new). Successful registrations (the first `book_limit`, all when None) book a slot
+    through the booking service on the 自助机 channel (demo_book); the other transactions go in one
+    executemany."""
+    done = {"terminals": 0, "transactions": 0, "booked": 0, "reported": 0, "cards": 0}
     with db.session() as s, s.begin():
         done["terminals"] = svc.create_terminals(
             s,
@@ -55,7 +57,12 @@ def post_plan(db: Database, plan: synth.Plan) -> dict[str, int]:
                 for p in plan.terminals
             ],
         )
-        known = {t.code: t for t in svc.get_terminals(s)}
+        known = {
+            t.code: svc.TerminalRef(t.id, t.code, t.institution_code, t.status) for t in svc.get_terminals(s)
+        }
+    booked, posted = demo_book.book_registrations(db, plan, known, limit=book_limit)
+    done["booked"], done["reported"] = booked.booked, booked.reported
+    with db.session() as s, s.begin():
         items = [
             (
                 known[x.terminal],
@@ -73,8 +80,9 @@ def post_plan(db: Database, plan: synth.Plan) -> dict[str, int]:
                 ),
             )
             for x in plan.txns
+            if (x.terminal, x.txn_no) not in posted
         ]
-        done["transactions"] = svc.post_many(s, items=items)
+        done["transactions"] = svc.post_many(s, items=items) + booked.booked
         start = stats.first_day(plan.month)
         stamp = plan.month.replace("-", "")
         for code, n in plan.window_cards.items():
@@ -102,7 +110,7 @@ def run(*, settings: Settings, synth_dir: Path, console: Console) -> list[tuple[
     plan = synth.plan_month(month, scale)
     db = Database.from_settings(settings)
     try:
-        done = post_plan(db, plan)
+        done = post_plan(db, plan, book_limit=demo_book.DEMO_BOOKED)
         with db.session() as s, s.begin():
             terminal = stats.table_2018(s, month=month) if stats.layout_of(month) == "2018" else None
             terminal = terminal or stats.table_2020(s, month=month)
@@ -114,7 +122,10 @@ def run(*, settings: Settings, synth_dir: Path, console: Console) -> list[tuple[
     return [
         (
             "自助终端",
-            f"新装 {done['terminals']} 台、提交交易 {done['transactions']} 笔（按 {basis} 简报 × {scale}）；"
+            f"新装 {done['terminals']} 台、提交交易 {done['transactions']} 笔（按 {basis} 简报 × {scale}），"
+            f"其中当日挂号经预约服务（自助机渠道）占号 {done['booked']} 笔、其余按医院系统上报记录"
+            + (f"（无号可占 {done['reported']} 笔）" if done["reported"] else "")
+            + "；"
             f"投放合计 {total[1] if total[1] != '' else total[2]} 台",
         ),
         ("开卡量", f"窗口开卡 {done['cards']} 张；当月合计 {cards['rows'][-1][2]}；{cards['notes'][0]}"),

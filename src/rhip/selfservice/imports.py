@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from rhip.clock import SHANGHAI
 from rhip.errors import Invalid, RhipError
 from rhip.security.service import Principal
-from rhip.selfservice import terminals as T
+from rhip.selfservice import transactions as T
 from rhip.selfservice.money import yuan_to_fen
 
 COLUMNS = (

@@ -11,7 +11,7 @@ import segno
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from rhip.charts import bar_chart
+from rhip.charts import Series, bar_chart
 from rhip.clock import local_now
 from rhip.errors import NotFound, RhipError
 from rhip.registry import data as reg_data
@@ -19,6 +19,7 @@ from rhip.security.deps import SessionDep, public, require
 from rhip.security.roles import Role
 from rhip.security.service import Principal
 from rhip.selfservice import citymap, geo, service as svc, stats
+from rhip.selfservice.api_common import audited_read
 
 router = APIRouter(include_in_schema=False)
 Resident = Annotated[Principal, Depends(require(Role.resident))]
@@ -111,7 +112,18 @@ def _map_context(session: Any, figure: str, month: str) -> dict[str, Any]:
         f"南京市各区{options[figure]}（{month}）" if figure != "institutions" else "南京市各区医疗卫生机构数"
     )
     svg = geo.svg({r.name: r.value for r in rows}, title=title)
+    table = citymap.table(session, month=month)
+    districts = table[:-1]
+    chart = bar_chart(
+        f"各区在用自助终端与远程医疗接入机构（{month}）",
+        [r["name"] for r in districts],
+        [Series(options[f], [r[f] for r in districts]) for f in ("terminals", "telemed")],
+        unit="",
+    )
     return {
+        "district_table": table,
+        "table_figures": [(f, options[f]) for f in citymap.TABLE],
+        "chart_svg": chart,
         "figure": figure,
         "options": options,
         "rows": rows,
@@ -130,7 +142,7 @@ def city_map(
     figure: Annotated[str, Query(max_length=20)] = "institutions",
     month: MonthQ = None,
 ) -> HTMLResponse:
-    """医疗电子地图（示意图）：各区按所选指标着色，列出各区机构。"""
+    """医疗电子地图（示意图）：各区按所选指标着色；各区机构数、在用终端、当月发卡、远程医疗接入机构表与图；列出各区机构。"""
     with session.begin():
         ctx = _map_context(session, figure, _month(month))
     return _render(request, "selfservice/map.html", ctx)
@@ -170,6 +182,7 @@ def card_page(request: Request, session: SessionDep, me: Resident) -> HTMLRespon
             card = None
         ctx: dict[str, Any] = {"card": None, "name": me.name or ""}
         if card is not None:
+            audited_read(session, me, "card.read", card.card_id, page="card")
             code, expires = svc.dynamic_code(card, secret=secret)
             ctx = {
                 "card": card,

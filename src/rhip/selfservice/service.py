@@ -1,4 +1,5 @@
-"""Self-service services, the domain's facade: terminals and their keys, transactions (terminals.py),
+"""Self-service services, the domain's facade: the terminals' registry (terminals.py), their keys (keys.py),
+transactions (transactions.py),
 file imports (imports.py), cards and the electronic health card (cards.py), money in fen (money.py).
 
 Every function takes a Session and keyword arguments and never commits: the entry point owns the
@@ -22,6 +23,14 @@ from rhip.selfservice.cards import (
     uses_by_channel as uses_by_channel,
 )
 from rhip.selfservice.imports import ImportResult as ImportResult, import_csv as import_csv
+from rhip.selfservice.keys import (
+    TerminalRef as TerminalRef,
+    forget_key as forget_key,
+    get_terminal as get_terminal,
+    terminal_principal as terminal_principal,
+    verify_key as verify_key,
+    verify_key_cached as verify_key_cached,
+)
 from rhip.selfservice.models import (
     CardIssue as CardIssue,
     HealthCard as HealthCard,
@@ -30,29 +39,25 @@ from rhip.selfservice.models import (
 )
 from rhip.selfservice.money import fen_to_yuan as fen_to_yuan, yuan_to_fen as yuan_to_fen
 from rhip.selfservice.terminals import (
-    KINDS as KINDS,
     STATUSES as STATUSES,
-    Posted as Posted,
-    TerminalRef as TerminalRef,
-    TxnIn as TxnIn,
     check_staff as check_staff,
     create_terminal as create_terminal,
     create_terminals as create_terminals,
-    forget_key as forget_key,
-    get_terminal as get_terminal,
     get_terminals as get_terminals,
-    get_transactions as get_transactions,
     issue_key as issue_key,
+    set_status as set_status,
+    today_slots as today_slots,
+)
+from rhip.selfservice.transactions import (
+    KINDS as KINDS,
+    Posted as Posted,
+    TxnIn as TxnIn,
+    get_transactions as get_transactions,
     plain_row as plain_row,
     post as post,
     post_many as post_many,
     resolve_terminal as resolve_terminal,
     resolve_terminal_cached as resolve_terminal_cached,
-    set_status as set_status,
-    terminal_principal as terminal_principal,
-    today_slots as today_slots,
-    verify_key as verify_key,
-    verify_key_cached as verify_key_cached,
 )
 
 __all__ = ["CARD_CHANNELS"]
