@@ -139,11 +139,13 @@ def list_orders(
     sla_level: str | None = None,
     open_only: bool = False,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> WorkOrderPage:
-    """Orders, most urgent deadline first; institution staff (doctor role) see their institution's inbox."""
+    """Orders, most urgent deadline first, paged by `cursor` (the previous page's `next_cursor`); institution
+    staff (doctor role) see their institution's inbox. The first page counts up to 1,000 (beyond: an
+    estimate, labelled)."""
     with session.begin():
-        rows, total = svc.get_all_orders(
+        page = svc.get_all_orders(
             session,
             actor=me,
             state=state,
@@ -152,22 +154,24 @@ def list_orders(
             sla_level=sla_level,
             open_only=open_only,
             limit=limit,
-            offset=offset,
+            cursor=cursor,
         )
-        capped = total is not None and total > svc.COUNT_CAP
         return WorkOrderPage(
-            items=[WorkOrderRead.model_validate(o) for o in rows],
-            total=min(total, svc.COUNT_CAP) if total is not None else None,
-            total_capped=capped,
+            items=[WorkOrderRead.model_validate(o) for o in page.items],
+            total=page.count.value if page.count else None,
+            total_capped=bool(page.count and page.count.capped),
+            total_estimate=page.count.estimate if page.count else None,
+            next_cursor=page.next_cursor,
         )
 
 
 def _detail(session: SessionDep, order_id: int, me: Principal) -> WorkOrderDetail:
     order = svc.get_order(session, order_id=order_id, actor=me)
-    out = WorkOrderDetail.model_validate(order)
-    out.id_number = svc.read_personal(session, order=order, actor=me)
-    out.events = [WorkOrderEventRead.model_validate(e) for e in svc.order_events(session, order_id=order.id)]
-    return out
+    return WorkOrderDetail(
+        **WorkOrderRead.model_validate(order).model_dump(),
+        id_number=svc.read_personal(session, order=order, actor=me),
+        events=[WorkOrderEventRead.model_validate(e) for e in svc.order_events(session, order_id=order.id)],
+    )
 
 
 @router.get("/work-orders/{order_id}", response_model=WorkOrderDetail)
@@ -204,11 +208,19 @@ def callback(order_id: int, body: CallbackCreate, session: SessionDep, me: Centr
 
 
 @router.post("/sla/run")
-def run_sla(session: SessionDep, me: Managers) -> dict[str, dict[str, int]]:
-    """Run the SLA job now: raise warnings at 50% / 75% and breaches at 100% of each open order's limit."""
+def run_sla(session: SessionDep, me: Managers) -> dict[str, object]:
+    """Run the SLA job now: raise warnings at 50% / 75% and breaches at 100% of each open order's limit. At
+    most one chunk per level in this request (`more`: call again, or let `rhip hotline sla` catch up); the
+    open orders per level are counted up to 1,000 (`open_capped` names the levels beyond)."""
     with session.begin():
-        changed = svc.run_sla(session)
-        return {"changed": changed, "open": svc.sla_summary(session)}
+        changed = svc.run_sla(session, chunk=svc.CHUNK)
+        counts = svc.sla_counts(session)
+        return {
+            "changed": changed,
+            "more": any(n >= svc.CHUNK for n in changed.values()),
+            "open": {level: c.value for level, c in counts.items()},
+            "open_capped": [level for level, c in counts.items() if c.capped],
+        }
 
 
 @router.put("/province/{month}")

@@ -9,7 +9,7 @@ import uuid as uuidlib
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rhip.clock import SHANGHAI, now
@@ -22,7 +22,7 @@ from rhip.security.roles import Role
 from rhip.security.service import Principal
 
 CENTRE_ROLES = (Role.agent, Role.manager, Role.admin)
-READERS = (Role.agent, Role.manager, Role.admin, Role.auditor)
+READERS = (Role.agent, Role.manager, Role.admin, Role.auditor)  # may list every order
 STATES = ("new", "assigned", "in_progress", "replied", "closed", "reopened", "escalated")
 STATE_LABELS = {
     "new": "待派发",
@@ -33,7 +33,6 @@ STATE_LABELS = {
     "reopened": "重新办理",
     "escalated": "已升级",
 }
-COUNT_CAP = 10_000
 OPEN_STATES = ("new", "assigned", "in_progress", "reopened", "escalated")  # the SLA clock runs
 # action → (states it may start from, state it leads to, who may take it: "centre" or "institution")
 ACTIONS: dict[str, tuple[tuple[str, ...], str, str]] = {
@@ -221,56 +220,3 @@ def act(
     before, order.state, order.updated_at = order.state, target, now()
     record_event(session, order, actor=actor, action=action, before=before, note=note)
     return order
-
-
-def get_all_orders(
-    session: Session,
-    *,
-    actor: Principal,
-    state: str | None = None,
-    source: str | None = None,
-    institution_code: str | None = None,
-    sla_level: str | None = None,
-    open_only: bool = False,
-    limit: int = 50,
-    offset: int = 0,
-    with_total: bool = True,
-) -> tuple[list[WorkOrder], int | None]:
-    """A page of orders the caller may see, most urgent deadline first; institution staff see their own."""
-    q = select(WorkOrder)
-    if actor.role is Role.doctor:
-        q = q.where(WorkOrder.institution_code == (actor.institution_code or ""))
-    elif actor.role not in READERS:
-        raise Forbidden("无权查看工单", code="not-allowed")
-    if state:
-        if state not in STATES:
-            raise Invalid(f"未知的工单状态：{state}", code="bad-state")
-        q = q.where(WorkOrder.state == state)
-    elif open_only:
-        q = q.where(WorkOrder.state.in_(OPEN_STATES))
-    if source:
-        q = q.where(WorkOrder.source == source)
-    if institution_code:
-        q = q.where(WorkOrder.institution_code == institution_code)
-    if sla_level:
-        if sla_level not in sla.LEVELS:
-            raise Invalid(f"未知的时限状态：{sla_level}", code="bad-sla-level")
-        q = q.where(WorkOrder.sla_level == sla_level)
-    # the total is counted up to COUNT_CAP (a page says "10,000+" beyond): counting every open order of a
-    # million would cost more than the page itself
-    total = None
-    if with_total:
-        capped = q.with_only_columns(WorkOrder.id).order_by(None).limit(COUNT_CAP + 1).subquery()
-        total = int(session.scalar(select(func.count()).select_from(capped)) or 0)
-    limit = min(max(1, limit), 200)
-    rows = session.scalars(q.order_by(WorkOrder.due_at, WorkOrder.id).limit(limit).offset(max(0, offset)))
-    return list(rows), total
-
-
-def search_orders(session: Session, *, text: str, limit: int = 20) -> list[WorkOrder]:
-    """Orders whose number, 12345 number or title contains the text."""
-    like = f"%{text.strip()}%"
-    q = select(WorkOrder).where(
-        or_(WorkOrder.number.like(like), WorkOrder.external_no.like(like), WorkOrder.title.like(like))
-    )
-    return list(session.scalars(q.order_by(WorkOrder.id.desc()).limit(limit)))

@@ -52,12 +52,12 @@ def desk(request: Request, session: SessionDep, me: DeskUsers) -> HTMLResponse:
     """坐席工作台：登记来电、为来电者预约、危机干预、工单与时限颜色。"""
     with session.begin():
         calls, _n = svc.get_all_calls(session, limit=15)
-        orders, total = svc.get_all_orders(session, actor=me, open_only=True, limit=30)
-        summary = svc.sla_summary(session)
+        page = svc.get_all_orders(session, actor=me, open_only=True, limit=30)
+        summary = svc.sla_counts(session)
         return _render(
             request,
             "hotline/desk.html",
-            {"me": me, "calls": calls, "orders": orders, "total": total, "summary": summary},
+            {"me": me, "calls": calls, "orders": page.items, "total": page.count, "summary": summary},
         )
 
 
@@ -150,9 +150,11 @@ def inbox(
     """机构工单收件箱：本机构待签收、办理中的工单，答复与退回。"""
     code = me.institution_code if me.role is Role.doctor else institution
     with session.begin():
-        orders, total = svc.get_all_orders(session, actor=me, institution_code=code, open_only=True, limit=50)
+        page = svc.get_all_orders(session, actor=me, institution_code=code, open_only=True, limit=50)
         return _render(
-            request, "hotline/inbox.html", {"me": me, "orders": orders, "total": total, "institution": code}
+            request,
+            "hotline/inbox.html",
+            {"me": me, "orders": page.items, "total": page.count, "institution": code},
         )
 
 
@@ -168,7 +170,7 @@ def dashboard(
     with session.begin():
         fig = stats.month_figures(session, month=m)
         days, per = stats.by_day(session, month=m)
-        summary = svc.sla_summary(session)
+        summary = svc.sla_counts(session)
     series = [Series(svc.CATEGORY_LABELS[c], v) for c, v in per.items() if c in stats.MAIN_CATEGORIES]
     chart = bar_chart(
         f"{m} 每日来电（按分类）", [str(d) for d in days], series, unit="个", stacked=True, width=900

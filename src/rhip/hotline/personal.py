@@ -23,17 +23,28 @@ def check_id_number(value: str | None) -> str | None:
     return checked.normalized
 
 
+FULL_VIEW = (Role.agent, Role.manager, Role.admin)  # the centre sees the whole ID number
+
+
+def mask_id_number(number: str) -> str:
+    """An ID number as institution staff and auditors see it: region and last four digits."""
+    return number[:6] + "********" + number[-4:]
+
+
 def read_personal(session: Session, *, order: WorkOrder, actor: Principal) -> str | None:
-    """The order's ID number for the centre (the read is audited); institution staff get it masked."""
+    """The order's ID number as the reader may see it — in full for the centre, masked for everyone else —
+    and every read of an order about an identified person audited (who, which order, full or masked)."""
+    if not order.id_number and not order.person_id:
+        return None
+    full = actor.role in FULL_VIEW
+    audit(
+        session,
+        actor=actor.subject,
+        role=actor.role.value,
+        action="hotline.read_order",
+        target=order.number,
+        detail={"id_number": "full" if full else "masked"},
+    )
     if not order.id_number:
         return None
-    if actor.role in (Role.agent, Role.manager, Role.admin):
-        audit(
-            session,
-            actor=actor.subject,
-            role=actor.role.value,
-            action="hotline.read_id_number",
-            target=order.number,
-        )
-        return order.id_number
-    return order.id_number[:6] + "********" + order.id_number[-4:]
+    return order.id_number if full else mask_id_number(order.id_number)

@@ -124,7 +124,8 @@ class CrisisCreate(BaseModel):
 
 
 class WorkOrderRead(BaseModel):
-    """A work order (ID number only in the detail, masked for institution staff)."""
+    """A work order as lists show it: no ID number (only the detail has it, its read audited, masked for
+    institution staff)."""
 
     model_config = ConfigDict(from_attributes=True)
 
@@ -148,7 +149,6 @@ class WorkOrderRead(BaseModel):
     satisfaction: int | None
     risk_level: str | None
     follow_up_due_at: datetime | None
-    id_number: str | None = None
 
 
 class WorkOrderEventRead(BaseModel):
@@ -166,17 +166,25 @@ class WorkOrderEventRead(BaseModel):
 
 
 class WorkOrderDetail(WorkOrderRead):
-    """An order with its history."""
+    """An order with its history and the ID number as the reader may see it (built by `api._detail` from
+    `service.read_personal`, never read from the row)."""
 
+    model_config = ConfigDict(from_attributes=False)
+
+    id_number: str | None = None
     events: list[WorkOrderEventRead] = []
 
 
 class WorkOrderPage(BaseModel):
-    """A page of orders."""
+    """A page of orders in deadline order; the count with the first page only."""
 
     items: list[WorkOrderRead]
-    total: int | None
-    total_capped: bool = Field(False, description="总数超过 10,000 时只计到 10,000")
+    total: int | None = Field(description="符合条件的工单数（仅第一页给出）；超过上限时为上限")
+    total_capped: bool = Field(False, description="总数超过上限（1,000）时只计到上限")
+    total_estimate: int | None = Field(
+        None, description="超过上限时数据库统计信息给出的估算值（约数，不是精确计数）"
+    )
+    next_cursor: str | None = Field(None, description="下一页的位置（cursor 参数）；最后一页为空")
 
 
 class ProvinceRow(BaseModel):

@@ -1,7 +1,8 @@
 """The hotline's public API, the module other domains, the web and the CLI import. The logic lives by
 responsibility: calls.py (desk, CDR, caller identification, 电话预约), orders.py (work orders and their state
-machine, the list), order_files.py (12345 orders by file), crisis.py (心理危机干预), followup.py (回访),
-personal.py (ID numbers: checked, masked, audited), sla_job.py (the SLA job's statements).
+machine), order_list.py (the list: keyset pages, capped counts), order_files.py (12345 orders by file),
+crisis.py (心理危机干预), followup.py (回访), personal.py (ID numbers: checked, masked, audited),
+sla_job.py (the SLA job's statements).
 
 Functions take a Session and keyword arguments and never commit: the entry point owns the transaction.
 """
@@ -22,11 +23,11 @@ from rhip.hotline.calls import (
 from rhip.hotline.crisis import RISK_LEVELS, open_crisis
 from rhip.hotline.followup import callback
 from rhip.hotline.order_files import ORDER_FILE_COLUMNS, OrderImportReport, import_orders
+from rhip.hotline.order_list import COUNT_CAP, Count, OrderPage, get_all_orders, search_orders
 from rhip.hotline.orders import (
     ACTION_LABELS,
     ACTIONS,
     CENTRE_ROLES,
-    COUNT_CAP,
     OPEN_STATES,
     READERS,
     SOURCES,
@@ -34,22 +35,22 @@ from rhip.hotline.orders import (
     STATES,
     act,
     create_order,
-    get_all_orders,
     get_order,
     order_events,
-    search_orders,
 )
 from rhip.hotline.personal import check_id_number, read_personal
-from rhip.hotline.sla_job import run_sla, sla_summary
+from rhip.hotline.sla_job import CHUNK, PASSES, pending, raise_chunk, run_sla, sla_counts, sla_summary
 
 __all__ = [
     "ACTIONS",
     "ACTION_LABELS",
     "CATEGORY_LABELS",
     "CENTRE_ROLES",
+    "CHUNK",
     "COUNT_CAP",
     "OPEN_STATES",
     "ORDER_FILE_COLUMNS",
+    "PASSES",
     "PHONE_RE",
     "READERS",
     "RISK_LEVELS",
@@ -57,7 +58,9 @@ __all__ = [
     "STATES",
     "STATE_LABELS",
     "CdrReport",
+    "Count",
     "OrderImportReport",
+    "OrderPage",
     "act",
     "book_for_caller",
     "callback",
@@ -73,8 +76,11 @@ __all__ = [
     "log_call",
     "open_crisis",
     "order_events",
+    "pending",
+    "raise_chunk",
     "read_personal",
     "run_sla",
     "search_orders",
+    "sla_counts",
     "sla_summary",
 ]
