@@ -23,10 +23,10 @@ from rhip.hotline import cdr
 from rhip.hotline.crisis import open_crisis
 from rhip.hotline.models import CENTRE, Call
 from rhip.hotline.orders import create_order
-from rhip.hotline.personal import check_id_number
+from rhip.hotline.personal import audit_by, check_id_number
 from rhip.identity import service as identity
 from rhip.security.roles import Role
-from rhip.security.service import Principal, audit
+from rhip.security.service import Principal
 
 CATEGORY_LABELS = cdr.CALL_LABELS
 PHONE_RE = re.compile(r"^\+?[\d\- ]{3,20}$")
@@ -199,11 +199,10 @@ def import_cdr(session: Session, *, data: bytes, actor: Principal) -> CdrReport:
             _after_call(session, call=call, actor=actor)
             report.orders = before + 1
         report.imported += 1
-    audit(
+    audit_by(
         session,
-        actor=actor.subject,
-        role=actor.role.value,
-        action="hotline.cdr_import",
+        actor,
+        "hotline.cdr_import",
         detail={"lines": report.lines, "imported": report.imported, "errors": len(report.errors)},
     )
     return report

@@ -10,7 +10,8 @@ from rhip.clock import now
 from rhip.errors import Invalid
 from rhip.hotline.models import Call, WorkOrder
 from rhip.hotline.orders import create_order
-from rhip.security.service import Principal, audit
+from rhip.hotline.personal import audit_by
+from rhip.security.service import Principal
 
 RISK_LEVELS = {"low": "低", "medium": "中", "high": "高", "imminent": "紧急（正在实施或即将实施）"}
 
@@ -57,11 +58,10 @@ def open_crisis(
     )
     order.follow_up_due_at = order.due_at
     order.person_id = call.person_id if call is not None else None
-    audit(
+    audit_by(
         session,
-        actor=actor.subject,
-        role=actor.role.value,
-        action="hotline.crisis",
+        actor,
+        "hotline.crisis",
         target=order.number,
         detail={"risk": risk_level, "transferred_12356": transferred},
     )

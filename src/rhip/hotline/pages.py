@@ -16,6 +16,7 @@ from rhip.errors import RhipError
 from rhip.hotline import service as svc, sla, stats
 from rhip.hotline.schemas import local
 from rhip.security.deps import SessionDep, public, require
+from rhip.security.masking import mask_text
 from rhip.security.roles import Role
 from rhip.security.service import Principal
 
@@ -37,6 +38,7 @@ def _render(request: Request, name: str, context: dict[str, Any]) -> HTMLRespons
         "actions": svc.ACTION_LABELS,
         "categories": svc.CATEGORY_LABELS,
         "risks": svc.RISK_LEVELS,
+        "mask": mask_text,
     }
     response: HTMLResponse = request.app.state.templates.TemplateResponse(request, name, {**base, **context})
     return response

@@ -1,14 +1,17 @@
-"""Personal data in the hotline: the ID number a caller gives (checked, GB 11643) and how it is shown — in
-full to the centre, the read audited; masked for everyone else."""
+"""Personal data in the hotline: the ID number a caller gives (checked, GB 11643) and how it is shown —
+masked for everyone but its holder (rhip.security.masking), every read of an order about an identified person
+audited; free text (titles, contents, replies) has embedded ID and mobile numbers masked where shown."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from rhip.errors import Invalid
 from rhip.hotline.models import WorkOrder
 from rhip.registry import idnumber
-from rhip.security.roles import Role
+from rhip.security import masking
 from rhip.security.service import Principal, audit
 
 
@@ -23,28 +26,20 @@ def check_id_number(value: str | None) -> str | None:
     return checked.normalized
 
 
-FULL_VIEW = (Role.agent, Role.manager, Role.admin)  # the centre sees the whole ID number
-
-
-def mask_id_number(number: str) -> str:
-    """An ID number as institution staff and auditors see it: region and last four digits."""
-    return number[:6] + "********" + number[-4:]
+def audit_by(
+    session: Session, actor: Principal, action: str, *, target: str | None = None, detail: dict[str, Any]
+) -> None:
+    """One audit event for what a principal did in the hotline (in the caller's transaction)."""
+    audit(session, actor=actor.subject, role=actor.role.value, action=action, target=target, detail=detail)
 
 
 def read_personal(session: Session, *, order: WorkOrder, actor: Principal) -> str | None:
-    """The order's ID number as the reader may see it — in full for the centre, masked for everyone else —
-    and every read of an order about an identified person audited (who, which order, full or masked)."""
+    """The order's ID number as the reader may see it — masked (`320102********123X`) for everyone but the
+    person it belongs to (the platform's rule, rhip.security.masking) — and every read of an order about an
+    identified person audited (who, which order, how it was shown)."""
     if not order.id_number and not order.person_id:
         return None
-    full = actor.role in FULL_VIEW
-    audit(
-        session,
-        actor=actor.subject,
-        role=actor.role.value,
-        action="hotline.read_order",
-        target=order.number,
-        detail={"id_number": "full" if full else "masked"},
-    )
-    if not order.id_number:
-        return None
-    return order.id_number if full else mask_id_number(order.id_number)
+    shown = masking.id_for(actor, order.id_number)
+    how = {"id_number": "whole" if shown and shown == order.id_number else "masked"}
+    audit_by(session, actor, "hotline.read_order", target=order.number, detail=how)
+    return shown

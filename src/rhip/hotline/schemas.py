@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from rhip.clock import SHANGHAI
+from rhip.security.masking import mask_text
 
 
 class CallCreate(BaseModel):
@@ -150,6 +151,12 @@ class WorkOrderRead(BaseModel):
     risk_level: str | None
     follow_up_due_at: datetime | None
 
+    @field_validator("title", "content", "reply")
+    @classmethod
+    def _masked(cls, value: str) -> str:
+        """ID and mobile numbers typed into the text are shown masked (rhip.security.masking)."""
+        return mask_text(value)
+
 
 class WorkOrderEventRead(BaseModel):
     """One step of an order's history."""
@@ -163,6 +170,12 @@ class WorkOrderEventRead(BaseModel):
     from_state: str | None
     to_state: str
     note: str
+
+    @field_validator("note")
+    @classmethod
+    def _masked(cls, value: str) -> str:
+        """ID and mobile numbers typed into the note are shown masked."""
+        return mask_text(value)
 
 
 class WorkOrderDetail(WorkOrderRead):
