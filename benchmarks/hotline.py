@@ -40,7 +40,7 @@ from sqlalchemy import create_engine, text
 from booking import SECRET, start_server, stop_server  # the same uvicorn settings as the booking benchmark
 from rhip.config import Settings
 from rhip.db.engine import Database, upgrade
-from rhip.hotline import evalset, jobs, service as svc
+from rhip.hotline import assistant, evalset, jobs, service as svc
 from rhip.registry import service as registry
 from rhip.security.roles import Role
 from rhip.security.service import Principal, issue_token
@@ -60,77 +60,64 @@ def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text(encoding="ascii").split()[:3])
 
 
-async def drive(
-    base: str,
-    *,
-    path: str | list[str],
-    bodies: list[dict[str, Any]] | None,
-    clients: int,
-    seconds: float,
-    headers: dict[str, str] | None = None,
-) -> dict[str, float]:
-    """`clients` concurrent loops for `seconds` (GET one of `path`, or POST one of `bodies`): requests/s and
-    latency percentiles."""
+def assistant_in_process(
+    db: Database, questions: list[dict[str, Any]], conversations: int, answers: int
+) -> dict[str, Any]:
+    """`assistant.chat` as the route calls it (each answer its own transaction), without HTTP: `conversations`
+    conversations taken in turn; latency per answer."""
+    tokens: list[str | None] = [None] * conversations
+    rng = random.Random(3)
     lat: list[float] = []
-    errors = 0
-    paths = [path] if isinstance(path, str) else path
-    stop = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60, headers=headers) as client:
-
-        async def loop(i: int) -> None:
-            nonlocal errors
-            rng = random.Random(i)
-            conversation = None
-            while time.perf_counter() < stop:
-                t0 = time.perf_counter()
-                if bodies is None:
-                    r = await client.get(rng.choice(paths))
-                else:
-                    body = dict(rng.choice(bodies))
-                    body["conversation"] = conversation
-                    r = await client.post(paths[0], json=body)
-                    if r.status_code == 200:
-                        conversation = r.json()["conversation"]
-                lat.append(time.perf_counter() - t0)
-                if r.status_code != 200:
-                    errors += 1
-
-        started = time.perf_counter()
-        await asyncio.gather(*(loop(i) for i in range(clients)))
-        elapsed = time.perf_counter() - started
+    with db.session() as s:
+        for i in range(answers):
+            k = i % conversations
+            t0 = time.perf_counter()
+            with s.begin():
+                reply = assistant.chat(
+                    s,
+                    message=rng.choice(questions)["message"],
+                    conversation=tokens[k],
+                    actor=None,
+                    settings=None,
+                )
+            lat.append(time.perf_counter() - t0)
+            tokens[k] = reply.conversation
     return {
-        "requests": len(lat),
-        "per_second": round(len(lat) / elapsed, 1),
+        "answers": answers,
+        "conversations": conversations,
         "p50_ms": pct(lat, 50),
         "p99_ms": pct(lat, 99),
-        "mean_ms": round(statistics.fmean(lat) * 1000, 2),
-        "errors": errors,
     }
 
 
-def assistant_load(url: str, data_dir: Path, seconds: float, clients: int) -> dict[str, Any]:
-    """The chat route and /livez under the same load, same server."""
+def assistant_load(db: Database, url: str, data_dir: Path, seconds: float, clients: int) -> dict[str, Any]:
+    """The chat in-process, then over HTTP with /livez interleaved request by request (same server, same
+    clients, same load)."""
     questions = [{"message": it.question} for it in evalset.load() if it.answer]  # knowledge-base questions
-    port = 18000 + random.randrange(1000)
     load_before = loadavg()
+    assistant_in_process(db, questions, clients, 100)  # warm-up (the index, the dictionaries)
+    in_process = assistant_in_process(db, questions, clients, 1000)
+    port = 18000 + random.randrange(1000)
     proc = start_server(url, data_dir, port, workers=1)
     base = f"http://127.0.0.1:{port}"
+    chat_kind = ("/api/v1/assistant/chat", questions)
     try:
         asyncio.run(
-            drive(base, path="/api/v1/assistant/chat", bodies=questions, clients=8, seconds=2)
+            drive_mixed(base, {"chat": chat_kind, "livez": ["/livez"]}, clients=8, seconds=2)
         )  # warm-up
-        chat = asyncio.run(
-            drive(base, path="/api/v1/assistant/chat", bodies=questions, clients=clients, seconds=seconds)
+        mixed = asyncio.run(
+            drive_mixed(base, {"chat": chat_kind, "livez": ["/livez"]}, clients=clients, seconds=seconds)
         )
-        livez = asyncio.run(drive(base, path="/livez", bodies=None, clients=clients, seconds=seconds))
     finally:
         stop_server(proc)
+    chat, livez = mixed["chat"], mixed["livez"]
     return {
         "clients": clients,
+        "in_process": in_process,
         "chat": chat,
         "livez": livez,
-        "chat_vs_livez_per_second": round(chat["per_second"] / livez["per_second"], 3),
+        "chat_p99_vs_livez_p99": round(chat["p99_ms"] / max(livez["p99_ms"], 0.01), 2),
+        "chat_p99_vs_in_process_p99": round(chat["p99_ms"] / max(in_process["p99_ms"], 0.01), 1),
         "p99_target_ms": 50,
         "p99_ok": chat["p99_ms"] < 50,
         "load_before": load_before,
@@ -242,7 +229,7 @@ def list_http(
             r = httpx.get(base + p, headers=headers, timeout=60)
             r.raise_for_status()
         asyncio.run(
-            drive(base, path="/api/v1/auth/me", bodies=None, clients=clients, seconds=1, headers=headers)
+            drive_mixed(base, {"floor": ["/api/v1/auth/me"]}, clients=clients, seconds=1, headers=headers)
         )
         mixed = asyncio.run(
             drive_mixed(
@@ -266,10 +253,16 @@ def list_http(
 
 
 async def drive_mixed(
-    base: str, kinds: dict[str, list[str]], *, clients: int, seconds: float, headers: dict[str, str]
+    base: str,
+    kinds: dict[str, list[str] | tuple[str, list[dict[str, Any]]]],
+    *,
+    clients: int,
+    seconds: float,
+    headers: dict[str, str] | None = None,
 ) -> dict[str, dict[str, float]]:
-    """`clients` concurrent loops for `seconds`, each taking the kinds in turn (GET a random path of the
-    kind), so every kind is timed under the same load; latency percentiles per kind."""
+    """`clients` concurrent loops for `seconds`, each taking the kinds in turn, so every kind is timed under
+    the same load: a list of paths is a GET of one of them, (path, bodies) a POST of one body carrying on the
+    client's conversation. Latency percentiles per kind."""
     lat: dict[str, list[float]] = {k: [] for k in kinds}
     errors = dict.fromkeys(kinds, 0)
     order = list(kinds)
@@ -280,11 +273,19 @@ async def drive_mixed(
         async def loop(i: int) -> None:
             rng = random.Random(i)
             n = i
+            conversation = None
             while time.perf_counter() < stop:
                 kind = order[n % len(order)]
                 n += 1
+                spec = kinds[kind]
                 t0 = time.perf_counter()
-                r = await client.get(rng.choice(kinds[kind]))
+                if isinstance(spec, tuple):
+                    body = {**rng.choice(spec[1]), "conversation": conversation}
+                    r = await client.post(spec[0], json=body)
+                    if r.status_code == 200:
+                        conversation = r.json()["conversation"]
+                else:
+                    r = await client.get(rng.choice(spec))
                 lat[kind].append(time.perf_counter() - t0)
                 if r.status_code != 200:
                     errors[kind] += 1
@@ -395,7 +396,7 @@ def main() -> None:
         parts = set(args.parts.split(","))
         if "assistant" in parts:
             with tempfile.TemporaryDirectory() as tmp:
-                out["assistant"] = assistant_load(url, Path(tmp), args.seconds, args.clients)
+                out["assistant"] = assistant_load(db, url, Path(tmp), args.seconds, args.clients)
             print("assistant:", json.dumps(out["assistant"], ensure_ascii=False), flush=True)
         if parts & {"list", "sla"}:
             out["fill_seconds"] = round(fill_orders(url, args.orders), 1)
@@ -418,8 +419,11 @@ def main() -> None:
     if "assistant" in out:
         a = out["assistant"]
         print(
-            f"assistant p99 {a['chat']['p99_ms']} ms at {a['clients']} conversations (target < 50): "
-            f"{a['chat']['per_second']}/s vs /livez {a['livez']['per_second']}/s = {a['chat_vs_livez_per_second']}"
+            f"assistant at {a['clients']} conversations (target p99 < 50 ms): in-process p99 {a['in_process']['p99_ms']} ms "
+            f"(p50 {a['in_process']['p50_ms']}); over HTTP p99 {a['chat']['p99_ms']} ms (p50 {a['chat']['p50_ms']}), "
+            f"/livez interleaved p99 {a['livez']['p99_ms']} ms (p50 {a['livez']['p50_ms']}): chat/livez p99 "
+            f"{a['chat_p99_vs_livez_p99']}x, HTTP/in-process p99 {a['chat_p99_vs_in_process_p99']}x; "
+            f"load {a['load_before']} → {a['load_after']}"
         )
     if "list" in out:
         li, h = out["list"], out["list"]["http"]
