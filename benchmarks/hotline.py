@@ -50,7 +50,9 @@ ADMIN_URL = os.environ.get("RHIP_BENCH_POSTGRES_URL", "postgresql+psycopg://post
 
 
 def pct(values: list[float], p: float) -> float:
-    """The p-th percentile (nearest rank) in milliseconds."""
+    """The p-th percentile (nearest rank) in milliseconds (NaN when nothing was measured)."""
+    if not values:
+        return float("nan")
     ordered = sorted(values)
     return round(ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))] * 1000, 2)
 
@@ -103,7 +105,7 @@ def assistant_load(db: Database, url: str, data_dir: Path, seconds: float, clien
     chat_kind = ("/api/v1/assistant/chat", questions)
     try:
         asyncio.run(
-            drive_mixed(base, {"chat": chat_kind, "livez": ["/livez"]}, clients=8, seconds=2)
+            drive_mixed(base, {"chat": chat_kind, "livez": ["/livez"]}, clients=8, seconds=5)
         )  # warm-up
         mixed = asyncio.run(
             drive_mixed(base, {"chat": chat_kind, "livez": ["/livez"]}, clients=clients, seconds=seconds)
@@ -299,7 +301,7 @@ async def drive_mixed(
             "per_second": round(len(v) / elapsed, 1),
             "p50_ms": pct(v, 50),
             "p99_ms": pct(v, 99),
-            "mean_ms": round(statistics.fmean(v) * 1000, 2),
+            "mean_ms": round(statistics.fmean(v) * 1000, 2) if v else float("nan"),
             "errors": errors[k],
         }
         for k, v in lat.items()

@@ -146,12 +146,17 @@ def test_sla_route_runs_one_bounded_chunk(client: TestClient, auth: Auth) -> Non
     assert client.post("/api/v1/hotline/sla/run", headers=auth("agent")).status_code == 403
 
 
-def _audits(session: Session, number: str) -> list[tuple[str, str, object]]:
+def _audits(
+    session: Session, action: str, *, target: str | None = None, actor: str | None = None
+) -> list[str]:
+    """The roles of the audit events of a read (by target or by actor), oldest first."""
+    q = select(AuditEvent.role).where(AuditEvent.action == action).order_by(AuditEvent.id)
+    if target is not None:
+        q = q.where(AuditEvent.target == target)
+    if actor is not None:
+        q = q.where(AuditEvent.actor == actor)
     with session.begin():
-        rows = session.scalars(
-            select(AuditEvent).where(AuditEvent.action == "hotline.read_order", AuditEvent.target == number)
-        ).all()
-        return [(a.actor, a.role, a.detail) for a in rows]
+        return [str(r) for r in session.scalars(q)]
 
 
 def test_id_number_masked_for_every_reader_and_every_read_audited(
@@ -168,7 +173,11 @@ def test_id_number_masked_for_every_reader_and_every_read_audited(
     with session.begin():
         order_no = session.get(WorkOrder, oid).number  # type: ignore[union-attr]
     masked = number[:6] + "********" + number[-4:]
-    listed = client.get("/api/v1/hotline/work-orders?limit=200", headers=auth("agent")).json()["items"]
+    lister = f"agent-{uuid.uuid4().hex[:8]}"
+    listed = client.get(
+        "/api/v1/hotline/work-orders?limit=200", headers=auth("agent", subject=lister)
+    ).json()["items"]
+    assert _audits(session, "read.hotline.work_orders", actor=lister) == ["agent"]  # the list read, audited
     mine = next(o for o in listed if o["id"] == oid)
     assert "id_number" not in mine  # lists never carry it
     assert mine["content"] == f"来电人 139****5678，身份证 {masked}，反映挂号难"
@@ -178,14 +187,12 @@ def test_id_number_masked_for_every_reader_and_every_read_audited(
         )
         assert r.status_code == 200 and r.json()["id_number"] == masked, (role, r.text)
         assert number not in r.text and "13912345678" not in r.text
-    audits = _audits(session, order_no)
-    assert [(a, r) for a, r, _d in audits] == [
-        ("agent", "agent"),
-        ("manager", "manager"),
-        ("auditor", "auditor"),
-        ("doctor", "doctor"),
+    assert _audits(session, "read.hotline.work_order", target=order_no) == [
+        "agent",
+        "manager",
+        "auditor",
+        "doctor",
     ]
-    assert all(d == {"id_number": "masked"} for _a, _r, d in audits)
     # on the pages too: an order due first in H020's inbox, a mobile number in its title
     _orders(
         session,
@@ -194,5 +201,15 @@ def test_id_number_masked_for_every_reader_and_every_read_audited(
         title="回电 13912345678",
         received_at=datetime(2002, 1, 7, tzinfo=SHANGHAI),
     )
-    page = client.get("/hotline/inbox", headers=auth("doctor", institution=HOSPITAL))
+    reader = f"staff-{uuid.uuid4().hex[:8]}"
+    page = client.get("/hotline/inbox", headers=auth("doctor", institution=HOSPITAL, subject=reader))
     assert page.status_code == 200 and "回电 139****5678" in page.text and "13912345678" not in page.text
+    assert _audits(session, "read.hotline.work_orders", actor=reader) == ["doctor"]
+    desk = f"agent-{uuid.uuid4().hex[:8]}"
+    with session.begin():
+        svc.log_call(session, actor=AGENT, category="consult", caller="13800001111")  # a call to list
+    assert client.get("/hotline", headers=auth("agent", subject=desk)).status_code == 200
+    assert _audits(session, "read.hotline.calls", actor=desk) == ["agent"]
+    calls = f"auditor-{uuid.uuid4().hex[:8]}"
+    assert client.get("/api/v1/hotline/calls", headers=auth("auditor", subject=calls)).status_code == 200
+    assert _audits(session, "read.hotline.calls", actor=calls) == ["auditor"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Query, UploadFile
+from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 
 from rhip.hotline import cdr, service as svc, stats
 from rhip.hotline.schemas import (
@@ -27,7 +27,7 @@ from rhip.hotline.schemas import (
     WorkOrderPage,
     WorkOrderRead,
 )
-from rhip.security.deps import SessionDep, require
+from rhip.security.deps import SessionDep, audit_read, require
 from rhip.security.roles import Role
 from rhip.security.service import Principal
 
@@ -56,15 +56,18 @@ def log_call(body: CallCreate, session: SessionDep, me: Agent) -> CallRead:
 
 @router.get("/calls", response_model=CallPage)
 def list_calls(
+    request: Request,
     session: SessionDep,
     me: Readers,
     category: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> CallPage:
-    """Calls, newest first."""
+    """Calls, newest first (callers' numbers masked; the read is audited)."""
     with session.begin():
         rows, total = svc.get_all_calls(session, category=category, limit=limit, offset=offset)
+        if rows:
+            audit_read(session, request, me, what="hotline.calls", target=category)
         return CallPage(items=[CallRead.model_validate(c) for c in rows], total=total)
 
 
@@ -131,6 +134,7 @@ def import_orders(
 
 @router.get("/work-orders", response_model=WorkOrderPage)
 def list_orders(
+    request: Request,
     session: SessionDep,
     me: OrderUsers,
     state: str | None = None,
@@ -156,6 +160,8 @@ def list_orders(
             limit=limit,
             cursor=cursor,
         )
+        if page.items:
+            audit_read(session, request, me, what="hotline.work_orders", target=institution or state)
         return WorkOrderPage(
             items=[WorkOrderRead.model_validate(o) for o in page.items],
             total=page.count.value if page.count else None,
@@ -165,24 +171,27 @@ def list_orders(
         )
 
 
-def _detail(session: SessionDep, order_id: int, me: Principal) -> WorkOrderDetail:
+def _detail(session: SessionDep, request: Request, order_id: int, me: Principal) -> WorkOrderDetail:
     order = svc.get_order(session, order_id=order_id, actor=me)
+    audit_read(session, request, me, what="hotline.work_order", target=order.number)
     return WorkOrderDetail(
         **WorkOrderRead.model_validate(order).model_dump(),
-        id_number=svc.read_personal(session, order=order, actor=me),
+        id_number=svc.read_personal(order, actor=me),
         events=[WorkOrderEventRead.model_validate(e) for e in svc.order_events(session, order_id=order.id)],
     )
 
 
 @router.get("/work-orders/{order_id}", response_model=WorkOrderDetail)
-def get_order(order_id: int, session: SessionDep, me: OrderUsers) -> WorkOrderDetail:
-    """One order with its history (the ID number for the centre, audited; masked for institutions)."""
+def get_order(order_id: int, request: Request, session: SessionDep, me: OrderUsers) -> WorkOrderDetail:
+    """One order with its history (the ID number masked; the read is audited)."""
     with session.begin():
-        return _detail(session, order_id, me)
+        return _detail(session, request, order_id, me)
 
 
 @router.post("/work-orders/{order_id}/actions", response_model=WorkOrderDetail)
-def act(order_id: int, body: WorkOrderAction, session: SessionDep, me: Actors) -> WorkOrderDetail:
+def act(
+    order_id: int, body: WorkOrderAction, request: Request, session: SessionDep, me: Actors
+) -> WorkOrderDetail:
     """Move an order through its states (assign, handle, accept, decline, reply, return, close, reopen,
     escalate); an action the state does not allow is 409."""
     with session.begin():
@@ -194,7 +203,7 @@ def act(order_id: int, body: WorkOrderAction, session: SessionDep, me: Actors) -
             note=body.note,
             institution_code=body.institution_code,
         )
-        return _detail(session, order_id, me)
+        return _detail(session, request, order_id, me)
 
 
 @router.post("/work-orders/{order_id}/callback", response_model=WorkOrderRead)

@@ -15,7 +15,7 @@ from rhip.clock import SHANGHAI, local_now
 from rhip.errors import RhipError
 from rhip.hotline import service as svc, sla, stats
 from rhip.hotline.schemas import local
-from rhip.security.deps import SessionDep, public, require
+from rhip.security.deps import SessionDep, audit_read, public, require
 from rhip.security.masking import mask_text
 from rhip.security.roles import Role
 from rhip.security.service import Principal
@@ -56,6 +56,10 @@ def desk(request: Request, session: SessionDep, me: DeskUsers) -> HTMLResponse:
         calls, _n = svc.get_all_calls(session, limit=15)
         page = svc.get_all_orders(session, actor=me, open_only=True, limit=30)
         summary = svc.sla_counts(session)
+        if calls:
+            audit_read(session, request, me, what="hotline.calls", target="desk")
+        if page.items:
+            audit_read(session, request, me, what="hotline.work_orders", target="desk")
         return _render(
             request,
             "hotline/desk.html",
@@ -153,6 +157,8 @@ def inbox(
     code = me.institution_code if me.role is Role.doctor else institution
     with session.begin():
         page = svc.get_all_orders(session, actor=me, institution_code=code, open_only=True, limit=50)
+        if page.items:
+            audit_read(session, request, me, what="hotline.work_orders", target=code or "inbox")
         return _render(
             request,
             "hotline/inbox.html",

@@ -1,6 +1,6 @@
 """Personal data in the hotline: the ID number a caller gives (checked, GB 11643) and how it is shown —
-masked for everyone but its holder (rhip.security.masking), every read of an order about an identified person
-audited; free text (titles, contents, replies) has embedded ID and mobile numbers masked where shown."""
+masked for everyone but its holder (rhip.security.masking); free text (titles, contents, replies, notes) has
+embedded ID and mobile numbers masked where shown. Reads are audited by the routes (`audit_read`)."""
 
 from __future__ import annotations
 
@@ -33,13 +33,7 @@ def audit_by(
     audit(session, actor=actor.subject, role=actor.role.value, action=action, target=target, detail=detail)
 
 
-def read_personal(session: Session, *, order: WorkOrder, actor: Principal) -> str | None:
-    """The order's ID number as the reader may see it — masked (`320102********123X`) for everyone but the
-    person it belongs to (the platform's rule, rhip.security.masking) — and every read of an order about an
-    identified person audited (who, which order, how it was shown)."""
-    if not order.id_number and not order.person_id:
-        return None
-    shown = masking.id_for(actor, order.id_number)
-    how = {"id_number": "whole" if shown and shown == order.id_number else "masked"}
-    audit_by(session, actor, "hotline.read_order", target=order.number, detail=how)
-    return shown
+def read_personal(order: WorkOrder, *, actor: Principal) -> str | None:
+    """The order's ID number as the reader may see it: masked (`320102********123X`) for everyone but the
+    person it belongs to (the platform's rule, rhip.security.masking). The route audits the read."""
+    return masking.id_for(actor, order.id_number)
