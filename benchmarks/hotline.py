@@ -46,6 +46,8 @@ from rhip.security.roles import Role
 from rhip.security.service import Principal, issue_token
 
 RESULTS = Path(__file__).with_name("results")
+# a kind of request: GET one of these paths, or POST one of these bodies to a path (carrying a conversation)
+Kinds = dict[str, list[str] | tuple[str, list[dict[str, Any]]]]
 ADMIN_URL = os.environ.get("RHIP_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
@@ -60,6 +62,30 @@ def pct(values: list[float], p: float) -> float:
 def loadavg() -> str:
     """The machine's load (1, 5, 15 minutes), reported beside every figure."""
     return " ".join(Path("/proc/loadavg").read_text(encoding="ascii").split()[:3])
+
+
+def served_mixed(
+    url: str,
+    data_dir: Path,
+    kinds: Kinds,
+    *,
+    clients: int,
+    seconds: float,
+    headers: dict[str, str] | None = None,
+    check: list[str] | None = None,
+) -> dict[str, dict[str, float]]:
+    """Serve the app (uvicorn, one worker), check that the `check` paths answer (a 4xx would make the figures
+    meaningless), warm up, then `drive_mixed` the kinds; the server is stopped whatever happens."""
+    port = 18000 + random.randrange(1000)
+    proc = start_server(url, data_dir, port, workers=1)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for path in check or []:
+            httpx.get(base + path, headers=headers, timeout=60).raise_for_status()
+        asyncio.run(drive_mixed(base, kinds, clients=min(clients, 8), seconds=5, headers=headers))
+        return asyncio.run(drive_mixed(base, kinds, clients=clients, seconds=seconds, headers=headers))
+    finally:
+        stop_server(proc)
 
 
 def assistant_in_process(
@@ -99,19 +125,8 @@ def assistant_load(db: Database, url: str, data_dir: Path, seconds: float, clien
     load_before = loadavg()
     assistant_in_process(db, questions, clients, 100)  # warm-up (the index, the dictionaries)
     in_process = assistant_in_process(db, questions, clients, 1000)
-    port = 18000 + random.randrange(1000)
-    proc = start_server(url, data_dir, port, workers=1)
-    base = f"http://127.0.0.1:{port}"
-    chat_kind = ("/api/v1/assistant/chat", questions)
-    try:
-        asyncio.run(
-            drive_mixed(base, {"chat": chat_kind, "livez": ["/livez"]}, clients=8, seconds=5)
-        )  # warm-up
-        mixed = asyncio.run(
-            drive_mixed(base, {"chat": chat_kind, "livez": ["/livez"]}, clients=clients, seconds=seconds)
-        )
-    finally:
-        stop_server(proc)
+    kinds: Kinds = {"chat": ("/api/v1/assistant/chat", questions), "livez": ["/livez"]}
+    mixed = served_mixed(url, data_dir, kinds, clients=clients, seconds=seconds)
     chat, livez = mixed["chat"], mixed["livez"]
     return {
         "clients": clients,
@@ -223,27 +238,8 @@ def list_http(
             "/api/v1/hotline/work-orders?" + "&".join(f"{k}={v}" for k, v in q.items()) + "&limit=50"
         )
     headers = {"Authorization": f"Bearer {issue_token(SECRET, subject='bench', role='manager')}"}
-    port = 18000 + random.randrange(1000)
-    proc = start_server(url, data_dir, port, workers=1)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for p in paths:  # every page answers (a 4xx here would make the figures meaningless)
-            r = httpx.get(base + p, headers=headers, timeout=60)
-            r.raise_for_status()
-        asyncio.run(
-            drive_mixed(base, {"floor": ["/api/v1/auth/me"]}, clients=clients, seconds=1, headers=headers)
-        )
-        mixed = asyncio.run(
-            drive_mixed(
-                base,
-                {"list": paths, "floor": ["/api/v1/auth/me"]},
-                clients=clients,
-                seconds=seconds,
-                headers=headers,
-            )
-        )
-    finally:
-        stop_server(proc)
+    kinds: Kinds = {"list": paths, "floor": ["/api/v1/auth/me"]}
+    mixed = served_mixed(url, data_dir, kinds, clients=clients, seconds=seconds, headers=headers, check=paths)
     listed, floor = mixed["list"], mixed["floor"]
     return {
         "clients": clients,
@@ -256,7 +252,7 @@ def list_http(
 
 async def drive_mixed(
     base: str,
-    kinds: dict[str, list[str] | tuple[str, list[dict[str, Any]]]],
+    kinds: Kinds,
     *,
     clients: int,
     seconds: float,
