@@ -142,8 +142,9 @@ def assistant_load(db: Database, url: str, data_dir: Path, seconds: float, clien
     }
 
 
-def fill_orders(url: str, n: int) -> float:
-    """n open work orders in one INSERT … SELECT generate_series (spread over a year); seconds taken."""
+def fill_orders(url: str, n: int, closed_pct: int = 0) -> float:
+    """n work orders in one INSERT … SELECT generate_series (spread over a year), `closed_pct` % of them
+    closed (a live system's mix) and the rest open; seconds taken."""
     eng = create_engine(url)
     t0 = time.perf_counter()
     with eng.begin() as c:
@@ -155,13 +156,13 @@ INSERT INTO hotline_work_orders (number, source, external_no, order_type, priori
 SELECT 'B' || g, (ARRAY['wo_city_12345','wo_province_12345','wo_self'])[1 + g % 3], NULL, 'complaint', 'P2',
   '工单 ' || g, '', '138****0000',
   (ARRAY['H020','H029','H001','H002','H003','H004','H005','H006'])[1 + g % 8],
-  (ARRAY['new','assigned','in_progress','reopened','escalated'])[1 + (g / 7) % 5],
+  CASE WHEN g % 100 < :closed THEN 'closed' ELSE (ARRAY['new','assigned','in_progress','reopened','escalated'])[1 + (g / 7) % 5] END,
   t, t + interval '7 days', t + interval '3 days 12 hours', t + interval '5 days 6 hours', 'ok', '', '', 'bench', t
 FROM (SELECT g, timestamptz '2025-01-01 00:00+08' + (g % 525600) * interval '1 minute' AS t
       FROM generate_series(1, :n) AS g) s
 """
             ),
-            {"n": n},
+            {"n": n, "closed": closed_pct},
         )
     with eng.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
         # what autovacuum does to an insert-only table soon after (PostgreSQL 13+): statistics and the
@@ -371,6 +372,7 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--queries", type=int, default=350)
     ap.add_argument("--list-clients", type=int, default=4, help="concurrent clients for the list over HTTP")
+    ap.add_argument("--closed-pct", type=int, default=0, help="percentage of the orders filled as closed")
     ap.add_argument("--chunk", type=int, default=svc.CHUNK, help="orders per SLA transaction")
     ap.add_argument("--parts", default="assistant,list,sla", help="which measurements to run")
     args = ap.parse_args()
@@ -397,8 +399,9 @@ def main() -> None:
                 out["assistant"] = assistant_load(db, url, Path(tmp), args.seconds, args.clients)
             print("assistant:", json.dumps(out["assistant"], ensure_ascii=False), flush=True)
         if parts & {"list", "sla"}:
-            out["fill_seconds"] = round(fill_orders(url, args.orders), 1)
+            out["fill_seconds"] = round(fill_orders(url, args.orders, args.closed_pct), 1)
             out["orders"] = args.orders
+            out["closed_pct"] = args.closed_pct
         if "list" in parts:
             out["list"] = list_p99(db, url, args.queries, args.seconds, args.list_clients)
             print("list:", json.dumps(out["list"], ensure_ascii=False), flush=True)
