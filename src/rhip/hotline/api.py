@@ -65,10 +65,16 @@ def list_calls(
 ) -> CallPage:
     """Calls, newest first (callers' numbers masked; the read is audited)."""
     with session.begin():
-        rows, total = svc.get_all_calls(session, category=category, limit=limit, offset=offset)
+        rows, count = svc.get_all_calls(session, category=category, limit=limit, offset=offset)
         if rows:
             audit_read(session, request, me, what="hotline.calls", target=category)
-        return CallPage(items=[CallRead.model_validate(c) for c in rows], total=total)
+        assert count is not None
+        return CallPage(
+            items=[CallRead.model_validate(c) for c in rows],
+            total=count.value,
+            total_capped=count.capped,
+            total_estimate=count.estimate,
+        )
 
 
 @router.post("/calls/import", response_model=CdrReportRead)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rhip.booking import service as booking
@@ -22,6 +22,7 @@ from rhip.errors import Conflict, Forbidden, Invalid, NotFound
 from rhip.hotline import cdr
 from rhip.hotline.crisis import open_crisis
 from rhip.hotline.models import CENTRE, Call
+from rhip.hotline.order_list import Count, count_capped
 from rhip.hotline.orders import create_order
 from rhip.hotline.personal import audit_by, check_id_number
 from rhip.identity import service as identity
@@ -224,8 +225,9 @@ def get_all_calls(
     end: datetime | None = None,
     limit: int = 50,
     offset: int = 0,
-) -> tuple[list[Call], int]:
-    """A page of calls, newest first, and the total."""
+    with_count: bool = True,
+) -> tuple[list[Call], Count | None]:
+    """A page of calls, newest first, and how many match (counted up to the cap, as the work-order list)."""
     q = select(Call)
     if category:
         q = q.where(Call.category == category)
@@ -233,9 +235,9 @@ def get_all_calls(
         q = q.where(Call.started_at >= start)
     if end:
         q = q.where(Call.started_at < end)
-    total = int(session.scalar(select(func.count()).select_from(q.subquery())) or 0)
+    count = count_capped(session, q, key=Call.id) if with_count else None
     rows = session.scalars(q.order_by(Call.started_at.desc(), Call.id.desc()).limit(limit).offset(offset))
-    return list(rows), total
+    return list(rows), count
 
 
 def book_for_caller(

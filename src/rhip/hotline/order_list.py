@@ -114,10 +114,10 @@ def _estimate(session: Session, q: Select[Any]) -> int | None:
     return int(plan.scalar_one()[0]["Plan"]["Plan Rows"])
 
 
-def count_capped(session: Session, q: Select[Any], cap: int = COUNT_CAP) -> Count:
-    """The rows of a query counted up to `cap` (an index-only scan with the list's indexes); beyond, the
-    planner's estimate beside it, never below the cap."""
-    ids = q.with_only_columns(WorkOrder.id).order_by(None)
+def count_capped(session: Session, q: Select[Any], cap: int = COUNT_CAP, key: Any = WorkOrder.id) -> Count:
+    """The rows of a query (over the table of `key`, its primary key) counted up to `cap` (an index-only scan
+    with the list's indexes); beyond, the planner's estimate beside it, never below the cap."""
+    ids = q.with_only_columns(key).order_by(None)
     n = int(session.scalar(select(func.count()).select_from(ids.limit(cap + 1).subquery())) or 0)
     if n <= cap:
         return Count(n)

@@ -53,7 +53,7 @@ def _back(url: str, msg: str) -> RedirectResponse:
 def desk(request: Request, session: SessionDep, me: DeskUsers) -> HTMLResponse:
     """坐席工作台：登记来电、为来电者预约、危机干预、工单与时限颜色。"""
     with session.begin():
-        calls, _n = svc.get_all_calls(session, limit=15)
+        calls, _n = svc.get_all_calls(session, limit=15, with_count=False)
         page = svc.get_all_orders(session, actor=me, open_only=True, limit=30)
         summary = svc.sla_counts(session)
         if calls:

@@ -45,10 +45,12 @@ class CallRead(BaseModel):
 
 
 class CallPage(BaseModel):
-    """A page of calls."""
+    """A page of calls; the count as the work-order list gives it."""
 
     items: list[CallRead]
-    total: int
+    total: int = Field(description="符合条件的来电数；超过上限（1,000）时为上限")
+    total_capped: bool = False
+    total_estimate: int | None = Field(None, description="超过上限时数据库统计信息给出的估算值（约数）")
 
 
 class LineErrorRead(BaseModel):
