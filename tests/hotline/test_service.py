@@ -116,9 +116,9 @@ def test_state_machine_and_refusals(session: Session) -> None:
     assert getattr(other.value, "status", None) == 404
     me = staff(HOSPITAL)
     with session.begin():
-        rows, total = svc.get_all_orders(session, actor=me)
-        assert order.id in [r.id for r in rows] and total is not None
-        assert all(r.institution_code == HOSPITAL for r in rows)
+        page = svc.get_all_orders(session, actor=me, limit=200)
+        assert order.id in [r.id for r in page.items] and page.count is not None
+        assert all(r.institution_code == HOSPITAL for r in page.items)
     with session.begin():
         svc.act(session, order_id=order.id, action="accept", actor=me)
     with session.begin(), pytest.raises(Invalid):

@@ -3,9 +3,14 @@
 Definitions (docs/booking.md has them in full):
 - a booking counts in the month it was MADE (created_at, Asia/Shanghai), whatever its later status,
   except unpaid holds that expired (never confirmed);
-- 预约挂号服务统计 columns by channel group: 12320 在线预约 = online_12320 + community (12320 社区预约 is a
-  12320 self-service entry), 快速预约 = quick + phone (the 2025 bulletins' 快速预约/电话预约 column),
-  诊间预约 = in_clinic, 第三方 = third_party; hospital_own is not platform booking and is left out;
+- 预约挂号服务统计 columns by channel group (LAYOUTS): 12320 在线预约 = online_12320 +
+  community (12320 社区预约 is a 12320 self-service entry), 诊间预约 = in_clinic, 第三方 =
+  third_party; hospital_own is not platform booking and is left out. The second column changed in
+  2022: until then it was 电话预约, the hotline's phone bookings (its total is the hotline's 电话预约
+  figure in 2018-03 and 2020-05), with 12320 快速预约 counted as online; since then it is 快速预约
+  alone (its total is the 线上预约 table's 12320 快速预约 row in 2022-08, 2025-02 and 2025-03, a
+  table that excludes phone bookings), and the phone bookings the hotline makes (channel
+  phone_12320) are in no column: the note under the table gives them, once;
 - 线上预约情况 lists every channel except phone, in-clinic and the hospitals' own (the bulletin's note);
 - 社区预约 by district: bookings made by family doctors (community channel) counted in the district of
   their community centre, plus bookings at community centres, in the centre's district;
@@ -28,15 +33,21 @@ from rhip.booking.models import Appointment, Schedule
 from rhip.clock import SHANGHAI
 from rhip.registry import data as reg_data, directories
 
-HOSPITAL_COLUMNS = ["12320 在线预约", "快速预约", "诊间预约", "第三方"]
-GROUP_COLUMN = {
-    "online_12320": "12320 在线预约",
-    "community": "12320 在线预约",
-    "quick": "快速预约",
-    "phone": "快速预约",
-    "in_clinic": "诊间预约",
-    "third_party": "第三方",
-}
+_COMMON = {"online_12320": "12320 在线预约", "community": "12320 在线预约", "in_clinic": "诊间预约"}
+# (first month, columns, channel group → column): the 预约挂号服务统计 layouts, newest last
+LAYOUTS: list[tuple[str, list[str], dict[str, str]]] = [
+    (
+        "2000-01",
+        ["12320 在线预约", "电话预约", "诊间预约", "第三方"],
+        {**_COMMON, "quick": "12320 在线预约", "phone": "电话预约", "third_party": "第三方"},
+    ),
+    (
+        "2022-01",
+        ["12320 在线预约", "快速预约", "诊间预约", "第三方"],
+        {**_COMMON, "quick": "快速预约", "third_party": "第三方"},
+    ),
+]
+HOSPITAL_COLUMNS = LAYOUTS[-1][1]
 NOT_ONLINE = ("phone", "in_clinic", "hospital_own")
 OWNERSHIP_ORDER = ["市属", "省属", "区属", "部队", "民营", "其他"]
 OWNERSHIP_LABEL = {"市属": "市属医院", "省属": "省属医院", "区属": "区属医院", "部队": "部队医院"}
@@ -76,21 +87,45 @@ def counts_by_hospital_channel(session: Session, *, month: str) -> dict[tuple[st
     return {(h, c): int(n) for h, c, n in rows}
 
 
-def hospital_table(session: Session, *, month: str) -> Table:
-    """预约挂号服务统计: per hospital, by channel column, with 小计 and a 合计 row (largest first)."""
-    groups = _group_of()
-    per: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(HOSPITAL_COLUMNS, 0))
-    for (hosp, chan), n in counts_by_hospital_channel(session, month=month).items():
-        column = GROUP_COLUMN.get(groups.get(chan, ""))
+def layout(month: str) -> tuple[list[str], dict[str, str]]:
+    """The month's 预约挂号服务统计 columns and which channel group goes to which."""
+    columns, mapping = next((c, m) for first, c, m in reversed(LAYOUTS) if month >= first)
+    return columns, mapping
+
+
+def hospital_rows(
+    counts: dict[tuple[str, str], int], groups: dict[str, str], month: str
+) -> tuple[list[str], dict[str, dict[str, int]], int]:
+    """Bookings per hospital by the month's columns, and the phone bookings no column holds."""
+    columns, mapping = layout(month)
+    per: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(columns, 0))
+    phone_apart = 0
+    for (hosp, chan), n in counts.items():
+        group = groups.get(chan, "")
+        column = mapping.get(group)
         if column:
             per[hosp][column] += n
+        elif group == "phone":
+            phone_apart += n
+    return columns, dict(per), phone_apart
+
+
+def hospital_table(session: Session, *, month: str) -> Table:
+    """预约挂号服务统计: per hospital, by channel column, with 小计 and a 合计 row (largest first)."""
+    counts = counts_by_hospital_channel(session, month=month)
+    columns, per, phone_apart = hospital_rows(counts, _group_of(), month)
     ordered = sorted(per.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))
     table = Table(
         key="booking_by_hospital",
         title=f"{months.label(month)} 12320 预约挂号服务统计",
-        columns=["序号", "单位", *HOSPITAL_COLUMNS, "小计"],
+        columns=["序号", "单位", *columns, "小计"],
     )
-    totals = dict.fromkeys(HOSPITAL_COLUMNS, 0)
+    if phone_apart:
+        table.note = (
+            f"另有 12320 电话预约 {phone_apart} 次（热线坐席代约，"
+            "计入 12320 卫生热线“电话预约”），不在上表各列"
+        )
+    totals = dict.fromkeys(columns, 0)
     for i, (code, cols) in enumerate(ordered, 1):
         inst = reg_data.get(code)
         table.rows.append([i, inst.name if inst else code, *cols.values(), sum(cols.values())])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Query, UploadFile
+from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 
 from rhip.hotline import cdr, service as svc, stats
 from rhip.hotline.schemas import (
@@ -27,7 +27,7 @@ from rhip.hotline.schemas import (
     WorkOrderPage,
     WorkOrderRead,
 )
-from rhip.security.deps import SessionDep, require
+from rhip.security.deps import SessionDep, audit_read, require
 from rhip.security.roles import Role
 from rhip.security.service import Principal
 
@@ -56,16 +56,25 @@ def log_call(body: CallCreate, session: SessionDep, me: Agent) -> CallRead:
 
 @router.get("/calls", response_model=CallPage)
 def list_calls(
+    request: Request,
     session: SessionDep,
     me: Readers,
     category: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> CallPage:
-    """Calls, newest first."""
+    """Calls, newest first (callers' numbers masked; the read is audited)."""
     with session.begin():
-        rows, total = svc.get_all_calls(session, category=category, limit=limit, offset=offset)
-        return CallPage(items=[CallRead.model_validate(c) for c in rows], total=total)
+        rows, count = svc.get_all_calls(session, category=category, limit=limit, offset=offset)
+        if rows:
+            audit_read(session, request, me, what="hotline.calls", target=category)
+        assert count is not None
+        return CallPage(
+            items=[CallRead.model_validate(c) for c in rows],
+            total=count.value,
+            total_capped=count.capped,
+            total_estimate=count.estimate,
+        )
 
 
 @router.post("/calls/import", response_model=CdrReportRead)
@@ -131,6 +140,7 @@ def import_orders(
 
 @router.get("/work-orders", response_model=WorkOrderPage)
 def list_orders(
+    request: Request,
     session: SessionDep,
     me: OrderUsers,
     state: str | None = None,
@@ -139,11 +149,13 @@ def list_orders(
     sla_level: str | None = None,
     open_only: bool = False,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> WorkOrderPage:
-    """Orders, most urgent deadline first; institution staff (doctor role) see their institution's inbox."""
+    """Orders, most urgent deadline first, paged by `cursor` (the previous page's `next_cursor`); institution
+    staff (doctor role) see their institution's inbox. The first page counts up to 1,000 (beyond: an
+    estimate, labelled)."""
     with session.begin():
-        rows, total = svc.get_all_orders(
+        page = svc.get_all_orders(
             session,
             actor=me,
             state=state,
@@ -152,33 +164,40 @@ def list_orders(
             sla_level=sla_level,
             open_only=open_only,
             limit=limit,
-            offset=offset,
+            cursor=cursor,
         )
-        capped = total is not None and total > svc.COUNT_CAP
+        if page.items:
+            audit_read(session, request, me, what="hotline.work_orders", target=institution or state)
         return WorkOrderPage(
-            items=[WorkOrderRead.model_validate(o) for o in rows],
-            total=min(total, svc.COUNT_CAP) if total is not None else None,
-            total_capped=capped,
+            items=[WorkOrderRead.model_validate(o) for o in page.items],
+            total=page.count.value if page.count else None,
+            total_capped=bool(page.count and page.count.capped),
+            total_estimate=page.count.estimate if page.count else None,
+            next_cursor=page.next_cursor,
         )
 
 
-def _detail(session: SessionDep, order_id: int, me: Principal) -> WorkOrderDetail:
+def _detail(session: SessionDep, request: Request, order_id: int, me: Principal) -> WorkOrderDetail:
     order = svc.get_order(session, order_id=order_id, actor=me)
-    out = WorkOrderDetail.model_validate(order)
-    out.id_number = svc.read_personal(session, order=order, actor=me)
-    out.events = [WorkOrderEventRead.model_validate(e) for e in svc.order_events(session, order_id=order.id)]
-    return out
+    audit_read(session, request, me, what="hotline.work_order", target=order.number)
+    return WorkOrderDetail(
+        **WorkOrderRead.model_validate(order).model_dump(),
+        id_number=svc.read_personal(order, actor=me),
+        events=[WorkOrderEventRead.model_validate(e) for e in svc.order_events(session, order_id=order.id)],
+    )
 
 
 @router.get("/work-orders/{order_id}", response_model=WorkOrderDetail)
-def get_order(order_id: int, session: SessionDep, me: OrderUsers) -> WorkOrderDetail:
-    """One order with its history (the ID number for the centre, audited; masked for institutions)."""
+def get_order(order_id: int, request: Request, session: SessionDep, me: OrderUsers) -> WorkOrderDetail:
+    """One order with its history (the ID number masked; the read is audited)."""
     with session.begin():
-        return _detail(session, order_id, me)
+        return _detail(session, request, order_id, me)
 
 
 @router.post("/work-orders/{order_id}/actions", response_model=WorkOrderDetail)
-def act(order_id: int, body: WorkOrderAction, session: SessionDep, me: Actors) -> WorkOrderDetail:
+def act(
+    order_id: int, body: WorkOrderAction, request: Request, session: SessionDep, me: Actors
+) -> WorkOrderDetail:
     """Move an order through its states (assign, handle, accept, decline, reply, return, close, reopen,
     escalate); an action the state does not allow is 409."""
     with session.begin():
@@ -190,7 +209,7 @@ def act(order_id: int, body: WorkOrderAction, session: SessionDep, me: Actors) -
             note=body.note,
             institution_code=body.institution_code,
         )
-        return _detail(session, order_id, me)
+        return _detail(session, request, order_id, me)
 
 
 @router.post("/work-orders/{order_id}/callback", response_model=WorkOrderRead)
@@ -204,11 +223,19 @@ def callback(order_id: int, body: CallbackCreate, session: SessionDep, me: Centr
 
 
 @router.post("/sla/run")
-def run_sla(session: SessionDep, me: Managers) -> dict[str, dict[str, int]]:
-    """Run the SLA job now: raise warnings at 50% / 75% and breaches at 100% of each open order's limit."""
+def run_sla(session: SessionDep, me: Managers) -> dict[str, object]:
+    """Run the SLA job now: raise warnings at 50% / 75% and breaches at 100% of each open order's limit. At
+    most one chunk per level in this request (`more`: call again, or let `rhip hotline sla` catch up); the
+    open orders per level are counted up to 1,000 (`open_capped` names the levels beyond)."""
     with session.begin():
-        changed = svc.run_sla(session)
-        return {"changed": changed, "open": svc.sla_summary(session)}
+        changed = svc.run_sla(session, chunk=svc.CHUNK)
+        counts = svc.sla_counts(session)
+        return {
+            "changed": changed,
+            "more": any(n >= svc.CHUNK for n in changed.values()),
+            "open": {level: c.value for level, c in counts.items()},
+            "open_capped": [level for level, c in counts.items() if c.capped],
+        }
 
 
 @router.put("/province/{month}")

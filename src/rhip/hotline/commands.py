@@ -13,6 +13,8 @@ from rhip.config import Settings
 from rhip.errors import RhipError
 
 if TYPE_CHECKING:
+    from rich.progress import TaskID
+
     from rhip.db.engine import Database
 
 app = typer.Typer(help="12320 hotline: calls, work orders, SLA, monthly figures", no_args_is_help=True)
@@ -98,9 +100,12 @@ def import_orders(
 def sla(
     every: Annotated[float, typer.Option(help="Run every N seconds (0: once)")] = 0,
     runs: Annotated[int, typer.Option(help="Stop after N runs (0: forever when --every is set)")] = 0,
+    chunk: Annotated[int, typer.Option(min=100, help="Orders per transaction")] = 20_000,
 ) -> None:
-    """The SLA job: warnings at 50% / 75% of each open order's limit, breach at 100%."""
-    from rhip.hotline import jobs
+    """The SLA job: warnings at 50% / 75% of each open order's limit, breach at 100% (in chunks)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from rhip.hotline import jobs, sla as sla_rules
 
     db = _db()
 
@@ -112,8 +117,18 @@ def sla(
     try:
         if every > 0:
             jobs.run_every(db, seconds=every, report=report, runs=runs)
-        else:
-            report(jobs.run_once(db))
+            return
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=console, transient=True) as bar:
+            tasks: dict[str, TaskID] = {}
+
+            def step(level: str, done: int, total: int) -> None:
+                if level not in tasks:
+                    tasks[level] = bar.add_task(f"时限检查 · {sla_rules.LEVEL_LABELS[level]}", total=total)
+                bar.update(tasks[level], completed=done, total=total)
+
+            changed = jobs.run_once(db, chunk=chunk, progress=step)
+        report(changed)
     finally:
         db.dispose()
 

@@ -15,7 +15,8 @@ from rhip.clock import SHANGHAI, local_now
 from rhip.errors import RhipError
 from rhip.hotline import service as svc, sla, stats
 from rhip.hotline.schemas import local
-from rhip.security.deps import SessionDep, public, require
+from rhip.security.deps import SessionDep, audit_read, public, require
+from rhip.security.masking import mask_text
 from rhip.security.roles import Role
 from rhip.security.service import Principal
 
@@ -37,6 +38,7 @@ def _render(request: Request, name: str, context: dict[str, Any]) -> HTMLRespons
         "actions": svc.ACTION_LABELS,
         "categories": svc.CATEGORY_LABELS,
         "risks": svc.RISK_LEVELS,
+        "mask": mask_text,
     }
     response: HTMLResponse = request.app.state.templates.TemplateResponse(request, name, {**base, **context})
     return response
@@ -51,13 +53,17 @@ def _back(url: str, msg: str) -> RedirectResponse:
 def desk(request: Request, session: SessionDep, me: DeskUsers) -> HTMLResponse:
     """坐席工作台：登记来电、为来电者预约、危机干预、工单与时限颜色。"""
     with session.begin():
-        calls, _n = svc.get_all_calls(session, limit=15)
-        orders, total = svc.get_all_orders(session, actor=me, open_only=True, limit=30)
-        summary = svc.sla_summary(session)
+        calls, _n = svc.get_all_calls(session, limit=15, with_count=False)
+        page = svc.get_all_orders(session, actor=me, open_only=True, limit=30)
+        summary = svc.sla_counts(session)
+        if calls:
+            audit_read(session, request, me, what="hotline.calls", target="desk")
+        if page.items:
+            audit_read(session, request, me, what="hotline.work_orders", target="desk")
         return _render(
             request,
             "hotline/desk.html",
-            {"me": me, "calls": calls, "orders": orders, "total": total, "summary": summary},
+            {"me": me, "calls": calls, "orders": page.items, "total": page.count, "summary": summary},
         )
 
 
@@ -150,9 +156,13 @@ def inbox(
     """机构工单收件箱：本机构待签收、办理中的工单，答复与退回。"""
     code = me.institution_code if me.role is Role.doctor else institution
     with session.begin():
-        orders, total = svc.get_all_orders(session, actor=me, institution_code=code, open_only=True, limit=50)
+        page = svc.get_all_orders(session, actor=me, institution_code=code, open_only=True, limit=50)
+        if page.items:
+            audit_read(session, request, me, what="hotline.work_orders", target=code or "inbox")
         return _render(
-            request, "hotline/inbox.html", {"me": me, "orders": orders, "total": total, "institution": code}
+            request,
+            "hotline/inbox.html",
+            {"me": me, "orders": page.items, "total": page.count, "institution": code},
         )
 
 
@@ -168,7 +178,7 @@ def dashboard(
     with session.begin():
         fig = stats.month_figures(session, month=m)
         days, per = stats.by_day(session, month=m)
-        summary = svc.sla_summary(session)
+        summary = svc.sla_counts(session)
     series = [Series(svc.CATEGORY_LABELS[c], v) for c, v in per.items() if c in stats.MAIN_CATEGORIES]
     chart = bar_chart(
         f"{m} 每日来电（按分类）", [str(d) for d in days], series, unit="个", stacked=True, width=900

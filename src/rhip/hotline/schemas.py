@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from rhip.clock import SHANGHAI
+from rhip.security.masking import mask_text
 
 
 class CallCreate(BaseModel):
@@ -44,10 +45,12 @@ class CallRead(BaseModel):
 
 
 class CallPage(BaseModel):
-    """A page of calls."""
+    """A page of calls; the count as the work-order list gives it."""
 
     items: list[CallRead]
-    total: int
+    total: int = Field(description="符合条件的来电数；超过上限（1,000）时为上限")
+    total_capped: bool = False
+    total_estimate: int | None = Field(None, description="超过上限时数据库统计信息给出的估算值（约数）")
 
 
 class LineErrorRead(BaseModel):
@@ -124,7 +127,8 @@ class CrisisCreate(BaseModel):
 
 
 class WorkOrderRead(BaseModel):
-    """A work order (ID number only in the detail, masked for institution staff)."""
+    """A work order as lists show it: no ID number (only the detail has it, its read audited, masked for
+    institution staff)."""
 
     model_config = ConfigDict(from_attributes=True)
 
@@ -148,7 +152,12 @@ class WorkOrderRead(BaseModel):
     satisfaction: int | None
     risk_level: str | None
     follow_up_due_at: datetime | None
-    id_number: str | None = None
+
+    @field_validator("title", "content", "reply")
+    @classmethod
+    def _masked(cls, value: str) -> str:
+        """ID and mobile numbers typed into the text are shown masked (rhip.security.masking)."""
+        return mask_text(value)
 
 
 class WorkOrderEventRead(BaseModel):
@@ -164,19 +173,33 @@ class WorkOrderEventRead(BaseModel):
     to_state: str
     note: str
 
+    @field_validator("note")
+    @classmethod
+    def _masked(cls, value: str) -> str:
+        """ID and mobile numbers typed into the note are shown masked."""
+        return mask_text(value)
+
 
 class WorkOrderDetail(WorkOrderRead):
-    """An order with its history."""
+    """An order with its history and the ID number as the reader may see it (built by `api._detail` from
+    `service.read_personal`, never read from the row)."""
 
+    model_config = ConfigDict(from_attributes=False)
+
+    id_number: str | None = None
     events: list[WorkOrderEventRead] = []
 
 
 class WorkOrderPage(BaseModel):
-    """A page of orders."""
+    """A page of orders in deadline order; the count with the first page only."""
 
     items: list[WorkOrderRead]
-    total: int | None
-    total_capped: bool = Field(False, description="总数超过 10,000 时只计到 10,000")
+    total: int | None = Field(description="符合条件的工单数（仅第一页给出）；超过上限时为上限")
+    total_capped: bool = Field(False, description="总数超过上限（1,000）时只计到上限")
+    total_estimate: int | None = Field(
+        None, description="超过上限时数据库统计信息给出的估算值（约数，不是精确计数）"
+    )
+    next_cursor: str | None = Field(None, description="下一页的位置（cursor 参数）；最后一页为空")
 
 
 class ProvinceRow(BaseModel):
