@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from rhip import clock
-from rhip.errors import Forbidden, Invalid, NotFound
+from rhip.errors import Forbidden, Invalid
 from rhip.security import service as security
 from rhip.security.deps import SessionDep, public, require
 from rhip.security.roles import Role
@@ -24,8 +24,6 @@ from rhip.telemed.schemas import (
     HistoryRead,
     LimitRead,
     LimitUpdate,
-    ReportCreate,
-    ReportRead,
     RequestCreate,
     RequestRead,
     TatRead,
@@ -273,33 +271,6 @@ def post_transition(session: SessionDep, who: Clinicians, request_id: int, body:
             assignee=body.assignee,
         )
         return request_read(req, full=True)
-
-
-@router.post("/requests/{request_id}/report", response_model=ReportRead, status_code=201)
-def post_report(session: SessionDep, who: Clinicians, request_id: int, body: ReportCreate) -> ReportRead:
-    """The expert's report: completes the Task and notifies the requester."""
-    with session.begin():
-        rep = svc.report_by(
-            session,
-            request_id=request_id,
-            who=who,
-            findings=body.findings,
-            conclusion=body.conclusion,
-            critical=body.critical,
-            author=body.author,
-        )
-        return ReportRead.model_validate(rep)
-
-
-@router.get("/requests/{request_id}/report", response_model=ReportRead)
-def get_report(session: SessionDep, who: Viewers, request_id: int) -> ReportRead:
-    """A request's report (404 until it is written)."""
-    with session.begin():
-        _visible(session, who, request_id)
-        rep = svc.get_report(session, request_id=request_id)
-        if rep is None:
-            raise NotFound("该申请尚无报告", code="report-not-found")
-        return ReportRead.model_validate(rep)
 
 
 @router.get("/centres/{centre_code}/worklist", response_model=list[RequestRead])

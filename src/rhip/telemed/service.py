@@ -23,6 +23,7 @@ from rhip.registry.idnumber import validate_id
 from rhip.security import service as security
 from rhip.security.roles import Role
 from rhip.security.service import Principal
+from rhip.telemed import delivery
 from rhip.telemed.models import (
     CATEGORIES,
     OPEN_STATUSES,
@@ -485,9 +486,59 @@ def report(
         critical=critical,
         author=author,
         issued_at=when,
+        status="final",
+        version=1,
     )
     session.add(rep)
     session.flush()
+    delivery.enqueue(session, req=req, rep=rep)  # into the shared record, in this same transaction
+    return rep
+
+
+def amend_report(
+    session: Session,
+    *,
+    request_id: int,
+    findings: str,
+    conclusion: str,
+    reason: str,
+    author: str,
+    critical: bool | None = None,
+    at: datetime | None = None,
+) -> Report:
+    """Correct a final report (DiagnosticReport.status amended, next version, sent again with 修改标志 2)."""
+    if not conclusion.strip() or not findings.strip():
+        raise Invalid("报告须包含所见与结论", code="report-empty")
+    if not reason.strip():
+        raise Invalid("修改报告必须说明原因", code="reason-required")
+    req = get_request(session, request_id=request_id)
+    rep = session.scalar(select(Report).where(Report.request_id == request_id).with_for_update())
+    if rep is None:
+        raise Conflict("该申请尚无报告，不能修改", code="no-report")
+    when = at or clock.now()
+    if when < rep.issued_at:
+        raise Invalid("修改时间早于报告时间", code="bad-time")
+    rep.findings, rep.conclusion = findings.strip(), conclusion.strip()
+    if critical is not None:
+        rep.critical = critical
+    rep.status, rep.version, rep.amended_at, rep.amend_reason = (
+        "amended",
+        rep.version + 1,
+        when,
+        reason.strip(),
+    )
+    session.add(
+        History(
+            request_id=req.id,
+            from_status=req.status,
+            to_status=req.status,
+            actor=author,
+            reason=f"修改报告（第 {rep.version} 版）：{reason.strip()}"[:256],
+            at=when,
+        )
+    )
+    session.flush()
+    delivery.enqueue(session, req=req, rep=rep)
     return rep
 
 
@@ -823,16 +874,28 @@ def report_by(
     who: Principal,
     findings: str,
     conclusion: str,
-    critical: bool = False,
+    critical: bool | None = None,
     author: str | None = None,
+    amend_reason: str | None = None,
 ) -> Report:
-    """A hub clinician's report."""
+    """A hub clinician's report, or with `amend_reason` the amendment of the one written."""
     check_worker(who.institution_code, get_request(session, request_id=request_id))
+    by = author or who.name or who.subject
+    if amend_reason is not None:
+        return amend_report(
+            session,
+            request_id=request_id,
+            findings=findings,
+            conclusion=conclusion,
+            reason=amend_reason,
+            critical=critical,
+            author=by,
+        )
     return report(
         session,
         request_id=request_id,
         findings=findings,
         conclusion=conclusion,
-        critical=critical,
-        author=author or who.name or who.subject,
+        critical=bool(critical),
+        author=by,
     )
