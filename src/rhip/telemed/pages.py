@@ -134,12 +134,15 @@ def worklist_page(
         if who.role not in STAFF and who.institution_code != c.hub_code:
             raise Forbidden("只有承担该中心业务的医院的医生可以查看工作列表", code="not-performer")
         items = svc.worklist(session, centre_code=centre_code, limit=200)
-        counts = svc.status_counts(session, centre_code=centre_code)
-    full = who.role not in STAFF
+        counts = svc.open_counts(session, centre_code=centre_code)
+        full = who.role not in STAFF
+        if full:
+            svc.audit_worklist(session, who=who, centre_code=centre_code, count=len(items))
+    shown = {k: str(n) if n <= svc.COUNT_CAP else f"{svc.COUNT_CAP}+" for k, n in counts.items()}
     return _render(
         request,
         "telemed/worklist.html",
-        {"centre": c, "items": items, "counts": counts, "full": full, "msg": msg, "mask_name": svc.mask_name},
+        {"centre": c, "items": items, "counts": shown, "full": full, "msg": msg, "mask_name": svc.mask_name},
     )
 
 

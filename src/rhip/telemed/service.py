@@ -578,11 +578,23 @@ def check_worker(actor_institution: str | None, req: Request) -> None:
 
 @dataclass(frozen=True)
 class WorkItem:
-    """One open task on a centre's worklist, with its deadline and overdue flag."""
+    """One open task on a centre's worklist (a row of WORK_COLUMNS), with its deadline and overdue flag."""
 
-    request: Request
+    request: Any
     due_at: datetime
     overdue: bool
+
+
+# what a worklist row shows: read as plain rows (no ORM objects: a page of 50 cost more to build than to find)
+WORK_COLUMNS = tuple(
+    getattr(Request, c)
+    for c in (
+        "id", "centre_code", "service_type", "priority", "requester_code", "requester_name", "performer_code",
+        "department", "patient_id_number", "patient_name", "patient_sex", "patient_birth_date", "person_id",
+        "reason", "scheduled_at", "status", "status_reason", "assignee", "requested_at", "accepted_at",
+        "started_at", "ended_at",
+    )
+)  # fmt: skip
 
 
 def search_requests(
@@ -627,6 +639,30 @@ def search_requests(
     return list(session.scalars(stmt))
 
 
+def worklist_query(
+    *,
+    centre_code: str,
+    statuses: tuple[str, ...] = OPEN_STATUSES,
+    service_type: str | None = None,
+    limit: int = 50,
+    after: tuple[datetime, int] | None = None,
+) -> Select[Any]:
+    """The worklist's SELECT: a range of the partial index of open tasks read in order (no sort, no
+    closed task walked, no total counted), keyset-paged on (requested_at, id)."""
+    # the open statuses as literal SQL: only then can SQLite and PostgreSQL prove the partial index applies
+    in_states = OPEN_SQL if tuple(statuses) == OPEN_STATUSES else Request.status.in_(statuses)
+    stmt = select(*WORK_COLUMNS).where(Request.centre_code == centre_code, in_states)
+    if service_type:
+        stmt = stmt.where(Request.service_type == service_type)
+    if after:
+        stmt = stmt.where(
+            or_(
+                Request.requested_at > after[0], and_(Request.requested_at == after[0], Request.id > after[1])
+            )
+        )
+    return stmt.order_by(Request.requested_at, Request.id).limit(min(max(limit, 1), 500))
+
+
 def worklist(
     session: Session,
     *,
@@ -638,28 +674,18 @@ def worklist(
 ) -> list[WorkItem]:
     """A centre's open tasks, oldest first (keyset paging on requested_at, id), each with its deadline."""
     centre(centre_code)
-    limits = dict(
-        session.execute(
+    limits: dict[str, int] = {
+        t: m
+        for t, m in session.execute(
             select(TatLimit.service_type, TatLimit.limit_minutes).where(TatLimit.centre_code == centre_code)
         )
-        .tuples()
-        .all()
+    }
+    stmt = worklist_query(
+        centre_code=centre_code, statuses=statuses, service_type=service_type, limit=limit, after=after
     )
-    # the open statuses as literal SQL: only then can SQLite and PostgreSQL prove the partial index applies
-    in_states = OPEN_SQL if tuple(statuses) == OPEN_STATUSES else Request.status.in_(statuses)
-    stmt = select(Request).where(Request.centre_code == centre_code, in_states)
-    if service_type:
-        stmt = stmt.where(Request.service_type == service_type)
-    if after:
-        stmt = stmt.where(
-            or_(
-                Request.requested_at > after[0], and_(Request.requested_at == after[0], Request.id > after[1])
-            )
-        )
-    stmt = stmt.order_by(Request.requested_at, Request.id).limit(min(max(limit, 1), 500))
     t = clock.now()
     out = []
-    for req in session.scalars(stmt):
+    for req in session.execute(stmt):
         due = req.requested_at + timedelta(minutes=limits.get(req.service_type, 1440))
         out.append(WorkItem(request=req, due_at=due, overdue=due < t))
     return out
@@ -703,6 +729,24 @@ def overdue_open(session: Session, *, centre_code: str) -> int:
             or 0
         )
     return n
+
+
+COUNT_CAP = 1000
+
+
+def open_counts(session: Session, *, centre_code: str, cap: int = COUNT_CAP) -> dict[str, int]:
+    """Open tasks per state, each counted only up to cap + 1 (a worklist says "1000+", it never walks
+    100,000 open tasks to print a number): index-only on (centre, status, requested_at)."""
+    out = {}
+    for st in OPEN_STATUSES:
+        some = (
+            select(Request.id)
+            .where(Request.centre_code == centre_code, Request.status == st)
+            .limit(cap + 1)
+            .subquery()
+        )
+        out[st] = int(session.scalar(select(func.count()).select_from(some)) or 0)
+    return out
 
 
 def status_counts(session: Session, *, centre_code: str) -> dict[str, int]:
@@ -831,6 +875,14 @@ def audit_read(session: Session, *, who: Principal, action: str, target: str) ->
         target=target,
         institution_code=who.institution_code,
     )
+
+
+def audit_worklist(session: Session, *, who: Principal, centre_code: str, count: int) -> None:
+    """Record that a clinician read a page of a centre's worklist (patients' names and ID numbers)."""
+    if count:
+        audit_read(
+            session, who=who, action="telemed.worklist.read", target=f"{centre_code}: {count} requests"
+        )
 
 
 def visible_request(session: Session, *, request_id: int, who: Principal) -> tuple[Request, bool]:
