@@ -296,7 +296,8 @@ def get_worklist(
         items = svc.worklist(
             session, centre_code=centre_code, service_type=service_type, limit=limit, after=after
         )
-        if full:
+    if full and items:  # audited before anything is returned, in its own short write
+        with svc.short_write(session):
             svc.audit_worklist(session, who=who, centre_code=centre_code, count=len(items))
     # rows straight to JSON (no ORM objects, no second validation against the response model)
     body = [request_dict(i.request, full=full, due_at=i.due_at, overdue=i.overdue) for i in items]

@@ -189,7 +189,9 @@ def _attachment(session: SessionDep, who: Principal, attachment_id: int) -> Atta
     att = session.get(Attachment, attachment_id)
     if att is None:
         raise NotFound(f"没有附件 {attachment_id}", code="attachment-not-found")
-    _care_team(who, svc.get_request(session, request_id=att.request_id))
+    svc.open_clinical(
+        session, who=who, req=svc.get_request(session, request_id=att.request_id), what=att.kind
+    )
     return att
 
 

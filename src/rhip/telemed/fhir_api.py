@@ -226,7 +226,12 @@ def _search(session: Session, request: HttpRequest, who: Principal) -> tuple[lis
         common["patient_id_number"] = ident.split("|")[-1]
     staff = who.role in (Role.manager, Role.admin)
     if staff:
-        return svc.search_requests(session, **common), False
+        found = svc.search_requests(session, **common)
+        if ident and found:  # a person looked up by ID number: masked, but still a read about them
+            svc.audit_read(
+                session, who=who, action="telemed.fhir.search", target=f"{len(found)} requests (masked)"
+            )
+        return found, False
     inst = who.institution_code or "-"
     rows: dict[int, Request] = {}
     for side in ("requester_code", "performer_code"):

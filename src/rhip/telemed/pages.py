@@ -135,8 +135,9 @@ def worklist_page(
             raise Forbidden("只有承担该中心业务的医院的医生可以查看工作列表", code="not-performer")
         items = svc.worklist(session, centre_code=centre_code, limit=200)
         counts = svc.open_counts(session, centre_code=centre_code)
-        full = who.role not in STAFF
-        if full:
+    full = who.role not in STAFF
+    if full and items:
+        with svc.short_write(session):
             svc.audit_worklist(session, who=who, centre_code=centre_code, count=len(items))
     shown = {k: str(n) if n <= svc.COUNT_CAP else f"{svc.COUNT_CAP}+" for k, n in counts.items()}
     return _render(

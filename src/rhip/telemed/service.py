@@ -5,6 +5,9 @@ Services take a Session and keyword arguments, never commit, and raise rhip.erro
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -877,12 +880,36 @@ def audit_read(session: Session, *, who: Principal, action: str, target: str) ->
     )
 
 
+_SQLITE_WRITER = threading.Lock()
+
+
+@contextmanager
+def short_write(session: Session) -> Iterator[None]:
+    """A short write transaction after the reads (an audit row): on SQLite, this process's writers queue on
+    a lock instead of in SQLite's busy handler, whose growing sleeps (up to 100 ms a try) made a read page
+    that writes one audit row wait ten times longer than its work under concurrent readers."""
+    if session.get_bind().dialect.name != "sqlite":
+        with session.begin():
+            yield
+        return
+    with _SQLITE_WRITER, session.begin():
+        yield
+
+
 def audit_worklist(session: Session, *, who: Principal, centre_code: str, count: int) -> None:
     """Record that a clinician read a page of a centre's worklist (patients' names and ID numbers)."""
     if count:
         audit_read(
             session, who=who, action="telemed.worklist.read", target=f"{centre_code}: {count} requests"
         )
+
+
+def open_clinical(session: Session, *, who: Principal, req: Request, what: str) -> None:
+    """Clinical content of a request (an ECG, a slide, an image): the care team only, each read audited;
+    staff have no view of it (their masked views show that it exists, not what it shows)."""
+    if not may_see(who.institution_code, req):
+        raise Forbidden("只有申请方和承担方的医生可以查看此申请的图像和文件", code="not-care-team")
+    audit_read(session, who=who, action=f"telemed.{what}.read", target=f"ServiceRequest/{req.id}")
 
 
 def visible_request(session: Session, *, request_id: int, who: Principal) -> tuple[Request, bool]:
