@@ -116,17 +116,7 @@ def get_coverage(session: SessionDep, centre_code: str, on: date | None = None) 
     """Connected totals by category, districts covered and not covered, cities."""
     with session.begin():
         cov = svc.coverage(session, centre_code=centre_code, on=on or clock.local_now().date())
-    return CoverageRead(
-        centre_code=cov.centre_code,
-        on=cov.on,
-        total=cov.total,
-        by_category=cov.by_category,
-        tertiary_nanjing=cov.tertiary_nanjing,
-        districts_covered=cov.districts_covered,
-        districts_not_covered=cov.districts_not_covered,
-        community_districts=cov.community_districts,
-        cities=cov.cities,
-    )
+    return cov
 
 
 @router.post("/centres/{centre_code}/connections", response_model=ConnectionRead, status_code=201)

@@ -6,6 +6,7 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rhip.telemed.connections import Coverage
 from rhip.telemed.workflow import LABELS
 
 
@@ -44,18 +45,8 @@ class DisconnectIn(BaseModel):
     on: date
 
 
-class CoverageRead(BaseModel):
-    """Connected totals by category and the districts covered and not covered."""
-
-    centre_code: str
-    on: date
-    total: int
-    by_category: dict[str, int]
-    tertiary_nanjing: int
-    districts_covered: list[str]
-    districts_not_covered: list[str]
-    community_districts: list[str]
-    cities: list[str]
+# a centre's coverage is answered as the service computes it (a dataclass FastAPI serialises as it is)
+CoverageRead = Coverage
 
 
 class RequestCreate(BaseModel):
