@@ -18,7 +18,7 @@ from rhip.registry import data as reg
 from rhip.security.deps import SessionDep, require
 from rhip.security.roles import Role
 from rhip.security.service import Principal
-from rhip.telemed import ecg, service as svc, stats
+from rhip.telemed import ecg_dicom, pacs as pacs_mod, service as svc, stats
 from rhip.telemed.models import Attachment, Request as Req, Series, Study
 from rhip.telemed.workflow import LABELS
 
@@ -162,7 +162,10 @@ def reading(
             else []
         )
         attachments = list(session.scalars(select(Attachment).where(Attachment.request_id == req.id)))
-        strips = [ecg.strip_svg(a) for a in attachments if a.kind == "ecg"]
+        client = pacs_mod.client_for(
+            request.app.state.settings.data_dir, request.app.state.settings.orthanc_url
+        )
+        strips = [ecg_dicom.strip(a, client) for a in attachments if a.kind == "ecg"]
         slides = [a for a in attachments if a.kind == "slide"]
         history = svc.get_history(session, request_id=req.id)
         report = svc.get_report(session, request_id=req.id)
