@@ -37,6 +37,9 @@ def test_demo_step_sends_studies_through_orthanc(tmp_path: Path) -> None:
             == 10
         )
         assert s.scalar(select(func.count()).where(Attachment.kind == "ecg")) == 5
+        # and kept in Orthanc as DICOM 12-lead ECG objects (while the demo's Orthanc ran)
+        ecgs = s.scalars(select(Attachment).where(Attachment.kind == "ecg")).all()
+        assert all((a.meta or {}).get("dicom", {}).get("orthanc_id") for a in ecgs)
         paras = stats.paragraphs(stats.month_figures(s, month="2025-03"))
     assert "3 月份共采集影像报告 228 份，图像量 57079 份" in paras[3]
     # a second run of the step adds nothing

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +21,17 @@ from rhip.db.engine import Database
 from rhip.errors import Invalid
 from rhip.lake.store import Lake
 from rhip.registry import data as reg
-from rhip.telemed import delivery, ecg, imaging, pacs as pacs_mod, service as svc, stats, synth
+from rhip.telemed import delivery, ecg, ecg_dicom, imaging, pacs as pacs_mod, service as svc, stats, synth
 from rhip.telemed.models import Attachment, Request, Study
 
 CSTORE_EVERY = 5
 
 
-def attach_ecgs(session: Session, *, folder: Path, month: str, n: int = 5) -> int:
-    """Attach synthetic 12-lead WFDB records to the month's first ECG requests that have none."""
+def attach_ecgs(
+    session: Session, *, folder: Path, month: str, n: int = 5, pacs: pacs_mod.Pacs | None = None
+) -> int:
+    """Attach synthetic 12-lead WFDB records to the month's first ECG requests that have none (kept in the
+    PACS as DICOM 12-lead ECG objects too when one runs)."""
     start, end = synth.month_bounds(month)
     rows = session.scalars(
         select(Request.id)
@@ -41,7 +45,7 @@ def attach_ecgs(session: Session, *, folder: Path, month: str, n: int = 5) -> in
             base = ecg.write_record(
                 Path(tmp), f"ecg{rid}", ecg.synth_signal(seed=rid, heart_rate=60 + rid % 40)
             )
-            ecg.attach_ecg(
+            att = ecg.attach_ecg(
                 session,
                 request_id=rid,
                 folder=folder,
@@ -49,6 +53,11 @@ def attach_ecgs(session: Session, *, folder: Path, month: str, n: int = 5) -> in
                 data=base.with_suffix(".dat").read_bytes(),
                 name=f"ecg{rid}.hea",
             )
+            if pacs is not None:
+                req = svc.get_request(session, request_id=rid)
+                ecg_dicom.archive(
+                    pacs, att=att, req=req, institution=svc.institution(req.requester_code).name
+                )
     return len(rows)
 
 
@@ -161,18 +170,21 @@ def run(*, settings: Settings, synth_dir: Path, console: Console) -> list[tuple[
                 real_studies=real_study_count(scale) if use_pacs else 0,
             )
         real = [x for x in plan.studies if x["real"]]
-        if real:
-            with pacs_mod.managed(settings.data_dir, settings.orthanc_url) as client:
+        running = pacs_mod.managed(settings.data_dir, settings.orthanc_url) if real else nullcontext(None)
+        with running as client:
+            if real and client is not None:
                 sent, recorded = send_studies(db, client, real)
-            if recorded < len(real):
-                raise Invalid(f"影像归档系统只记录了 {recorded}/{len(real)} 个检查", code="pacs-incomplete")
-            pacs_note = (
-                f"{len(real)} 个检查（{sent} 个 DICOM 实例）经 C-STORE / STOW-RS 存入 Orthanc 并由变更流记录"
-            )
-        with db.session() as s, s.begin():
-            ecgs = attach_ecgs(s, folder=settings.data_dir.resolve() / "telemed" / "ecg", month=month)
-            fig = stats.month_figures(s, month=month)
-        pacs_note += f"；{ecgs} 份 12 导联心电记录（WFDB）附于心电申请"
+                if recorded < len(real):
+                    raise Invalid(
+                        f"影像归档系统只记录了 {recorded}/{len(real)} 个检查", code="pacs-incomplete"
+                    )
+                pacs_note = f"{len(real)} 个检查（{sent} 个 DICOM 实例）经 C-STORE / STOW-RS 存入 Orthanc 并由变更流记录"
+            with db.session() as s, s.begin():
+                folder = settings.data_dir.resolve() / "telemed" / "ecg"
+                ecgs = attach_ecgs(s, folder=folder, month=month, pacs=client)
+                fig = stats.month_figures(s, month=month)
+        kept = "，并以 DICOM 12 导联心电图对象存入 Orthanc" if client is not None else ""
+        pacs_note += f"；{ecgs} 份 12 导联心电记录（WFDB）附于心电申请{kept}"
         sent, refused = live_report(db, Lake(settings.resolved_lake_dir), month=month)
         pacs_note += f"；报告及其修改经实时上传进入共享档案 {sent} 份（拒收 {refused}）"
     finally:
