@@ -27,6 +27,8 @@ def test_demo_step_sends_studies_through_orthanc(tmp_path: Path) -> None:
     (synth_dir / "manifest.json").write_text(json.dumps({"month": "2025-03", "scale": 0.001, "seed": 5}))
     rows = demo.run(settings=settings, synth_dir=synth_dir, console=Console(quiet=True))
     assert rows[0][0] == "远程医疗" and "Orthanc" in rows[0][1]
+    # one report and its amendment reached the shared record through intake
+    assert "进入共享档案 2 份（拒收 0）" in rows[0][1]
     with db.session() as s, s.begin():
         real = s.scalar(select(func.count()).where(Study.source == "orthanc"))
         assert real == demo.real_study_count(0.001) == 10
@@ -35,6 +37,9 @@ def test_demo_step_sends_studies_through_orthanc(tmp_path: Path) -> None:
             == 10
         )
         assert s.scalar(select(func.count()).where(Attachment.kind == "ecg")) == 5
+        # and kept in Orthanc as DICOM 12-lead ECG objects (while the demo's Orthanc ran)
+        ecgs = s.scalars(select(Attachment).where(Attachment.kind == "ecg")).all()
+        assert all((a.meta or {}).get("dicom", {}).get("orthanc_id") for a in ecgs)
         paras = stats.paragraphs(stats.month_figures(s, month="2025-03"))
     assert "3 月份共采集影像报告 228 份，图像量 57079 份" in paras[3]
     # a second run of the step adds nothing

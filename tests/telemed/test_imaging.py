@@ -124,6 +124,17 @@ def test_stow_through_rhip_and_preview(
         ).status_code
         == 403
     )
+    # images are for the care team (staff see the study's counts, not its pictures); each view audited
+    assert (
+        client.get(f"/api/v1/telemed/imaging/series/{sid}/preview", headers=auth("manager")).status_code
+        == 403
+    )
+    assert (
+        client.get(f"/api/v1/telemed/imaging/requests/{rid}/study", headers=auth("manager")).status_code
+        == 200
+    )
+    log = client.get("/api/v1/audit?action=telemed.image.read", headers=auth("admin")).json()
+    assert any(e["target"] == f"ServiceRequest/{rid}" for e in log)
 
 
 def test_stow_refuses_bad_files_and_institutions(

@@ -65,6 +65,13 @@ def test_ecg_record_round_trip_and_strip(
     )
     assert svg.status_code == 200 and svg.headers["content-type"].startswith("image/svg+xml")
     assert svg.text.count("<polyline") == 13 and 'role="img"' in svg.text and ">aVR<" in svg.text
+    # the tracing is clinical content: staff have no view of it, and every read by the care team is audited
+    att = r.json()["id"]
+    assert client.get(f"/api/v1/telemed/attachments/{att}", headers=auth("manager")).status_code == 403
+    log = client.get("/api/v1/audit?action=telemed.ecg.read", headers=auth("admin"))
+    assert log.status_code == 200 and any(e["target"] == f"ServiceRequest/{rid}" for e in log.json()), (
+        log.text
+    )
     page = client.get(f"/telemed/read/{rid}", headers=auth("doctor", institution="H001"))
     assert (
         page.status_code == 200

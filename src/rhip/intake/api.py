@@ -17,7 +17,7 @@ from rhip import clock
 from rhip.config import Settings
 from rhip.db.engine import Database
 from rhip.errors import BadRequest, Forbidden, Invalid
-from rhip.intake import cda, export, formats, pipeline, reading, service, uploads
+from rhip.intake import cda, export, pipeline, reading, service, uploads
 from rhip.intake.schemas import (
     BatchPage,
     BatchRead,
@@ -149,10 +149,7 @@ def parse_records(raw: bytes) -> list[dict[str, Any]]:
 
 
 def _realtime_frames(ds: Any, raw: bytes) -> dict[str, Any]:
-    records = parse_records(raw)
-    arrow = formats.table_from_records(records)
-    reading.check_header(ds, list(arrow.column_names), filename="请求体")
-    return {ds.name: reading.frame_of(ds, arrow)}
+    return dict(service.records_frames(ds.name, parse_records(raw)))
 
 
 @router.post("/realtime/{table}", response_model=RealtimeRead)

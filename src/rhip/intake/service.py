@@ -30,7 +30,7 @@ from rhip import clock
 from rhip.db.engine import Database
 from rhip.errors import Forbidden, NotFound, RhipError
 from rhip.identity import service as identity
-from rhip.intake import pipeline, reading, rollup, store
+from rhip.intake import formats, pipeline, reading, rollup, store
 from rhip.intake.models import (
     ABORTED,
     COMMITTED,
@@ -500,3 +500,32 @@ def ingest(
     finally:
         reader.shutdown(wait=True, cancel_futures=True)
     return Receipt(batch_id=batch_id, institution_code=institution_code, outcome=outcome)
+
+
+def records_frames(table: str, records: list[dict[str, Any]]) -> dict[str, pl.DataFrame]:
+    """The frame intake validates for real-time records of one catalogue table (header checked first)."""
+    ds = reading.get_dataset(table)
+    arrow = formats.table_from_records(records)
+    reading.check_header(ds, list(arrow.column_names), filename="请求体")
+    return {ds.name: reading.frame_of(ds, arrow)}
+
+
+def ingest_records(
+    db: Database,
+    lake: Lake,
+    *,
+    table: str,
+    records: list[dict[str, Any]],
+    institution_code: str,
+    submitted_by: str,
+) -> Receipt:
+    """A real-time upload (实时上传) of records of one table, as another domain submits it: validated,
+    de-duplicated, stored, linked and absorbed into the shared record exactly like `POST /realtime`."""
+    return ingest(
+        db,
+        lake,
+        institution_code=institution_code,
+        submitted_by=submitted_by,
+        channel="realtime",
+        frames=records_frames(table, records),
+    )

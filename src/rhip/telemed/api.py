@@ -4,12 +4,14 @@ limits, requests and their Task transitions, reports, worklists and TAT."""
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
 
 from rhip import clock
-from rhip.errors import Forbidden, Invalid, NotFound
+from rhip.errors import Forbidden, Invalid
 from rhip.security import service as security
 from rhip.security.deps import SessionDep, public, require
 from rhip.security.roles import Role
@@ -24,8 +26,6 @@ from rhip.telemed.schemas import (
     HistoryRead,
     LimitRead,
     LimitUpdate,
-    ReportCreate,
-    ReportRead,
     RequestCreate,
     RequestRead,
     TatRead,
@@ -56,37 +56,37 @@ def month_window(month: str | None) -> tuple[datetime, datetime]:
     return start, datetime(nxt.year, nxt.month, 1, tzinfo=clock.SHANGHAI)
 
 
-def request_read(
-    req: Request, *, full: bool, due_at: datetime | None = None, overdue: bool | None = None
-) -> RequestRead:
-    """A request as the caller may see it: patient fields masked unless on the care team."""
-    return RequestRead(
-        id=req.id,
-        centre_code=req.centre_code,
-        service_type=req.service_type,
-        priority=req.priority,
-        requester_code=req.requester_code,
-        requester_name=req.requester_name,
-        performer_code=req.performer_code,
-        department=req.department,
+# the request columns every reader gets as they are; the patient's are masked outside the care team
+PLAIN = (
+    "id", "centre_code", "service_type", "priority", "requester_code", "requester_name", "performer_code",
+    "department", "patient_sex", "scheduled_at", "status", "status_reason", "assignee", "requested_at",
+    "accepted_at", "started_at", "ended_at",
+)  # fmt: skip
+
+
+def request_dict(
+    req: Any, *, full: bool, due_at: datetime | None = None, overdue: bool | None = None
+) -> dict[str, Any]:
+    """A request (ORM object or row) as the caller may see it: patient fields masked outside the care team."""
+    out = {k: getattr(req, k) for k in PLAIN}
+    out.update(
         patient_id_number=req.patient_id_number if full else svc.mask_id(req.patient_id_number),
         patient_name=req.patient_name if full else svc.mask_name(req.patient_name),
-        patient_sex=req.patient_sex,
         patient_birth_date=req.patient_birth_date if full else None,
         person_id=req.person_id if full else None,
         reason=req.reason if full else None,
-        scheduled_at=req.scheduled_at,
-        status=req.status,
         status_label=status_label(req.status),
-        status_reason=req.status_reason,
-        assignee=req.assignee,
-        requested_at=req.requested_at,
-        accepted_at=req.accepted_at,
-        started_at=req.started_at,
-        ended_at=req.ended_at,
         due_at=due_at,
         overdue=overdue,
     )
+    return out
+
+
+def request_read(
+    req: Request, *, full: bool, due_at: datetime | None = None, overdue: bool | None = None
+) -> RequestRead:
+    """A request as the caller may see it (see request_dict)."""
+    return RequestRead(**request_dict(req, full=full, due_at=due_at, overdue=overdue))
 
 
 def _visible(session: SessionDep, who: Principal, request_id: int) -> tuple[Request, bool]:
@@ -116,17 +116,7 @@ def get_coverage(session: SessionDep, centre_code: str, on: date | None = None) 
     """Connected totals by category, districts covered and not covered, cities."""
     with session.begin():
         cov = svc.coverage(session, centre_code=centre_code, on=on or clock.local_now().date())
-    return CoverageRead(
-        centre_code=cov.centre_code,
-        on=cov.on,
-        total=cov.total,
-        by_category=cov.by_category,
-        tertiary_nanjing=cov.tertiary_nanjing,
-        districts_covered=cov.districts_covered,
-        districts_not_covered=cov.districts_not_covered,
-        community_districts=cov.community_districts,
-        cities=cov.cities,
-    )
+    return cov
 
 
 @router.post("/centres/{centre_code}/connections", response_model=ConnectionRead, status_code=201)
@@ -275,33 +265,6 @@ def post_transition(session: SessionDep, who: Clinicians, request_id: int, body:
         return request_read(req, full=True)
 
 
-@router.post("/requests/{request_id}/report", response_model=ReportRead, status_code=201)
-def post_report(session: SessionDep, who: Clinicians, request_id: int, body: ReportCreate) -> ReportRead:
-    """The expert's report: completes the Task and notifies the requester."""
-    with session.begin():
-        rep = svc.report_by(
-            session,
-            request_id=request_id,
-            who=who,
-            findings=body.findings,
-            conclusion=body.conclusion,
-            critical=body.critical,
-            author=body.author,
-        )
-        return ReportRead.model_validate(rep)
-
-
-@router.get("/requests/{request_id}/report", response_model=ReportRead)
-def get_report(session: SessionDep, who: Viewers, request_id: int) -> ReportRead:
-    """A request's report (404 until it is written)."""
-    with session.begin():
-        _visible(session, who, request_id)
-        rep = svc.get_report(session, request_id=request_id)
-        if rep is None:
-            raise NotFound("该申请尚无报告", code="report-not-found")
-        return ReportRead.model_validate(rep)
-
-
 @router.get("/centres/{centre_code}/worklist", response_model=list[RequestRead])
 def get_worklist(
     session: SessionDep,
@@ -311,18 +274,24 @@ def get_worklist(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     after_time: datetime | None = None,
     after_id: int | None = None,
-) -> list[RequestRead]:
-    """A centre's open tasks, oldest first, with deadline and overdue flag (keyset paging)."""
+) -> Response:
+    """A centre's open tasks, oldest first, with deadline and overdue flag (keyset paging: pass the last
+    item's requested_at and id as after_time and after_id for the next page; no total is counted)."""
     hub = svc.centre(centre_code).hub_code
     if who.role not in STAFF and who.institution_code != hub:
         raise Forbidden("只有承担该中心业务的医院的医生可以查看工作列表", code="not-performer")
     after = (after_time, after_id) if after_time and after_id is not None else None
+    full = who.role not in STAFF
     with session.begin():
         items = svc.worklist(
             session, centre_code=centre_code, service_type=service_type, limit=limit, after=after
         )
-        full = who.role not in STAFF
-        return [request_read(i.request, full=full, due_at=i.due_at, overdue=i.overdue) for i in items]
+    if full and items:  # audited before anything is returned, in its own short write
+        with svc.short_write(session):
+            svc.audit_worklist(session, who=who, centre_code=centre_code, count=len(items))
+    # rows straight to JSON (no ORM objects, no second validation against the response model)
+    body = [request_dict(i.request, full=full, due_at=i.due_at, overdue=i.overdue) for i in items]
+    return Response(orjson.dumps(body), media_type="application/json")
 
 
 @router.get("/centres/{centre_code}/tat", response_model=list[TatRead])

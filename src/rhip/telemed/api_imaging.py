@@ -154,8 +154,12 @@ def get_preview(request: HttpRequest, session: SessionDep, who: Viewers, series_
             raise NotFound(f"没有序列 {series_id}", code="series-not-found")
         study = session.get(Study, series.study_id)
         assert study is not None
-        if study.request_id is not None:
-            _study_for_request(session, who, study.request_id)
+        if study.request_id is None:  # a study no request reads: its images are the uploader's
+            if who.institution_code != study.institution_code:
+                raise Forbidden("只有申请方和承担方的医生可以查看影像", code="not-care-team")
+        else:
+            req = svc.get_request(session, request_id=study.request_id)
+            svc.open_clinical(session, who=who, req=req, what="image")
         instance = series.preview_instance
     if not instance:
         raise NotFound("该序列在影像归档系统中没有图像", code="preview-not-found")

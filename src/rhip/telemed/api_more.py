@@ -4,6 +4,7 @@ requests, lab specimens (barcodes and scans), the centres' members and events (m
 
 from __future__ import annotations
 
+import logging
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated
@@ -16,10 +17,11 @@ from rhip.errors import Forbidden, Invalid, NotFound
 from rhip.security.deps import SessionDep, public, require
 from rhip.security.roles import Role
 from rhip.security.service import Principal
-from rhip.telemed import ecg, service as svc, specimens
+from rhip.telemed import ecg, ecg_dicom, pacs as pacs_mod, service as svc, specimens
 from rhip.telemed.models import Attachment, Request
 
 router = APIRouter()
+log = logging.getLogger(__name__)
 SessionDep = SessionDep
 Clinicians = Annotated[Principal, Depends(require(Role.doctor, Role.family_doctor))]
 Viewers = Annotated[Principal, Depends(require(Role.doctor, Role.family_doctor, Role.manager, Role.admin))]
@@ -127,6 +129,12 @@ def _folder(request: HttpRequest, kind: str) -> Path:
     return Path(request.app.state.settings.data_dir).resolve() / "telemed" / kind
 
 
+def _pacs(request: HttpRequest) -> pacs_mod.Pacs | None:
+    """The PACS this server uses, if one runs."""
+    settings = request.app.state.settings
+    return pacs_mod.client_for(settings.data_dir, settings.orthanc_url)
+
+
 def _care_team(who: Principal, req: Request) -> None:
     if who.role not in (Role.manager, Role.admin) and not svc.may_see(who.institution_code, req):
         raise Forbidden("只有申请方和承担方的医生可以访问此申请的文件", code="not-care-team")
@@ -160,6 +168,14 @@ async def upload_ecg(
             data=dat,
             name=header.filename or "ecg.hea",
         )
+        client = _pacs(request)
+        if client is not None:  # kept as DICOM in the PACS too; without one the WFDB record serves alone
+            try:
+                req = svc.get_request(session, request_id=request_id)
+                inst = svc.institution(req.requester_code)
+                ecg_dicom.archive(client, att=att, req=req, institution=inst.name)
+            except pacs_mod.PacsUnavailable as exc:
+                log.warning("ECG not archived in the PACS: %s", type(exc).__name__)
         return AttachmentRead.model_validate(att)
 
 
@@ -189,17 +205,19 @@ def _attachment(session: SessionDep, who: Principal, attachment_id: int) -> Atta
     att = session.get(Attachment, attachment_id)
     if att is None:
         raise NotFound(f"没有附件 {attachment_id}", code="attachment-not-found")
-    _care_team(who, svc.get_request(session, request_id=att.request_id))
+    svc.open_clinical(
+        session, who=who, req=svc.get_request(session, request_id=att.request_id), what=att.kind
+    )
     return att
 
 
 @router.get("/attachments/{attachment_id}")
-def get_attachment(session: SessionDep, who: Viewers, attachment_id: int) -> Response:
+def get_attachment(request: HttpRequest, session: SessionDep, who: Viewers, attachment_id: int) -> Response:
     """A slide image, or an ECG record drawn as its 12-lead strip (SVG)."""
     with session.begin():
         att = _attachment(session, who, attachment_id)
         if att.kind == "ecg":
-            return Response(ecg.strip_svg(att), media_type="image/svg+xml")
+            return Response(ecg_dicom.strip(att, _pacs(request)), media_type="image/svg+xml")
         return FileResponse(att.path, media_type=att.content_type)
 
 

@@ -11,7 +11,9 @@ from rich.console import Console
 from rhip.config import Settings
 from rhip.db.engine import Database, upgrade
 
-app = typer.Typer(help="远程医疗 telemedicine: paragraphs, the PACS feed", no_args_is_help=True)
+app = typer.Typer(
+    help="远程医疗 telemedicine: paragraphs, the PACS feed, the report outbox", no_args_is_help=True
+)
 console = Console()
 
 
@@ -70,3 +72,27 @@ def pacs_run() -> None:
                 time.sleep(3600)
         except KeyboardInterrupt:
             pass
+
+
+@app.command("outbox")
+def outbox() -> None:
+    """Send the reports waiting in the outbox to intake (the shared record) now; list the refused ones."""
+    from rhip.lake.store import Lake
+    from rhip.telemed import delivery
+
+    settings = Settings()
+    upgrade(settings.resolved_database_url)
+    db = Database.from_settings(settings)
+    try:
+        res = delivery.drain(db, Lake(settings.resolved_lake_dir))
+        console.print(
+            f"已发送 {len(res.sent)} 份，稍后重试 {len(res.retried)} 份，被拒收 {len(res.failed)} 份"
+            f"（回执 {'、'.join(res.receipts) or '—'}）"
+        )
+        with db.session() as s:
+            for o in delivery.pending(s, states=("failed",)):
+                console.print(
+                    f"  拒收：报告 {o.report_id} 第 {o.version} 版 → {o.table_name}：{o.last_error}"
+                )
+    finally:
+        db.dispose()

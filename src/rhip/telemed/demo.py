@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +19,19 @@ from sqlalchemy.orm import Session
 from rhip.config import Settings
 from rhip.db.engine import Database
 from rhip.errors import Invalid
+from rhip.lake.store import Lake
 from rhip.registry import data as reg
-from rhip.telemed import ecg, imaging, pacs as pacs_mod, stats, synth
+from rhip.telemed import delivery, ecg, ecg_dicom, imaging, pacs as pacs_mod, service as svc, stats, synth
 from rhip.telemed.models import Attachment, Request, Study
 
 CSTORE_EVERY = 5
 
 
-def attach_ecgs(session: Session, *, folder: Path, month: str, n: int = 5) -> int:
-    """Attach synthetic 12-lead WFDB records to the month's first ECG requests that have none."""
+def attach_ecgs(
+    session: Session, *, folder: Path, month: str, n: int = 5, pacs: pacs_mod.Pacs | None = None
+) -> int:
+    """Attach synthetic 12-lead WFDB records to the month's first ECG requests that have none (kept in the
+    PACS as DICOM 12-lead ECG objects too when one runs)."""
     start, end = synth.month_bounds(month)
     rows = session.scalars(
         select(Request.id)
@@ -40,7 +45,7 @@ def attach_ecgs(session: Session, *, folder: Path, month: str, n: int = 5) -> in
             base = ecg.write_record(
                 Path(tmp), f"ecg{rid}", ecg.synth_signal(seed=rid, heart_rate=60 + rid % 40)
             )
-            ecg.attach_ecg(
+            att = ecg.attach_ecg(
                 session,
                 request_id=rid,
                 folder=folder,
@@ -48,7 +53,60 @@ def attach_ecgs(session: Session, *, folder: Path, month: str, n: int = 5) -> in
                 data=base.with_suffix(".dat").read_bytes(),
                 name=f"ecg{rid}.hea",
             )
+            if pacs is not None:
+                req = svc.get_request(session, request_id=rid)
+                ecg_dicom.archive(
+                    pacs, att=att, req=req, institution=svc.institution(req.requester_code).name
+                )
     return len(rows)
+
+
+def live_report(db: Database, lake: Lake, *, month: str) -> tuple[int, int]:
+    """One ECG request of the month's patients filed again today, reported and amended by the hub, and the
+    outbox drained into intake: the report shows in the patient's shared record. (sent, refused)"""
+    start, end = synth.month_bounds(month)
+    with db.session() as s, s.begin():
+        old = s.scalar(
+            select(Request)
+            .where(Request.centre_code == "ecg", Request.requested_at >= start, Request.requested_at < end)
+            .where(Request.patient_id_number.is_not(None), Request.status == "completed")
+            .order_by(Request.id)
+            .limit(1)
+        )
+        done = s.scalar(select(Request.id).where(Request.source == "demo").limit(1))
+        if old is None or done is not None:  # the step run again: only what is still due is sent
+            res = delivery.drain(db, lake)
+            return len(res.sent), len(res.failed)
+        req = svc.create_request(
+            s,
+            centre_code="ecg",
+            service_type="resting",
+            requester_code=old.requester_code,
+            actor="demo",
+            patient_id_number=old.patient_id_number,
+            patient_local_id=old.patient_local_id,
+            patient_name=old.patient_name,
+            reason="演示：远程心电报告进入居民健康档案",
+            source="demo",
+        )
+        svc.transition(s, request_id=req.id, to="accepted", actor="demo-cardiologist")
+        svc.report(
+            s,
+            request_id=req.id,
+            findings="窦性心律，心率 76 次/分",
+            conclusion="正常心电图",
+            author="演示专家",
+        )
+        svc.amend_report(
+            s,
+            request_id=req.id,
+            findings="窦性心律，心率 76 次/分，V4–V6 导联 T 波低平",
+            conclusion="T 波改变",
+            reason="复核发现 T 波低平",
+            author="演示专家",
+        )
+    res = delivery.drain(db, lake)
+    return len(res.sent), len(res.failed)
 
 
 def real_study_count(scale: float) -> int:
@@ -112,18 +170,23 @@ def run(*, settings: Settings, synth_dir: Path, console: Console) -> list[tuple[
                 real_studies=real_study_count(scale) if use_pacs else 0,
             )
         real = [x for x in plan.studies if x["real"]]
-        if real:
-            with pacs_mod.managed(settings.data_dir, settings.orthanc_url) as client:
+        running = pacs_mod.managed(settings.data_dir, settings.orthanc_url) if real else nullcontext(None)
+        with running as client:
+            if real and client is not None:
                 sent, recorded = send_studies(db, client, real)
-            if recorded < len(real):
-                raise Invalid(f"影像归档系统只记录了 {recorded}/{len(real)} 个检查", code="pacs-incomplete")
-            pacs_note = (
-                f"{len(real)} 个检查（{sent} 个 DICOM 实例）经 C-STORE / STOW-RS 存入 Orthanc 并由变更流记录"
-            )
-        with db.session() as s, s.begin():
-            ecgs = attach_ecgs(s, folder=settings.data_dir.resolve() / "telemed" / "ecg", month=month)
-            fig = stats.month_figures(s, month=month)
-        pacs_note += f"；{ecgs} 份 12 导联心电记录（WFDB）附于心电申请"
+                if recorded < len(real):
+                    raise Invalid(
+                        f"影像归档系统只记录了 {recorded}/{len(real)} 个检查", code="pacs-incomplete"
+                    )
+                pacs_note = f"{len(real)} 个检查（{sent} 个 DICOM 实例）经 C-STORE / STOW-RS 存入 Orthanc 并由变更流记录"
+            with db.session() as s, s.begin():
+                folder = settings.data_dir.resolve() / "telemed" / "ecg"
+                ecgs = attach_ecgs(s, folder=folder, month=month, pacs=client)
+                fig = stats.month_figures(s, month=month)
+        kept = "，并以 DICOM 12 导联心电图对象存入 Orthanc" if client is not None else ""
+        pacs_note += f"；{ecgs} 份 12 导联心电记录（WFDB）附于心电申请{kept}"
+        sent, refused = live_report(db, Lake(settings.resolved_lake_dir), month=month)
+        pacs_note += f"；报告及其修改经实时上传进入共享档案 {sent} 份（拒收 {refused}）"
     finally:
         db.dispose()
     seconds = time.perf_counter() - started

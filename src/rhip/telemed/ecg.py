@@ -160,9 +160,19 @@ def attach_slide(
     return att
 
 
-def strip_svg(
-    att: Attachment,
+def strip_svg(att: Attachment) -> str:
+    """The strip of an attached WFDB record (see strip_svg_of)."""
+    signal, fs, leads = read_record(Path(att.path))
+    return strip_svg_of(signal, fs, leads, key=str(att.id), name=att.name)
+
+
+def strip_svg_of(
+    signal: np.ndarray,
+    fs: int,
+    leads: list[str],
     *,
+    key: str,
+    name: str,
     seconds: float = 2.5,
     mm_per_s: float = 25.0,
     mm_per_mv: float = 10.0,
@@ -170,7 +180,6 @@ def strip_svg(
 ) -> str:
     """The 12-lead strip as SVG: 3 rows × 4 columns of 2.5 s (I II III | aVR aVL aVF | V1–V3 | V4–V6) and a
     10 s lead II rhythm strip, on the usual 1 mm / 5 mm grid (25 mm/s, 10 mm/mV)."""
-    signal, fs, leads = read_record(Path(att.path))
     idx = {name: i for i, name in enumerate(leads)}
     col_w = seconds * mm_per_s * px_per_mm
     row_h = 30 * px_per_mm
@@ -178,7 +187,7 @@ def strip_svg(
     width = max(4 * col_w, total_s * mm_per_s * px_per_mm)
     height = 4 * row_h
     parts = [
-        f'<svg class="ecg" viewBox="0 0 {width:.0f} {height:.0f}" width="{width:.0f}" height="{height:.0f}" role="img" aria-labelledby="ecg-t{att.id}"><title id="ecg-t{att.id}">12 导联心电图 {att.name}（{fs} Hz，25 mm/s，10 mm/mV）</title>'
+        f'<svg class="ecg" viewBox="0 0 {width:.0f} {height:.0f}" width="{width:.0f}" height="{height:.0f}" role="img" aria-labelledby="ecg-t{key}"><title id="ecg-t{key}">12 导联心电图 {name}（{fs} Hz，25 mm/s，10 mm/mV）</title>'
     ]
     grid = []
     step = px_per_mm

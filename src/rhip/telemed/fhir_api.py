@@ -150,19 +150,21 @@ def diagnostic_report(rep: Report, req: Request, full: bool, study: Study | None
     body: dict[str, Any] = {
         "resourceType": "DiagnosticReport",
         "id": str(rep.id),
-        "status": "final",
+        "meta": {"versionId": str(rep.version)},
+        "status": rep.status,  # final, then amended after a correction
         "category": [{"coding": [{"system": CENTRE, "code": req.centre_code}]}],
         "code": _code(req),
         "subject": _subject(req, full),
         "basedOn": [{"reference": f"ServiceRequest/{req.id}"}],
-        "issued": _iso(rep.issued_at),
+        "issued": _iso(rep.amended_at or rep.issued_at),
         "effectiveDateTime": _iso(req.requested_at),
         "performer": [_org(req.performer_code), {"display": rep.author}],
-        "conclusion": rep.conclusion,
-        "presentedForm": [
-            {"contentType": "text/plain; charset=utf-8", "title": "所见", "data": _b64(rep.findings)}
-        ],
     }
+    if full:  # the clinical text only for the care team; staff see that a report exists and when
+        body["conclusion"] = rep.conclusion
+        body["presentedForm"] = [
+            {"contentType": "text/plain; charset=utf-8", "title": "所见", "data": _b64(rep.findings)}
+        ]
     if study is not None:
         body["imagingStudy"] = [
             {
@@ -224,7 +226,12 @@ def _search(session: Session, request: HttpRequest, who: Principal) -> tuple[lis
         common["patient_id_number"] = ident.split("|")[-1]
     staff = who.role in (Role.manager, Role.admin)
     if staff:
-        return svc.search_requests(session, **common), False
+        found = svc.search_requests(session, **common)
+        if ident and found:  # a person looked up by ID number: masked, but still a read about them
+            svc.audit_read(
+                session, who=who, action="telemed.fhir.search", target=f"{len(found)} requests (masked)"
+            )
+        return found, False
     inst = who.institution_code or "-"
     rows: dict[int, Request] = {}
     for side in ("requester_code", "performer_code"):

@@ -284,6 +284,8 @@ def record_study(
         )
         for s in series_info
     ]  # fmt: skip
+    if series and all(s.modality == "ECG" for s in series):  # an ECG request's 12-lead object (ecg_dicom)
+        raise Invalid("该检查是心电图对象，属于心电申请，不是影像检查", code="not-imaging")
     return _upsert(
         session,
         StudyInfo(study_uid=tags["StudyInstanceUID"], orthanc_id=orthanc_id, tags=tags, series=series),
@@ -358,6 +360,8 @@ def follow(session: Session, *, pacs: Pacs, limit: int = 200) -> FeedResult:
                         record_study(session, pacs=pacs, orthanc_id=ch["ID"])
                     out.recorded.append(ch["ID"])
                 except Invalid as exc:
+                    if exc.code == "not-imaging":
+                        continue
                     out.problems.append((ch["ID"], exc.detail))
                     log.warning("pacs study not recorded: study=%s code=%s", ch["ID"], exc.code)
         out.last_seq = int(page.get("Last", out.last_seq))

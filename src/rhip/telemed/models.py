@@ -154,6 +154,39 @@ class Report(Base):
     critical: Mapped[bool] = mapped_column(default=False)
     author: Mapped[str] = mapped_column(String(64))
     issued_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # FHIR DiagnosticReport.status: final, then amended (version 2, 3, ...) when the expert corrects it
+    status: Mapped[str] = mapped_column(String(16), default="final", server_default="final")
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    amended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    amend_reason: Mapped[str | None] = mapped_column(String(256))
+
+
+class Outbox(Base):
+    """A report version waiting to reach intake (and through it the shared record): written in the
+    report's own transaction, sent by a drain job that retries until intake takes it."""
+
+    __tablename__ = "telemed_outbox"
+    __table_args__ = (
+        Index("ix_telemed_outbox_due", "state", "due_at"),
+        Index("ix_telemed_outbox_report", "report_id"),
+        CheckConstraint("state IN ('pending', 'sent', 'failed')", name="state"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    report_id: Mapped[int] = mapped_column(BigId, ForeignKey("telemed_reports.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    institution_code: Mapped[str] = mapped_column(String(32), ForeignKey("institutions.code"))
+    table_name: Mapped[str] = mapped_column(String(64))
+    # the catalogue record as it stood at this version (修改标志 1 new, 2 amended)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(8), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(512))
+    receipt_id: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class Study(Base):

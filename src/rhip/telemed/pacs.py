@@ -133,6 +133,14 @@ class Pacs:
             return None
         return r.text if r.status_code == 200 else None
 
+    def instance_file(self, instance_id: str) -> bytes | None:
+        """An instance's DICOM file as stored, or None when the PACS does not hold it."""
+        try:
+            r = self._http.get(f"/instances/{instance_id}/file")
+        except httpx.HTTPError as exc:
+            raise PacsUnavailable(f"影像归档系统（{self.url}）无响应：{exc}") from None
+        return r.content if r.status_code == 200 else None
+
     def preview(self, instance_id: str) -> bytes | None:
         """A PNG rendering of an instance."""
         try:

@@ -18,7 +18,7 @@ from rhip.registry import data as reg
 from rhip.security.deps import SessionDep, require
 from rhip.security.roles import Role
 from rhip.security.service import Principal
-from rhip.telemed import ecg, service as svc, stats
+from rhip.telemed import ecg_dicom, pacs as pacs_mod, service as svc, stats
 from rhip.telemed.models import Attachment, Request as Req, Series, Study
 from rhip.telemed.workflow import LABELS
 
@@ -134,12 +134,16 @@ def worklist_page(
         if who.role not in STAFF and who.institution_code != c.hub_code:
             raise Forbidden("只有承担该中心业务的医院的医生可以查看工作列表", code="not-performer")
         items = svc.worklist(session, centre_code=centre_code, limit=200)
-        counts = svc.status_counts(session, centre_code=centre_code)
+        counts = svc.open_counts(session, centre_code=centre_code)
     full = who.role not in STAFF
+    if full and items:
+        with svc.short_write(session):
+            svc.audit_worklist(session, who=who, centre_code=centre_code, count=len(items))
+    shown = {k: str(n) if n <= svc.COUNT_CAP else f"{svc.COUNT_CAP}+" for k, n in counts.items()}
     return _render(
         request,
         "telemed/worklist.html",
-        {"centre": c, "items": items, "counts": counts, "full": full, "msg": msg, "mask_name": svc.mask_name},
+        {"centre": c, "items": items, "counts": shown, "full": full, "msg": msg, "mask_name": svc.mask_name},
     )
 
 
@@ -158,7 +162,10 @@ def reading(
             else []
         )
         attachments = list(session.scalars(select(Attachment).where(Attachment.request_id == req.id)))
-        strips = [ecg.strip_svg(a) for a in attachments if a.kind == "ecg"]
+        client = pacs_mod.client_for(
+            request.app.state.settings.data_dir, request.app.state.settings.orthanc_url
+        )
+        strips = [ecg_dicom.strip(a, client) for a in attachments if a.kind == "ecg"]
         slides = [a for a in attachments if a.kind == "slide"]
         history = svc.get_history(session, request_id=req.id)
         report = svc.get_report(session, request_id=req.id)

@@ -6,6 +6,7 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rhip.telemed.connections import Coverage
 from rhip.telemed.workflow import LABELS
 
 
@@ -44,18 +45,8 @@ class DisconnectIn(BaseModel):
     on: date
 
 
-class CoverageRead(BaseModel):
-    """Connected totals by category and the districts covered and not covered."""
-
-    centre_code: str
-    on: date
-    total: int
-    by_category: dict[str, int]
-    tertiary_nanjing: int
-    districts_covered: list[str]
-    districts_not_covered: list[str]
-    community_districts: list[str]
-    cities: list[str]
+# a centre's coverage is answered as the service computes it (a dataclass FastAPI serialises as it is)
+CoverageRead = Coverage
 
 
 class RequestCreate(BaseModel):
@@ -138,6 +129,48 @@ class ReportRead(BaseModel):
     critical: bool
     author: str
     issued_at: datetime
+    status: str = "final"
+    version: int = 1
+    amended_at: datetime | None = None
+    amend_reason: str | None = None
+
+
+class ReportAmend(BaseModel):
+    """A correction of a final report: the whole new text and why (DiagnosticReport.status amended)."""
+
+    model_config = ConfigDict(extra="forbid")
+    findings: str = Field(min_length=1, max_length=20000)
+    conclusion: str = Field(min_length=1, max_length=5000)
+    reason: str = Field(min_length=1, max_length=200)
+    critical: bool | None = None
+    author: str | None = Field(default=None, max_length=64)
+
+
+class OutboxRead(BaseModel):
+    """A report version on its way to intake and the shared record (no patient data: ids only)."""
+
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    report_id: int
+    version: int
+    institution_code: str
+    table_name: str
+    state: str
+    attempts: int
+    due_at: datetime
+    last_error: str | None
+    receipt_id: str | None
+    created_at: datetime
+    sent_at: datetime | None
+
+
+class DrainRead(BaseModel):
+    """What a drain pass did."""
+
+    sent: list[int]
+    retried: list[int]
+    failed: list[int]
+    receipts: list[str]
 
 
 class HistoryRead(BaseModel):

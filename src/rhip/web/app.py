@@ -63,6 +63,7 @@ ROUTERS: list[tuple[str, str, str]] = [
     ("rhip.telemed.api", "/api/v1/telemed", "telemed"),
     ("rhip.telemed.api_imaging", "/api/v1/telemed/imaging", "telemed"),
     ("rhip.telemed.api_more", "/api/v1/telemed", "telemed"),
+    ("rhip.telemed.api_reports", "/api/v1/telemed", "telemed"),
     ("rhip.telemed.pages", "", ""),
     ("rhip.telemed.fhir_api", "/fhir/r4", "fhir"),
 ]
