@@ -296,3 +296,17 @@ class Reminder(Base):
     message: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
     read_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class UploadKey(Base):
+    """Which registry row an intake record (institution + catalogue table + business key) became, so a
+    correction (修改标志 2) replaces it and a revocation (3) removes it (`uploads.py`)."""
+
+    __tablename__ = "mch_upload_keys"
+    __table_args__ = (Index("ix_mch_upload_keys_target", "table_name", "target_id"),)
+
+    institution_code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    table_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    business_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    target_id: Mapped[int] = mapped_column(BigId)
+    batch_id: Mapped[str] = mapped_column(String(40))

@@ -178,10 +178,13 @@ def record_antenatal_visit(
     weight_kg: float | None = None,
     haemoglobin: int | None = None,
     note: str = "",
+    correction: bool = False,
 ) -> AntenatalVisit:
-    """初诊/复诊: the first visit is 初诊, later ones 复诊; dates follow 建册 and precede delivery."""
+    """初诊/复诊: the first visit is 初诊, later ones 复诊; dates follow 建册 and precede delivery
+    (`correction`: a visit re-recorded with corrected values, allowed after the delivery it precedes)."""
     p = get_pregnancy(session, pregnancy_id=pregnancy_id)
-    _need_active(p, "产前检查")
+    if not (correction and p.status == DELIVERED and p.delivered_on and visit_date <= p.delivered_on):
+        _need_active(p, "产前检查")
     district = institution_district(institution_code)
     rules.check_not_future(visit_date, today(), "产前检查日期")
     if visit_date < p.registered_on:

@@ -49,12 +49,14 @@ from rhip.mch.risk import (
     is_case,
     record_follow_up,
 )
+from rhip.mch.uploads import absorb_stored
 
 __all__ = [
     "IDENTITY_SOURCE",
     "WRITE_KINDS",
     "Actor",
     "CaseRow",
+    "absorb_stored",
     "assess_risk",
     "child_visits",
     "end_pregnancy",
