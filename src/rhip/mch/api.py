@@ -127,7 +127,8 @@ def child_for(session: Session, p: Principal, child_id: int) -> Child:
     return child
 
 
-def _audit_read(session: Session, p: Principal, target: str) -> None:
+def audit_read(session: Session, p: Principal, target: str) -> None:
+    """Audit a read of personal MCH data (`mch.read`, the reader and the record or list read)."""
     security.audit(
         session,
         actor=p.subject,
@@ -184,7 +185,7 @@ def list_pregnancies(
             limit=limit,
             offset=offset,
         )
-        _audit_read(session, principal, f"mch_pregnancies:list:{len(rows)}")
+        audit_read(session, principal, f"mch_pregnancies:list:{len(rows)}")
         return PregnancyPage(items=[pregnancy_read(r, principal) for r in rows], total=total)
 
 
@@ -193,7 +194,7 @@ def read_pregnancy(pregnancy_id: int, session: SessionDep, principal: Reader) ->
     """One episode with its visits, gradings, follow-ups and postpartum visits (the read is audited)."""
     with session.begin():
         preg = pregnancy_for(session, principal, pregnancy_id)
-        _audit_read(session, principal, f"mch_pregnancy:{preg.id}")
+        audit_read(session, principal, f"mch_pregnancy:{preg.id}")
         return _detail(session, preg, principal)
 
 
@@ -335,7 +336,7 @@ def list_children(
         rows, total = svc.get_all_children(
             session, district_code=scope_district(principal), q=q, limit=limit, offset=offset
         )
-        _audit_read(session, principal, f"mch_children:list:{len(rows)}")
+        audit_read(session, principal, f"mch_children:list:{len(rows)}")
         return ChildPage(items=[child_read(r, principal) for r in rows], total=total)
 
 
@@ -344,7 +345,7 @@ def read_child(child_id: int, session: SessionDep, principal: Reader) -> ChildDe
     """A child with visits and the examinations overdue (the read is audited)."""
     with session.begin():
         c = child_for(session, principal, child_id)
-        _audit_read(session, principal, f"mch_child:{c.id}")
+        audit_read(session, principal, f"mch_child:{c.id}")
         return ChildDetail(
             child=child_read(c, principal),
             visits=[ChildVisitRead.model_validate(v) for v in svc.child_visits(session, child_id=c.id)],
@@ -406,7 +407,7 @@ def high_risk(
             within_days=within_days,
             only_due=only_due,
         )
-        _audit_read(session, principal, f"mch_high_risk:{len(rows)}")
+        audit_read(session, principal, f"mch_high_risk:{len(rows)}")
         return [
             CaseRead(
                 pregnancy_id=r.pregnancy.id,

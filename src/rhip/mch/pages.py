@@ -22,6 +22,7 @@ from rhip.mch.api import (
     READERS,
     WORKERS,
     actor_of,
+    audit_read,
     child_for,
     institution_for,
     masked,
@@ -38,7 +39,6 @@ from rhip.mch.models import (
     VISIT_LABELS,
 )
 from rhip.registry import data as reg_data
-from rhip.security import service as security
 from rhip.security.deps import SessionDep, require
 from rhip.security.service import Principal
 
@@ -82,6 +82,24 @@ def _do(session: Session, back: str, done: str, work: Callable[[], str]) -> Redi
     return _back(done, msg)
 
 
+def _on_episode(
+    session: Session, principal: Principal, pregnancy_id: int, work: Callable[[], str]
+) -> Response:
+    """A form on an episode: refused (403) outside the caller's district, else `_do` back to its page."""
+    with session.begin():
+        pregnancy_for(session, principal, pregnancy_id)
+    url = f"/mch/pregnancies/{pregnancy_id}"
+    return _do(session, url, url, work)
+
+
+def _on_child(session: Session, principal: Principal, child_id: int, work: Callable[[], str]) -> Response:
+    """A form on a child's record: refused (403) outside the caller's district, else `_do`."""
+    with session.begin():
+        child_for(session, principal, child_id)
+    url = f"/mch/children/{child_id}"
+    return _do(session, url, url, work)
+
+
 def _name(p: Principal, name: str) -> str:
     return svc.mask_name(name) if masked(p) else name
 
@@ -98,9 +116,7 @@ def home(
         district = scope_district(principal)
         women, total = svc.get_all_pregnancies(session, district_code=district, q=q, limit=50)
         children, ctotal = svc.get_all_children(session, district_code=district, q=q, limit=50)
-        security.audit(
-            session, actor=principal.subject, role=principal.role.value, action="mch.read", target="mch_home"
-        )
+        audit_read(session, principal, "mch_home")
     return _render(
         request,
         "mch/index.html",
@@ -166,13 +182,7 @@ def pregnancy_page(
     with session.begin():
         p = pregnancy_for(session, principal, pregnancy_id)
         parts = svc.visits_of(session, pregnancy_id=p.id)
-        security.audit(
-            session,
-            actor=principal.subject,
-            role=principal.role.value,
-            action="mch.read",
-            target=f"mch_pregnancy:{p.id}",
-        )
+        audit_read(session, principal, f"mch_pregnancy:{p.id}")
         week = rules.gestational_week(p.lmp, svc.today()) if p.status == "active" else None
         return _render(
             request,
@@ -203,7 +213,6 @@ def visit_form(
     note: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     """初诊/复诊 from the form."""
-    url = f"/mch/pregnancies/{pregnancy_id}"
 
     def work() -> str:
         v = svc.record_antenatal_visit(
@@ -220,7 +229,7 @@ def visit_form(
         )
         return f"已登记{VISIT_LABELS[v.kind]}（孕 {v.gestational_week} 周）"
 
-    return _do(session, url, url, work)
+    return _on_episode(session, principal, pregnancy_id, work)
 
 
 @router.post("/mch/pregnancies/{pregnancy_id}/assessments")
@@ -235,7 +244,6 @@ def assessment_form(
     factors: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     """(Re-)grading from the form."""
-    url = f"/mch/pregnancies/{pregnancy_id}"
 
     def work() -> str:
         a = svc.assess_risk(
@@ -250,7 +258,7 @@ def assessment_form(
         )
         return f"风险评估：{COLOUR_LABELS[a.colour]}{'＋紫色' if a.purple else ''}"
 
-    return _do(session, url, url, work)
+    return _on_episode(session, principal, pregnancy_id, work)
 
 
 @router.post("/mch/pregnancies/{pregnancy_id}/follow-ups")
@@ -264,7 +272,6 @@ def follow_up_form(
     next_due_on: OptDate = None,
 ) -> Response:
     """专案随访 from the form."""
-    url = f"/mch/pregnancies/{pregnancy_id}"
 
     def work() -> str:
         f = svc.record_follow_up(
@@ -278,7 +285,7 @@ def follow_up_form(
         )
         return f"已随访，下次随访 {f.next_due_on}"
 
-    return _do(session, url, url, work)
+    return _on_episode(session, principal, pregnancy_id, work)
 
 
 @router.post("/mch/pregnancies/{pregnancy_id}/delivery")
@@ -294,7 +301,6 @@ def delivery_form(
     institution_code: Annotated[str, Form(max_length=32)] = "",
 ) -> Response:
     """分娩 from the form."""
-    url = f"/mch/pregnancies/{pregnancy_id}"
 
     def work() -> str:
         p = svc.record_delivery(
@@ -310,7 +316,7 @@ def delivery_form(
         )
         return f"已登记分娩（孕 {p.delivery_week} 周，活产 {p.live_births}）"
 
-    return _do(session, url, url, work)
+    return _on_episode(session, principal, pregnancy_id, work)
 
 
 @router.post("/mch/pregnancies/{pregnancy_id}/postpartum-visits")
@@ -322,7 +328,6 @@ def postpartum_form(
     kind: Annotated[str, Form(max_length=8)] = "visit",
 ) -> Response:
     """产后访视 / 42 天检查 from the form."""
-    url = f"/mch/pregnancies/{pregnancy_id}"
 
     def work() -> str:
         v = svc.record_postpartum_visit(
@@ -339,7 +344,7 @@ def postpartum_form(
             else f"已登记第 {v.seq} 次产后访视（产后第 {v.days_after} 天）"
         )
 
-    return _do(session, url, url, work)
+    return _on_episode(session, principal, pregnancy_id, work)
 
 
 @router.post("/mch/children")
@@ -386,13 +391,7 @@ def child_page(request: Request, child_id: int, session: SessionDep, principal: 
     """一名儿童的保健档案：身份关联、新生儿访视、健康检查与生长测量、应检未检。"""
     with session.begin():
         c = child_for(session, principal, child_id)
-        security.audit(
-            session,
-            actor=principal.subject,
-            role=principal.role.value,
-            action="mch.read",
-            target=f"mch_child:{c.id}",
-        )
+        audit_read(session, principal, f"mch_child:{c.id}")
         visits = svc.child_visits(session, child_id=c.id)
         growth = [v for v in visits if v.weight_kg is not None]
         chart = (
@@ -434,7 +433,6 @@ def child_visit_form(
     head_cm: Annotated[float | None, Form()] = None,
 ) -> Response:
     """新生儿访视 / 健康检查 from the form."""
-    url = f"/mch/children/{child_id}"
 
     def work() -> str:
         svc.record_child_visit(
@@ -450,7 +448,7 @@ def child_visit_form(
         )
         return "已登记新生儿访视" if kind == "newborn" else "已登记健康检查"
 
-    return _do(session, url, url, work)
+    return _on_child(session, principal, child_id, work)
 
 
 @router.post("/mch/children/{child_id}/link")
@@ -461,13 +459,12 @@ def child_link_form(
     id_number: Annotated[str, Form(max_length=18)],
 ) -> Response:
     """The child's own ID number from the form."""
-    url = f"/mch/children/{child_id}"
 
     def work() -> str:
         svc.link_child(session, actor=actor_of(principal), child_id=child_id, id_number=id_number)
         return "已关联儿童本人身份证号码"
 
-    return _do(session, url, url, work)
+    return _on_child(session, principal, child_id, work)
 
 
 @router.get("/mch/high-risk", response_class=HTMLResponse)
@@ -478,13 +475,7 @@ def high_risk_page(
     day = on or svc.today()
     with session.begin():
         rows = svc.high_risk_cases(session, on=day, district_code=scope_district(principal))
-        security.audit(
-            session,
-            actor=principal.subject,
-            role=principal.role.value,
-            action="mch.read",
-            target="mch_high_risk",
-        )
+        audit_read(session, principal, "mch_high_risk")
         return _render(
             request,
             "mch/high_risk.html",
