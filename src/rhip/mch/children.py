@@ -249,6 +249,7 @@ def record_child_visit(
                     year=year,
                     child_id=c.id,
                     exams=1,
+                    expected=rules.expected_exams(c.birth_date, year),
                     district_code=c.district_code,
                     institution_code=c.institution_code,
                     birth_date=c.birth_date,
