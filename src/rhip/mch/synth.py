@@ -29,6 +29,7 @@ from rhip.mch.models import (
     Pregnancy,
     RiskAssessment,
     Transfer,
+    UploadKey,
 )
 from rhip.mch.synth_month import generate_month
 from rhip.mch.synth_plan import PREFIX, SEED_2018_03, SEED_TOTAL_2018_03, month_plan, scaled
@@ -55,3 +56,4 @@ def clear(session: Session) -> None:
     for model in (AntenatalVisit, PostpartumVisit, RiskAssessment, CaseFollowUp, Transfer):
         session.execute(delete(model).where(model.pregnancy_id.in_(preg)))
     session.execute(delete(Pregnancy).where(Pregnancy.local_id.like(f"{PREFIX}%")))
+    session.execute(delete(UploadKey).where(UploadKey.business_key.like(f"{PREFIX}%")))
