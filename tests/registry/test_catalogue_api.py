@@ -43,7 +43,9 @@ def test_realtime_filter(bare: TestClient) -> None:
     scheduled = bare.get(f"{API}/datasets", params={"realtime": "false"}).json()
     assert scheduled and not any(d["realtime"] for d in scheduled)
     ph = bare.get(f"{API}/datasets", params={"category": "public_health"}).json()
-    assert {d["name"] for d in ph} == {"health_record", "hypertension_followup", "diabetes_followup"}
+    names = {d["name"] for d in ph}
+    assert {"health_record", "hypertension_followup", "diabetes_followup", "mch_child_exam"} <= names
+    assert all(d["category"] == "public_health" for d in ph)
 
 
 def test_dataset_detail(bare: TestClient) -> None:

@@ -43,6 +43,7 @@ from rhip.intake.models import (
     IntakeProblem,
 )
 from rhip.lake.store import Lake
+from rhip.mch import service as mch
 from rhip.records import service as records
 from rhip.security.roles import Role
 from rhip.security.service import Principal
@@ -126,6 +127,8 @@ def finish_batch(session: Session, *, batch_id: str, outcome: pipeline.Outcome) 
         identity.link_patient_rows(session, live.iter_rows(named=True), source=batch.channel)
     if outcome.stored:  # the shared health record's serving store, in the same transaction
         records.absorb_stored(session, batch_id=batch_id, stored=outcome.stored)
+        if (refused := mch.absorb_stored(session, batch_id=batch_id, stored=outcome.stored)).height:
+            _insert_problems(session, refused)  # records the MCH registry refused, as problem lines
     return batch
 
 

@@ -7,8 +7,9 @@ audited; managers read every district with names and ID numbers masked; admins d
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy.orm import Session
@@ -47,6 +48,7 @@ from rhip.security.deps import SessionDep, require
 from rhip.security.roles import Role
 from rhip.security.service import Principal
 
+T = TypeVar("T")
 router = APIRouter()
 WORKERS = (Role.doctor, Role.family_doctor, Role.admin)
 READERS = (Role.doctor, Role.family_doctor, Role.manager, Role.admin)
@@ -127,7 +129,30 @@ def child_for(session: Session, p: Principal, child_id: int) -> Child:
     return child
 
 
-def _audit_read(session: Session, p: Principal, target: str) -> None:
+def on_episode(
+    session: Session, p: Principal, pregnancy_id: int, record: Callable[..., T], **fields: Any
+) -> T:
+    """A write on an episode: refused outside the caller's district, else the service call as this caller."""
+    pregnancy_for(session, p, pregnancy_id)
+    return record(session, actor=actor_of(p), pregnancy_id=pregnancy_id, **fields)
+
+
+def on_child(session: Session, p: Principal, child_id: int, record: Callable[..., T], **fields: Any) -> T:
+    """A write on a child's record: refused outside the caller's district, else the service call."""
+    child_for(session, p, child_id)
+    return record(session, actor=actor_of(p), child_id=child_id, **fields)
+
+
+def _at(p: Principal, body: Any) -> dict[str, Any]:
+    """A request body's fields with the institution the caller records for."""
+    return {
+        **body.model_dump(exclude={"institution_code"}),
+        "institution_code": institution_for(p, body.institution_code),
+    }
+
+
+def audit_read(session: Session, p: Principal, target: str) -> None:
+    """Audit a read of personal MCH data (`mch.read`, the reader and the record or list read)."""
     security.audit(
         session,
         actor=p.subject,
@@ -184,7 +209,7 @@ def list_pregnancies(
             limit=limit,
             offset=offset,
         )
-        _audit_read(session, principal, f"mch_pregnancies:list:{len(rows)}")
+        audit_read(session, principal, f"mch_pregnancies:list:{len(rows)}")
         return PregnancyPage(items=[pregnancy_read(r, principal) for r in rows], total=total)
 
 
@@ -193,7 +218,7 @@ def read_pregnancy(pregnancy_id: int, session: SessionDep, principal: Reader) ->
     """One episode with its visits, gradings, follow-ups and postpartum visits (the read is audited)."""
     with session.begin():
         preg = pregnancy_for(session, principal, pregnancy_id)
-        _audit_read(session, principal, f"mch_pregnancy:{preg.id}")
+        audit_read(session, principal, f"mch_pregnancy:{preg.id}")
         return _detail(session, preg, principal)
 
 
@@ -203,14 +228,7 @@ def create_visit(
 ) -> AntenatalVisitRead:
     """初诊/复诊."""
     with session.begin():
-        pregnancy_for(session, principal, pregnancy_id)
-        v = svc.record_antenatal_visit(
-            session,
-            actor=actor_of(principal),
-            pregnancy_id=pregnancy_id,
-            institution_code=institution_for(principal, body.institution_code),
-            **body.model_dump(exclude={"institution_code"}),
-        )
+        v = on_episode(session, principal, pregnancy_id, svc.record_antenatal_visit, **_at(principal, body))
         return AntenatalVisitRead.model_validate(v)
 
 
@@ -220,10 +238,7 @@ def create_assessment(
 ) -> AssessmentRead:
     """Grade or re-grade the pregnancy's risk colour (a change is audited)."""
     with session.begin():
-        pregnancy_for(session, principal, pregnancy_id)
-        a = svc.assess_risk(
-            session, actor=actor_of(principal), pregnancy_id=pregnancy_id, **body.model_dump()
-        )
+        a = on_episode(session, principal, pregnancy_id, svc.assess_risk, **body.model_dump())
         return AssessmentRead.model_validate(a)
 
 
@@ -233,10 +248,7 @@ def create_follow_up(
 ) -> FollowUpRead:
     """A follow-up of a case under 专案管理."""
     with session.begin():
-        pregnancy_for(session, principal, pregnancy_id)
-        f = svc.record_follow_up(
-            session, actor=actor_of(principal), pregnancy_id=pregnancy_id, **body.model_dump()
-        )
+        f = on_episode(session, principal, pregnancy_id, svc.record_follow_up, **body.model_dump())
         return FollowUpRead.model_validate(f)
 
 
@@ -246,11 +258,8 @@ def create_transfer(
 ) -> PregnancyRead:
     """转出: the episode moves to another institution (and district)."""
     with session.begin():
-        preg = pregnancy_for(session, principal, pregnancy_id)
-        svc.transfer_pregnancy(
-            session, actor=actor_of(principal), pregnancy_id=pregnancy_id, **body.model_dump()
-        )
-        return pregnancy_read(preg, principal)
+        on_episode(session, principal, pregnancy_id, svc.transfer_pregnancy, **body.model_dump())
+        return pregnancy_read(svc.get_pregnancy(session, pregnancy_id=pregnancy_id), principal)
 
 
 @router.post("/pregnancies/{pregnancy_id}/delivery", response_model=PregnancyRead)
@@ -259,10 +268,7 @@ def create_delivery(
 ) -> PregnancyRead:
     """分娩."""
     with session.begin():
-        pregnancy_for(session, principal, pregnancy_id)
-        preg = svc.record_delivery(
-            session, actor=actor_of(principal), pregnancy_id=pregnancy_id, **body.model_dump()
-        )
+        preg = on_episode(session, principal, pregnancy_id, svc.record_delivery, **body.model_dump())
         return pregnancy_read(preg, principal)
 
 
@@ -272,10 +278,7 @@ def create_termination(
 ) -> PregnancyRead:
     """妊娠终止 before 20 weeks (the episode ends without a delivery)."""
     with session.begin():
-        pregnancy_for(session, principal, pregnancy_id)
-        preg = svc.end_pregnancy(
-            session, actor=actor_of(principal), pregnancy_id=pregnancy_id, ended_on=body.ended_on
-        )
+        preg = on_episode(session, principal, pregnancy_id, svc.end_pregnancy, ended_on=body.ended_on)
         return pregnancy_read(preg, principal)
 
 
@@ -285,10 +288,7 @@ def create_maternal_death(
 ) -> PregnancyRead:
     """孕产妇死亡 (in pregnancy or within 42 days of its end)."""
     with session.begin():
-        pregnancy_for(session, principal, pregnancy_id)
-        preg = svc.record_maternal_death(
-            session, actor=actor_of(principal), pregnancy_id=pregnancy_id, died_on=body.died_on
-        )
+        preg = on_episode(session, principal, pregnancy_id, svc.record_maternal_death, died_on=body.died_on)
         return pregnancy_read(preg, principal)
 
 
@@ -298,14 +298,7 @@ def create_postpartum(
 ) -> PostpartumRead:
     """产后访视 or the 42-day check."""
     with session.begin():
-        pregnancy_for(session, principal, pregnancy_id)
-        v = svc.record_postpartum_visit(
-            session,
-            actor=actor_of(principal),
-            pregnancy_id=pregnancy_id,
-            institution_code=institution_for(principal, body.institution_code),
-            **body.model_dump(exclude={"institution_code"}),
-        )
+        v = on_episode(session, principal, pregnancy_id, svc.record_postpartum_visit, **_at(principal, body))
         return PostpartumRead.model_validate(v)
 
 
@@ -313,12 +306,7 @@ def create_postpartum(
 def create_child(body: ChildCreate, session: SessionDep, principal: Worker) -> ChildRead:
     """儿童登记."""
     with session.begin():
-        c = svc.register_child(
-            session,
-            actor=actor_of(principal),
-            institution_code=institution_for(principal, body.institution_code),
-            **body.model_dump(exclude={"institution_code"}),
-        )
+        c = svc.register_child(session, actor=actor_of(principal), **_at(principal, body))
         return child_read(c, principal)
 
 
@@ -335,7 +323,7 @@ def list_children(
         rows, total = svc.get_all_children(
             session, district_code=scope_district(principal), q=q, limit=limit, offset=offset
         )
-        _audit_read(session, principal, f"mch_children:list:{len(rows)}")
+        audit_read(session, principal, f"mch_children:list:{len(rows)}")
         return ChildPage(items=[child_read(r, principal) for r in rows], total=total)
 
 
@@ -344,7 +332,7 @@ def read_child(child_id: int, session: SessionDep, principal: Reader) -> ChildDe
     """A child with visits and the examinations overdue (the read is audited)."""
     with session.begin():
         c = child_for(session, principal, child_id)
-        _audit_read(session, principal, f"mch_child:{c.id}")
+        audit_read(session, principal, f"mch_child:{c.id}")
         return ChildDetail(
             child=child_read(c, principal),
             visits=[ChildVisitRead.model_validate(v) for v in svc.child_visits(session, child_id=c.id)],
@@ -356,8 +344,7 @@ def read_child(child_id: int, session: SessionDep, principal: Reader) -> ChildDe
 def link_child(child_id: int, body: ChildLink, session: SessionDep, principal: Worker) -> ChildRead:
     """The child's own ID number replaces the mother's as the record's identity."""
     with session.begin():
-        child_for(session, principal, child_id)
-        c = svc.link_child(session, actor=actor_of(principal), child_id=child_id, **body.model_dump())
+        c = on_child(session, principal, child_id, svc.link_child, **body.model_dump())
         return child_read(c, principal)
 
 
@@ -367,14 +354,7 @@ def create_child_visit(
 ) -> ChildVisitRead:
     """新生儿访视 or a health examination."""
     with session.begin():
-        child_for(session, principal, child_id)
-        v = svc.record_child_visit(
-            session,
-            actor=actor_of(principal),
-            child_id=child_id,
-            institution_code=institution_for(principal, body.institution_code),
-            **body.model_dump(exclude={"institution_code"}),
-        )
+        v = on_child(session, principal, child_id, svc.record_child_visit, **_at(principal, body))
         return ChildVisitRead.model_validate(v)
 
 
@@ -382,10 +362,7 @@ def create_child_visit(
 def create_child_death(child_id: int, body: DeathCreate, session: SessionDep, principal: Worker) -> ChildRead:
     """A child's death (for the infant and under-5 mortality counts)."""
     with session.begin():
-        child_for(session, principal, child_id)
-        c = svc.record_child_death(
-            session, actor=actor_of(principal), child_id=child_id, died_on=body.died_on
-        )
+        c = on_child(session, principal, child_id, svc.record_child_death, died_on=body.died_on)
         return child_read(c, principal)
 
 
@@ -406,7 +383,7 @@ def high_risk(
             within_days=within_days,
             only_due=only_due,
         )
-        _audit_read(session, principal, f"mch_high_risk:{len(rows)}")
+        audit_read(session, principal, f"mch_high_risk:{len(rows)}")
         return [
             CaseRead(
                 pregnancy_id=r.pregnancy.id,

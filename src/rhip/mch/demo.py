@@ -1,6 +1,7 @@
 """The `rhip demo` step: the month's MCH activity calibrated to the 2018-03 district table at the demo's
-scale (through the services), and the last complete report year's cohorts for the indicators; prints the
-district table and the year's indicators. Run again, it replaces its own synthetic records."""
+scale (through the services), the last complete report year's cohorts for the indicators, and one institute's
+records of the month before sent through intake as the MCH catalogue tables; prints the district table and the
+year's indicators. Run again, it replaces its own synthetic records."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from rich.table import Table as RichTable
 
 from rhip.config import Settings
 from rhip.db.engine import Database
-from rhip.mch import indicators, rules, stats, synth
+from rhip.lake.store import Lake
+from rhip.mch import indicators, rules, stats, synth, synth_upload
 
 
 def scale_of(synth_dir: Path) -> float:
@@ -45,6 +47,7 @@ def run(*, settings: Settings, synth_dir: Path, console: Console) -> list[tuple[
             synth.clear(s)
             plan = synth.generate_month(s, month=month, scale=scale)
             cohort = synth.generate_year(s, year=year, scale=scale)
+        sent = synth_upload.upload_month(db, Lake(settings.resolved_lake_dir), month=month)
         with db.session() as s, s.begin():
             table = stats.usage_table(s, month=month)
             report = indicators.report(s, year=year)
@@ -73,6 +76,8 @@ def run(*, settings: Settings, synth_dir: Path, console: Console) -> list[tuple[
             f"{month}：妇女登记 {total[1]}（计划 {planned}）、初诊 {total[2]}、复诊 {total[3]}、"
             f"分娩 {total[6]}、儿童登记 {total[7]}；{year} 年度队列 {cohort['pregnancies']} 名产妇、"
             f"{cohort['children']} 名 7 岁以下儿童，"
-            f"早孕建册率 {early}%（{time.perf_counter() - started:.1f} 秒）",
+            f"早孕建册率 {early}%；经数据采集上传上月妇幼记录 {sent['stored']} 条（回执 {sent['batch_id']}，"
+            f"登记库未受理 {sum(n for r, n in sent['problems'].items() if r.startswith('mch:'))} 条）"
+            f"（{time.perf_counter() - started:.1f} 秒）",
         )
     ]

@@ -200,16 +200,19 @@ def child_exams_sql(start: date, end: date) -> Select[*tuple[Any, ...]]:
     lo7 = idnumber.years_before(end, 7) + timedelta(days=1)
     lo3 = idnumber.years_before(end, 3) + timedelta(days=1)
     y = ChildYear
-    expected = _expected(y.birth_date, start, end)
+    expected = y.expected  # kept with the row (`rules.expected_exams`), not nine date tests a row
     alive = or_(y.died_on.is_(None), y.died_on > end)
+    # the age limit is tested in the sums, not the WHERE: a range on birth_date there led SQLite to a
+    # skip-scan of the index plus a sort, where the year's rows read in group order need neither
+    # (a row's birth date is never after the year's end: it has an examination in the year)
     return (
         select(
             y.district_code,
             y.institution_code,
             _one(and_(y.birth_date >= lo3, alive, expected > 0, y.exams >= expected)).label("under3_managed"),
-            _one(alive).label("under7_managed"),
+            _one(and_(y.birth_date >= lo7, alive)).label("under7_managed"),
         )
-        .where(y.year == rules.year_of(end), y.birth_date.between(lo7, end))
+        .where(y.year == rules.year_of(end))
         .group_by(y.institution_code, y.district_code)
     )
 

@@ -60,6 +60,20 @@ class Pregnancy(Base):
     __table_args__ = (
         UniqueConstraint("institution_code", "local_id"),
         Index("ix_mch_pregnancies_delivered", "delivered_on", "district_code", "institution_code"),
+        # covers the indicators' maternal query: read in group order, no table lookups, no sort
+        Index(
+            "ix_mch_pregnancies_units",
+            "district_code",
+            "institution_code",
+            "delivered_on",
+            "live_births",
+            "delivery_place",
+            "registration_week",
+            "first_visit_week",
+            "anc_visits",
+            "pp_visits_28",
+        ),
+        Index("ix_mch_pregnancies_death", "maternal_death_on"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -254,12 +268,15 @@ class ChildYear(Base):
             "birth_date",
             "died_on",
             "exams",
+            "expected",
         ),
     )
 
     year: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
     child_id: Mapped[int] = mapped_column(ForeignKey("mch_children.id", ondelete="CASCADE"), primary_key=True)
     exams: Mapped[int] = mapped_column(Integer, default=0)
+    # examinations due in the year by the under-3 schedule (`rules.expected_exams`), fixed by the birth date
+    expected: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
     district_code: Mapped[str] = mapped_column(String(6))
     institution_code: Mapped[str] = mapped_column(String(32))
     birth_date: Mapped[date] = mapped_column(Date)
@@ -296,3 +313,17 @@ class Reminder(Base):
     message: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
     read_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class UploadKey(Base):
+    """Which registry row an intake record (institution + catalogue table + business key) became, so a
+    correction (修改标志 2) replaces it and a revocation (3) removes it (`uploads.py`)."""
+
+    __tablename__ = "mch_upload_keys"
+    __table_args__ = (Index("ix_mch_upload_keys_target", "table_name", "target_id"),)
+
+    institution_code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    table_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    business_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    target_id: Mapped[int] = mapped_column(BigId)
+    batch_id: Mapped[str] = mapped_column(String(40))

@@ -1,29 +1,24 @@
-"""MCH pages (Chinese): the worker's register (建册, 儿童登记) and visit forms, the risk colour as a badge,
-the high-risk work list, and the district dashboard with the report year's indicators and a chart over months.
-Forms post to the same services as the JSON API; a refused form comes back with the rule's message.
+"""MCH pages (Chinese): the worker's register and lists, an episode with the risk colour as a badge, a child's
+record with the growth chart, the high-risk work list, and the district dashboard with the report year's
+indicators and a chart over months. The forms they post to are in `forms.py` (included in this router).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any
-from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy.orm import Session
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse
 
 from rhip import charts
-from rhip.errors import RhipError
-from rhip.mch import indicators, rules, service as svc, stats
+from rhip.mch import forms, indicators, rules, service as svc, stats
 from rhip.mch.api import (
     FIGURES,
     READERS,
     WORKERS,
-    actor_of,
+    audit_read,
     child_for,
-    institution_for,
     masked,
     pregnancy_for,
     scope_district,
@@ -38,15 +33,13 @@ from rhip.mch.models import (
     VISIT_LABELS,
 )
 from rhip.registry import data as reg_data
-from rhip.security import service as security
 from rhip.security.deps import SessionDep, require
 from rhip.security.service import Principal
 
 router = APIRouter(include_in_schema=False)
-Worker = Annotated[Principal, Depends(require(*WORKERS))]
+router.include_router(forms.router)
 Reader = Annotated[Principal, Depends(require(*READERS))]
 Viewer = Annotated[Principal, Depends(require(*FIGURES))]
-OptDate = Annotated[date | None, Form()]
 
 
 def _render(request: Request, name: str, context: dict[str, Any]) -> HTMLResponse:
@@ -67,21 +60,6 @@ def _render(request: Request, name: str, context: dict[str, Any]) -> HTMLRespons
     return response
 
 
-def _back(url: str, msg: str) -> RedirectResponse:
-    sep = "&" if "?" in url else "?"
-    return RedirectResponse(f"{url}{sep}msg={quote(msg)}", status_code=303)
-
-
-def _do(session: Session, back: str, done: str, work: Callable[[], str]) -> RedirectResponse:
-    """Run a form's service call in one transaction: on to `done` with its message, or back refused."""
-    try:
-        with session.begin():
-            msg = work()
-    except RhipError as exc:
-        return _back(back, exc.detail)
-    return _back(done, msg)
-
-
 def _name(p: Principal, name: str) -> str:
     return svc.mask_name(name) if masked(p) else name
 
@@ -98,9 +76,7 @@ def home(
         district = scope_district(principal)
         women, total = svc.get_all_pregnancies(session, district_code=district, q=q, limit=50)
         children, ctotal = svc.get_all_children(session, district_code=district, q=q, limit=50)
-        security.audit(
-            session, actor=principal.subject, role=principal.role.value, action="mch.read", target="mch_home"
-        )
+        audit_read(session, principal, "mch_home")
     return _render(
         request,
         "mch/index.html",
@@ -117,47 +93,6 @@ def home(
     )
 
 
-@router.post("/mch/pregnancies")
-def register_form(
-    session: SessionDep,
-    principal: Worker,
-    local_id: Annotated[str, Form(max_length=64)],
-    id_number: Annotated[str, Form(max_length=18)],
-    name: Annotated[str, Form(max_length=64)],
-    registered_on: Annotated[date, Form()],
-    gestational_week: Annotated[int, Form()],
-    colour: Annotated[str, Form(max_length=8)] = "",
-    purple: Annotated[bool, Form()] = False,
-    case_owner: Annotated[str, Form(max_length=64)] = "",
-    factors: Annotated[str, Form(max_length=2000)] = "",
-) -> Response:
-    """建册 from the form."""
-    made: dict[str, int] = {}
-
-    def work() -> str:
-        p = svc.register_pregnancy(
-            session,
-            actor=actor_of(principal),
-            institution_code=institution_for(principal, None),
-            local_id=local_id,
-            id_number=id_number,
-            name=name,
-            registered_on=registered_on,
-            gestational_week=gestational_week,
-            colour=colour or None,
-            purple=purple,
-            case_owner=case_owner or None,
-            factors=factors,
-        )
-        made["id"] = p.id
-        return f"已建册：{p.local_id}，预产期 {p.edd.isoformat()}"
-
-    back = _do(session, "/mch", "/mch", work)
-    if "id" in made:
-        return _back(f"/mch/pregnancies/{made['id']}", "已建册")
-    return back
-
-
 @router.get("/mch/pregnancies/{pregnancy_id}", response_class=HTMLResponse)
 def pregnancy_page(
     request: Request, pregnancy_id: int, session: SessionDep, principal: Reader
@@ -166,13 +101,7 @@ def pregnancy_page(
     with session.begin():
         p = pregnancy_for(session, principal, pregnancy_id)
         parts = svc.visits_of(session, pregnancy_id=p.id)
-        security.audit(
-            session,
-            actor=principal.subject,
-            role=principal.role.value,
-            action="mch.read",
-            target=f"mch_pregnancy:{p.id}",
-        )
+        audit_read(session, principal, f"mch_pregnancy:{p.id}")
         week = rules.gestational_week(p.lmp, svc.today()) if p.status == "active" else None
         return _render(
             request,
@@ -190,209 +119,12 @@ def pregnancy_page(
         )
 
 
-@router.post("/mch/pregnancies/{pregnancy_id}/visits")
-def visit_form(
-    pregnancy_id: int,
-    session: SessionDep,
-    principal: Worker,
-    visit_date: Annotated[date, Form()],
-    systolic: Annotated[int | None, Form()] = None,
-    diastolic: Annotated[int | None, Form()] = None,
-    weight_kg: Annotated[float | None, Form()] = None,
-    haemoglobin: Annotated[int | None, Form()] = None,
-    note: Annotated[str, Form(max_length=2000)] = "",
-) -> Response:
-    """初诊/复诊 from the form."""
-    url = f"/mch/pregnancies/{pregnancy_id}"
-
-    def work() -> str:
-        v = svc.record_antenatal_visit(
-            session,
-            actor=actor_of(principal),
-            pregnancy_id=pregnancy_id,
-            visit_date=visit_date,
-            institution_code=institution_for(principal, None),
-            systolic=systolic,
-            diastolic=diastolic,
-            weight_kg=weight_kg,
-            haemoglobin=haemoglobin,
-            note=note,
-        )
-        return f"已登记{VISIT_LABELS[v.kind]}（孕 {v.gestational_week} 周）"
-
-    return _do(session, url, url, work)
-
-
-@router.post("/mch/pregnancies/{pregnancy_id}/assessments")
-def assessment_form(
-    pregnancy_id: int,
-    session: SessionDep,
-    principal: Worker,
-    assessed_on: Annotated[date, Form()],
-    colour: Annotated[str, Form(max_length=8)],
-    purple: Annotated[bool, Form()] = False,
-    case_owner: Annotated[str, Form(max_length=64)] = "",
-    factors: Annotated[str, Form(max_length=2000)] = "",
-) -> Response:
-    """(Re-)grading from the form."""
-    url = f"/mch/pregnancies/{pregnancy_id}"
-
-    def work() -> str:
-        a = svc.assess_risk(
-            session,
-            actor=actor_of(principal),
-            pregnancy_id=pregnancy_id,
-            assessed_on=assessed_on,
-            colour=colour,
-            purple=purple,
-            factors=factors,
-            case_owner=case_owner or None,
-        )
-        return f"风险评估：{COLOUR_LABELS[a.colour]}{'＋紫色' if a.purple else ''}"
-
-    return _do(session, url, url, work)
-
-
-@router.post("/mch/pregnancies/{pregnancy_id}/follow-ups")
-def follow_up_form(
-    pregnancy_id: int,
-    session: SessionDep,
-    principal: Worker,
-    followed_on: Annotated[date, Form()],
-    method: Annotated[str, Form(max_length=16)] = "clinic",
-    note: Annotated[str, Form(max_length=2000)] = "",
-    next_due_on: OptDate = None,
-) -> Response:
-    """专案随访 from the form."""
-    url = f"/mch/pregnancies/{pregnancy_id}"
-
-    def work() -> str:
-        f = svc.record_follow_up(
-            session,
-            actor=actor_of(principal),
-            pregnancy_id=pregnancy_id,
-            followed_on=followed_on,
-            method=method,
-            note=note,
-            next_due_on=next_due_on,
-        )
-        return f"已随访，下次随访 {f.next_due_on}"
-
-    return _do(session, url, url, work)
-
-
-@router.post("/mch/pregnancies/{pregnancy_id}/delivery")
-def delivery_form(
-    pregnancy_id: int,
-    session: SessionDep,
-    principal: Worker,
-    delivered_on: Annotated[date, Form()],
-    place: Annotated[str, Form(max_length=16)],
-    method: Annotated[str, Form(max_length=16)],
-    live_births: Annotated[int, Form()],
-    stillbirths: Annotated[int, Form()] = 0,
-    institution_code: Annotated[str, Form(max_length=32)] = "",
-) -> Response:
-    """分娩 from the form."""
-    url = f"/mch/pregnancies/{pregnancy_id}"
-
-    def work() -> str:
-        p = svc.record_delivery(
-            session,
-            actor=actor_of(principal),
-            pregnancy_id=pregnancy_id,
-            delivered_on=delivered_on,
-            place=place,
-            method=method,
-            live_births=live_births,
-            stillbirths=stillbirths,
-            institution_code=institution_code or None,
-        )
-        return f"已登记分娩（孕 {p.delivery_week} 周，活产 {p.live_births}）"
-
-    return _do(session, url, url, work)
-
-
-@router.post("/mch/pregnancies/{pregnancy_id}/postpartum-visits")
-def postpartum_form(
-    pregnancy_id: int,
-    session: SessionDep,
-    principal: Worker,
-    visit_date: Annotated[date, Form()],
-    kind: Annotated[str, Form(max_length=8)] = "visit",
-) -> Response:
-    """产后访视 / 42 天检查 from the form."""
-    url = f"/mch/pregnancies/{pregnancy_id}"
-
-    def work() -> str:
-        v = svc.record_postpartum_visit(
-            session,
-            actor=actor_of(principal),
-            pregnancy_id=pregnancy_id,
-            visit_date=visit_date,
-            institution_code=institution_for(principal, None),
-            kind=kind,
-        )
-        return (
-            "已登记产后 42 天检查"
-            if v.kind == "check42"
-            else f"已登记第 {v.seq} 次产后访视（产后第 {v.days_after} 天）"
-        )
-
-    return _do(session, url, url, work)
-
-
-@router.post("/mch/children")
-def child_form(
-    session: SessionDep,
-    principal: Worker,
-    local_id: Annotated[str, Form(max_length=64)],
-    name: Annotated[str, Form(max_length=64)],
-    sex: Annotated[str, Form(max_length=1)],
-    birth_date: Annotated[date, Form()],
-    registered_on: Annotated[date, Form()],
-    mother_id_number: Annotated[str, Form(max_length=18)] = "",
-    pregnancy_id: Annotated[int | None, Form()] = None,
-    birth_weight_g: Annotated[int | None, Form()] = None,
-    birth_certificate_no: Annotated[str, Form(max_length=16)] = "",
-) -> Response:
-    """儿童登记 from the form."""
-    made: dict[str, int] = {}
-
-    def work() -> str:
-        c = svc.register_child(
-            session,
-            actor=actor_of(principal),
-            institution_code=institution_for(principal, None),
-            local_id=local_id,
-            name=name,
-            sex=sex,
-            birth_date=birth_date,
-            registered_on=registered_on,
-            pregnancy_id=pregnancy_id,
-            mother_id_number=mother_id_number or None,
-            birth_weight_g=birth_weight_g,
-            birth_certificate_no=birth_certificate_no or None,
-        )
-        made["id"] = c.id
-        return "已建立儿童保健档案"
-
-    back = _do(session, "/mch", "/mch", work)
-    return _back(f"/mch/children/{made['id']}", "已建立儿童保健档案") if "id" in made else back
-
-
 @router.get("/mch/children/{child_id}", response_class=HTMLResponse)
 def child_page(request: Request, child_id: int, session: SessionDep, principal: Reader) -> HTMLResponse:
     """一名儿童的保健档案：身份关联、新生儿访视、健康检查与生长测量、应检未检。"""
     with session.begin():
         c = child_for(session, principal, child_id)
-        security.audit(
-            session,
-            actor=principal.subject,
-            role=principal.role.value,
-            action="mch.read",
-            target=f"mch_child:{c.id}",
-        )
+        audit_read(session, principal, f"mch_child:{c.id}")
         visits = svc.child_visits(session, child_id=c.id)
         growth = [v for v in visits if v.weight_kg is not None]
         chart = (
@@ -422,54 +154,6 @@ def child_page(request: Request, child_id: int, session: SessionDep, principal: 
         )
 
 
-@router.post("/mch/children/{child_id}/visits")
-def child_visit_form(
-    child_id: int,
-    session: SessionDep,
-    principal: Worker,
-    visit_date: Annotated[date, Form()],
-    kind: Annotated[str, Form(max_length=8)] = "exam",
-    weight_kg: Annotated[float | None, Form()] = None,
-    length_cm: Annotated[float | None, Form()] = None,
-    head_cm: Annotated[float | None, Form()] = None,
-) -> Response:
-    """新生儿访视 / 健康检查 from the form."""
-    url = f"/mch/children/{child_id}"
-
-    def work() -> str:
-        svc.record_child_visit(
-            session,
-            actor=actor_of(principal),
-            child_id=child_id,
-            visit_date=visit_date,
-            institution_code=institution_for(principal, None),
-            kind=kind,
-            weight_kg=weight_kg,
-            length_cm=length_cm,
-            head_cm=head_cm,
-        )
-        return "已登记新生儿访视" if kind == "newborn" else "已登记健康检查"
-
-    return _do(session, url, url, work)
-
-
-@router.post("/mch/children/{child_id}/link")
-def child_link_form(
-    child_id: int,
-    session: SessionDep,
-    principal: Worker,
-    id_number: Annotated[str, Form(max_length=18)],
-) -> Response:
-    """The child's own ID number from the form."""
-    url = f"/mch/children/{child_id}"
-
-    def work() -> str:
-        svc.link_child(session, actor=actor_of(principal), child_id=child_id, id_number=id_number)
-        return "已关联儿童本人身份证号码"
-
-    return _do(session, url, url, work)
-
-
 @router.get("/mch/high-risk", response_class=HTMLResponse)
 def high_risk_page(
     request: Request, session: SessionDep, principal: Reader, on: date | None = None
@@ -478,13 +162,7 @@ def high_risk_page(
     day = on or svc.today()
     with session.begin():
         rows = svc.high_risk_cases(session, on=day, district_code=scope_district(principal))
-        security.audit(
-            session,
-            actor=principal.subject,
-            role=principal.role.value,
-            action="mch.read",
-            target="mch_high_risk",
-        )
+        audit_read(session, principal, "mch_high_risk")
         return _render(
             request,
             "mch/high_risk.html",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from calendar import monthrange
 from datetime import date, timedelta
+from functools import cache
 
 from rhip.errors import Invalid
 from rhip.mch.models import ORANGE, RED
@@ -92,6 +93,14 @@ def report_year(year: int) -> tuple[date, date]:
 def year_of(day: date) -> int:
     """The report year a day belongs to."""
     return day.year + 1 if day.month >= 10 else day.year
+
+
+@cache
+def expected_exams(birth: date, year: int) -> int:
+    """Examinations due in a report year by the under-3 schedule: scheduled age m falls in the year when the
+    child was born m months before a day of it (the indicators' denominator of 3 岁以下系统管理)."""
+    start, end = date(year - 1, 10, 1), date(year, 9, 30)
+    return sum(1 for m in UNDER3_SCHEDULE if add_months(start, -m) <= birth <= add_months(end, -m))
 
 
 def due_exams(birth: date, done_ages_days: list[int], today: date) -> list[int]:
