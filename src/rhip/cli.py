@@ -278,12 +278,23 @@ def demo(
         reg_counts = registry.counts(s)
     db.dispose()
     out = settings.data_dir / "demo" / month
+    # each step's wall and CPU seconds (main and helper threads), so a slow demo says which step is slow
+    timings: list[tuple[str, float, float]] = []
+    lap = (time.perf_counter(), time.process_time())
+
+    def _lap(name: str) -> None:
+        nonlocal lap
+        now = (time.perf_counter(), time.process_time())
+        timings.append((name, now[0] - lap[0], now[1] - lap[1]))
+        lap = now
+
     try:
         result = synth_service.generate(
             month=month, scale=scale, seed=seed, out=out, gbk_share=0.1, console=console
         )
     except RhipError as exc:
         raise _fail(exc.detail) from None
+    _lap("synth")
 
     step_rows: list[tuple[str, str]] = []
     for module_name in DEMO_STEPS:
@@ -294,6 +305,7 @@ def demo(
             step_rows.extend(step.run(settings=settings, synth_dir=out, console=console))
         except RhipError as exc:
             raise _fail(f"{module_name}: {exc.detail}") from None
+        _lap(module_name.split(".")[1])
 
     summary = Table(title=f"rhip demo 汇总（{month}，规模 {scale}）")
     summary.add_column("环节")
@@ -305,6 +317,10 @@ def demo(
     for name, value in step_rows:
         summary.add_row(name, value)
     summary.add_row("用时", f"{time.perf_counter() - started:.1f} 秒")
+    summary.add_row(
+        "用时 · 各环节（墙钟/CPU 秒）",
+        "；".join(f"{name} {wall:.1f}/{cpu:.1f}" for name, wall, cpu in timings),
+    )
     console.print(summary)
     console.print(f"逐机构明细：rhip synth --month {month} --scale {scale} --seed {seed}")
     console.print(f"输出：上传文件与真值 {out}；数据湖 {settings.resolved_lake_dir}")

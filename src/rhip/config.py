@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     # the canonical base of our StructureDefinitions and extension URLs (default: fhir_base_url, so each
     # canonical URL resolves on this server); set it once and keep it: uploaded data carries these URLs
     fhir_canonical: str | None = Field(default=None, max_length=500)
+    # fault injection for the crash test (tests/intake/test_crash.py): seconds a batch pauses after each of
+    # its Delta commits, so a test can kill it between two of them. 0 (always, outside that test): no pause
+    intake_crash_pause: float = Field(default=0.0, ge=0, le=600)
 
     @cached_property
     def resolved_database_url(self) -> str:

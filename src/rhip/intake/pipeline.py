@@ -7,7 +7,6 @@ the entry points drive both through `run_batch()`.
 from __future__ import annotations
 
 import functools
-import os
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -17,6 +16,7 @@ from typing import Any
 
 import polars as pl
 
+from rhip.config import Settings
 from rhip.errors import Invalid
 from rhip.intake import keyindex, rollup, rules, store
 from rhip.intake.reading import table_order
@@ -121,6 +121,12 @@ def _daily(name: str, frame: pl.DataFrame, good: pl.DataFrame, today: date) -> p
     )
 
 
+@functools.cache
+def _crash_pause() -> float:
+    """Settings.intake_crash_pause (RHIP_INTAKE_CRASH_PAUSE), read once per process."""
+    return Settings().intake_crash_pause
+
+
 def process(
     lake: Lake,
     frames: Mapping[str, pl.DataFrame | Future[pl.DataFrame]],
@@ -143,7 +149,7 @@ def process(
     commits in flight finish before the error propagates, so the caller's abort removes all of them.
     A transaction's tables are written as files meanwhile too, and committed once all of them passed.
     """
-    pause = float(os.environ.get("RHIP_INTAKE_CRASH_PAUSE", "0") or 0)
+    pause = _crash_pause()
     order = table_order(list(frames))
     early = write and not all_or_nothing and not pause
     pool = ThreadPoolExecutor(max_workers=WRITERS) if write and not pause else None
@@ -348,7 +354,7 @@ def _process(
     if not write:
         return outcome
     if pool is None:
-        # fault injection for the crash test: pause after each Delta commit (RHIP_INTAKE_CRASH_PAUSE s)
+        # fault injection for the crash test: pause after each Delta commit (Settings.intake_crash_pause)
         if before_write is not None:
             before_write(outcome.lake_tables)
         for name, data in outcome.stored.items():

@@ -32,7 +32,7 @@ import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.transaction import AddAction, RemoveAction
 
-from rhip.lake.sql import Sql, ident
+from rhip.lake.sql import Sql, ident, ranked_versions_sql
 from rhip.lake.store import Lake
 
 KEYS_TABLE = "intake_keys"
@@ -373,21 +373,16 @@ def process_alive(host: str, pid: int) -> bool:
 
 
 def current_sql(table: str, *, exclude_batches: list[str] | None = None, with_revoked: bool = False) -> Sql:
-    """DuckDB SQL for the current version of each record of a table (tombstones out, uncommitted out)."""
-    name = ident(data_table(table))
+    """DuckDB SQL for the current version of each record of a table (tombstones out, uncommitted out);
+    the ranking is `lake.sql.ranked_versions_sql`, the one "current record" builder."""
     params: dict[str, object] = {}
-    where = ""
+    keep = "TRUE"
     if exclude_batches:
-        where = "WHERE NOT list_contains($pending, _batch)"
+        keep = "NOT list_contains($pending, _batch)"
         params["pending"] = list(exclude_batches)
-    outer = "" if with_revoked else "WHERE _op <> 3"
-    text = (
-        f"SELECT * EXCLUDE (_rn) FROM (SELECT *, row_number() OVER ("
-        f"PARTITION BY org_code, _key ORDER BY updated_at DESC, _ingested_at DESC, _row DESC) AS _rn "
-        f"FROM {name} {where}) WHERE _rn = 1 {('AND _op <> 3' if not with_revoked else '')}"
-    )
-    del outer
-    return Sql(text, params)
+    ranked = ranked_versions_sql(ident(data_table(table)), "*", keep)
+    tombstones = "" if with_revoked else " AND _op <> 3"
+    return Sql(f"SELECT * EXCLUDE (_rn) FROM ({ranked}) WHERE _rn = 1{tombstones}", params)
 
 
 def lake_root(path: Path) -> Lake:
