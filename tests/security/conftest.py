@@ -6,10 +6,12 @@ and a small world of personal data: one booking, one linked patient record, one 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
+from typing import Any
 
 import pytest
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -23,6 +25,17 @@ from tests.intake.conftest import inst, inst2, patient_csv, unique  # noqa: F401
 
 Auth = Callable[..., dict[str, str]]
 BAD_ID = "110105194912310021"  # a wrong check digit: rejected, the value in the problem list
+
+
+def walk_routes(routes: list[Any], prefix: str) -> Iterator[tuple[str, APIRoute]]:
+    """Every API route with its full path, those of included routers too (FastAPI keeps an included
+    router as one entry holding the original, not as copies of its routes)."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from walk_routes(inner.routes, prefix + route.include_context.prefix)
+        elif isinstance(route, APIRoute):
+            yield prefix + route.path, route
 
 
 class World:

@@ -11,10 +11,9 @@ personal. A new route fails here until it is put on one side.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -23,7 +22,7 @@ from rhip.security.masking import ID_SYSTEM
 from rhip.security.models import AuditEvent
 from rhip.web.app import ROUTERS
 from tests.booking.conftest import TERTIARY, new_person
-from tests.security.conftest import World
+from tests.security.conftest import World, walk_routes
 
 Auth = Callable[..., dict[str, str]]
 MODULES = {
@@ -70,21 +69,12 @@ NOT_PERSONAL = {
 }
 
 
-def _walk(routes: list[Any], prefix: str) -> Iterator[tuple[str, APIRoute]]:
-    for route in routes:
-        inner = getattr(route, "original_router", None)  # an included router (FastAPI ≥ 0.130)
-        if inner is not None:
-            yield from _walk(inner.routes, prefix + route.include_context.prefix)
-        elif isinstance(route, APIRoute):
-            yield prefix + route.path, route
-
-
 def reads() -> set[str]:
     """Every GET route (and the $match search) of the modules that hold personal data."""
     out = set()
     for module, prefix, _tag in ROUTERS:
         if module in MODULES:
-            for path, route in _walk(importlib.import_module(module).router.routes, prefix):
+            for path, route in walk_routes(importlib.import_module(module).router.routes, prefix):
                 if "GET" in route.methods or path.endswith("$match"):
                     out.add(f"{'GET' if 'GET' in route.methods else 'POST'} {path}")
     return out
