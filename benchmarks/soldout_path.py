@@ -135,7 +135,7 @@ def main() -> None:
     load = Path("/proc/loadavg").read_text().split()[:3]
     print(got["profile"])
     print(
-        f"in process, one request at a time (n={args.n}, load {' '.join(load)}): /livez {got['livez_us']} µs, "
+        f"in process, one at a time (n={args.n}, load {' '.join(load)}): /livez {got['livez_us']} µs, "
         f"sold-out answer {got['soldout_us']} µs → {got['soldout_us'] / got['livez_us']:.2f} × /livez "
         f"(the HTTP server's own share comes on top of both)"
     )
