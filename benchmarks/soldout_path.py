@@ -21,6 +21,7 @@ import os
 import pstats
 import tempfile
 import time
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,7 @@ def main() -> None:
 
     from rhip.booking import soldout
     from rhip.config import Settings
+    from rhip.registry.idnumber import make_id
     from rhip.security.service import issue_token
     from rhip.web.app import create_app
 
@@ -98,7 +100,7 @@ def main() -> None:
     token = issue_token(SECRET, subject="bench-agent", role="agent")
     soldout.remember_full(id(db.engine), SLOT, "public", [], ttl=3600.0)
 
-    person = "11010519491231002X"
+    person = make_id("320102", date(1980, 1, 1), 123)  # valid: the checks' fast path, as wrk's are
     book_body = json.dumps({"slot_id": SLOT, "person_id": person, "person_name": "张三"}).encode()
     book_headers = [
         (b"authorization", f"Bearer {token}".encode()),
