@@ -18,10 +18,14 @@ from pydantic import ValidationError
 
 from rhip.booking import entry, pgbatch
 from rhip.booking.api_common import Bookers, bookers
+from rhip.booking.booker import channel_for, default_tranche
+from rhip.booking.refusals import refuse
 from rhip.booking.schemas import AppointmentCreate, AppointmentRead, appointment_fields
+from rhip.booking.soldout import full_in_memory
 from rhip.db.engine import Database
 from rhip.errors import Invalid, RhipError
 from rhip.security.roles import Role
+from rhip.security.service import Principal
 
 
 @asynccontextmanager
@@ -34,11 +38,12 @@ class _LeanRoute(APIRoute):
     """FastAPI's route, with a short path for a well-formed request; anything else is FastAPI's own.
 
     FastAPI's generic handler (body reading, content-type, the dependency solver, parameter checks)
-    costs more CPU than a sold-out answer itself. A request with a JSON body that the model accepts
-    and a valid Idempotency-Key header skips it: the same model validates the same body, the same
-    principal dependency (the route's only one) is awaited and the same endpoint runs. Any other
-    request (bad JSON, other content type, invalid fields, a long key) goes through FastAPI, so every
-    answer, 422s included, is what FastAPI gives.
+    costs more CPU than a sold-out answer itself. A request with a JSON body and a valid Idempotency-Key
+    header skips it: the same principal dependency (the route's only one) is awaited, a slot this
+    process remembers full is refused from the raw body at once (refuse_if_sold_out: before the model
+    and the person's checks), else the same model validates the same body and the same endpoint runs.
+    Any other request (bad JSON, other content type, invalid fields, a long key) goes through FastAPI,
+    so every answer, 422s included, is what FastAPI gives.
     """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
@@ -51,25 +56,57 @@ class _LeanRoute(APIRoute):
             if request.headers.get("content-type") != "application/json" or (key and len(key) > 120):
                 return await standard(request)
             try:
-                body = AppointmentCreate.model_validate(orjson.loads(await request.body()))
-            except (orjson.JSONDecodeError, ValidationError):
+                raw = orjson.loads(await request.body())
+            except orjson.JSONDecodeError:
                 return await standard(request)  # FastAPI words the 422 (the body is cached)
             try:
                 principal = await bookers(request)
+                # sold out a moment ago: answered before the body's model and the person's checks
+                refuse_if_sold_out(request, principal, raw, key)
+            except RhipError as exc:
+                return await _render(request, exc)
+            try:
+                body = AppointmentCreate.model_validate(raw)
+            except ValidationError:
+                return await standard(request)
+            try:
                 response: Response = await endpoint(
                     body=body, request=request, principal=principal, idempotency_key=key
                 )
             except RhipError as exc:
-                # a refusal (a sold-out answer above all) rendered by the app's own handler, here: the
-                # same problem+json, without the exception's trip through Starlette's handler wrappers
-                render = request.app.exception_handlers.get(RhipError)
-                if render is None:
-                    raise
-                refused: Response = await render(request, exc)
-                return refused
+                return await _render(request, exc)
             return response
 
         return handler
+
+
+def refuse_if_sold_out(request: Request, principal: Principal, raw: Any, header_key: str | None) -> None:
+    """Raise slot-full when this process remembers the slot's tranche full, from the raw JSON body: only
+    the slot, the tranche, the channel and the idempotency key are read (a retry of one of the slot's
+    bookings still goes on, to be answered with its booking). Anything unusual goes on to the full checks.
+    """
+    if not isinstance(raw, dict):
+        return
+    slot = raw.get("slot_id")
+    tranche = raw.get("tranche") or default_tranche(principal)
+    key = raw.get("idempotency_key") or header_key
+    if type(slot) is not int or not isinstance(tranche, str) or not isinstance(key, str | None):
+        return
+    scoped = f"{principal.subject}:{key}" if key else None
+    if full_in_memory(id(request.app.state.db.engine), slot, tranche, scoped):
+        channel = raw.get("channel")
+        channel_for(principal, channel if isinstance(channel, str) else None)  # who may not book: 403
+        refuse("slot-full", tranche)
+
+
+async def _render(request: Request, exc: RhipError) -> Response:
+    """A refusal (a sold-out answer above all) rendered by the app's own handler, here: the same
+    problem+json, without the exception's trip through Starlette's handler wrappers."""
+    render = request.app.exception_handlers.get(RhipError)
+    if render is None:
+        raise exc
+    refused: Response = await render(request, exc)
+    return refused
 
 
 router = APIRouter(lifespan=_lifespan, route_class=_LeanRoute)
