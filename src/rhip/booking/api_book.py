@@ -18,8 +18,7 @@ from pydantic import ValidationError
 
 from rhip.booking import entry, pgbatch
 from rhip.booking.api_common import Bookers, bookers
-from rhip.booking.booker import channel_for, default_tranche
-from rhip.booking.refusals import refuse
+from rhip.booking.booker import default_tranche, refuse_from_memory
 from rhip.booking.schemas import AppointmentCreate, AppointmentRead, appointment_fields
 from rhip.booking.soldout import full_in_memory
 from rhip.db.engine import Database
@@ -80,23 +79,43 @@ class _LeanRoute(APIRoute):
         return handler
 
 
+def _person(given: str | None, principal: Principal) -> str:
+    """The person booked for: the one named, or the resident themself."""
+    person = given or (principal.subject if principal.role is Role.resident else None)
+    if person is None:
+        raise Invalid("代他人预约时必须提供就诊人身份证号码 person_id", code="person-required")
+    return person
+
+
+_OPTIONAL_TEXT = ("person_id", "person_name", "channel", "tranche", "idempotency_key")
+
+
 def refuse_if_sold_out(request: Request, principal: Principal, raw: Any, header_key: str | None) -> None:
-    """Raise slot-full when this process remembers the slot's tranche full, from the raw JSON body: only
-    the slot, the tranche, the channel and the idempotency key are read (a retry of one of the slot's
-    bookings still goes on, to be answered with its booking). Anything unusual goes on to the full checks.
-    """
-    if not isinstance(raw, dict):
+    """Raise slot-full when this process remembers the slot's tranche full, from the raw JSON body, without
+    the body's model: for a body whose fields have the model's types (anything else goes on to the model),
+    the request's own checks first (person, not-self, channel, tranche: the same precise refusals), then
+    the memory (a retry of one of the slot's bookings goes on, to be answered with its booking)."""
+    if not isinstance(raw, dict) or type(raw.get("slot_id")) is not int:
         return
-    slot = raw.get("slot_id")
-    tranche = raw.get("tranche") or default_tranche(principal)
+    if not all(isinstance(raw.get(f), str | None) for f in _OPTIONAL_TEXT):
+        return
     key = raw.get("idempotency_key") or header_key
-    if type(slot) is not int or not isinstance(tranche, str) or not isinstance(key, str | None):
+    if key is not None and len(key) > 120:
         return
+    engine = request.app.state.db.engine
+    tranche = raw.get("tranche") or default_tranche(principal)
     scoped = f"{principal.subject}:{key}" if key else None
-    if full_in_memory(id(request.app.state.db.engine), slot, tranche, scoped):
-        channel = raw.get("channel")
-        channel_for(principal, channel if isinstance(channel, str) else None)  # who may not book: 403
-        refuse("slot-full", tranche)
+    if not full_in_memory(id(engine), raw["slot_id"], tranche, scoped):
+        return  # the common case: nothing remembered, nothing checked twice
+    refuse_from_memory(
+        engine,
+        slot_id=raw["slot_id"],
+        person=_person(raw.get("person_id"), principal),
+        actor=principal,
+        tranche=raw.get("tranche"),
+        channel=raw.get("channel"),
+        idempotency_key=key,
+    )
 
 
 async def _render(request: Request, exc: RhipError) -> Response:
@@ -124,9 +143,7 @@ async def create_appointment(
     409 names the rule that refuses it (slot-full, limit-daily, suspended, ...); a retried request with
     the same Idempotency-Key answers 200 with the first booking.
     """
-    person = body.person_id or (principal.subject if principal.role is Role.resident else None)
-    if person is None:
-        raise Invalid("代他人预约时必须提供就诊人身份证号码 person_id", code="person-required")
+    person = _person(body.person_id, principal)
     key = body.idempotency_key or idempotency_key
     person_name = body.person_name or (principal.name if principal.role is Role.resident else None)
     db: Database = request.app.state.db
