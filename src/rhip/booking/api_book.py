@@ -39,8 +39,8 @@ class _LeanRoute(APIRoute):
     FastAPI's generic handler (body reading, content-type, the dependency solver, parameter checks)
     costs more CPU than a sold-out answer itself. A request with a JSON body and a valid Idempotency-Key
     header skips it: the same principal dependency (the route's only one) is awaited, a slot this
-    process remembers full is refused from the raw body at once (refuse_if_sold_out: before the model
-    and the person's checks), else the same model validates the same body and the same endpoint runs.
+    process remembers full is refused from the raw body at once (refuse_if_sold_out: the request's own
+    checks, without the body's model), else the same model validates the same body and the same endpoint runs.
     Any other request (bad JSON, other content type, invalid fields, a long key) goes through FastAPI,
     so every answer, 422s included, is what FastAPI gives.
     """
@@ -60,7 +60,7 @@ class _LeanRoute(APIRoute):
                 return await standard(request)  # FastAPI words the 422 (the body is cached)
             try:
                 principal = await bookers(request)
-                # sold out a moment ago: answered before the body's model and the person's checks
+                # sold out a moment ago: answered from the raw body, without the body's model
                 refuse_if_sold_out(request, principal, raw, key)
             except RhipError as exc:
                 return await _render(request, exc)
