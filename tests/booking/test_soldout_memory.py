@@ -194,3 +194,48 @@ def test_the_memory_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not soldout.full_in_memory(-1, 1119, "public", "k")  # a retry of its booking is not refused
     soldout.remember_full(-1, 7, "public", [], ttl=0.0)
     assert not soldout.full_in_memory(-1, 7, "public", None) and (-1, 7, "public") not in soldout._SOLD_OUT
+
+
+def test_a_remembered_full_slot_is_refused_without_the_body_model(client, auth) -> None:  # type: ignore[no-untyped-def]
+    """The booking route answers a slot this process remembers full from the raw body (no model), after
+    the request's own checks: a bad person number is still 422, a resident booking for another 403; a
+    retry of one of the slot's bookings, a body the model would coerce and a missing token get their own
+    answers."""
+    db = client.app.state.db
+    slot = 900_000_000 + uuid.uuid4().int % 99_000_000  # never in the database: only memory can answer
+    soldout.remember_full(id(db.engine), slot, "public", ["memory-agent:retry-1"], ttl=60.0)
+    url = "/api/v1/booking/appointments"
+    agent = auth("agent", subject="memory-agent")
+    try:
+        r = client.post(
+            url, json={"slot_id": slot, "person_id": new_person(), "person_name": "张三"}, headers=agent
+        )
+        assert r.status_code == 409 and r.json()["code"] == "slot-full", r.text
+        bad = client.post(url, json={"slot_id": slot, "person_id": "not-a-number"}, headers=agent)
+        assert bad.status_code == 422 and bad.json()["code"] == "bad-id-number"
+        me = new_person()
+        other = client.post(
+            url, json={"slot_id": slot, "person_id": new_person()}, headers=auth("resident", subject=me)
+        )
+        assert other.status_code == 403 and other.json()["code"] == "not-self"
+        mine = client.post(url, json={"slot_id": slot}, headers=auth("resident", subject=me))
+        assert mine.status_code == 409 and mine.json()["code"] == "slot-full"
+        nobody = client.post(url, json={"slot_id": slot}, headers=agent)
+        assert nobody.status_code == 422 and nobody.json()["code"] == "person-required"
+        typed = client.post(
+            url, json={"slot_id": slot, "person_id": new_person(), "person_name": 5}, headers=agent
+        )
+        assert typed.status_code == 422  # the model's own answer, as before
+        coerced = client.post(url, json={"slot_id": str(slot), "person_id": new_person()}, headers=agent)
+        assert coerced.status_code == 409 and coerced.json()["code"] == "slot-full"  # the full path's memory
+        retry = client.post(
+            url,
+            json={"slot_id": slot, "person_id": new_person()},
+            headers={**agent, "Idempotency-Key": "retry-1"},
+        )
+        assert retry.status_code == 404 and retry.json()["code"] == "no-slot", retry.text  # to the database
+        assert client.post(url, json={"slot_id": slot, "person_id": new_person()}).status_code == 401
+        manager = client.post(url, json={"slot_id": slot, "person_id": new_person()}, headers=auth("manager"))
+        assert manager.status_code == 403
+    finally:
+        soldout.forget_full(slot)

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from rhip.security.deps import declared_roles
 from rhip.security.roles import Role
 from rhip.web.app import ROUTERS
+from tests.security.conftest import walk_routes
 
 Route = tuple[str, APIRoute, frozenset[Role]]
 
@@ -21,11 +22,8 @@ def _routes(app) -> list[Route]:  # type: ignore[no-untyped-def]
     """Every API route of every router the app includes (web.app.ROUTERS), with its full path and roles."""
     out: list[Route] = []
     for module_name, prefix, _tag in ROUTERS:
-        for route in importlib.import_module(module_name).router.routes:
-            if not isinstance(route, APIRoute):
-                continue
+        for path, route in walk_routes(importlib.import_module(module_name).router.routes, prefix):
             roles = declared_roles([d.call for d in route.dependant.dependencies])
-            path = prefix + route.path
             assert roles is not None, f"{route.methods} {path} declares no roles (use require() or public())"
             out.append((path, route, roles))
     schema_paths = set(app.openapi()["paths"])

@@ -301,6 +301,7 @@ def verify_in_person(
 
 @router.get("/notifications", response_model=list[NotificationRead])
 def list_notifications(
+    request: Request,
     session: SessionDep,
     principal: Annotated[Principal, Depends(require(Role.resident, Role.agent, Role.manager, Role.admin))],
     person: str | None = None,
@@ -316,6 +317,7 @@ def list_notifications(
         raise Invalid("请提供就诊人身份证号码 person", code="person-required")
     with session.begin():
         rows = notify.get_all(session, person=pid)
+        audit_read(session, request, principal, what="notifications", target=mask_text(pid))
         return [
             NotificationRead(
                 id=n.id,

@@ -18,10 +18,13 @@ from pydantic import ValidationError
 
 from rhip.booking import entry, pgbatch
 from rhip.booking.api_common import Bookers, bookers
+from rhip.booking.booker import default_tranche, refuse_from_memory
 from rhip.booking.schemas import AppointmentCreate, AppointmentRead, appointment_fields
+from rhip.booking.soldout import full_in_memory
 from rhip.db.engine import Database
 from rhip.errors import Invalid, RhipError
 from rhip.security.roles import Role
+from rhip.security.service import Principal
 
 
 @asynccontextmanager
@@ -34,11 +37,12 @@ class _LeanRoute(APIRoute):
     """FastAPI's route, with a short path for a well-formed request; anything else is FastAPI's own.
 
     FastAPI's generic handler (body reading, content-type, the dependency solver, parameter checks)
-    costs more CPU than a sold-out answer itself. A request with a JSON body that the model accepts
-    and a valid Idempotency-Key header skips it: the same model validates the same body, the same
-    principal dependency (the route's only one) is awaited and the same endpoint runs. Any other
-    request (bad JSON, other content type, invalid fields, a long key) goes through FastAPI, so every
-    answer, 422s included, is what FastAPI gives.
+    costs more CPU than a sold-out answer itself. A request with a JSON body and a valid Idempotency-Key
+    header skips it: the same principal dependency (the route's only one) is awaited, a slot this
+    process remembers full is refused from the raw body at once (refuse_if_sold_out: the request's own
+    checks, without the body's model), else the same model validates the same body and the same endpoint runs.
+    Any other request (bad JSON, other content type, invalid fields, a long key) goes through FastAPI,
+    so every answer, 422s included, is what FastAPI gives.
     """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
@@ -51,25 +55,77 @@ class _LeanRoute(APIRoute):
             if request.headers.get("content-type") != "application/json" or (key and len(key) > 120):
                 return await standard(request)
             try:
-                body = AppointmentCreate.model_validate(orjson.loads(await request.body()))
-            except (orjson.JSONDecodeError, ValidationError):
+                raw = orjson.loads(await request.body())
+            except orjson.JSONDecodeError:
                 return await standard(request)  # FastAPI words the 422 (the body is cached)
             try:
                 principal = await bookers(request)
+                # sold out a moment ago: answered from the raw body, without the body's model
+                refuse_if_sold_out(request, principal, raw, key)
+            except RhipError as exc:
+                return await _render(request, exc)
+            try:
+                body = AppointmentCreate.model_validate(raw)
+            except ValidationError:
+                return await standard(request)
+            try:
                 response: Response = await endpoint(
                     body=body, request=request, principal=principal, idempotency_key=key
                 )
             except RhipError as exc:
-                # a refusal (a sold-out answer above all) rendered by the app's own handler, here: the
-                # same problem+json, without the exception's trip through Starlette's handler wrappers
-                render = request.app.exception_handlers.get(RhipError)
-                if render is None:
-                    raise
-                refused: Response = await render(request, exc)
-                return refused
+                return await _render(request, exc)
             return response
 
         return handler
+
+
+def _person(given: str | None, principal: Principal) -> str:
+    """The person booked for: the one named, or the resident themself."""
+    person = given or (principal.subject if principal.role is Role.resident else None)
+    if person is None:
+        raise Invalid("代他人预约时必须提供就诊人身份证号码 person_id", code="person-required")
+    return person
+
+
+_OPTIONAL_TEXT = ("person_id", "person_name", "channel", "tranche", "idempotency_key")
+
+
+def refuse_if_sold_out(request: Request, principal: Principal, raw: Any, header_key: str | None) -> None:
+    """Raise slot-full when this process remembers the slot's tranche full, from the raw JSON body, without
+    the body's model: for a body whose fields have the model's types (anything else goes on to the model),
+    the request's own checks first (person, not-self, channel, tranche: the same precise refusals), then
+    the memory (a retry of one of the slot's bookings goes on, to be answered with its booking)."""
+    if not isinstance(raw, dict) or type(raw.get("slot_id")) is not int:
+        return
+    if not all(isinstance(raw.get(f), str | None) for f in _OPTIONAL_TEXT):
+        return
+    key = raw.get("idempotency_key") or header_key
+    if key is not None and len(key) > 120:
+        return
+    engine = request.app.state.db.engine
+    tranche = raw.get("tranche") or default_tranche(principal)
+    scoped = f"{principal.subject}:{key}" if key else None
+    if not full_in_memory(id(engine), raw["slot_id"], tranche, scoped):
+        return  # the common case: nothing remembered, nothing checked twice
+    refuse_from_memory(
+        engine,
+        slot_id=raw["slot_id"],
+        person=_person(raw.get("person_id"), principal),
+        actor=principal,
+        tranche=raw.get("tranche"),
+        channel=raw.get("channel"),
+        idempotency_key=key,
+    )
+
+
+async def _render(request: Request, exc: RhipError) -> Response:
+    """A refusal (a sold-out answer above all) rendered by the app's own handler, here: the same
+    problem+json, without the exception's trip through Starlette's handler wrappers."""
+    render = request.app.exception_handlers.get(RhipError)
+    if render is None:
+        raise exc
+    refused: Response = await render(request, exc)
+    return refused
 
 
 router = APIRouter(lifespan=_lifespan, route_class=_LeanRoute)
@@ -87,9 +143,7 @@ async def create_appointment(
     409 names the rule that refuses it (slot-full, limit-daily, suspended, ...); a retried request with
     the same Idempotency-Key answers 200 with the first booking.
     """
-    person = body.person_id or (principal.subject if principal.role is Role.resident else None)
-    if person is None:
-        raise Invalid("代他人预约时必须提供就诊人身份证号码 person_id", code="person-required")
+    person = _person(body.person_id, principal)
     key = body.idempotency_key or idempotency_key
     person_name = body.person_name or (principal.name if principal.role is Role.resident else None)
     db: Database = request.app.state.db

@@ -271,6 +271,7 @@ def refer_down(
 
 @router.get("/referrals", response_model=list[ReferralRead])
 def list_referrals(
+    request: Request,
     session: SessionDep,
     principal: Annotated[
         Principal, Depends(require(Role.doctor, Role.family_doctor, Role.manager, Role.admin))
@@ -281,10 +282,9 @@ def list_referrals(
     if principal.role in (Role.doctor, Role.family_doctor) and not principal.institution_code:
         raise Forbidden("未绑定机构的医生不能查看转诊单", code="institution-required")
     with session.begin():
-        return [
-            ReferralRead.of(r)
-            for r in booking_referrals.get_all_referrals(session, actor=principal, person=person)
-        ]
+        rows = booking_referrals.get_all_referrals(session, actor=principal, person=person)
+        audit_read(session, request, principal, what="referrals", results=len(rows))
+        return [ReferralRead.of(r, principal) for r in rows]
 
 
 @router.post("/referrals/{referral_id}/status", response_model=ReferralRead)
@@ -323,15 +323,16 @@ def appeal(
 
 @router.get("/appeals", response_model=list[AppealRead])
 def list_appeals(
+    request: Request,
     session: SessionDep,
     principal: Annotated[Principal, Depends(require(Role.resident, Role.manager, Role.admin))],
     status: str | None = None,
 ) -> list[AppealRead]:
     """Appeals: a resident's own, or all of them for managers."""
     with session.begin():
-        return [
-            AppealRead.of(a) for a in booking_jobs.get_all_appeals(session, actor=principal, status=status)
-        ]
+        rows = booking_jobs.get_all_appeals(session, actor=principal, status=status)
+        audit_read(session, request, principal, what="appeals", results=len(rows))
+        return [AppealRead.of(a, principal) for a in rows]
 
 
 @router.post("/appeals/{appeal_id}/decision", response_model=AppealRead)

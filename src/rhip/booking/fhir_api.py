@@ -41,7 +41,8 @@ from rhip.booking.fhir_map import (
 from rhip.clock import SHANGHAI
 from rhip.errors import BadRequest, Invalid, NotFound, RhipError
 from rhip.registry import data as reg_data
-from rhip.security.deps import SessionDep, public, require
+from rhip.security.deps import SessionDep, audit_read, public, require
+from rhip.security.masking import Masker
 from rhip.security.roles import Role
 from rhip.security.service import Principal
 
@@ -273,7 +274,7 @@ async def create_appointment(request: Request, principal: Bookers) -> Response:
         answer, created = await entry.book(
             db, slot_id=slot_id, person=person, person_name=name, actor=principal, idempotency_key=key
         )
-        res = appointment_resource(answer)
+        res = Masker(principal).fhir(appointment_resource(answer))
     except RhipError as exc:
         return outcome(exc)
     return fhir(res, 201 if created else 200, headers={"Location": f"/fhir/r4/Appointment/{res['id']}"})
@@ -296,21 +297,26 @@ def search_appointments(request: Request, session: SessionDep, principal: Viewer
                 for a in items
                 if (lo is None or a.starts_at >= lo) and (hi is None or a.starts_at < hi)
             ]
-        if wanted:
-            out = [r for r in out if r["status"] in wanted]
-        return fhir(bundle(request, out))
+            if wanted:
+                out = [r for r in out if r["status"] in wanted]
+            if out:
+                audit_read(session, request, principal, what="fhir.appointments", results=len(out))
+        return fhir(Masker(principal).fhir(bundle(request, out)))
     except RhipError as exc:
         return outcome(exc)
 
 
 @router.get("/Appointment/{appointment_id}")
-def read_appointment(appointment_id: str, session: SessionDep, principal: Viewers) -> JSONResponse:
-    """One Appointment."""
+def read_appointment(
+    appointment_id: str, request: Request, session: SessionDep, principal: Viewers
+) -> JSONResponse:
+    """One Appointment (the patient masked by role: security.masking)."""
     try:
         with session.begin():
             appt = svc.get_appointment(session, appointment_id=_ref_id(appointment_id, "Appointment"))
             svc.check_access(principal, appt)
-            return fhir(appointment_resource(appt))
+            audit_read(session, request, principal, what="fhir.appointment", target=str(appt.id))
+            return fhir(Masker(principal).fhir(appointment_resource(appt)))
     except RhipError as exc:
         return outcome(exc)
 
@@ -321,7 +327,7 @@ def _cancel(session: Session, appointment_id: str, principal: Principal, reason:
         svc.check_access(principal, appt)
         if APPT_STATUS.get(appt.status) != "cancelled":
             appt = svc.cancel(session, appointment_id=appt.id, actor=principal, reason=reason)
-        return fhir(appointment_resource(appt))
+        return fhir(Masker(principal).fhir(appointment_resource(appt)))
 
 
 @router.put("/Appointment/{appointment_id}")

@@ -27,8 +27,8 @@ from rhip.clock import SHANGHAI, local_now
 from rhip.db.engine import Database
 from rhip.errors import RhipError
 from rhip.registry import data as reg_data
-from rhip.security import pagekit, realname, service as security, throttle
-from rhip.security.deps import SessionDep, client_context, public, require
+from rhip.security import masking, pagekit, realname, service as security, throttle
+from rhip.security.deps import SessionDep, audit_read, client_context, public, require
 from rhip.security.roles import Role
 from rhip.security.service import Principal
 
@@ -356,6 +356,7 @@ def family_page(
                 inst = reg_data.get(s.hospital_code)
                 rows.append({"s": s, "hospital": inst.name if inst else s.hospital_code, "slots": slots})
         referrals = booking_referrals.get_all_referrals(session, actor=me)[:50]
+        audit_read(session, request, me, what="page.booking.family", results=len(referrals))
     return _render(
         request,
         "booking/family.html",
@@ -439,16 +440,20 @@ def staff_page(
             session, actor=me, hospital_code=code, service_date=the_day, limit=1000
         )
         by_id = {s.id: s for s in scheds}
+        m = masking.Masker(me)
         patients = [
             {
                 "a": a,
                 "s": by_id.get(a.schedule_id),
                 "status": common.STATUS_LABELS.get(a.status, a.status),
                 "tranche": common.TRANCHE_LABELS.get(a.tranche, a.tranche),
-                "masked": f"{a.person_id[:6]}********{a.person_id[-4:]}",
+                "name": m.value(masking.Kind.name, a.person_name, a.person_id),
+                "masked": m.id(a.person_id),
             }
             for a in sorted(appts, key=lambda a: (a.starts_at, a.id))
         ]
+        if patients:
+            audit_read(session, request, me, what="page.booking.staff", target=code, results=len(patients))
     return _render(
         request,
         "booking/staff.html",

@@ -170,11 +170,13 @@ class AppointmentRead(BaseModel):
 
     @classmethod
     def of(cls, a: Appointment, viewer: Any = None) -> AppointmentRead:
-        """An appointment for the API; with a viewer, the ID number as that viewer may see it (whole
-        only for the resident it belongs to: rhip.security.masking)."""
+        """An appointment for the API; with a viewer, the ID number and name as that viewer may see them
+        (rhip.security.masking: the number whole only for its resident, the name for the care roles)."""
         fields = appointment_fields(a)
         if viewer is not None:
-            fields["person_id"] = masking.id_for(viewer, a.person_id)
+            m = masking.Masker(viewer)
+            fields["person_id"] = m.id(a.person_id)
+            fields["person_name"] = m.value(masking.Kind.name, a.person_name, a.person_id)
         return cls(**fields)
 
 
@@ -231,9 +233,12 @@ class AppealRead(BaseModel):
     decision_note: str | None
 
     @classmethod
-    def of(cls, a: Appeal) -> AppealRead:
-        """An appeal for the API."""
-        return cls.model_validate(a, from_attributes=True)
+    def of(cls, a: Appeal, viewer: Any = None) -> AppealRead:
+        """An appeal for the API (the ID number as the viewer may see it, with a viewer)."""
+        out = cls.model_validate(a, from_attributes=True)
+        if viewer is not None:
+            out.person_id = masking.Masker(viewer).id(out.person_id) or ""
+        return out
 
 
 class WaitlistCreate(BaseModel):
@@ -302,10 +307,12 @@ class ReferralRead(BaseModel):
     updated_at: datetime
 
     @classmethod
-    def of(cls, r: Referral) -> ReferralRead:
-        """A referral for the API."""
+    def of(cls, r: Referral, viewer: Any = None) -> ReferralRead:
+        """A referral for the API (the person as the viewer may see them, with a viewer)."""
         data: dict[str, Any] = {c.key: getattr(r, c.key) for c in r.__table__.columns}
         data["status_label"] = booking_referrals.REFERRAL_STATUS.get(r.status, r.status)
+        if viewer is not None:
+            data = masking.Masker(viewer).fields(data, owner=r.person_id)
         return cls.model_validate(data)
 
 

@@ -32,6 +32,7 @@ from rhip.intake import uploads
 from rhip.intake.api import SENDERS, upload_institution
 from rhip.lake.store import Lake
 from rhip.security.deps import public, require
+from rhip.security.masking import Masker, mask_text
 from rhip.security.service import Principal
 
 router = APIRouter()
@@ -84,11 +85,13 @@ def _settings(request: Request) -> Settings:
 
 def issue_json(issue: Issue, *, prefix: str | None = None) -> dict[str, Any]:
     """One OperationOutcome issue (expressions rebased from the Bundle entry onto `prefix` if given)."""
-    out: dict[str, Any] = {"severity": issue.severity, "code": issue.code, "diagnostics": issue.text}
+    # the text may quote a submitted value: ID numbers and phones in it masked (security.masking)
+    text = mask_text(issue.text)
+    out: dict[str, Any] = {"severity": issue.severity, "code": issue.code, "diagnostics": text}
     if issue.rule:
         out["details"] = {
             "coding": [{"system": "urn:rhip:intake-rule", "code": issue.rule}],
-            "text": issue.text,
+            "text": text,
         }
     if issue.expression:
         exprs = list(issue.expression)
@@ -353,7 +356,8 @@ async def _write_one(
     location = got.locations.get(0, "")
     status = got.status.get(0, "200 OK")
     key = location.rsplit("/", 1)[-1]
-    body = {**res, "id": key} if key else res
+    # the stored resource echoed back, its people masked for the sender's role (security.masking)
+    body = Masker(principal).fhir({**res, "id": key} if key else res)
     headers = {"Location": f"{_settings(request).fhir_base_url.rstrip('/')}/{location}"} if location else None
     return _fhir(body, int(status[:3]), headers=headers)
 

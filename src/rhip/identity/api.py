@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 
 from rhip.errors import Forbidden
 from rhip.identity import service as svc, steward
 from rhip.identity.schemas import LinkResult, PersonRead, ReviewDecision, ReviewRead, UnmergeRequest
-from rhip.security.deps import SessionDep, require
+from rhip.security.deps import SessionDep, audit_read, require
 from rhip.security.roles import Role
-from rhip.security.service import Principal, audit
+from rhip.security.service import Principal
 
 router = APIRouter()
 STEWARDS = (Role.manager, Role.admin)
@@ -25,12 +25,13 @@ Linkers = Annotated[Principal, Depends(require(Role.uploader, Role.admin))]
 
 
 def shown(person: PersonRead, who: Principal) -> PersonRead:
-    """The person as this caller may see it."""
-    return person if who.role in SEE_ALL else svc.masked(person)
+    """The person as this caller may see it (security.masking's "linkage" view)."""
+    return svc.shown(person, who)
 
 
 @router.get("/persons", response_model=list[PersonRead])
 def search_persons(
+    request: Request,
     session: SessionDep,
     who: Lookers,
     q: Annotated[str, Query(min_length=1, max_length=40, description="姓名、拼音或身份证号码")],
@@ -39,24 +40,16 @@ def search_persons(
     """Persons by name, pinyin or ID number (masked for doctors and agents)."""
     with session.begin():
         found = svc.search_persons(session, q=q, limit=limit)
-        audit(
-            session,
-            actor=who.subject,
-            role=who.role.value,
-            action="identity.search",
-            detail={"kind": svc.query_kind(q), "results": len(found)},
-        )
+        audit_read(session, request, who, what="identity.search", kind=svc.query_kind(q), results=len(found))
     return [shown(p, who) for p in found]
 
 
 @router.get("/persons/{person_id}", response_model=PersonRead)
-def read_person(person_id: str, session: SessionDep, who: Lookers) -> PersonRead:
+def read_person(person_id: str, request: Request, session: SessionDep, who: Lookers) -> PersonRead:
     """One person with every linked record."""
     with session.begin():
         person = svc.get_person(session, person_id=person_id)
-        audit(
-            session, actor=who.subject, role=who.role.value, action="identity.person.read", target=person_id
-        )
+        audit_read(session, request, who, what="identity.person", target=person_id)
     return shown(person, who)
 
 
@@ -75,6 +68,7 @@ def unmerge_person(
 
 @router.get("/reviews", response_model=list[ReviewRead])
 def list_reviews(
+    request: Request,
     session: SessionDep,
     who: Viewers,
     status: Annotated[str, Query(pattern="^(open|merged|separated)$")] = "open",
@@ -84,13 +78,7 @@ def list_reviews(
     """The review queue (uncertain pairs), most probable first."""
     with session.begin():
         items = steward.get_reviews(session, status=status, limit=limit, offset=offset)
-        audit(
-            session,
-            actor=who.subject,
-            role=who.role.value,
-            action="identity.reviews.read",
-            detail={"status": status, "results": len(items)},
-        )
+        audit_read(session, request, who, what="identity.reviews", status=status, results=len(items))
     return items
 
 

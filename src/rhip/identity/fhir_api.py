@@ -24,9 +24,10 @@ from rhip.identity import features as feat, service as svc
 from rhip.identity.linker import Incoming, default_bands, rank
 from rhip.identity.models import PatientRecord
 from rhip.identity.schemas import PersonRead, RecordRead
-from rhip.security.deps import SessionDep, require
+from rhip.security.deps import SessionDep, audit_read, require
+from rhip.security.masking import Masker
 from rhip.security.roles import Role
-from rhip.security.service import Principal, audit
+from rhip.security.service import Principal
 
 router = APIRouter()
 FHIR_JSON = "application/fhir+json"
@@ -64,8 +65,9 @@ def outcome(exc: RhipError) -> JSONResponse:
     return fhir(body, exc.status)
 
 
-def _masking(who: Principal) -> bool:
-    return who.role not in SEE_ALL
+def shown(who: Principal, body: dict[str, Any], status: int = 200) -> JSONResponse:
+    """A FHIR answer with its people masked for this caller (security.masking's "linkage" view)."""
+    return fhir(Masker(who, "linkage").fhir(body), status)
 
 
 def _identifier(
@@ -82,9 +84,10 @@ def _identifier(
     return ident
 
 
-def patient_resource(r: RecordRead, *, mask: bool) -> dict[str, Any]:
-    """A stored patient record as a FHIR Patient, with the institution's id (MR) and the ID number."""
-    name = svc.mask_name(r.name) if mask else r.name
+def patient_resource(r: RecordRead) -> dict[str, Any]:
+    """A stored patient record as a FHIR Patient, with the institution's id (MR) and the ID number
+    (whole: the answer is masked by role as a whole, `shown`)."""
+    name = r.name
     idents = [
         _identifier(
             f"{INSTITUTION_SYSTEM}:{r.institution_code}:patient",
@@ -96,9 +99,7 @@ def patient_resource(r: RecordRead, *, mask: bool) -> dict[str, Any]:
     ]
     number = r.id_number if r.id_number and len(r.id_number) == 18 else None
     if number:
-        idents.append(
-            _identifier(ID_SYSTEM, (svc.mask_id(number) if mask else number) or "", "NNCHN", "居民身份证号")
-        )
+        idents.append(_identifier(ID_SYSTEM, number, "NNCHN", "居民身份证号"))
     res: dict[str, Any] = {"resourceType": "Patient", "id": str(r.id), "identifier": idents, "active": True}
     if name:
         res["name"] = [{"text": name, "family": name[:1]}]
@@ -107,25 +108,21 @@ def patient_resource(r: RecordRead, *, mask: bool) -> dict[str, Any]:
     if r.birth_date:
         res["birthDate"] = r.birth_date.isoformat()
     if r.phone:
-        res["telecom"] = [{"system": "phone", "value": svc.mask_phone(r.phone) if mask else r.phone}]
+        res["telecom"] = [{"system": "phone", "value": r.phone}]
     if r.district:
         res["address"] = [{"district": r.district}]
     res["managingOrganization"] = {"identifier": {"system": INSTITUTION_SYSTEM, "value": r.institution_code}}
     return res
 
 
-def person_resource(p: PersonRead, *, mask: bool) -> dict[str, Any]:
+def person_resource(p: PersonRead) -> dict[str, Any]:
     """A person as a FHIR Person linking each of its Patients (assurance from the band; a steward's
     decision is level4); a merged person links the person it was merged into."""
     res: dict[str, Any] = {"resourceType": "Person", "id": p.id, "active": p.status == "active"}
     if p.id_number:
-        res["identifier"] = [
-            _identifier(
-                ID_SYSTEM, (svc.mask_id(p.id_number) if mask else p.id_number) or "", "NNCHN", "居民身份证号"
-            )
-        ]
+        res["identifier"] = [_identifier(ID_SYSTEM, p.id_number, "NNCHN", "居民身份证号")]
     if p.name:
-        res["name"] = [{"text": svc.mask_name(p.name) if mask else p.name}]
+        res["name"] = [{"text": p.name}]
     if p.sex in GENDER:
         res["gender"] = GENDER[p.sex or ""]
     if p.birth_date:
@@ -160,12 +157,6 @@ def searchset(request: Request, entries: list[dict[str, Any]]) -> dict[str, Any]
     }
 
 
-def _audit(session: Session, who: Principal, action: str, target: str | None = None, **detail: Any) -> None:
-    audit(
-        session, actor=who.subject, role=who.role.value, action=action, target=target, detail=detail or None
-    )
-
-
 def _record(session: Session, patient_id: str) -> PatientRecord:
     rec = session.get(PatientRecord, int(patient_id)) if patient_id.isdigit() else None
     if rec is None:
@@ -177,13 +168,13 @@ def _record(session: Session, patient_id: str) -> PatientRecord:
 
 
 @router.get("/Person/{person_id}")
-def read_person(person_id: str, session: SessionDep, who: Readers) -> JSONResponse:
+def read_person(person_id: str, request: Request, session: SessionDep, who: Readers) -> JSONResponse:
     """One Person with a link to every Patient linked to it."""
     try:
         with session.begin():
             p = svc.get_person(session, person_id=person_id)
-            _audit(session, who, "identity.fhir.person.read", person_id)
-        return fhir(person_resource(p, mask=_masking(who)))
+            audit_read(session, request, who, what="identity.fhir.person", target=person_id)
+        return shown(who, person_resource(p))
     except RhipError as exc:
         return outcome(exc)
 
@@ -205,9 +196,8 @@ def search_person(request: Request, session: SessionDep, who: Readers) -> JSONRe
                     "请提供 link=Patient/{id} 或 identifier=system|value", code="search-param-missing"
                 )
             persons = [svc.get_person(session, person_id=i) for i in ids]
-            _audit(session, who, "identity.fhir.person.search", results=len(persons))
-        mask = _masking(who)
-        return fhir(searchset(request, [{"resource": person_resource(p, mask=mask)} for p in persons]))
+            audit_read(session, request, who, what="identity.fhir.person.search", results=len(persons))
+        return shown(who, searchset(request, [{"resource": person_resource(p)} for p in persons]))
     except RhipError as exc:
         return outcome(exc)
 
@@ -246,23 +236,22 @@ def search_patient(request: Request, session: SessionDep, who: Readers) -> JSONR
             recs = list(
                 session.scalars(select(PatientRecord).where(cond).order_by(PatientRecord.id).limit(100))
             )
-            _audit(session, who, "identity.fhir.patient.search", results=len(recs))
-        mask = _masking(who)
-        return fhir(
-            searchset(request, [{"resource": patient_resource(svc.record_read(r), mask=mask)} for r in recs])
+            audit_read(session, request, who, what="identity.fhir.patient.search", results=len(recs))
+        return shown(
+            who, searchset(request, [{"resource": patient_resource(svc.record_read(r))} for r in recs])
         )
     except RhipError as exc:
         return outcome(exc)
 
 
 @router.get("/Patient/{patient_id}")
-def read_patient(patient_id: str, session: SessionDep, who: Readers) -> JSONResponse:
+def read_patient(patient_id: str, request: Request, session: SessionDep, who: Readers) -> JSONResponse:
     """One stored patient record as a Patient."""
     try:
         with session.begin():
             rec = _record(session, patient_id)
-            _audit(session, who, "identity.fhir.patient.read", rec.person_id)
-            return fhir(patient_resource(svc.record_read(rec), mask=_masking(who)))
+            audit_read(session, request, who, what="identity.fhir.patient", target=rec.person_id)
+            return shown(who, patient_resource(svc.record_read(rec)))
     except RhipError as exc:
         return outcome(exc)
 
@@ -374,11 +363,10 @@ def _match(request: Request, session: Session, who: Principal, body: Any) -> JSO
             records = {
                 r.id: r for r in session.scalars(select(PatientRecord).where(PatientRecord.id.in_(wanted)))
             }
-            _audit(session, who, "identity.fhir.match", results=len(ranked))
-        mask = _masking(who)
+            audit_read(session, request, who, what="identity.fhir.match", results=len(ranked))
         entries = [
             {
-                "resource": patient_resource(svc.record_read(records[c.record_id]), mask=mask),
+                "resource": patient_resource(svc.record_read(records[c.record_id])),
                 "search": {
                     "mode": "match",
                     "score": round(c.score.probability, 6),
@@ -388,7 +376,7 @@ def _match(request: Request, session: Session, who: Principal, body: Any) -> JSO
             for c in ranked
             if c.record_id in records
         ]
-        return fhir(searchset(request, entries))
+        return shown(who, searchset(request, entries))
     except RhipError as exc:
         return outcome(exc)
 

@@ -12,9 +12,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from rhip.errors import RhipError
 from rhip.identity import fulllink, service as svc, steward
-from rhip.security.deps import SessionDep, require
+from rhip.security.deps import SessionDep, audit_read, require
 from rhip.security.roles import Role
-from rhip.security.service import Principal, audit
+from rhip.security.service import Principal
 
 router = APIRouter(include_in_schema=False)
 Viewers = Annotated[Principal, Depends(require(Role.manager, Role.auditor, Role.admin))]
@@ -62,12 +62,14 @@ def queue(
                 found = svc.search_persons(session, q=q)
             except RhipError as exc:
                 error = exc.detail
-        audit(
+        audit_read(
             session,
-            actor=who.subject,
-            role=who.role.value,
-            action="identity.page.queue",
-            detail={"reviews": len(reviews), "kind": svc.query_kind(q) if q else None, "results": len(found)},
+            request,
+            who,
+            what="identity.page.queue",
+            reviews=len(reviews),
+            kind=svc.query_kind(q) if q else None,
+            results=len(found),
         )
     can_decide = who.role in (Role.manager, Role.admin)
     return _render(
@@ -97,9 +99,7 @@ def person(
     with session.begin():
         p = svc.get_person(session, person_id=person_id)
         events = steward.events_of(session, person_id=person_id)
-        audit(
-            session, actor=who.subject, role=who.role.value, action="identity.page.person", target=person_id
-        )
+        audit_read(session, request, who, what="identity.page.person", target=person_id)
     can_decide = who.role in (Role.manager, Role.admin)
     return _render(
         request, "identity/person.html", {"p": p, "events": events, "msg": msg, "can_decide": can_decide}

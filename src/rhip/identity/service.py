@@ -16,6 +16,7 @@ from rhip.identity import features as feat
 from rhip.identity.linker import Bands, Incoming, Linked, link_many
 from rhip.identity.models import PatientRecord, Person
 from rhip.identity.schemas import LinkRequest, LinkResult, PersonRead, RecordRead
+from rhip.security import masking
 
 __all__ = [
     "Bands",
@@ -192,52 +193,48 @@ def find_persons(session: Session, *, id_number: str | None = None, phone: str |
 
 
 def mask_name(name: str | None) -> str | None:
-    """张*伟 (three characters), 张* (two), 欧**锋 (four): the first and last characters kept."""
-    if not name:
-        return name
-    if len(name) <= 2:
-        return name[0] + "*" * (len(name) - 1)
-    return name[0] + "*" * (len(name) - 2) + name[-1]
+    """张*伟 (three characters), 张* (two), 欧**锋 (four): security.masking's rule."""
+    return masking.mask_name(name)
 
 
 def mask_id(number: str | None) -> str | None:
-    """3201**********123X: the first four and last four characters kept."""
-    if not number:
-        return number
-    if len(number) <= 8:
-        return "*" * len(number)
-    return number[:4] + "*" * (len(number) - 8) + number[-4:]
+    """320102********123X: security.masking's rule."""
+    return masking.mask_id(number)
 
 
 def mask_phone(phone: str | None) -> str | None:
-    """139****5678."""
-    if not phone:
-        return phone
-    if len(phone) <= 7:
-        return "*" * len(phone)
-    return phone[:3] + "*" * (len(phone) - 7) + phone[-4:]
+    """139****5678: security.masking's rule."""
+    return masking.mask_phone(phone)
 
 
-def masked(person: PersonRead) -> PersonRead:
-    """The person with names, ID numbers and phones masked (for roles without consent to see them)."""
+def shown(person: PersonRead, who: Any) -> PersonRead:
+    """The person as this caller may see it (security.masking's "linkage" view: the stewards whole)."""
+    m = masking.Masker(who, "linkage")
+    if m.whole >= masking.EVERY_KIND:
+        return person
 
     def rec(r: RecordRead) -> RecordRead:
         return r.model_copy(
             update={
-                "name": mask_name(r.name),
-                "id_number": mask_id(r.id_number),
-                "guardian_id": mask_id(r.guardian_id),
-                "phone": mask_phone(r.phone),
+                "name": m.value(masking.Kind.name, r.name, r.id_number),
+                "id_number": m.id(r.id_number),
+                "guardian_id": m.id(r.guardian_id),
+                "phone": m.value(masking.Kind.phone, r.phone, r.id_number),
             }
         )
 
     return person.model_copy(
         update={
-            "name": mask_name(person.name),
-            "id_number": mask_id(person.id_number),
+            "name": m.value(masking.Kind.name, person.name, person.id_number),
+            "id_number": m.id(person.id_number),
             "records": [rec(r) for r in person.records],
         }
     )
+
+
+def masked(person: PersonRead) -> PersonRead:
+    """The person with names, ID numbers and phones masked (for roles without consent to see them)."""
+    return shown(person, None)
 
 
 def query_kind(q: str) -> str:

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
+from sqlalchemy.orm import Session
 
 from rhip import clock
 from rhip.config import Settings
@@ -26,9 +27,10 @@ from rhip.intake.schemas import (
     CdaRead,
     RealtimeRead,
     batch_read,
+    problem_fields,
 )
 from rhip.lake.store import Lake
-from rhip.security.deps import SessionDep, require
+from rhip.security.deps import SessionDep, audit_read, require
 from rhip.security.roles import Role
 from rhip.security.service import Principal
 
@@ -67,10 +69,10 @@ def _workdir(request: Request) -> Path:
     return Path(tempfile.mkdtemp(prefix="up_", dir=root))
 
 
-def _receipt(request: Request, batch_id: str) -> BatchRead:
+def _receipt(request: Request, batch_id: str, viewer: Principal) -> BatchRead:
     db: Database = request.app.state.db
     with db.session() as s:
-        return batch_read(s, service.get_batch(s, batch_id=batch_id), problems_limit=200)
+        return batch_read(s, service.get_batch(s, batch_id=batch_id), problems_limit=200, viewer=viewer)
 
 
 @router.post("/batches", response_model=BatchRead, status_code=201)
@@ -123,7 +125,7 @@ async def upload_batch(
             uploads=ups,
             workdir=workdir,
         )
-        return _receipt(request, receipt.batch_id)
+        return _receipt(request, receipt.batch_id, principal)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -192,7 +194,12 @@ async def upload_realtime(
         duplicate=counts.duplicate,
         rejected=counts.rejected,
         problems=[
-            {k: p.get(k) for k in ("row", "business_key", "rule", "field", "value", "message")}
+            {
+                "row": p.get("row"),
+                "rule": p.get("rule"),
+                "field": p.get("field"),
+                **problem_fields(p, principal),
+            }
             for p in problems
         ],
     )
@@ -231,7 +238,7 @@ async def upload_cda(
         doc_type_label=doc.doc_type.label,
         title=doc.title,
         new_document=kept,
-        receipt=_receipt(request, receipt.batch_id),
+        receipt=_receipt(request, receipt.batch_id, principal),
     )
 
 
@@ -270,25 +277,65 @@ def list_batches(
 @router.get("/batches/{batch_id}", response_model=BatchRead)
 def get_batch(
     batch_id: str,
+    request: Request,
     session: SessionDep,
     principal: Annotated[Principal, Depends(require(*READERS))],
     limit: Annotated[int, Query(ge=0, le=100_000)] = 1000,
     offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
 ) -> BatchRead:
-    """A receipt: counts per table and the rejected records with their rule codes."""
-    batch = service.get_batch(session, batch_id=batch_id, principal=principal)
-    return batch_read(session, batch, problems_limit=limit, problems_offset=offset)
+    """A receipt: counts per table and the rejected records with their rule codes (personal values
+    masked by role; the read audited when it shows problems)."""
+    return audited_receipt(request, session, principal, batch_id, limit=limit, offset=offset)
+
+
+def audited_receipt(
+    request: Request,
+    session: Session,
+    principal: Principal,
+    batch_id: str,
+    *,
+    limit: int,
+    offset: int = 0,
+    what: str = "intake.problems",
+) -> BatchRead:
+    """A receipt as this caller may see it (personal values masked), its read audited when it shows
+    problems (the API's and the page's)."""
+    with session.begin():
+        batch = service.get_batch(session, batch_id=batch_id, principal=principal)
+        out = batch_read(session, batch, problems_limit=limit, problems_offset=offset, viewer=principal)
+        if out.problems:
+            audit_read(session, request, principal, what=what, target=batch.id, results=len(out.problems))
+    return out
+
+
+def _problems(
+    request: Request, session: Session, batch_id: str, principal: Principal, kind: str
+) -> tuple[Any, list[Any]]:
+    """A batch and its whole problem list for an export (masked by the export), the read audited."""
+    with session.begin():
+        batch = service.get_batch(session, batch_id=batch_id, principal=principal)
+        _total, items = service.get_problems(session, batch_id=batch.id, limit=None)
+        if items:
+            audit_read(
+                session,
+                request,
+                principal,
+                what=f"intake.problems.{kind}",
+                target=batch.id,
+                results=len(items),
+            )
+    return batch, items
 
 
 @router.get("/batches/{batch_id}/problems.csv")
 def problems_csv(
     batch_id: str,
+    request: Request,
     session: SessionDep,
     principal: Annotated[Principal, Depends(require(*READERS))],
 ) -> Response:
     """The problem list (问题清单) as CSV (UTF-8 with BOM, opens in Excel)."""
-    batch = service.get_batch(session, batch_id=batch_id, principal=principal)
-    _total, items = service.get_problems(session, batch_id=batch.id, limit=None)
+    batch, items = _problems(request, session, batch_id, principal, "csv")
     return Response(
         export.problems_csv(items),
         media_type="text/csv; charset=utf-8",
@@ -299,12 +346,12 @@ def problems_csv(
 @router.get("/batches/{batch_id}/problems.xlsx")
 def problems_xlsx(
     batch_id: str,
+    request: Request,
     session: SessionDep,
     principal: Annotated[Principal, Depends(require(*READERS))],
 ) -> Response:
     """The problem list (问题清单) as an Excel workbook."""
-    batch = service.get_batch(session, batch_id=batch_id, principal=principal)
-    _total, items = service.get_problems(session, batch_id=batch.id, limit=None)
+    batch, items = _problems(request, session, batch_id, principal, "xlsx")
     return Response(
         export.problems_xlsx(batch, items),
         media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",

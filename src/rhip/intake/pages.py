@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from rhip import charts, months
 from rhip.clock import local_now
 from rhip.intake import dashboard, service
+from rhip.intake.api import audited_receipt
 from rhip.intake.rules import RULES
 from rhip.intake.schemas import batch_read
 from rhip.security.deps import SessionDep, require
@@ -103,11 +104,9 @@ def batch_page(
     session: SessionDep,
     principal: Annotated[Principal, Depends(require(*VIEWERS))],
 ) -> HTMLResponse:
-    """一个回执：各数据表的接收、入库、重复、拒收数和问题清单。"""
-    batch = service.get_batch(session, batch_id=batch_id, principal=principal)
+    """一个回执：各数据表的接收、入库、重复、拒收数和问题清单（个人信息按角色遮蔽，调阅留痕）。"""
+    b = audited_receipt(request, session, principal, batch_id, limit=500, what="page.intake.problems")
     response: HTMLResponse = request.app.state.templates.TemplateResponse(
-        request,
-        "intake/batch.html",
-        {"b": batch_read(session, batch, problems_limit=500), "rules": RULES, "channels": service.CHANNELS},
+        request, "intake/batch.html", {"b": b, "rules": RULES, "channels": service.CHANNELS}
     )
     return response

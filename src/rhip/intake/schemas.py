@@ -12,6 +12,7 @@ from rhip.errors import NotFound
 from rhip.intake import service
 from rhip.intake.models import IntakeBatch
 from rhip.registry import catalogue
+from rhip.security.masking import Masker
 
 
 class Counts(BaseModel):
@@ -98,10 +99,27 @@ def _label(name: str) -> str:
         return name
 
 
+def problem_fields(p: Any, viewer: Any) -> dict[str, Any]:
+    """A problem's personal values as this viewer may see them (security.masking, by field name): the
+    value of an ID-number, phone, name or address field masked by its rule, every other text with its
+    embedded ID numbers and phones masked."""
+    m = Masker(viewer)
+    return {
+        "business_key": m.text(p["business_key"]),
+        "value": m.field(p["field"], p["value"]),
+        "message": m.text(p["message"]) or "",
+    }
+
+
 def batch_read(
-    session: Session, batch: IntakeBatch, *, problems_limit: int = 1000, problems_offset: int = 0
+    session: Session,
+    batch: IntakeBatch,
+    *,
+    problems_limit: int = 1000,
+    problems_offset: int = 0,
+    viewer: Any = None,
 ) -> BatchRead:
-    """A receipt as the API shows it."""
+    """A receipt as the API shows it, its problems' personal values masked for the viewer."""
     total, items = (
         service.get_problems(session, batch_id=batch.id, limit=problems_limit, offset=problems_offset)
         if problems_limit
@@ -134,11 +152,17 @@ def batch_read(
                 table=p.table_name,
                 file=p.file,
                 row=p.row,
-                business_key=p.business_key,
                 rule=p.rule,
                 field=p.field,
-                value=p.value,
-                message=p.message,
+                **problem_fields(
+                    {
+                        "business_key": p.business_key,
+                        "field": p.field,
+                        "value": p.value,
+                        "message": p.message,
+                    },
+                    viewer,
+                ),
             )
             for p in items
         ],

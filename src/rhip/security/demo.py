@@ -14,7 +14,9 @@ from sqlalchemy import func, select
 from rhip.config import Settings
 from rhip.db.engine import Database, dialect_insert
 from rhip.security import masking, realname, sms
-from rhip.security.models import PersonPhone, User
+from rhip.security.models import AuditEvent, PersonPhone, User
+from rhip.security.roles import Role
+from rhip.security.service import Principal
 
 PEOPLE = 5_000  # residents whose phones hospitals hold (enough to show; seconds at any scale)
 
@@ -79,10 +81,25 @@ def run(*, settings: Settings, synth_dir: Path, console: Console) -> list[tuple[
             f"实名注册：验证码已发至机构登记的手机 {phone}，{who} 核验{'通过' if done else '未通过'}；"
             f"冒名者手机收到短信 {impostor_texts} 条"
         )
+        with db.session() as s, s.begin():
+            reads = s.scalar(
+                select(func.count()).select_from(AuditEvent).where(AuditEvent.action.like("read.%"))
+            )
+        seen = {
+            role.label: masking.Masker(Principal(subject="demo", role=role)).value(
+                masking.Kind.name, "演示居民", owner["id_number"]
+            )
+            for role in (Role.doctor, Role.manager)
+        }
+        console.print(f"按角色脱敏：{seen}；个人信息调阅留痕 {reads or 0:,} 条（read.*）")
         return [
             (
                 "实名注册",
                 f"机构登记手机号 {on_record:,} 条；短信验证码核验{'通过' if done else '未通过'}（{who}）",
+            ),
+            (
+                "按角色脱敏与调阅留痕",
+                "；".join(f"{k}看到“{v}”" for k, v in seen.items()) + f"；调阅留痕 {reads or 0:,} 条",
             ),
         ]
     finally:

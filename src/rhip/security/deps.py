@@ -256,9 +256,20 @@ def audit_refusal(request: Request, *, status: int, code: str) -> None:
 
 
 def audit_read(
-    session: Session, request: Request, principal: Principal, *, what: str, target: str | None = None
+    session: Session,
+    request: Request,
+    principal: Principal,
+    *,
+    what: str,
+    target: str | None = None,
+    **detail: Any,
 ) -> None:
-    """Record a read of personal data (in the route's transaction)."""
+    """Record a read of personal data, action `read.<what>` (one row per request, in the route's
+    transaction, so a read that fails writes none): who, role, institution, address, user agent.
+
+    A resident's read is not recorded: the access checks let residents read only their own data."""
+    if principal.role is Role.resident:
+        return
     security.audit(
         session,
         actor=principal.subject,
@@ -266,5 +277,6 @@ def audit_read(
         institution_code=principal.institution_code,
         action=f"read.{what}"[:64],
         target=target,
+        detail=detail or None,
         **client_context(request),
     )
