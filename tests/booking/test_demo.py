@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from rhip.booking import demo
+from rhip.booking import demo, stats
+from rhip.bulletin.sections import parse_section
 from rhip.config import Settings
 from rhip.db.engine import Database, upgrade
 from rhip.registry import service as registry
@@ -50,3 +51,22 @@ def test_demo_month_is_calibrated_and_idempotent(
     console.file.close()
     printed = (tmp_path / "out.txt").read_text()
     assert "2025 年 3 月 12320 预约挂号服务统计" in printed and "南京鼓楼医院" in printed
+    # the same tables reach the bulletin through booking's provider hook
+    db = Database.from_settings(private_settings)
+    with db.session() as s:
+        raw = stats.bulletin_sections(session=s, lake=None, month="2025-03")
+        assert stats.bulletin_sections(session=s, lake=None, month="2011-01") == []
+    db.dispose()
+    (section,) = [parse_section(r, source="rhip.booking.stats") for r in raw]
+    by_hospital = section.tables[0]
+    assert [c.title for c in by_hospital.columns][2:] == [
+        "12320 在线预约",
+        "快速预约",
+        "诊间预约",
+        "第三方",
+        "小计",
+    ]
+    assert by_hospital.rows[-1][0] == "合计" and by_hospital.rows[-1][-1] == 148
+    assert [c.kind for c in by_hospital.columns][2:] == ["int"] * 5
+    assert any("总预约挂号量" in n for n in by_hospital.notes)
+    assert [t.sheet for t in section.tables] == ["预约挂号", "线上预约", "社区预约", "排班开放"]

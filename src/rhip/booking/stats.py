@@ -306,3 +306,51 @@ def channel_counts(session: Session, *, month: str) -> dict[str, int]:
     for (_hosp, chan), n in counts_by_hospital_channel(session, month=month).items():
         per[names.get(chan, "社区卫生服务中心" if reg_data.get(chan) else chan)] += n
     return dict(sorted(per.items(), key=lambda kv: -kv[1]))
+
+
+_COUNT_HEADERS = ("预约数量", "小计", "接入社区机构数量", "家庭签约医生数量", "历史预约量")
+
+
+def _kind(header: str) -> str:
+    """A column's kind in the bulletin: the channel and count columns are integers."""
+    channel_columns = {c for _first, cols, _map in LAYOUTS for c in cols}
+    if header in _COUNT_HEADERS or header.endswith("月预约量") or header in channel_columns:
+        return "int"
+    return "text"
+
+
+def bulletin_sections(*, session: Session, lake: Any, month: str) -> list[dict[str, Any]]:
+    """12320 预约挂号服务统计, 线上预约情况, 社区预约 and 排班开放 (the bulletin's provider hook).
+
+    The cumulative total counts the platform's own bookings: the pre-platform history the demo adds for
+    the seeds' figure lives with the demo, not here."""
+    data = all_tables(session, month=month)
+    tables = data["tables"]
+    if not any(len(t["rows"]) > 1 for t in tables[:2]):
+        return []
+    sheets = {
+        "booking_by_hospital": "预约挂号",
+        "booking_by_platform": "线上预约",
+        "community_booking": "社区预约",
+        "schedule_opening": "排班开放",
+    }
+    out = []
+    for t in tables:
+        out.append(
+            {
+                "title": t["title"],
+                "sheet": sheets[t["key"]],
+                "columns": [{"title": c, "kind": _kind(c)} for c in t["columns"]],
+                "rows": t["rows"],
+                "notes": [t["note"]] if t["note"] else [],
+            }
+        )
+    out[0]["notes"].append(data["cumulative_note"])
+    return [
+        {
+            "key": "booking.month",
+            "title": f"{months.label(month)} 12320 预约挂号服务统计",
+            "order": 310,
+            "tables": out,
+        }
+    ]
