@@ -9,7 +9,7 @@ from rhip.config import Settings
 from rhip.db.engine import Database
 from rhip.lake.cluster import Job
 from rhip.lake.store import Lake
-from rhip.quality import figures, recount
+from rhip.quality import figures
 from rhip.quality.verify import differences
 from tests.scale.conftest import MONTH
 
@@ -26,7 +26,6 @@ def test_same_counts_in_process_local_cluster_and_scheduler(
 ) -> None:
     from distributed import Client
 
-    recount.LakeReader  # the module the recount reads through
     one = _counts(db, lake, True)
     assert sum(v for _c, v, *_ in one[0]) > 0  # the month has visits to count
     job1 = Job(None)
@@ -39,12 +38,16 @@ def test_same_counts_in_process_local_cluster_and_scheduler(
         assert _counts(db, lake, Job(c)) == one
 
 
-def test_recount_on_two_workers_agrees_with_rollups(settings: Settings, lake: Lake, db: Database) -> None:
+def test_recount_on_two_workers_agrees_with_rollups(
+    settings: Settings, lake: Lake, db: Database, local_cluster: Any
+) -> None:
     from rich.console import Console
 
     from rhip.quality.commands import recount_job
 
-    got = recount_job(settings, db, months_=[MONTH], workers=2, show=Console(quiet=True))
+    # `--scheduler` on the session's two-process cluster (`--workers 2` starts the same kind of cluster)
+    address = local_cluster.scheduler.address
+    got = recount_job(settings, db, months_=[MONTH], scheduler=address, show=Console(quiet=True))
     totals, diff = got[MONTH]
     assert diff == []
     with db.session() as s, s.begin():

@@ -23,18 +23,17 @@ Filters = list[tuple[str, str, str]]
 def plan(
     lake: Lake, *, month: str | None = None, min_files: int = 2, target_size: int = store.TARGET_FILE
 ) -> list[tuple[str, Filters]]:
-    """(table, partition filter) of every partition holding at least `min_files` small files (only those of
-    `month` when given)."""
+    """(table, partition filter) of every partition holding at least `min_files` small files (only those
+    holding `month` when given: its `_year`, or its `_month` in a lake partitioned by month)."""
     names = [n for n in lake.tables() if n.startswith("ods_")]
     out: list[tuple[str, Filters]] = []
     for dt, name in zip(tables_of(lake, names), names, strict=True):
         parts = store.partitions(dt, [])
-        if "_month" not in parts and month is not None:
-            continue
+        wanted = {("_month", "=", month), ("_year", "=", month[:4])} if month else set()
         # the same choice of partitions as the single-process compaction
         for values in store._crowded_partitions(dt, parts, min_files, target_size):
             filters = [(c, "=", v) for c, v in zip(parts, values, strict=True)]
-            if month is None or ("_month", "=", month) in filters:
+            if month is None or wanted & set(filters):
                 out.append((name, filters))
     return out
 

@@ -140,7 +140,7 @@ def client(*, scheduler: str | None = None, workers: int | None = None) -> Itera
             n_workers=workers,
             processes=True,
             threads_per_worker=1,
-            dashboard_address=None,
+            dashboard_address=":0",
             env={"RHIP_TASK_THREADS": "1", "POLARS_MAX_THREADS": "1"},
         ) as cluster,
         Client(cluster) as c,
