@@ -93,10 +93,15 @@ def compact(
     with _job("合并小文件", scheduler=scheduler, workers=workers, console=console) as job:
         done = compactjob.compact(job, lake=lake, month=month)
     if console:
-        out = Table(title=f"数据湖小文件合并（{time.perf_counter() - t0:.1f} 秒）")
-        for col in ("数据表", "合并前文件", "合并后文件"):
-            out.add_column(col, justify="right" if col != "数据表" else "left")
-        for name, (removed, added) in sorted(done.items()):
-            out.add_row(name, f"{removed:,}", f"{added:,}")
-        console.print(out if done else "没有需要合并的小文件")
+        print_compaction(console, done, time.perf_counter() - t0)
     return done
+
+
+def print_compaction(console: Console, done: dict[str, tuple[int, int]], seconds: float) -> None:
+    """The files each table had before and after a compaction."""
+    out = Table(title=f"数据湖小文件合并（{seconds:.1f} 秒）")
+    for col in ("数据表", "合并前文件", "合并后文件"):
+        out.add_column(col, justify="right" if col != "数据表" else "left")
+    for name, (removed, added) in sorted(done.items()):
+        out.add_row(name, f"{removed:,}", f"{added:,}")
+    console.print(out if done else "没有需要合并的小文件")

@@ -202,12 +202,9 @@ def compact_lake(*, settings: Settings, console: Console) -> dict[str, tuple[int
         db.dispose()
     if recovered:
         console.print(f"已清理 {len(recovered)} 个中断批次：{'、'.join(recovered)}")
+    from rhip.intake.clustercmd import print_compaction
+
     t0 = time.perf_counter()
     done = store.compact(lake)
-    out = Table(title=f"数据湖小文件合并（{time.perf_counter() - t0:.1f} 秒）")
-    for col in ("数据表", "合并前文件", "合并后文件"):
-        out.add_column(col, justify="right" if col != "数据表" else "left")
-    for name, (removed, added) in sorted(done.items()):
-        out.add_row(name, f"{removed:,}", f"{added:,}")
-    console.print(out if done else "没有需要合并的小文件")
+    print_compaction(console, done, time.perf_counter() - t0)
     return done

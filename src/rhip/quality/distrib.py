@@ -21,22 +21,17 @@ from rhip.quality.lakeread import LakeReader, data_table
 from rhip.quality.rollupread import Counts
 
 
-def _counts_task(orgs: OrgRange, *, root: str, **kwargs: Any) -> Counts:
-    """One range's counts (runs on a worker)."""
+def _task(orgs: OrgRange, *, root: str, read: str, **kwargs: Any) -> Any:
+    """One range's `recount.read_<read>` (runs on a worker)."""
     reader = LakeReader(Lake(Path(root)), orgs=orgs, threads=worker_threads())
     try:
-        return recount.read_counts(reader, **kwargs)
+        return getattr(recount, f"read_{read}")(reader, **kwargs)
     finally:
         reader.close()
 
 
-def _history_task(orgs: OrgRange, *, root: str, **kwargs: Any) -> list[tuple[str, str, int]]:
-    """One range's history rows (runs on a worker)."""
-    reader = LakeReader(Lake(Path(root)), orgs=orgs, threads=worker_threads())
-    try:
-        return recount.read_history(reader, **kwargs)
-    finally:
-        reader.close()
+def _ranges(job: Job, lake: Lake, tables: list[str]) -> list[OrgRange]:
+    return org_ranges(tables_of(lake, [data_table(t) for t in tables]), job.workers * TASKS_PER_WORKER)
 
 
 def counts(
@@ -53,25 +48,18 @@ def counts(
 ) -> Counts:
     """`recount.counts` on the job's workers, one task per range of institution codes."""
     tables = sorted({*forms, *activity, *(t for t, _ in records.values())})
-    ranges = org_ranges(tables_of(lake, [data_table(t) for t in tables]), job.workers * TASKS_PER_WORKER)
-    parts = job.run(
-        _counts_task,
-        ranges,
-        root=str(lake.root),
-        month=month,
-        first=first,
-        last=last,
-        forms=forms,
-        activity=activity,
-        records=records,
-        pending=pending,
+    what: dict[str, Any] = dict(
+        month=month, first=first, last=last, forms=forms, activity=activity, records=records
+    )
+    parts: list[Counts] = job.run(
+        _task, _ranges(job, lake, tables), root=str(lake.root), read="counts", pending=pending, **what
     )
     out = Counts()
     out.days = sorted(r for p in parts for r in p.days)
     for table in activity:
         out.activity[table] = sorted(r for p in parts for r in p.activity.get(table, []))
-    for what in records:
-        out.records[what] = sorted(r for p in parts for r in p.records.get(what, []))
+    for figure in records:
+        out.records[figure] = sorted(r for p in parts for r in p.records.get(figure, []))
     return out
 
 
@@ -79,11 +67,11 @@ def history(
     job: Job, *, lake: Lake, table: str, first_month: str, month: str, pending: list[str]
 ) -> list[tuple[str, str, int]]:
     """`recount.history` on the job's workers, one task per range of institution codes."""
-    ranges = org_ranges(tables_of(lake, [data_table(table)]), job.workers * TASKS_PER_WORKER)
-    parts = job.run(
-        _history_task,
-        ranges,
+    parts: list[list[tuple[str, str, int]]] = job.run(
+        _task,
+        _ranges(job, lake, [table]),
         root=str(lake.root),
+        read="history",
         table=table,
         first_month=first_month,
         month=month,

@@ -129,33 +129,14 @@ def _lake_counts(
     (a `Job`: on its workers, a task per range of institutions)."""
     forms = realtime_tables()
     records = {what: (table, what != "basic") for what, table in RECORD_TABLES.items()}
+    if recount is False:
+        return rollupread.counts(session, month=month, forms=forms, activity=ACTIVITY, records=records)
+    first, last = months.day_bounds(month)
+    what: dict[str, Any] = dict(month=month, first=first, last=last, forms=forms, activity=ACTIVITY)
     if isinstance(recount, Job):
-        first, last = months.day_bounds(month)
-        return distrib.counts(
-            recount,
-            lake=lake,
-            month=month,
-            first=first,
-            last=last,
-            forms=forms,
-            activity=ACTIVITY,
-            records=records,
-            pending=recount_.pending_batches(session),
-        )
-    if recount:
-        first, last = months.day_bounds(month)
-        return recount_.counts(
-            session,
-            lake=lake,
-            month=month,
-            first=first,
-            last=last,
-            forms=forms,
-            activity=ACTIVITY,
-            records=records,
-            duck=duck,
-        )
-    return rollupread.counts(session, month=month, forms=forms, activity=ACTIVITY, records=records)
+        pending = recount_.pending_batches(session)
+        return distrib.counts(recount, lake=lake, records=records, pending=pending, **what)
+    return recount_.counts(session, lake=lake, records=records, duck=duck, **what)
 
 
 def org_figures(
