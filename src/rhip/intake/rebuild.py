@@ -85,18 +85,19 @@ def _read(dataset: pads.Dataset, columns: list[str], where: pads.Expression) -> 
     return out
 
 
-def _rows(frames: list[pl.DataFrame], months: list[str] | None) -> list[dict[str, Any]]:
+def _rows(frames: list[pl.DataFrame], months: list[str] | None) -> pl.DataFrame | None:
+    """The rollup rows as the SQL table names its columns (a frame crosses the network faster than dicts)."""
     if not frames:
-        return []
+        return None
     out = pl.concat(frames, how="vertical_relaxed")
     if months is not None:
         out = out.filter(pl.col("month").is_in(months))
-    return out.rename({"org_code": "institution_code"}).to_dicts()
+    return out.rename({"org_code": "institution_code"})
 
 
 def _table_task(
     item: tuple[str, OrgRange], *, root: str, months: list[str] | None, pending: list[str]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+) -> tuple[pl.DataFrame | None, pl.DataFrame | None, pl.DataFrame | None]:
     """One table's rollup rows for one range of institutions (runs on a worker): activity, days, people."""
     table, orgs = item
     if worker_threads():
@@ -136,18 +137,14 @@ def _table_task(
     if months is not None:
         current = current.filter(pl.col("_month").is_in(months))
     measures = rollup.measure_exprs(ds)
-    empty = pl.DataFrame()
-    activity: list[pl.DataFrame] = []
-    people: list[pl.DataFrame] = []
-    days: list[pl.DataFrame] = []
-    # per institution: a business key is unique within one institution's records only, as in a batch
-    for part in current.with_columns(measures).partition_by("org_code", maintain_order=True):
-        got = rollup.of_table(ds, part, empty)
-        activity += got.activity
-        people += got.people
+    # a business key is unique within one institution's records only (as in a batch, which is one
+    # institution's): keyed by institution and key, all institutions go through `of_table` at once
+    unique_key = pl.concat_str("org_code", pl.lit("\x1f"), "_key").alias("_key")
+    got = rollup.of_table(ds, current.with_columns(*measures, unique_key), pl.DataFrame())
+    activity, people = got.activity, got.people
+    days = []
     if ds.realtime:
-        for part in stored.with_columns(measures).partition_by("org_code", maintain_order=True):
-            days += rollup.of_table(ds, part, empty).days
+        days = rollup.of_table(ds, stored.with_columns(*measures, unique_key), pl.DataFrame()).days
     return _rows(activity, months), _rows(days, months), _rows(people, months)
 
 
@@ -163,9 +160,9 @@ def compute(job: Job, *, lake: Lake, months: list[str] | None, pending: list[str
     parts = job.run(_table_task, items, root=str(lake.root), months=months, pending=pending)
     out = Rebuilt(months=months, tables=tables)
     for activity, days, people in parts:
-        out.activity += activity
-        out.days += days
-        out.people += people
+        for rows, frame in ((out.activity, activity), (out.days, days), (out.people, people)):
+            if frame is not None:
+                rows += frame.to_dicts()
     return out
 
 
