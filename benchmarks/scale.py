@@ -13,9 +13,9 @@ cluster of 1 and then 2 single-threaded worker processes it times:
 
 and prints the speed-up (target ≥ 1.6× with 2 workers on 2 cores), records per second per worker and the
 extrapolated time of a full Nanjing month (330 million records) and of a year on 8 and 32 workers (linear
-in workers, from the 1-worker and from the 2-worker rate per worker: a range). The load average is printed beside every figure:
-the machine is shared. Results in benchmarks/results/scale.json. The synthetic generator's parallel mode
-(`rhip synth --workers`) is not built yet and is not measured.
+in workers, from the 1-worker and from the 2-worker rate per worker: a range). The load average is printed
+beside every figure: the machine is shared. Results in benchmarks/results/scale.json. The synthetic
+generator's parallel mode (`rhip synth --workers`) is not built yet and is not measured.
 
     .venv/bin/python benchmarks/scale.py --scale 0.01
 """
@@ -162,9 +162,10 @@ def main() -> None:
             }
             m, y = out[name]["month_hours"], out[name]["year_hours"]
             print(
-                f"{name}: speed-up ×{speedup:.2f} with 2 workers (target ×1.6, load above); a full month on 8 / 32 "
-                f"workers {m['8_workers_rate_1']}–{m['8_workers_rate_2']} / {m['32_workers_rate_1']}–"
-                f"{m['32_workers_rate_2']} h, a year {y['8_workers_rate_1']}–{y['8_workers_rate_2']} / "
+                f"{name}: speed-up ×{speedup:.2f} with 2 workers (target ×1.6, load above); "
+                f"a full month on 8 / 32 workers {m['8_workers_rate_1']}–{m['8_workers_rate_2']} / "
+                f"{m['32_workers_rate_1']}–{m['32_workers_rate_2']} h, "
+                f"a year {y['8_workers_rate_1']}–{y['8_workers_rate_2']} / "
                 f"{y['32_workers_rate_1']}–{y['32_workers_rate_2']} h"
             )
         RESULTS.mkdir(parents=True, exist_ok=True)
