@@ -55,3 +55,57 @@ def test_recount_on_two_workers_agrees_with_rollups(
         assert differences(s, lake=lake, month=MONTH) == []
     assert totals[0] == sum(u.visits for u in fig.units) > 0
     assert totals[2] == sum(u.discharges for u in fig.units) > 0
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    env = {
+        "RHIP_DATA_DIR": str(settings.data_dir),
+        "RHIP_SECRET_KEY": str(settings.secret_key),
+        "COLUMNS": "200",
+    }
+    if settings.database_url:
+        env["RHIP_DATABASE_URL"] = settings.database_url
+    return env
+
+
+def test_cli_recount_and_rebuild_on_the_cluster(settings: Settings, lake: Lake, local_cluster: Any) -> None:
+    from typer.testing import CliRunner
+
+    from rhip.cli import app
+
+    address = local_cluster.scheduler.address
+    run = CliRunner().invoke(
+        app, ["quality", "recount", "--month", MONTH, "--scheduler", address], env=_env(settings)
+    )
+    assert run.exit_code == 0, run.output
+    assert "汇总表与数据湖重新计数一致" in run.output and "一致" in run.output
+    env = {**_env(settings), "RHIP_DASK_SCHEDULER": address}  # the scheduler from the environment
+    run = CliRunner().invoke(app, ["intake", "rebuild-rollups", "--month", MONTH], env=env)
+    assert run.exit_code == 0, run.output
+    assert "intake_activity" in run.output
+    run = CliRunner().invoke(app, ["quality", "verify", "--month", MONTH], env=_env(settings))
+    assert run.exit_code == 0, run.output
+
+
+def test_cli_refuses_bad_periods_and_options(settings: Settings) -> None:
+    from typer.testing import CliRunner
+
+    from rhip.cli import app
+
+    recount = ["quality", "recount"]
+    for args, words in (
+        (recount, "--month 或 --year"),
+        (["quality", "recount", "--month", "2025-13"], "2025-13"),
+        (
+            ["quality", "recount", "--month", MONTH, "--workers", "2", "--scheduler", "tcp://x:1"],
+            "只能选一个",
+        ),
+        (["quality", "recount", "--month", MONTH, "--workers", "0"], "至少为 1"),
+        (
+            ["quality", "recount", "--month", MONTH, "--scheduler", "tcp://127.0.0.1:9"],
+            "无法连接 Dask 调度器",
+        ),
+    ):
+        run = CliRunner().invoke(app, args, env=_env(settings))
+        assert run.exit_code == 2, (args, run.output)
+        assert words in run.output, (args, run.output)

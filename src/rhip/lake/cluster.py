@@ -83,20 +83,22 @@ def org_ranges(tables: list[DeltaTable], parts: int) -> list[OrgRange]:
         rows = actions.column("num_records").to_pylist()
         lows, highs = actions.column("min.org_code").to_pylist(), actions.column("max.org_code").to_pylist()
         for lo, hi, n in zip(lows, highs, rows, strict=True):
-            for code, size in ((lo, n), (hi, 0)):
-                if code is not None:
-                    weight[str(code)] = weight.get(str(code), 0) + max(1, int(size or 0))
+            if lo is not None:
+                weight[str(lo)] = weight.get(str(lo), 0) + int(n or 0)
+            if hi is not None:
+                weight.setdefault(str(hi), 0)
     codes = sorted(weight)
     if parts <= 1 or len(codes) <= 1:
         return [(None, None)]
-    total = sum(weight.values())
+    sizes = {c: max(1, weight[c]) for c in codes}
+    total = sum(sizes.values())
     cuts: list[str] = []
     acc = 0
     for code in codes:
-        # a cut before `code` once the rows so far reach the next share of the total
-        if acc and len(cuts) < parts - 1 and acc >= total * (len(cuts) + 1) / parts:
+        # a cut before `code` when the next share of the total ends in its first half
+        if acc and len(cuts) < parts - 1 and acc + sizes[code] / 2 >= total * (len(cuts) + 1) / parts:
             cuts.append(code)
-        acc += weight[code]
+        acc += sizes[code]
     bounds: list[str | None] = [None, *cuts, None]
     return [(bounds[i], bounds[i + 1]) for i in range(len(bounds) - 1)]
 
