@@ -100,18 +100,9 @@ def lake(settings: Settings, db: Database, synth_month: Path) -> Lake:
 @pytest.fixture(scope="session")
 def local_cluster() -> Iterator[Any]:
     """One two-process local cluster (a thread each) for the whole session."""
-    from distributed import Client, LocalCluster
+    from rhip.lake.cluster import local_client
 
-    with (
-        LocalCluster(
-            n_workers=2,
-            processes=True,
-            threads_per_worker=1,
-            dashboard_address=":0",
-            env={"RHIP_TASK_THREADS": "1", "POLARS_MAX_THREADS": "1"},
-        ) as cluster,
-        Client(cluster) as c,
-    ):
+    with local_client(2) as c:
         yield c
 
 

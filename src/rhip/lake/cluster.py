@@ -123,7 +123,7 @@ def client(*, scheduler: str | None = None, workers: int | None = None) -> Itera
     if not scheduler and not workers:
         yield None
         return
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     if scheduler:
         try:
@@ -135,6 +135,15 @@ def client(*, scheduler: str | None = None, workers: int | None = None) -> Itera
         finally:
             c.close()
         return
+    with local_client(workers or 1) as c:
+        yield c
+
+
+@contextmanager
+def local_client(workers: int) -> Iterator[Client]:
+    """A client of a new local cluster of `workers` processes, closed (with its processes) on exit."""
+    from distributed import Client, LocalCluster
+
     # one thread per process: a task's DuckDB and Polars also run single-threaded (see `worker_threads`),
     # so N workers use N cores and the speed-up over one worker is the cluster's, not the libraries'
     with (
