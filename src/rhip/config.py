@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     )
     # the FHIR server's public base URL: every link the facade writes (Bundle links, fullUrl, the
     # CapabilityStatement, $bulk-publish) is built from it, never from the request's Host header
+    # the lake's batch jobs (recount, rollup rebuild, compaction) on a Dask cluster: tcp://host:8786;
+    # unset, they run in-process unless a command asks for --workers N
+    dask_scheduler: str | None = Field(default=None, description="RHIP_DASK_SCHEDULER")
     fhir_base_url: str = Field(default="http://127.0.0.1:8000/fhir/r4", max_length=500)
     # the canonical base of our StructureDefinitions and extension URLs (default: fhir_base_url, so each
     # canonical URL resolves on this server); set it once and keep it: uploaded data carries these URLs

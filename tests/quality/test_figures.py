@@ -306,7 +306,7 @@ def test_pyarrow_fallback_gives_the_same_figures(hospital_month, session, month_
     native = recounted()
     assert native.upload_days == 2
     lakeread.clear_cache()
-    monkeypatch.setattr(lakeread, "_native_files", lambda dt: None)  # every table through PyArrow datasets
+    monkeypatch.setattr(lakeread, "_native_files", lambda dt, orgs=None: None)  # all through PyArrow datasets
     fallback = recounted()
     lakeread.clear_cache()
     assert fallback == native

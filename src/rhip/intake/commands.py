@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from rhip.intake import service
 
 app = typer.Typer(help="Intake (采集): batch uploads from files, lake compaction", no_args_is_help=True)
-COMMANDS = ("upload", "compact")
+COMMANDS = ("upload", "compact", "rebuild-rollups")
 console = Console()
 
 
@@ -58,10 +58,49 @@ def upload(
         raise typer.Exit(2) from None
 
 
+_WORKERS = typer.Option(help="Run on a local cluster of N worker processes")
+_SCHEDULER = typer.Option(help="Run on a Dask cluster: tcp://host:8786 (default RHIP_DASK_SCHEDULER)")
+
+
 @app.command("compact")
-def compact() -> None:
+def compact(
+    month: Annotated[str | None, typer.Option(help="Only this month's partitions, YYYY-MM")] = None,
+    workers: Annotated[int | None, _WORKERS] = None,
+    scheduler: Annotated[str | None, _SCHEDULER] = None,
+) -> None:
     """Merge the intake lake tables' small files (Delta OPTIMIZE compact) so later reads open few files."""
-    compact_lake(settings=_ready(), console=console)
+    from rhip.lake.cluster import scheduler_address
+
+    address = scheduler_address(scheduler)
+    if month is None and address is None and workers is None:
+        compact_lake(settings=_ready(), console=console)
+        return
+    from rhip.intake import clustercmd
+
+    try:
+        clustercmd.compact(_ready(), month=month, scheduler=address, workers=workers, console=console)
+    except RhipError as exc:
+        Console(stderr=True).print(f"[bold red]错误：[/]{exc.detail}")
+        raise typer.Exit(2) from None
+
+
+@app.command("rebuild-rollups")
+def rebuild_rollups(
+    month: Annotated[str | None, typer.Option(help="Only this month, YYYY-MM (default: every month)")] = None,
+    workers: Annotated[int | None, _WORKERS] = None,
+    scheduler: Annotated[str | None, _SCHEDULER] = None,
+) -> None:
+    """Rebuild intake's rollups (the figures' monthly counts) from the lake's records, in one transaction."""
+    from rhip.intake import clustercmd
+    from rhip.lake.cluster import scheduler_address
+
+    try:
+        clustercmd.rebuild_rollups(
+            _ready(), month=month, scheduler=scheduler_address(scheduler), workers=workers, console=console
+        )
+    except RhipError as exc:
+        Console(stderr=True).print(f"[bold red]错误：[/]{exc.detail}")
+        raise typer.Exit(2) from None
 
 
 def legacy_argv(argv: list[str]) -> list[str]:
@@ -163,12 +202,9 @@ def compact_lake(*, settings: Settings, console: Console) -> dict[str, tuple[int
         db.dispose()
     if recovered:
         console.print(f"已清理 {len(recovered)} 个中断批次：{'、'.join(recovered)}")
+    from rhip.intake.clustercmd import print_compaction
+
     t0 = time.perf_counter()
     done = store.compact(lake)
-    out = Table(title=f"数据湖小文件合并（{time.perf_counter() - t0:.1f} 秒）")
-    for col in ("数据表", "合并前文件", "合并后文件"):
-        out.add_column(col, justify="right" if col != "数据表" else "left")
-    for name, (removed, added) in sorted(done.items()):
-        out.add_row(name, f"{removed:,}", f"{added:,}")
-    console.print(out if done else "没有需要合并的小文件")
+    print_compaction(console, done, time.perf_counter() - t0)
     return done

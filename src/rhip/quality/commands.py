@@ -14,6 +14,7 @@ from rhip.errors import RhipError
 
 if TYPE_CHECKING:
     from rhip.db.engine import Database
+    from rhip.quality.verify import Difference
 
 app = typer.Typer(
     help="Data quality (质控): statistics report, monthly figures, declarations", no_args_is_help=True
@@ -113,7 +114,6 @@ def figures(
 @app.command("verify")
 def verify(month: Annotated[str, typer.Option(help="Month, YYYY-MM")]) -> None:
     """Recount the month's figures from the lake and compare them with intake's rollups."""
-    from rhip import months
     from rhip.lake.store import Lake
     from rhip.quality.verify import differences
 
@@ -125,16 +125,126 @@ def verify(month: Annotated[str, typer.Option(help="Month, YYYY-MM")]) -> None:
         raise _fail(exc) from None
     finally:
         db.dispose()
+    if _print_differences(month, diff):
+        raise typer.Exit(1)
+
+
+def _print_differences(month: str, diff: list[Difference]) -> bool:
+    """Print whether the rollups and the recount agree; True when they do not."""
+    from rhip import months
+
     if not diff:
         console.print(f"{months.label(month)}：汇总表与数据湖重新计数一致")
-        return
+        return False
     out = Table(title=f"{months.label(month)}：汇总表与数据湖重新计数不一致（{len(diff)} 项）")
     for title in ("单位代码", "单位", "指标", "汇总表", "重新计数"):
         out.add_column(title)
     for d in diff:
         out.add_row(d.unit, d.name, d.figure, str(d.rollups), str(d.recount))
     console.print(out)
-    raise typer.Exit(1)
+    return True
+
+
+@app.command("recount")
+def recount(
+    month: Annotated[str | None, typer.Option(help="Month, YYYY-MM")] = None,
+    year: Annotated[int | None, typer.Option(help="Every month of a year, YYYY")] = None,
+    workers: Annotated[int | None, typer.Option(help="Run on a local cluster of N worker processes")] = None,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Run on a Dask cluster: tcp://host:8786 (default RHIP_DASK_SCHEDULER)")
+    ] = None,
+) -> None:
+    """Recount a month's (or a year's) figures from the lake on a Dask cluster and compare them with the
+    rollups, as `verify` does."""
+    from rhip.lake.cluster import scheduler_address
+
+    settings, db = _db()
+    try:
+        periods = recount_months(month=month, year=year)
+        found = recount_job(
+            settings, db, months_=periods, scheduler=scheduler_address(scheduler), workers=workers
+        )
+    except RhipError as exc:
+        raise _fail(exc) from None
+    finally:
+        db.dispose()
+    bad = [m for m, (_totals, diff) in found.items() if _print_differences(m, diff)]
+    out = Table(title="汇总表数字（与数据湖重新计数核对）")
+    for title in ("月份", "门急诊人次", "门急诊收入（元）", "出院人次", "住院收入（元）", "核对"):
+        out.add_column(title, justify="right")
+    for m, (totals, diff) in found.items():
+        visits, visit_rev, discharges, inpatient_rev = totals
+        out.add_row(
+            m,
+            f"{visits:,}",
+            f"{visit_rev:,.2f}",
+            f"{discharges:,}",
+            f"{inpatient_rev:,.2f}",
+            "一致" if not diff else f"{len(diff)} 项不一致",
+        )
+    console.print(out)
+    if bad:
+        raise typer.Exit(1)
+
+
+def recount_months(*, month: str | None, year: int | None) -> list[str]:
+    """The months a recount covers: one month, or the twelve of a year."""
+    from rhip import months
+    from rhip.errors import Invalid
+
+    if (month is None) == (year is None):
+        raise Invalid("请给出 --month 或 --year 之一", code="recount-period")
+    if month is not None:
+        months.check(month)
+        return [month]
+    assert year is not None
+    if not 2000 <= year <= 2100:
+        raise Invalid(f"年份超出范围：{year}", code="recount-period")
+    return [f"{year:04d}-{m:02d}" for m in range(1, 13)]
+
+
+def recount_job(
+    settings: Settings,
+    db: Database,
+    *,
+    months_: list[str],
+    scheduler: str | None = None,
+    workers: int | None = None,
+    show: Console | None = None,
+) -> dict[str, tuple[tuple[int, float, int, float], list[Difference]]]:
+    """Per month: the rollups' totals (visits, their revenue, discharges, theirs) and every difference from
+    the recount on the cluster (a local one of `workers` processes, `scheduler`'s, or this process)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from rhip.lake.cluster import Job, client
+    from rhip.lake.store import Lake
+    from rhip.quality.figures import month_figures
+    from rhip.quality.verify import differences
+
+    lake = Lake(settings.resolved_lake_dir)
+    out: dict[str, tuple[tuple[int, float, int, float], list[Difference]]] = {}
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with (
+        Progress(*columns, console=show or console, transient=False) as bar,
+        client(scheduler=scheduler, workers=workers) as c,
+    ):
+        task = bar.add_task("重新计数", total=None)
+        job = Job(c, lambda done, total: bar.update(task, completed=done, total=total))
+        for m in months_:
+            bar.update(task, description=f"重新计数 {m}")
+            with db.session() as s, s.begin():
+                diff = differences(s, lake=lake, month=m, job=job)
+                fig = month_figures(s, lake=lake, month=m)
+            out[m] = (
+                (
+                    sum(u.visits for u in fig.units),
+                    round(sum(u.visit_revenue for u in fig.units), 2),
+                    sum(u.discharges for u in fig.units),
+                    round(sum(u.inpatient_revenue for u in fig.units), 2),
+                ),
+                diff,
+            )
+    return out
 
 
 @app.command("declare")

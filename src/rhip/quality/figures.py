@@ -25,9 +25,10 @@ from sqlalchemy.orm import Session
 from rhip import months, months as month_math
 from rhip.clock import SHANGHAI
 from rhip.db.base import UtcDateTime
+from rhip.lake.cluster import Job
 from rhip.lake.duck import Duck
 from rhip.lake.store import Lake
-from rhip.quality import figsql, recount as recount_, rollupread, service
+from rhip.quality import distrib, figsql, recount as recount_, rollupread, service
 from rhip.quality.rollupread import Counts
 from rhip.quality.units import active_days, realtime_tables, required_tables, units
 from rhip.quality.usage import Usage, usage_of
@@ -121,28 +122,25 @@ def _daily(session: Session, *, first: date, last: date) -> tuple[list[Any], int
     return list(rows), int(cumulative or 0)
 
 
-def _lake_counts(session: Session, *, lake: Lake, month: str, duck: Duck | None, recount: bool) -> Counts:
-    """The figures' share of the lake's records: from intake's rollups, or (`recount`) from the records."""
+def _lake_counts(
+    session: Session, *, lake: Lake, month: str, duck: Duck | None, recount: bool | Job
+) -> Counts:
+    """The figures' share of the lake's records: from intake's rollups, or (`recount`) from the records
+    (a `Job`: on its workers, a task per range of institutions)."""
     forms = realtime_tables()
     records = {what: (table, what != "basic") for what, table in RECORD_TABLES.items()}
-    if recount:
-        first, last = months.day_bounds(month)
-        return recount_.counts(
-            session,
-            lake=lake,
-            month=month,
-            first=first,
-            last=last,
-            forms=forms,
-            activity=ACTIVITY,
-            records=records,
-            duck=duck,
-        )
-    return rollupread.counts(session, month=month, forms=forms, activity=ACTIVITY, records=records)
+    if recount is False:
+        return rollupread.counts(session, month=month, forms=forms, activity=ACTIVITY, records=records)
+    first, last = months.day_bounds(month)
+    what: dict[str, Any] = dict(month=month, first=first, last=last, forms=forms, activity=ACTIVITY)
+    if isinstance(recount, Job):
+        pending = recount_.pending_batches(session)
+        return distrib.counts(recount, lake=lake, records=records, pending=pending, **what)
+    return recount_.counts(session, lake=lake, records=records, duck=duck, **what)
 
 
 def org_figures(
-    session: Session, *, lake: Lake, month: str, duck: Duck | None = None, recount: bool = False
+    session: Session, *, lake: Lake, month: str, duck: Duck | None = None, recount: bool | Job = False
 ) -> tuple[dict[str, OrgFigures], int]:
     """Every institution code's raw figures for the month, and the cumulative stored records up to its end
     (the lake's share from intake's rollups; with `recount`, recounted from the lake's records)."""
@@ -265,7 +263,7 @@ class MonthFigures:
 
 
 def month_figures(
-    session: Session, *, lake: Lake, month: str, duck: Duck | None = None, recount: bool = False
+    session: Session, *, lake: Lake, month: str, duck: Duck | None = None, recount: bool | Job = False
 ) -> MonthFigures:
     """Every figure of the data-collection tables for the month, per unit (`recount`: see `org_figures`)."""
     months.check(month)
@@ -324,11 +322,20 @@ def visit_history(
     month: str,
     months: int = 12,
     duck: Duck | None = None,
-    recount: bool = False,
+    recount: bool | Job = False,
 ) -> dict[str, dict[str, int]]:
     """Outpatient visits per unit and month, for the `months` months ending with `month`."""
     since = month_math.shift(month, -(months - 1))
-    if recount:
+    if isinstance(recount, Job):
+        got = distrib.history(
+            recount,
+            lake=lake,
+            table=VISIT_TABLE,
+            first_month=since,
+            month=month,
+            pending=recount_.pending_batches(session),
+        )
+    elif recount:
         got = recount_.history(
             session, lake=lake, table=VISIT_TABLE, first_month=since, month=month, duck=duck
         )

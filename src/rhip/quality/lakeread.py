@@ -8,6 +8,10 @@ comes from the Delta log, so what is read is exactly the table's current version
 implement (deletion vectors, column mapping) or whose partition values are not plain words are read
 through the PyArrow dataset instead, which deltalake resolves fully.
 
+A reader may see only a range of institution codes (`orgs`): every figure is per institution and the
+current-record rule is per institution and key, so the ranges of a cluster job's tasks partition the work
+exactly; files whose statistics lie outside the range are not opened.
+
 Results are cached per reader *and* per process, keyed by the statement, its parameters and the Delta
 version of every table it reads: a Delta version is an immutable snapshot, so a repeated figure (the demo's
 quality step then its bulletin, the portal's page then its PDF) is not recomputed until a table changes.
@@ -24,8 +28,10 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.dataset as pads
 from deltalake import DeltaTable
 
+from rhip.lake.cluster import OrgRange
 from rhip.lake.duck import Duck
 from rhip.lake.sql import Sql, ident
 from rhip.lake.store import Lake
@@ -36,6 +42,17 @@ _TYPES = {"string": "VARCHAR"}
 _CACHE_SIZE = 256
 _cache: OrderedDict[tuple[Any, ...], list[tuple[Any, ...]]] = OrderedDict()
 _cache_lock = threading.Lock()
+
+
+def in_range(lo: object, hi: object, orgs: OrgRange | None) -> bool:
+    """Whether a file whose org_code statistics run from `lo` to `hi` (None: unknown) may hold a code of
+    the range."""
+    if orgs is None:
+        return True
+    start, end = orgs
+    if start is not None and hi is not None and str(hi) < start:
+        return False
+    return not (end is not None and lo is not None and str(lo) >= end)
 
 
 def data_table(catalogue_table: str) -> str:
@@ -57,7 +74,7 @@ def changed_view(name: str) -> str:
     return f"{name}__changed"
 
 
-def _native_files(dt: DeltaTable) -> _Files | None:
+def _native_files(dt: DeltaTable, orgs: OrgRange | None = None) -> _Files | None:
     """The table's files when DuckDB can read them as they are, else None."""
     proto = dt.protocol()
     features = set(proto.reader_features or ())
@@ -82,10 +99,15 @@ def _native_files(dt: DeltaTable) -> _Files | None:
     if any(not _PLAIN.match(p) or p.startswith("/") for p in rel):
         return None
     paths = [os.path.join(root, p) for p in rel]
+    keep = [True] * len(paths)
+    if orgs is not None and "min.org_code" in actions.column_names:
+        lows, highs = actions.column("min.org_code").to_pylist(), actions.column("max.org_code").to_pylist()
+        keep = [in_range(lo, hi, orgs) for lo, hi in zip(lows, highs, strict=True)]
+        paths = [p for p, k in zip(paths, keep, strict=True) if k]
     # the Delta log's per-file statistics say which files hold a row with 修改标志 2 or 3 (no statistics:
     # any file may)
     if "max._op" in actions.column_names:
-        top = actions.column("max._op").to_pylist()
+        top = [mx for mx, k in zip(actions.column("max._op").to_pylist(), keep, strict=True) if k]
         changed = [f for f, mx in zip(paths, top, strict=True) if mx is None or int(mx) > 1]
         certain = all(mx is not None for mx in top)
     else:
@@ -96,10 +118,20 @@ def _native_files(dt: DeltaTable) -> _Files | None:
 class LakeReader:
     """DuckDB over the lake tables a query names, each opened once per reader at its current version."""
 
-    def __init__(self, lake: Lake, duck: Duck | None = None) -> None:
+    def __init__(
+        self,
+        lake: Lake,
+        duck: Duck | None = None,
+        *,
+        orgs: OrgRange | None = None,
+        threads: int | None = None,
+    ) -> None:
         self.lake = lake
         self.con = duck.con if duck is not None else duckdb.connect(":memory:")
         self._own = duck is None
+        if threads and self._own:
+            self.con.execute(f"SET threads={int(threads)}")
+        self.orgs = orgs
         self._versions: dict[str, tuple[str, int]] = {}
         self.present = set(lake.tables())
         self.native: dict[str, bool] = {}
@@ -115,7 +147,7 @@ class LakeReader:
         dt = self.lake.dataset(name)
         # a table re-created at the same path gets a new id: (id, version) names one snapshot
         self._versions[name] = (str(dt.metadata().id), int(dt.version()))
-        found = _native_files(dt)
+        found = _native_files(dt, self.orgs)
         if found and found.paths:
             parts = found.partitions
             rel = self._scan(found.paths, parts)
@@ -140,6 +172,8 @@ class LakeReader:
         """The fallback: the table as a PyArrow dataset, its timestamps shielded from filter pushdown."""
         raw = f"{name}__arrow"
         dataset = dt.to_pyarrow_dataset()
+        if self.orgs is not None:
+            dataset = dataset.filter(self._org_filter())
         self.con.register(raw, dataset)
         # DuckDB pushes a comparison of a timestamp-with-zone column into the PyArrow scan wrongly (no row
         # survives); a zero interval keeps such filters in DuckDB, which compares instants correctly
@@ -157,10 +191,29 @@ class LakeReader:
         types = dict(zip(rel.columns, (str(t) for t in rel.types), strict=True))
         # DuckDB guesses hive values' types: `_year=2024` would come back as a BIGINT
         cast = [p for p in parts if p in types and types[p] != "VARCHAR"]
-        if not cast:
+        if cast:
+            replace = ", ".join(f"CAST({ident(p)} AS VARCHAR) AS {ident(p)}" for p in cast)
+            rel = rel.project(f"* REPLACE ({replace})")
+        if self.orgs is None:
             return rel
-        replace = ", ".join(f"CAST({ident(p)} AS VARCHAR) AS {ident(p)}" for p in cast)
-        return rel.project(f"* REPLACE ({replace})")
+        # an expression, not SQL text: the range's codes are values
+        col, (start, end) = duckdb.ColumnExpression("org_code"), self.orgs
+        if start is not None:
+            rel = rel.filter(col >= duckdb.ConstantExpression(start))
+        if end is not None:
+            rel = rel.filter(col < duckdb.ConstantExpression(end))
+        return rel
+
+    def _org_filter(self) -> pads.Expression:
+        """The range as a PyArrow filter (the fallback path)."""
+        assert self.orgs is not None
+        start, end = self.orgs
+        expr = pads.scalar(True)
+        if start is not None:
+            expr = expr & (pads.field("org_code") >= start)
+        if end is not None:
+            expr = expr & (pads.field("org_code") < end)
+        return expr
 
     def version(self, catalogue_table: str) -> tuple[str, int]:
         """The Delta table id and version this reader sees of a catalogue table (opening it if needed)."""
@@ -182,7 +235,7 @@ class LakeReader:
     def rows(self, sql: Sql, *catalogue_tables: str) -> list[tuple[Any, ...]]:
         """Run a statement over the named catalogue tables' lake tables (cached per table versions)."""
         versions = tuple((t, self.version(t)) for t in catalogue_tables)
-        key = (str(self.lake.root), sql.text, repr(sorted(sql.params.items())), versions)
+        key = (str(self.lake.root), self.orgs, sql.text, repr(sorted(sql.params.items())), versions)
         with _cache_lock:
             hit = _cache.get(key)
             if hit is not None:

@@ -51,37 +51,59 @@ def counts(
     """The same `Counts` as `rollupread.counts`, from the lake (`month` runs from `first` to `last`;
     `activity`: table → its amount field; a person-counting record figure counts distinct values of the
     table's `person` field)."""
-    pending = pending_batches(session)
-    out = Counts()
     reader = LakeReader(lake, duck)
     try:
-        forms = [t for t in forms if reader.has(t)]
-        if forms:
-            sql = figsql.realtime_days_sql(forms, first=first, last=last, pending=pending)
-            out.days = [(str(t), str(org), int(mask)) for t, org, mask in reader.rows(sql, *forms) if mask]
-        for table, fee in activity.items():
-            out.activity[table] = []
-            if reader.has(table):
-                changes = has_changes(reader, table, pending=pending)
-                sql = figsql.activity_sql(table, fee, month=month, pending=pending, changes=changes)
-                out.activity[table] = [
-                    (str(org), int(n), float(amount), int(rt))
-                    for org, n, amount, rt in reader.rows(sql, table)
-                ]
-        for what, (table, people) in records.items():
-            out.records[what] = []
-            if reader.has(table):
-                changes = has_changes(reader, table, pending=pending)
-                sql = figsql.records_sql(
-                    table,
-                    month=month,
-                    pending=pending,
-                    changes=changes,
-                    distinct=catalogue.get(table).person if people else None,
-                )
-                out.records[what] = [(str(org), int(n)) for org, n in reader.rows(sql, table) if n]
+        return read_counts(
+            reader,
+            month=month,
+            first=first,
+            last=last,
+            forms=forms,
+            activity=activity,
+            records=records,
+            pending=pending_batches(session),
+        )
     finally:
         reader.close()
+
+
+def read_counts(
+    reader: LakeReader,
+    *,
+    month: str,
+    first: date,
+    last: date,
+    forms: list[str],
+    activity: dict[str, str],
+    records: dict[str, tuple[str, bool]],
+    pending: list[str],
+) -> Counts:
+    """`counts` through a reader (perhaps of a range of institutions only), hiding the `pending` batches."""
+    out = Counts()
+    forms = [t for t in forms if reader.has(t)]
+    if forms:
+        sql = figsql.realtime_days_sql(forms, first=first, last=last, pending=pending)
+        out.days = [(str(t), str(org), int(mask)) for t, org, mask in reader.rows(sql, *forms) if mask]
+    for table, fee in activity.items():
+        out.activity[table] = []
+        if reader.has(table):
+            changes = has_changes(reader, table, pending=pending)
+            sql = figsql.activity_sql(table, fee, month=month, pending=pending, changes=changes)
+            out.activity[table] = [
+                (str(org), int(n), float(amount), int(rt)) for org, n, amount, rt in reader.rows(sql, table)
+            ]
+    for what, (table, people) in records.items():
+        out.records[what] = []
+        if reader.has(table):
+            changes = has_changes(reader, table, pending=pending)
+            sql = figsql.records_sql(
+                table,
+                month=month,
+                pending=pending,
+                changes=changes,
+                distinct=catalogue.get(table).person if people else None,
+            )
+            out.records[what] = [(str(org), int(n)) for org, n in reader.rows(sql, table) if n]
     return out
 
 
@@ -91,16 +113,22 @@ def history(
     """Current records per institution and event month over a range of months, from the lake."""
     reader = LakeReader(lake, duck)
     try:
-        if not reader.has(table):
-            return []
-        pending = pending_batches(session)
-        changes = has_changes(reader, table, pending=pending)
-        sql = figsql.history_sql(
-            table, first_month=first_month, month=month, pending=pending, changes=changes
+        return read_history(
+            reader, table=table, first_month=first_month, month=month, pending=pending_batches(session)
         )
-        return [(str(org), str(m), int(n)) for org, m, n in reader.rows(sql, table)]
     finally:
         reader.close()
+
+
+def read_history(
+    reader: LakeReader, *, table: str, first_month: str, month: str, pending: list[str]
+) -> list[tuple[str, str, int]]:
+    """`history` through a reader, hiding the `pending` batches."""
+    if not reader.has(table):
+        return []
+    changes = has_changes(reader, table, pending=pending)
+    sql = figsql.history_sql(table, first_month=first_month, month=month, pending=pending, changes=changes)
+    return [(str(org), str(m), int(n)) for org, m, n in reader.rows(sql, table)]
 
 
 def lake_columns(activity: dict[str, str], records: dict[str, tuple[str, bool]]) -> dict[str, list[str]]:

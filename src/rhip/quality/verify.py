@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from rhip.lake.cluster import Job
 from rhip.lake.duck import Duck
 from rhip.lake.store import Lake
 from rhip.quality.figures import UnitFigures, month_figures, visit_history
@@ -56,12 +57,14 @@ def differences(
     month: str,
     duck: Duck | None = None,
     units: Collection[str] | None = None,
+    job: Job | None = None,
 ) -> list[Difference]:
     """Every disagreement between the month's figures from the rollups and recounted from the lake (the
-    upload days and the 13 months of visit history included; only `units`, when given); empty when they
-    agree."""
+    upload days and the 13 months of visit history included; only `units`, when given; with a `job`, the
+    recount runs on its workers); empty when they agree."""
+    recount: bool | Job = job if job is not None else True
     fast = month_figures(session, lake=lake, month=month, duck=duck)
-    slow = month_figures(session, lake=lake, month=month, duck=duck, recount=True)
+    slow = month_figures(session, lake=lake, month=month, duck=duck, recount=recount)
     out: list[Difference] = []
     for a, b in zip(fast.units, slow.units, strict=True):
         if units is not None and a.code not in units:
@@ -73,7 +76,7 @@ def differences(
             out.append(Difference(a.code, a.name, "days", a.days, b.days))
     names = {u.code: u.name for u in fast.units}
     quick = visit_history(session, lake=lake, month=month, months=13, duck=duck)
-    full = visit_history(session, lake=lake, month=month, months=13, duck=duck, recount=True)
+    full = visit_history(session, lake=lake, month=month, months=13, duck=duck, recount=recount)
     for code in sorted(set(quick) | set(full)):
         if units is not None and code not in units:
             continue

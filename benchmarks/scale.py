@@ -1,0 +1,184 @@
+"""Benchmark: the lake's batch jobs on 1 and 2 Dask worker processes in the same run (issue 21).
+
+A month of records is written in intake's storage layout by benchmarks/quality.py's `write_lake` (the
+tables the figures read, with 1% corrections and revocations, and intake's rollups of them made by
+intake's own code), then sorted by institution (Delta OPTIMIZE Z-order on `org_code`, as a compaction
+would lay a large lake out) so that each task of a job opens only its institutions' files. On a local
+cluster of 1 and then 2 single-threaded worker processes it times:
+
+- the recount: the month's figures from the lake's records (`quality.distrib.counts`, what
+  `rhip quality recount` runs), and
+- the rollup rebuild: the month's rollup rows from the lake (`intake.rebuild.compute`, what
+  `rhip intake rebuild-rollups --month` runs before its one SQL transaction),
+
+and prints the speed-up (target ≥ 1.6× with 2 workers on 2 cores), records per second per worker and the
+extrapolated time of a full Nanjing month (330 million records) and of a year on 8 and 32 workers (linear
+in workers, from the 1-worker and from the 2-worker rate per worker: a range). The load average is printed
+beside every figure: the machine is shared. Results in benchmarks/results/scale.json. The synthetic
+generator's parallel mode (`rhip synth --workers`) is not built yet and is not measured.
+
+    .venv/bin/python benchmarks/scale.py --scale 0.01
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from deltalake import DeltaTable
+
+from rhip import months
+from rhip.config import Settings
+from rhip.db.engine import Database, upgrade
+from rhip.intake import rebuild
+from rhip.lake.cluster import Job, client
+from rhip.lake.store import Lake
+from rhip.quality import distrib, figures, lakeread, units as quality_units
+
+sys.path.insert(0, str(Path(__file__).parent))
+from quality import FULL_MONTH_ROWS, MONTH, write_lake
+
+RESULTS = Path(__file__).parent / "results"
+YEAR_ROWS = 12 * FULL_MONTH_ROWS
+
+
+def _load() -> str:
+    return Path("/proc/loadavg").read_text().split(" ")[0]
+
+
+def _recount(job: Job, lake: Lake) -> Any:
+    first, last = months.day_bounds(MONTH)
+    records = {what: (table, what != "basic") for what, table in figures.RECORD_TABLES.items()}
+    return distrib.counts(
+        job,
+        lake=lake,
+        month=MONTH,
+        first=first,
+        last=last,
+        forms=quality_units.realtime_tables(),
+        activity=figures.ACTIVITY,
+        records=records,
+        pending=[],
+    )
+
+
+def _rebuild(job: Job, lake: Lake) -> Any:
+    return rebuild.compute(job, lake=lake, months=[MONTH], pending=[])
+
+
+def _time(fn: Any, job: Job, lake: Lake, repeat: int) -> tuple[float, Any]:
+    runs, got = [], None
+    for _ in range(repeat):
+        # cold: the recount's per-process result cache (keyed by Delta version) would answer a repeat
+        assert job.client is not None
+        job.client.run(lakeread.clear_cache)
+        t0 = time.perf_counter()
+        got = fn(job, lake)
+        runs.append(time.perf_counter() - t0)
+    return statistics.median(runs), got
+
+
+def main() -> None:
+    """Write the lake, time both jobs on 1 and 2 workers, print and save the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--scale", type=float, default=0.01, help="share of a full month (330 M records)")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="rhip-scale-bench-"))
+    try:
+        settings = Settings(data_dir=work, secret_key="bench")
+        upgrade(settings.resolved_database_url)
+        db = Database.from_settings(settings)
+        lake = Lake(settings.resolved_lake_dir)
+        rows = int(FULL_MONTH_ROWS * args.scale)
+        t0 = time.perf_counter()
+        write_lake(lake.root, db, rows=rows)
+        for name in lake.tables():
+            DeltaTable(str(lake.path(name))).optimize.z_order(["org_code"], target_size=16 << 20)
+        written = time.perf_counter() - t0
+        size = sum(f.stat().st_size for f in lake.root.rglob("*.parquet"))
+        print(
+            f"lake: {rows:,} records, {size / 1e6:.0f} MB, written in {written:.0f} s (load {_load()})",
+            flush=True,
+        )
+        results: dict[str, dict[int, float]] = {"recount": {}, "rebuild": {}}
+        loads: dict[str, str] = {}
+        answers: dict[str, list[Any]] = {"recount": [], "rebuild": []}
+        for workers in (1, 2):
+            with client(workers=workers) as c:
+                assert c is not None
+                job = Job(c)
+                _recount(job, lake)  # warm-up: the workers import the job's modules once
+                for name, fn in (("recount", _recount), ("rebuild", _rebuild)):
+                    loads[f"{name}_{workers}_before"] = _load()
+                    took, got = _time(fn, job, lake, args.repeat)
+                    loads[f"{name}_{workers}_after"] = _load()
+                    results[name][workers] = took
+                    answers[name].append(got)
+                    rate = rows / took / workers
+                    before, after = loads[f"{name}_{workers}_before"], loads[f"{name}_{workers}_after"]
+                    print(
+                        f"{name:8s} {workers} worker(s): {took:6.2f} s, {rate:,.0f} records/s per worker "
+                        f"(load {before} → {after})",
+                        flush=True,
+                    )
+        assert answers["recount"][0] == answers["recount"][1], "the recount differs between 1 and 2 workers"
+        out: dict[str, Any] = {
+            "scale": args.scale,
+            "records": rows,
+            "lake_mb": round(size / 1e6),
+            "repeats": args.repeat,
+            "cpus": os.cpu_count(),
+            "loads": loads,
+            "target_speedup_2_workers": 1.6,
+            "extrapolation": "linear in workers from each measured rate per worker; a month = 330 M records",
+        }
+        for name, t in results.items():
+            rate = {w: rows / t[w] / w for w in (1, 2)}  # records per second per worker
+            speedup = t[1] / t[2]
+            out[name] = {
+                "seconds_1_worker": round(t[1], 3),
+                "seconds_2_workers": round(t[2], 3),
+                "speedup_2_workers": round(speedup, 2),
+                "records_per_second_per_worker_1": round(rate[1]),
+                "records_per_second_per_worker_2": round(rate[2]),
+                # from each measured rate: the 1-worker one is the optimistic bound, the 2-worker one (the two
+                # workers sharing this machine's cores with every other session) the pessimistic one
+                "month_hours": {
+                    f"{n}_workers_rate_{w}": round(FULL_MONTH_ROWS / rate[w] / n / 3600, 3)
+                    for n in (8, 32)
+                    for w in (1, 2)
+                },
+                "year_hours": {
+                    f"{n}_workers_rate_{w}": round(YEAR_ROWS / rate[w] / n / 3600, 2)
+                    for n in (8, 32)
+                    for w in (1, 2)
+                },
+            }
+            m, y = out[name]["month_hours"], out[name]["year_hours"]
+            print(
+                f"{name}: speed-up ×{speedup:.2f} with 2 workers (target ×1.6, load above); "
+                f"a full month on 8 / 32 workers {m['8_workers_rate_1']}–{m['8_workers_rate_2']} / "
+                f"{m['32_workers_rate_1']}–{m['32_workers_rate_2']} h, "
+                f"a year {y['8_workers_rate_1']}–{y['8_workers_rate_2']} / "
+                f"{y['32_workers_rate_1']}–{y['32_workers_rate_2']} h"
+            )
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        path = RESULTS / "scale.json"
+        path.write_text(json.dumps(out, ensure_ascii=False, indent=2), encoding="utf-8")
+        print(f"written {path}")
+        db.dispose()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,200 @@
+"""Rebuilding intake's rollups from the lake (`rhip intake rebuild-rollups [--month M]`), on a cluster.
+
+The rollups (intake/rollup.py) are deltas kept at every batch's commit; a lake ingested before a rollup
+existed, or rollups damaged by hand, are rebuilt here from the stored records with the same code the commit
+path uses (`rollup.of_table`), fed with each key's current version as if it were one batch of new records:
+
+- the current versions: every stored row with 修改标志 1 whose key was never changed, plus the latest
+  (数据更新时间, then ingest, then row) of each changed key's 2/3 versions when that is not a revocation;
+  only the few changed rows are ranked, over every month (a correction may move a record to another month);
+- upload days from every stored version (an upload day is a day something was sent in real time).
+
+The work is split into one task per table and range of institution codes (every rollup row is one
+institution's); the tasks only read and count. The client then replaces the months' rows in ONE SQL
+transaction, so a job that fails — a task's error, a worker lost more often than its retries allow —
+leaves the old rollups untouched, never half of them. `intake_people_first` is recounted from
+`intake_people_months` in the same transaction (a person's first month depends on every month).
+
+Run it while no batch commits (a batch committing meanwhile would be counted by the rebuild or by its own
+deltas, not exactly once); pending batches' rows are never counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.dataset as pads
+from sqlalchemy import delete, insert, select, text
+from sqlalchemy.orm import Session
+
+from rhip import months as month_math
+from rhip.intake import rollup
+from rhip.intake.models import (
+    IntakeActivity,
+    IntakeBatch,
+    IntakePeopleFirst,
+    IntakePersonMonth,
+    IntakeRealtimeDays,
+)
+from rhip.intake.store import OP_NEW, OP_REVOKE, OP_UPDATE, data_table
+from rhip.lake.cluster import (
+    TASKS_PER_WORKER,
+    Job,
+    OrgRange,
+    check_readable,
+    org_ranges,
+    tables_of,
+    worker_threads,
+)
+from rhip.lake.store import Lake
+from rhip.registry import catalogue
+
+_ORDER = ["updated_at", "_ingested_at", "_row"]  # the current version is the last in this order
+
+
+@dataclass
+class Rebuilt:
+    """A rebuild's rows, ready to replace the rollups of its months (all months when `months` is None)."""
+
+    months: list[str] | None
+    tables: list[str]
+    activity: list[dict[str, Any]] = field(default_factory=list)
+    days: list[dict[str, Any]] = field(default_factory=list)
+    people: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _filter(orgs: OrgRange, pending: list[str], extra: pads.Expression | None) -> pads.Expression:
+    """Rows of the range's institutions, of committed batches, passing `extra`."""
+    expr = ~pads.field("_batch").isin(pending) if pending else pads.scalar(True)
+    start, end = orgs
+    if start is not None:
+        expr = expr & (pads.field("org_code") >= start)
+    if end is not None:
+        expr = expr & (pads.field("org_code") < end)
+    return expr if extra is None else expr & extra
+
+
+def _read(dataset: pads.Dataset, columns: list[str], where: pads.Expression) -> pl.DataFrame:
+    got = dataset.to_table(columns=columns, filter=where, use_threads=worker_threads() is None)
+    out = pl.from_arrow(got)
+    assert isinstance(out, pl.DataFrame)
+    return out
+
+
+def _rows(frames: list[pl.DataFrame], months: list[str] | None) -> pl.DataFrame | None:
+    """The rollup rows as the SQL table names its columns (a frame crosses the network faster than dicts)."""
+    if not frames:
+        return None
+    out = pl.concat(frames, how="vertical_relaxed")
+    if months is not None:
+        out = out.filter(pl.col("month").is_in(months))
+    return out.rename({"org_code": "institution_code"})
+
+
+def _table_task(
+    item: tuple[str, OrgRange], *, root: str, months: list[str] | None, pending: list[str]
+) -> tuple[pl.DataFrame | None, pl.DataFrame | None, pl.DataFrame | None]:
+    """One table's rollup rows for one range of institutions (runs on a worker): activity, days, people."""
+    table, orgs = item
+    if worker_threads():
+        pa.set_cpu_count(worker_threads() or 1)
+    ds = catalogue.get(table)
+    dt = Lake(Path(root)).dataset(data_table(table))
+    check_readable(dt, data_table(table))
+    dataset = dt.to_pyarrow_dataset()
+    event = ds.event_time or "updated_at"
+    names = set(dataset.schema.names)
+    wanted = [
+        "org_code",
+        "_key",
+        "_op",
+        "_month",
+        "_row",
+        "_ingested_at",
+        "updated_at",
+        "collected_at",
+        event,
+    ]
+    wanted += [c for c in (ds.amount, ds.person) if c]
+    columns = [c for c in dict.fromkeys(wanted) if c in names]
+    # every changed key's versions, whatever their month; then the months' rows (for upload days the
+    # month before too: a real-time record collected in a month may have its event in the one before)
+    changed = _read(dataset, columns, _filter(orgs, pending, pads.field("_op") >= OP_UPDATE))
+    if months is None:
+        stored = _read(dataset, columns, _filter(orgs, pending, None))
+    else:
+        around = sorted({*months, *(month_math.shift(m, -1) for m in months)})
+        stored = _read(dataset, columns, _filter(orgs, pending, pads.field("_month").isin(around)))
+    latest = changed.sort([*_ORDER]).unique(["org_code", "_key"], keep="last", maintain_order=True)
+    fresh = stored.filter(pl.col("_op") == OP_NEW).join(
+        latest.select("org_code", "_key"), on=["org_code", "_key"], how="anti"
+    )
+    current = pl.concat([fresh, latest.filter(pl.col("_op") != OP_REVOKE)], how="vertical_relaxed")
+    if months is not None:
+        current = current.filter(pl.col("_month").is_in(months))
+    measures = rollup.measure_exprs(ds)
+    # a business key is unique within one institution's records only (as in a batch, which is one
+    # institution's): keyed by institution and key, all institutions go through `of_table` at once
+    unique_key = pl.concat_str("org_code", pl.lit("\x1f"), "_key").alias("_key")
+    got = rollup.of_table(ds, current.with_columns(*measures, unique_key), pl.DataFrame())
+    activity, people = got.activity, got.people
+    days = []
+    if ds.realtime:
+        days = rollup.of_table(ds, stored.with_columns(*measures, unique_key), pl.DataFrame()).days
+    return _rows(activity, months), _rows(days, months), _rows(people, months)
+
+
+def compute(job: Job, *, lake: Lake, months: list[str] | None, pending: list[str]) -> Rebuilt:
+    """The rollup rows of `months` (None: every month) from the lake, on the job's workers."""
+    for m in months or []:
+        month_math.check(m)
+    tables = [ds.name for ds in catalogue.datasets() if lake.exists(data_table(ds.name))]
+    items: list[tuple[str, OrgRange]] = []
+    for table in tables:
+        ranges = org_ranges(tables_of(lake, [data_table(table)]), job.workers * TASKS_PER_WORKER)
+        items += [(table, r) for r in ranges]
+    parts = job.run(_table_task, items, root=str(lake.root), months=months, pending=pending)
+    out = Rebuilt(months=months, tables=tables)
+    for activity, days, people in parts:
+        for rows, frame in ((out.activity, activity), (out.days, days), (out.people, people)):
+            if frame is not None:
+                rows += frame.to_dicts()
+    return out
+
+
+def pending_batches(session: Session) -> list[str]:
+    """Batches not yet committed: their rows are not counted."""
+    return list(session.scalars(select(IntakeBatch.id).where(IntakeBatch.status == "pending")))
+
+
+_FIRST_SQL = (
+    "INSERT INTO intake_people_first (table_name, month, institution_code, n) "
+    "SELECT table_name, first_month, institution_code, count(*) FROM ("
+    "SELECT table_name, institution_code, person, min(month) AS first_month FROM intake_people_months "
+    "WHERE n > 0 AND month <> :no_month GROUP BY table_name, institution_code, person) AS f "
+    "GROUP BY table_name, first_month, institution_code"
+)
+
+
+def replace(session: Session, rebuilt: Rebuilt) -> None:
+    """Put the rebuilt rows in place of the months' rollups (in the caller's transaction, which must be the
+    only one: the rollups are never seen half replaced)."""
+    for model in (IntakeActivity, IntakeRealtimeDays, IntakePersonMonth):
+        stmt = delete(model)
+        if rebuilt.months is not None:
+            stmt = stmt.where(model.month.in_(rebuilt.months))
+        session.execute(stmt)
+    for model, rows in (
+        (IntakeActivity, rebuilt.activity),
+        (IntakeRealtimeDays, rebuilt.days),
+        (IntakePersonMonth, rebuilt.people),
+    ):
+        for i in range(0, len(rows), 10_000):
+            session.execute(insert(model), rows[i : i + 10_000])
+    # a person's first month depends on every month: recounted from the months table
+    session.execute(delete(IntakePeopleFirst))
+    session.execute(text(_FIRST_SQL), {"no_month": rollup.NO_MONTH})

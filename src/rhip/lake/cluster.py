@@ -1,0 +1,214 @@
+# mypy: disable-error-code="no-untyped-call"
+"""Running the lake's batch jobs on Dask distributed: a client for the job, tasks mapped over it, and the
+check that a Delta table is one every reader of the cluster can read.
+
+Three ways to run a job, chosen by the entry point: `RHIP_DASK_SCHEDULER` or `--scheduler tcp://host:8786`
+(an existing cluster: `dask scheduler` and `dask worker` processes on any machines that see the lake),
+`--workers N` (a local cluster of N single-threaded worker processes, for this job only) or neither (the
+embedded default: every task runs in this process, one after the other, as before the cluster existed).
+A job's tasks are plain module-level functions of picklable arguments and return small results (counts,
+rollup rows); they read the lake themselves, so nothing large crosses the network.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from deltalake import DeltaTable
+
+from rhip.errors import Invalid, RhipError, Unavailable
+from rhip.lake.store import Lake
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+T = TypeVar("T")
+
+# what deltalake (Rust) and DuckDB's and PyArrow's Parquet readers on the workers all read: protocol
+# reader version 1, or 3 with no reader feature beyond these (deletion vectors and column mapping would
+# need the Delta kernel's own scan on every worker, which dask-deltatable and DuckDB do not do)
+READER_FEATURES: frozenset[str] = frozenset({"timestampNtz", "v2Checkpoint", "vacuumProtocolCheck"})
+TASKS_PER_WORKER = 4  # smaller tasks balance better and lose less when a worker dies
+OrgRange = tuple[str | None, str | None]  # institution codes from the first (inclusive) to the second
+TASK_RETRIES = 2  # a task whose worker died is re-run this many times before the job fails
+
+
+class ClusterError(Unavailable):
+    """The cluster could not run the job (scheduler unreachable, a task failing after its retries)."""
+
+    code = "cluster-unavailable"
+
+
+def check_readable(dt: DeltaTable, name: str) -> None:
+    """Refuse a Delta table whose protocol needs reader features the cluster's readers lack."""
+    proto = dt.protocol()
+    features = set(proto.reader_features or ())
+    mode = dt.metadata().configuration.get("delta.columnMapping.mode", "none")
+    beyond = sorted(features - READER_FEATURES)
+    if proto.min_reader_version > 3 or beyond or mode != "none":
+        what = "、".join(beyond or ([f"columnMapping={mode}"] if mode != "none" else [])) or (
+            f"readerVersion={proto.min_reader_version}"
+        )
+        raise Invalid(
+            f"数据湖表 {name} 使用了集群读取不支持的 Delta 特性（{what}）；"
+            "请先用 deltalake 重写该表（不启用删除向量与列映射）",
+            code="unsupported-delta-feature",
+        )
+
+
+def tables_of(lake: Lake, names: list[str]) -> list[DeltaTable]:
+    """The lake tables of these names that exist, each checked readable by the cluster."""
+    out = []
+    for name in names:
+        if lake.exists(name):
+            dt = lake.dataset(name)
+            check_readable(dt, name)
+            out.append(dt)
+    return out
+
+
+def org_ranges(tables: list[DeltaTable], parts: int) -> list[OrgRange]:
+    """At most `parts` ranges of institution codes covering every code, of about equal rows in `tables`
+    (cut between the first codes of their files, from the Delta log's statistics: an upload batch is one
+    institution's, so a range's task opens only its institutions' files)."""
+    weight: dict[str, int] = {}
+    for dt in tables:
+        actions = dt.get_add_actions(flatten=True)
+        if "min.org_code" not in actions.column_names:
+            continue
+        rows = actions.column("num_records").to_pylist()
+        lows, highs = actions.column("min.org_code").to_pylist(), actions.column("max.org_code").to_pylist()
+        for lo, hi, n in zip(lows, highs, rows, strict=True):
+            if lo is not None:
+                weight[str(lo)] = weight.get(str(lo), 0) + int(n or 0)
+            if hi is not None:
+                weight.setdefault(str(hi), 0)
+    codes = sorted(weight)
+    if parts <= 1 or len(codes) <= 1:
+        return [(None, None)]
+    sizes = {c: max(1, weight[c]) for c in codes}
+    total = sum(sizes.values())
+    cuts: list[str] = []
+    acc = 0
+    for code in codes:
+        # a cut before `code` when the next share of the total ends in its first half
+        if acc and len(cuts) < parts - 1 and acc + sizes[code] / 2 >= total * (len(cuts) + 1) / parts:
+            cuts.append(code)
+        acc += sizes[code]
+    bounds: list[str | None] = [None, *cuts, None]
+    return [(bounds[i], bounds[i + 1]) for i in range(len(bounds) - 1)]
+
+
+def scheduler_address(option: str | None) -> str | None:
+    """The scheduler a job should use: the `--scheduler` option, else `RHIP_DASK_SCHEDULER`, else none."""
+    if option:
+        return option
+    from rhip.config import Settings
+
+    return Settings().dask_scheduler
+
+
+@contextmanager
+def client(*, scheduler: str | None = None, workers: int | None = None) -> Iterator[Client | None]:
+    """A Dask client for one job: on `scheduler`, on a local cluster of `workers` processes, or None (run
+    in this process)."""
+    if scheduler and workers:
+        raise Invalid("--scheduler 与 --workers 只能选一个", code="cluster-options")
+    if workers is not None and workers < 1:
+        raise Invalid(f"--workers 必须至少为 1：{workers}", code="cluster-options")
+    if not scheduler and not workers:
+        yield None
+        return
+    from distributed import Client
+
+    if scheduler:
+        try:
+            c = Client(scheduler, timeout="10s")
+        except (OSError, TimeoutError) as exc:
+            raise ClusterError(f"无法连接 Dask 调度器 {scheduler}：{exc}") from None
+        try:
+            yield c
+        finally:
+            c.close()
+        return
+    with local_client(workers or 1) as c:
+        yield c
+
+
+@contextmanager
+def local_client(workers: int) -> Iterator[Client]:
+    """A client of a new local cluster of `workers` processes, closed (with its processes) on exit."""
+    from distributed import Client, LocalCluster
+
+    # one thread per process: a task's DuckDB and Polars also run single-threaded (see `worker_threads`),
+    # so N workers use N cores and the speed-up over one worker is the cluster's, not the libraries'
+    with (
+        LocalCluster(
+            n_workers=workers,
+            processes=True,
+            threads_per_worker=1,
+            dashboard_address=":0",
+            env={"RHIP_TASK_THREADS": "1", "POLARS_MAX_THREADS": "1"},
+        ) as cluster,
+        Client(cluster) as c,
+    ):
+        yield c
+
+
+def worker_threads() -> int | None:
+    """How many threads a task's DuckDB or Polars may use (1 on a local cluster's workers; else theirs)."""
+    value = os.environ.get("RHIP_TASK_THREADS")
+    return int(value) if value else None
+
+
+@dataclass
+class Job:
+    """One job's way of running its tasks: on `client` (None: here, one after the other), reporting each
+    finished task to `progress(done, total)` (totals grow as the job maps more tasks)."""
+
+    client: Client | None = None
+    progress: Callable[[int, int], None] | None = None
+    done: int = 0
+    total: int = 0
+
+    @property
+    def workers(self) -> int:
+        """How many worker processes the tasks may spread over (1 in-process)."""
+        if self.client is None:
+            return 1
+        return max(1, len(self.client.scheduler_info(n_workers=-1).get("workers", {})))
+
+    def _tick(self) -> None:
+        self.done += 1
+        if self.progress:
+            self.progress(self.done, self.total)
+
+    def run(self, fn: Callable[..., T], items: Sequence[Any], **kwargs: Any) -> list[T]:
+        """`fn(item, **kwargs)` for every item, on the cluster (retried when a worker dies) or here; the
+        results in the items' order, whatever order they finished in."""
+        self.total += len(items)
+        if self.client is None:
+            out = []
+            for item in items:
+                out.append(fn(item, **kwargs))
+                self._tick()
+            return out
+        from distributed import as_completed
+
+        futures = [self.client.submit(fn, item, **kwargs, retries=TASK_RETRIES, pure=False) for item in items]
+        try:
+            for _ in as_completed(futures):
+                self._tick()
+            return list(self.client.gather(futures))
+        except RhipError:
+            raise
+        except Exception as exc:  # a task's own error, or a worker lost more often than the retries allow
+            raise ClusterError(
+                f"集群任务失败（{type(exc).__name__}：{exc}）；本次作业未写入任何结果"
+            ) from exc
+        finally:
+            self.client.cancel(futures)
