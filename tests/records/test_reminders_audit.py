@@ -14,7 +14,7 @@ from rhip.clock import now
 from rhip.db.engine import Database
 from rhip.records import audit, reminders, service
 from rhip.records.consent import Access
-from rhip.records.models import AccessLog
+from rhip.records.models import AccessLog, ChainHead
 from rhip.security.roles import Role
 from rhip.security.service import Principal
 from tests.records.conftest import City
@@ -159,18 +159,18 @@ def test_chain_verifies_and_catches_edits_and_deletions(
     with db.session() as s, s.begin():
         v2 = audit.verify(s)
     assert v2.broken_at == target + 1 and "断开" in (v2.reason or "")
-    # mend the chain for the other tests: re-link the row after the gap
+    # mend the chain for the other tests: re-link the rows of its chain after the gap
+    chain = audit.chain_of(city.person)
     with db.session() as s, s.begin():
-        prev = s.query(AccessLog).filter(AccessLog.id < target).order_by(AccessLog.id.desc()).first()
+        mine = s.query(AccessLog).filter(AccessLog.chain == chain)
+        prev = mine.filter(AccessLog.id < target).order_by(AccessLog.id.desc()).first()
         prev_hash = prev.hash if prev else audit.GENESIS
-        for r in s.query(AccessLog).filter(AccessLog.id > target).order_by(AccessLog.id):
+        for r in mine.filter(AccessLog.id > target).order_by(AccessLog.id):
             r.prev_hash = prev_hash
             r.hash = audit.digest(prev_hash, r)
             prev_hash = r.hash
         s.flush()
-        from rhip.records.models import ChainHead
-
-        head = s.get(ChainHead, 1)
+        head = s.get(ChainHead, chain + 1)
         assert head is not None
         head.last_hash = prev_hash
     with db.session() as s, s.begin():

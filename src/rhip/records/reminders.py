@@ -21,6 +21,8 @@ from rhip.records.models import RecordEntry
 
 DATA = Path(__file__).parent / "data" / "reminders.yaml"
 CRITICAL_FLAGS = frozenset({"HH", "LL", "AA"})
+ALLERGY = "allergy"
+MAX_ALLERGIES = 50
 
 
 @dataclass(frozen=True)
@@ -96,22 +98,47 @@ def _day(value: Any) -> date | None:
         return None
 
 
+@cache
+def horizon_days() -> int:
+    """How far back any rule looks (the reminders read no older entries, allergies apart)."""
+    r = rules()
+    return max(
+        [x.window_days for x in r.repeat] + [r.abnormal_days] + [g for _k, _l, g in r.followup] + [400]
+    )
+
+
 def compute(
     session: Session, *, access: Access, orders: Sequence[Order] = (), at: datetime | None = None
 ) -> list[Reminder]:
-    """The reminders for a person now (orders given: only the repeats those orders would make)."""
+    """The reminders for a person now (orders given: only the repeats those orders would make); one read
+    of the entries within the rules' horizon and the allergies."""
+    t = at or now()
+    since = t - timedelta(days=horizon_days())
+    entries = service.recent(session, access=access, since=since, always=(ALLERGY,))
+    return evaluate(entries, orders=orders, at=t)
+
+
+def for_view(
+    session: Session, *, access: Access, entries: Sequence[RecordEntry], whole: bool
+) -> list[Reminder]:
+    """The reminders of a record being viewed: over the entries just read when they are the whole record
+    (`whole`: unfiltered and not cut by the answer's limit), else from their own read."""
+    return evaluate(entries) if whole else compute(session, access=access)
+
+
+def evaluate(
+    entries: Sequence[RecordEntry], *, orders: Sequence[Order] = (), at: datetime | None = None
+) -> list[Reminder]:
+    """The reminders over entries already read (newest first; those within the horizon and the allergies)."""
     r = rules()
     t = at or now()
-    horizon = max(
-        [x.window_days for x in r.repeat] + [r.abnormal_days] + [g for _k, _l, g in r.followup] + [400]
-    )
-    entries = service.timeline(session, access=access, start=t - timedelta(days=horizon), limit=2000)
-    allergies = service.timeline(session, access=access, kinds=["allergy"], limit=50)
+    since = t - timedelta(days=horizon_days())
+    entries = [e for e in entries if e.occurred_at >= since or e.kind == ALLERGY]
     out: list[Reminder] = []
     out += _repeats(entries, orders, r, t)
     out += [
-        Reminder("allergy", "critical", f"过敏史：{a.title}", "开具药品和检查前请核对过敏史", [a.id])
-        for a in allergies
+        Reminder("allergy", "critical", f"过敏史：{a.title}"[:140], _allergy_detail(a), [a.id])
+        for a in [e for e in entries if e.kind == ALLERGY][:MAX_ALLERGIES]
     ]
     out += _followups(entries, r, t)
     if not orders:
@@ -121,7 +148,15 @@ def compute(
     return out
 
 
-def _repeats(entries: list[RecordEntry], orders: Sequence[Order], r: Rules, t: datetime) -> list[Reminder]:
+def _allergy_detail(a: RecordEntry) -> str:
+    d = a.detail or {}
+    said = "；".join(str(d[k]) for k in ("reaction", "severity") if d.get(k))
+    return (f"{said}。" if said else "") + "开具药品和检查前请核对过敏史"
+
+
+def _repeats(
+    entries: Sequence[RecordEntry], orders: Sequence[Order], r: Rules, t: datetime
+) -> list[Reminder]:
     out = []
     for rule in r.repeat:
         if orders and not any(rule.matches(o.name, o.code) for o in orders):
@@ -152,7 +187,7 @@ def _repeats(entries: list[RecordEntry], orders: Sequence[Order], r: Rules, t: d
     return out
 
 
-def _followups(entries: list[RecordEntry], r: Rules, t: datetime) -> list[Reminder]:
+def _followups(entries: Sequence[RecordEntry], r: Rules, t: datetime) -> list[Reminder]:
     out = []
     today = _local_day(t)
     for kind, label, gap in r.followup:
@@ -177,7 +212,7 @@ def _followups(entries: list[RecordEntry], r: Rules, t: datetime) -> list[Remind
     return out
 
 
-def _abnormal(entries: list[RecordEntry], r: Rules, t: datetime) -> list[Reminder]:
+def _abnormal(entries: Sequence[RecordEntry], r: Rules, t: datetime) -> list[Reminder]:
     out = []
     since = t - timedelta(days=r.abnormal_days)
     for e in entries:
