@@ -6,18 +6,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
+import polars as pl
 from fastapi.testclient import TestClient
 from sqlalchemy import text, update
 from sqlalchemy.orm import Session
 
 from rhip.clock import now
 from rhip.db.engine import Database
+from rhip.intake import service as intake
+from rhip.intake.reading import frame_of
+from rhip.lake.store import Lake
 from rhip.records import audit, reminders, service
 from rhip.records.consent import Access
 from rhip.records.models import AccessLog, ChainHead
+from rhip.registry import catalogue
 from rhip.security.roles import Role
 from rhip.security.service import Principal
-from tests.records.conftest import City
+from tests.records.conftest import City, ago, key, rec, send
 
 H = Callable[..., dict[str, str]]
 
@@ -191,3 +196,59 @@ def test_fail_closed_when_the_log_cannot_be_written(
         with db.session() as s, s.begin():
             s.execute(text("ALTER TABLE records_access_log_away RENAME TO records_access_log"))
     assert client.get("/api/v1/records/me", headers=me).status_code == 200
+
+
+def test_allergy_from_intake_reaches_the_reminders(db: Database, city: City, lake: Lake) -> None:
+    """An allergy uploaded in the catalogue's 过敏史 table is absorbed at intake's commit and reminded
+    (critical when severe, whenever it was recorded); a bad severity code is refused by intake."""
+    old, mild = key("AL"), key("AL")
+    send(
+        db,
+        lake,
+        city.org_a,
+        {
+            "allergy": [
+                rec(
+                    "allergy",
+                    city.org_a,
+                    when=ago(900),
+                    allergy_no=old,
+                    patient_id=city.pid_a,
+                    allergen_type="1",
+                    allergen_code="J01CA04",
+                    allergen_name="青霉素",
+                    reaction="喉头水肿",
+                    severity="4",
+                    recorded_at=ago(900),
+                ),
+                rec(
+                    "allergy",
+                    city.org_a,
+                    allergy_no=mild,
+                    patient_id=city.pid_a,
+                    allergen_type="2",
+                    allergen_name="花生",
+                    severity="1",
+                    recorded_at=ago(3),
+                ),
+            ]
+        },
+    )
+    with db.session() as s, s.begin():
+        found = [r for r in reminders.compute(s, access=_access(s, city)) if r.category == "allergy"]
+        entries = service.timeline(s, access=_access(s, city), kinds=["allergy"])
+    assert {e.title for e in entries} == {"青霉素", "花生"}
+    by = {r.summary.split("（")[0]: r for r in found}
+    assert by["过敏史：青霉素"].indicator == "critical" and "喉头水肿" in by["过敏史：青霉素"].summary
+    assert "危及生命" in by["过敏史：青霉素"].summary
+    assert by["过敏史：花生"].indicator == "warning" and "轻度" in by["过敏史：花生"].summary
+    bad = rec("allergy", city.org_a, allergy_no=key("AL"), patient_id=city.pid_a, severity="7")
+    df = pl.DataFrame([{f: bad.get(f) for f in catalogue.get("allergy").field_names}])
+    receipt = intake.ingest(
+        db,
+        lake,
+        institution_code=city.org_a,
+        submitted_by="records-test",
+        frames={"allergy": frame_of(catalogue.get("allergy"), df.cast(pl.String).to_arrow())},
+    )
+    assert receipt.outcome.total().rejected == 1

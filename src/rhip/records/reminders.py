@@ -18,11 +18,11 @@ from rhip.clock import SHANGHAI, now
 from rhip.records import service
 from rhip.records.consent import Access
 from rhip.records.models import RecordEntry
+from rhip.registry import codes
 
 DATA = Path(__file__).parent / "data" / "reminders.yaml"
 CRITICAL_FLAGS = frozenset({"HH", "LL", "AA"})
 ALLERGY = "allergy"
-MAX_ALLERGIES = 50
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,8 @@ class Rules:
     repeat: tuple[RepeatRule, ...]
     followup: tuple[tuple[str, str, int], ...]  # (kind, label, max gap in days)
     abnormal_days: int
+    allergy_critical: frozenset[str] = frozenset()  # severity codes that make an allergy critical
+    allergy_max: int = 50
 
 
 @cache
@@ -64,6 +66,8 @@ def rules() -> Rules:
         ),
         followup=tuple((f["kind"], f["label"], int(f["max_gap_days"])) for f in raw["followup"]),
         abnormal_days=int(raw["abnormal_window_days"]),
+        allergy_critical=frozenset(str(c) for c in raw["allergy"]["critical_severity"]),
+        allergy_max=int(raw["allergy"]["max_reminders"]),
     )
 
 
@@ -136,10 +140,7 @@ def evaluate(
     entries = [e for e in entries if e.occurred_at >= since or e.kind == ALLERGY]
     out: list[Reminder] = []
     out += _repeats(entries, orders, r, t)
-    out += [
-        Reminder("allergy", "critical", f"过敏史：{a.title}"[:140], _allergy_detail(a), [a.id])
-        for a in [e for e in entries if e.kind == ALLERGY][:MAX_ALLERGIES]
-    ]
+    out += _allergies(entries, r)
     out += _followups(entries, r, t)
     if not orders:
         out += _abnormal(entries, r, t)
@@ -148,10 +149,26 @@ def evaluate(
     return out
 
 
-def _allergy_detail(a: RecordEntry) -> str:
-    d = a.detail or {}
-    said = "；".join(str(d[k]) for k in ("reaction", "severity") if d.get(k))
-    return (f"{said}。" if said else "") + "开具药品和检查前请核对过敏史"
+def _allergies(entries: Sequence[RecordEntry], r: Rules) -> list[Reminder]:
+    """Every recorded allergy (WS 445 过敏史): the allergen, the reaction and how severe."""
+    severity = codes.code_systems()["allergy_severity"].codes
+    out = []
+    for a in [e for e in entries if e.kind == ALLERGY][: r.allergy_max]:
+        d = a.detail or {}
+        sev = str(d.get("severity") or "")
+        said = "，".join(x for x in (str(d.get("reaction") or ""), severity.get(sev, "")) if x)
+        out.append(
+            Reminder(
+                "allergy",
+                "critical" if sev in r.allergy_critical else "warning",
+                (f"过敏史：{a.title}" + (f"（{said}）" if said else ""))[:140],
+                f"{_local_day(a.occurred_at)} 记录于 {a.institution_code or '本人'}。"
+                "开具药品和检查前请核对过敏史。",
+                [a.id],
+                "allergy",
+            )
+        )
+    return out
 
 
 def _repeats(
