@@ -201,39 +201,18 @@ def test_fail_closed_when_the_log_cannot_be_written(
 def test_allergy_from_intake_reaches_the_reminders(db: Database, city: City, lake: Lake) -> None:
     """An allergy uploaded in the catalogue's 过敏史 table is absorbed at intake's commit and reminded
     (critical when severe, whenever it was recorded); a bad severity code is refused by intake."""
-    old, mild = key("AL"), key("AL")
-    send(
-        db,
-        lake,
-        city.org_a,
+    # (allergen type, name, code, reaction, severity, days ago)
+    given = [("1", "青霉素", "J01CA04", "喉头水肿", "4", 900), ("2", "花生", "", "", "1", 3)]
+    fields = ("allergen_type", "allergen_name", "allergen_code", "reaction", "severity")
+    rows = [
         {
-            "allergy": [
-                rec(
-                    "allergy",
-                    city.org_a,
-                    when=ago(900),
-                    allergy_no=old,
-                    patient_id=city.pid_a,
-                    allergen_type="1",
-                    allergen_code="J01CA04",
-                    allergen_name="青霉素",
-                    reaction="喉头水肿",
-                    severity="4",
-                    recorded_at=ago(900),
-                ),
-                rec(
-                    "allergy",
-                    city.org_a,
-                    allergy_no=mild,
-                    patient_id=city.pid_a,
-                    allergen_type="2",
-                    allergen_name="花生",
-                    severity="1",
-                    recorded_at=ago(3),
-                ),
-            ]
-        },
-    )
+            **rec("allergy", city.org_a, when=ago(g[-1]), allergy_no=key("AL"), patient_id=city.pid_a),
+            **dict(zip(fields, g[:-1], strict=True)),
+            "recorded_at": ago(g[-1]),
+        }
+        for g in given
+    ]
+    send(db, lake, city.org_a, {"allergy": rows})
     with db.session() as s, s.begin():
         found = [r for r in reminders.compute(s, access=_access(s, city)) if r.category == "allergy"]
         entries = service.timeline(s, access=_access(s, city), kinds=["allergy"])

@@ -157,9 +157,13 @@ def my_report(
 @router.get("/records/me/consents", response_model=list[ConsentRead], tags=["records"])
 def my_consents(session: SessionDep, principal: Resident) -> list[ConsentRead]:
     """My grants, codes redeemed and emergency accesses to my record."""
-    with session.begin():
-        pid = consent.resident_person(session, principal)
-        return [ConsentRead.model_validate(c) for c in consent.consents_of(session, person_id=pid)]
+
+    def read(access: Access) -> list[ConsentRead]:
+        return [
+            ConsentRead.model_validate(c) for c in consent.consents_of(session, person_id=access.person_id)
+        ]
+
+    return view(session, principal=principal, person_id=None, action="consents", read=read)[1]
 
 
 @router.post("/records/me/consents", response_model=ConsentRead, status_code=201, tags=["records"])
@@ -197,13 +201,16 @@ def new_access_code(request: Request, session: SessionDep, principal: Resident) 
 def my_access_log(
     session: SessionDep, principal: Resident, limit: Annotated[int, Query(ge=1, le=500)] = 100
 ) -> list[AccessLogRead]:
-    """Who looked at my record, when, and on what basis (refusals included)."""
-    with session.begin():
-        pid = consent.resident_person(session, principal)
-        rows = session.scalars(
-            select(AccessLog).where(AccessLog.person_id == pid).order_by(AccessLog.id.desc()).limit(limit)
-        ).all()
-        return [AccessLogRead.model_validate(r) for r in rows]
+    """Who looked at my record, when, and on what basis (refusals included; this look too)."""
+
+    def read(access: Access) -> list[AccessLogRead]:
+        q = select(AccessLog).where(AccessLog.person_id == access.person_id)
+        return [
+            AccessLogRead.model_validate(r)
+            for r in session.scalars(q.order_by(AccessLog.id.desc()).limit(limit))
+        ]
+
+    return view(session, principal=principal, person_id=None, action="access-log", read=read)[1]
 
 
 @router.post("/records/me/measurements", response_model=EntryRead, status_code=201, tags=["records"])
@@ -317,7 +324,7 @@ def person_reminders(
 @router.get("/audit/events", response_model=list[AccessLogRead], tags=["audit"])
 def access_events(
     session: SessionDep,
-    _p: Auditor,
+    principal: Auditor,
     person_id: Annotated[str | None, Query(max_length=40)] = None,
     actor: Annotated[str | None, Query(max_length=128)] = None,
     institution: Annotated[str | None, Query(max_length=32)] = None,
@@ -341,14 +348,23 @@ def access_events(
     if before_id:
         q = q.where(AccessLog.id < before_id)
     with session.begin():
+        said = {"actor": actor, "institution": institution, "outcome": outcome, "basis": basis}
+        audit.auditor_read(
+            session,
+            principal=principal,
+            person_id=person_id,
+            action="audit-search",
+            detail=" ".join(f"{k}={v}" for k, v in said.items() if v),
+        )
         rows = session.scalars(q.order_by(AccessLog.id.desc()).limit(limit)).all()
         return [AccessLogRead.model_validate(r) for r in rows]
 
 
 @router.get("/audit/emergencies", response_model=list[ConsentRead], tags=["audit"])
-def emergencies(session: SessionDep, _p: Auditor) -> list[ConsentRead]:
+def emergencies(session: SessionDep, principal: Auditor) -> list[ConsentRead]:
     """Emergency accesses not yet reviewed."""
     with session.begin():
+        audit.auditor_read(session, principal=principal, person_id=None, action="audit-emergencies")
         return [ConsentRead.model_validate(c) for c in consent.emergencies_to_review(session)]
 
 

@@ -24,6 +24,7 @@ from rhip.records.models import AccessLog, ChainHead
 from rhip.security.service import Principal
 
 GENESIS = "0" * 64
+ANY = "*"  # the person of a log row for a read spanning people (an auditor's search)
 CHAINS = 16
 
 
@@ -92,6 +93,22 @@ def write(
     except SQLAlchemyError as exc:
         raise Unavailable("审计日志写入失败，本次调阅未返回任何数据", code="audit-unavailable") from exc
     return row
+
+
+def auditor_read(
+    session: Session, *, principal: Principal, person_id: str | None, action: str, detail: str = ""
+) -> None:
+    """Log an auditor's read of the log itself (who looked at whom is personal data too); a search that
+    spans people is logged against ANY. Written first, in the read's transaction (fail closed)."""
+    write(
+        session,
+        principal=principal,
+        person_id=person_id or ANY,
+        action=action,
+        basis="auditor",
+        outcome="allowed",
+        detail=detail,
+    )
 
 
 def _locked_head(session: Session, chain: int) -> ChainHead:

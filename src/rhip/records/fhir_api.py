@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rhip.errors import Invalid, RhipError
-from rhip.records import consent, service
+from rhip.records import audit, consent, service
 from rhip.records.consent import Access
 from rhip.records.fhir_resources import KINDS, audit_event, consent_resource, resources
 from rhip.records.models import AccessLog
@@ -255,7 +255,7 @@ def consents(request: Request, session: SessionDep, principal: Readers) -> Respo
 
 
 @router.get("/AuditEvent", response_class=Response)
-def audit_events(request: Request, session: SessionDep, _p: Auditor) -> Response:
+def audit_events(request: Request, session: SessionDep, principal: Auditor) -> Response:
     """The record-access log as AuditEvents (IHE BALP-style: who, what patient, outcome, basis)."""
 
     def run() -> Response:
@@ -270,6 +270,9 @@ def audit_events(request: Request, session: SessionDep, _p: Auditor) -> Response
         if hi:
             q = q.where(AccessLog.at < hi)
         with session.begin():
+            audit.auditor_read(
+                session, principal=principal, person_id=patient[:40] or None, action="fhir-AuditEvent"
+            )
             rows = session.scalars(q.order_by(AccessLog.id.desc()).offset(offset).limit(count + 1)).all()
         res = [audit_event(r) for r in rows[:count]]
         return _json(_bundle(request, res, offset + len(rows), count, offset))

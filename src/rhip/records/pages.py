@@ -17,7 +17,7 @@ from rhip.clock import SHANGHAI
 from rhip.errors import Forbidden, RhipError
 from rhip.identity import service as identity
 from rhip.identity.schemas import PersonRead
-from rhip.records import consent, reminders, service, store
+from rhip.records import audit, consent, reminders, service, store
 from rhip.records.api import day_range
 from rhip.records.consent import Access
 from rhip.records.models import AccessLog, Consent, RecordEntry
@@ -73,6 +73,17 @@ def search(
         q = q.strip().upper()
         with session.begin():
             found = identity.find_persons(session, id_number=q) if len(q) in (15, 18) else []
+            found = found[:20]
+            for pid in found:  # the search tells who holds this ID number: each person found is logged
+                audit.write(
+                    session,
+                    principal=principal,
+                    person_id=pid,
+                    action="search",
+                    basis="search",
+                    outcome="allowed",
+                    detail="按身份证号查找",
+                )
         if not found and q.isalnum():
             found = [q]
         if len(found) == 1:
