@@ -231,3 +231,17 @@ def test_allergy_from_intake_reaches_the_reminders(db: Database, city: City, lak
         frames={"allergy": frame_of(catalogue.get("allergy"), df.cast(pl.String).to_arrow())},
     )
     assert receipt.outcome.total().rejected == 1
+
+
+def test_timeline_with_reminders_equals_the_reminders_alone(client: TestClient, city: City, as_: H) -> None:
+    """The reminders evaluated over the timeline just read are those of their own read (one view, one log
+    row, `view-reminders`); the entries are the plain timeline's."""
+    doc = as_("doctor", city.org_a, "dr-both")
+    both = client.get(f"/api/v1/records/{city.person}", params={"reminders": "true"}, headers=doc)
+    plain = client.get(f"/api/v1/records/{city.person}", headers=doc)
+    alone = client.post(f"/api/v1/records/{city.person}/reminders", json={"orders": []}, headers=doc)
+    assert both.status_code == plain.status_code == alone.status_code == 200
+    assert both.json()["entries"] == plain.json()["entries"] and plain.json()["reminders"] is None
+    got = both.json()["reminders"]
+    assert got and got == alone.json()
+    assert {r["category"] for r in got} >= {"abnormal"}

@@ -98,6 +98,7 @@ def _timeline(
             "basis": access.basis,
             "institution_only": access.institution_only,
             "entries": [service.entry_data(e) for e in entries],
+            "reminders": None,
         }
         if with_reminders:
             whole = not filtered and len(entries) < LIMIT
