@@ -6,18 +6,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
+import polars as pl
 from fastapi.testclient import TestClient
 from sqlalchemy import text, update
 from sqlalchemy.orm import Session
 
 from rhip.clock import now
 from rhip.db.engine import Database
+from rhip.intake import service as intake
+from rhip.intake.reading import frame_of
+from rhip.lake.store import Lake
 from rhip.records import audit, reminders, service
 from rhip.records.consent import Access
-from rhip.records.models import AccessLog
+from rhip.records.models import AccessLog, ChainHead
+from rhip.registry import catalogue
 from rhip.security.roles import Role
 from rhip.security.service import Principal
-from tests.records.conftest import City
+from tests.records.conftest import City, ago, key, rec, send
 
 H = Callable[..., dict[str, str]]
 
@@ -159,18 +164,18 @@ def test_chain_verifies_and_catches_edits_and_deletions(
     with db.session() as s, s.begin():
         v2 = audit.verify(s)
     assert v2.broken_at == target + 1 and "断开" in (v2.reason or "")
-    # mend the chain for the other tests: re-link the row after the gap
+    # mend the chain for the other tests: re-link the rows of its chain after the gap
+    chain = audit.chain_of(city.person)
     with db.session() as s, s.begin():
-        prev = s.query(AccessLog).filter(AccessLog.id < target).order_by(AccessLog.id.desc()).first()
+        mine = s.query(AccessLog).filter(AccessLog.chain == chain)
+        prev = mine.filter(AccessLog.id < target).order_by(AccessLog.id.desc()).first()
         prev_hash = prev.hash if prev else audit.GENESIS
-        for r in s.query(AccessLog).filter(AccessLog.id > target).order_by(AccessLog.id):
+        for r in mine.filter(AccessLog.id > target).order_by(AccessLog.id):
             r.prev_hash = prev_hash
             r.hash = audit.digest(prev_hash, r)
             prev_hash = r.hash
         s.flush()
-        from rhip.records.models import ChainHead
-
-        head = s.get(ChainHead, 1)
+        head = s.get(ChainHead, chain + 1)
         assert head is not None
         head.last_hash = prev_hash
     with db.session() as s, s.begin():
@@ -191,3 +196,52 @@ def test_fail_closed_when_the_log_cannot_be_written(
         with db.session() as s, s.begin():
             s.execute(text("ALTER TABLE records_access_log_away RENAME TO records_access_log"))
     assert client.get("/api/v1/records/me", headers=me).status_code == 200
+
+
+def test_allergy_from_intake_reaches_the_reminders(db: Database, city: City, lake: Lake) -> None:
+    """An allergy uploaded in the catalogue's 过敏史 table is absorbed at intake's commit and reminded
+    (critical when severe, whenever it was recorded); a bad severity code is refused by intake."""
+    # (allergen type, name, code, reaction, severity, days ago)
+    given = [("1", "青霉素", "J01CA04", "喉头水肿", "4", 900), ("2", "花生", "", "", "1", 3)]
+    fields = ("allergen_type", "allergen_name", "allergen_code", "reaction", "severity")
+    rows = [
+        {
+            **rec("allergy", city.org_a, when=ago(g[-1]), allergy_no=key("AL"), patient_id=city.pid_a),
+            **dict(zip(fields, g[:-1], strict=True)),
+            "recorded_at": ago(g[-1]),
+        }
+        for g in given
+    ]
+    send(db, lake, city.org_a, {"allergy": rows})
+    with db.session() as s, s.begin():
+        found = [r for r in reminders.compute(s, access=_access(s, city)) if r.category == "allergy"]
+        entries = service.timeline(s, access=_access(s, city), kinds=["allergy"])
+    assert {e.title for e in entries} == {"青霉素", "花生"}
+    by = {r.summary.split("（")[0]: r for r in found}
+    assert by["过敏史：青霉素"].indicator == "critical" and "喉头水肿" in by["过敏史：青霉素"].summary
+    assert "危及生命" in by["过敏史：青霉素"].summary
+    assert by["过敏史：花生"].indicator == "warning" and "轻度" in by["过敏史：花生"].summary
+    bad = rec("allergy", city.org_a, allergy_no=key("AL"), patient_id=city.pid_a, severity="7")
+    df = pl.DataFrame([{f: bad.get(f) for f in catalogue.get("allergy").field_names}])
+    receipt = intake.ingest(
+        db,
+        lake,
+        institution_code=city.org_a,
+        submitted_by="records-test",
+        frames={"allergy": frame_of(catalogue.get("allergy"), df.cast(pl.String).to_arrow())},
+    )
+    assert receipt.outcome.total().rejected == 1
+
+
+def test_timeline_with_reminders_equals_the_reminders_alone(client: TestClient, city: City, as_: H) -> None:
+    """The reminders evaluated over the timeline just read are those of their own read (one view, one log
+    row, `view-reminders`); the entries are the plain timeline's."""
+    doc = as_("doctor", city.org_a, "dr-both")
+    both = client.get(f"/api/v1/records/{city.person}", params={"reminders": "true"}, headers=doc)
+    plain = client.get(f"/api/v1/records/{city.person}", headers=doc)
+    alone = client.post(f"/api/v1/records/{city.person}/reminders", json={"orders": []}, headers=doc)
+    assert both.status_code == plain.status_code == alone.status_code == 200
+    assert both.json()["entries"] == plain.json()["entries"] and plain.json()["reminders"] is None
+    got = both.json()["reminders"]
+    assert got and got == alone.json()
+    assert {r["category"] for r in got} >= {"abnormal"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -23,6 +24,7 @@ __all__ = [
     "Incoming",
     "LinkRequest",
     "LinkResult",
+    "PersonLinks",
     "PersonRead",
     "find_persons",
     "get_person",
@@ -168,6 +170,42 @@ def get_person(session: Session, *, person_id: str) -> PersonRead:
         id_number=_most_common([r.id_number for r in records]),
         records=reads,
     )
+
+
+@dataclass(frozen=True)
+class PersonLinks:
+    """A person's linked records as keys only: (institution, local id) pairs and 18-digit ID numbers."""
+
+    id: str
+    keys: tuple[tuple[str, str], ...]
+    id_numbers: tuple[str, ...]
+
+
+def person_links(session: Session, *, person_id: str) -> PersonLinks:
+    """The surviving person (a merged one points to its survivor) and its records' keys: one indexed read
+    per hop, columns only (the record views' EMPI read; NotFound if unknown)."""
+    pid = person_id
+    for _hop in range(8):  # merges chain at most a few deep; a cycle would be a data error
+        rows = session.execute(
+            select(
+                Person.merged_into,
+                PatientRecord.institution_code,
+                PatientRecord.local_id,
+                PatientRecord.id_number,
+            )
+            .select_from(Person)
+            .outerjoin(PatientRecord, PatientRecord.person_id == Person.id)
+            .where(Person.id == pid)
+        ).all()
+        if not rows:
+            raise NotFound(f"主索引中没有此人：{pid}", code="person-not-found")
+        if rows[0].merged_into:
+            pid = rows[0].merged_into
+            continue
+        keys = tuple((r.institution_code, r.local_id) for r in rows if r.institution_code is not None)
+        ids = sorted({r.id_number for r in rows if r.id_number and len(r.id_number) == 18})
+        return PersonLinks(pid, keys, tuple(ids))
+    raise NotFound(f"主索引合并链过长：{person_id}", code="person-not-found")
 
 
 def find_persons(session: Session, *, id_number: str | None = None, phone: str | None = None) -> list[str]:

@@ -4,10 +4,12 @@ search of the record-access log. Every view is logged before data leaves (fail c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+import orjson
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -30,6 +32,7 @@ from rhip.records.schemas import (
     TimelineRead,
     VerifyRead,
 )
+from rhip.records.viewing import report_view, view
 from rhip.security.deps import SessionDep, require
 from rhip.security.roles import Role
 from rhip.security.service import Principal
@@ -41,6 +44,10 @@ Auditor = Annotated[Principal, Depends(require(Role.auditor, Role.admin))]
 PersonId = Annotated[str, Path(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_-]+$")]
 Kinds = Annotated[list[str] | None, Query(alias="kind", max_length=20)]
 Day = Annotated[date | None, Query(description="YYYY-MM-DD（北京时间）")]
+
+
+T = TypeVar("T")
+LIMIT = 500  # entries per timeline answer (newest first)
 
 
 def _secret(request: Request) -> str:
@@ -57,70 +64,107 @@ def day_range(start: date | None, end: date | None) -> tuple[datetime | None, da
     return s, e
 
 
-def _open(session: Session, principal: Principal, person_id: str, action: str, detail: str = "") -> Access:
-    """Decide, log, and refuse (after the refusal is committed) — the first step of every view."""
-    with session.begin():
-        access = service.check_access(
-            session, principal=principal, person_id=person_id, action=action, detail=detail
-        )
-    if not access.allowed:
-        raise consent.refusal(access)
-    return access
+def answer(data: object, status: int = 200) -> Response:
+    """A JSON answer serialised by orjson (the view routes' models document the shape; the rows are
+    already plain data, so pydantic's second validation pass is skipped)."""
+    return Response(
+        orjson.dumps(data, option=orjson.OPT_UTC_Z), status_code=status, media_type="application/json"
+    )
 
 
-def _timeline(session: Session, access: Access, **kw: object) -> TimelineRead:
-    with session.begin():
-        entries = service.timeline(session, access=access, **kw)  # type: ignore[arg-type]
-        return TimelineRead(
-            person_id=access.person_id,
-            basis=access.basis,
-            institution_only=access.institution_only,
-            entries=[EntryRead.model_validate(e) for e in entries],
+def _timeline(
+    session: Session,
+    principal: Principal,
+    person_id: str | None,
+    *,
+    with_reminders: bool = False,
+    kinds: list[str] | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    institution: str | None = None,
+) -> Response:
+    """The timeline (and, asked, the reminders over the same entries) in one logged transaction."""
+    service.check_kinds(kinds)
+    if start and end and start > end:
+        raise Invalid("开始时间晚于结束时间", code="records-bad-range")
+    filtered = bool(kinds or start or end or institution)
+
+    def read(access: Access) -> dict[str, object]:
+        entries = service.timeline(
+            session, access=access, kinds=kinds, start=start, end=end, institution=institution, limit=LIMIT
         )
+        out: dict[str, object] = {
+            "person_id": access.person_id,
+            "basis": access.basis,
+            "institution_only": access.institution_only,
+            "entries": [service.entry_data(e) for e in entries],
+            "reminders": None,
+        }
+        if with_reminders:
+            whole = not filtered and len(entries) < LIMIT
+            found = reminders.for_view(session, access=access, entries=entries, whole=whole)
+            out["reminders"] = [r.__dict__ for r in found]
+        return out
+
+    action = "view-reminders" if with_reminders else "view"
+    _access, data = view(session, principal=principal, person_id=person_id, action=action, read=read)
+    return answer(data)
 
 
 # ------------------------------------------------------------------------------ the resident
 
 
-def _me(session: Session, principal: Principal) -> str:
-    with session.begin():
-        return consent.resident_person(session, principal)
-
-
 @router.get("/records/me", response_model=TimelineRead, tags=["records"])
 def my_record(
     session: SessionDep, principal: Resident, kind: Kinds = None, start: Day = None, end: Day = None
-) -> TimelineRead:
+) -> Response:
     """My own record across institutions (实名注册居民)."""
-    access = _open(session, principal, _me(session, principal), "view")
     s, e = day_range(start, end)
-    return _timeline(session, access, kinds=kind, start=s, end=e)
+    return _timeline(session, principal, None, kinds=kind, start=s, end=e)
+
+
+def _reports(session: Session, principal: Principal, person_id: str | None) -> Response:
+    def read(access: Access) -> list[dict[str, object]]:
+        return [service.entry_data(x) for x in service.reports(session, access=access)]
+
+    return _answered(session, read, principal=principal, person_id=person_id, action="reports")
+
+
+def _report(session: Session, principal: Principal, person_id: str | None, entry_id: int) -> Response:
+    return answer(
+        service.entry_data(report_view(session, principal=principal, person_id=person_id, entry_id=entry_id))
+    )
+
+
+def _answered(session: Session, read: Callable[[Access], T], **how: Any) -> Response:
+    """One logged view (records.viewing: principal, person_id, action, detail) answered as JSON."""
+    return answer(view(session, read=read, **how)[1])
 
 
 @router.get("/records/me/reports", response_model=list[EntryRead], tags=["records"])
-def my_reports(session: SessionDep, principal: Resident) -> list[EntryRead]:
+def my_reports(session: SessionDep, principal: Resident) -> Response:
     """My lab and exam reports from every institution (医检报告共享)."""
-    access = _open(session, principal, _me(session, principal), "reports")
-    with session.begin():
-        return [EntryRead.model_validate(x) for x in service.reports(session, access=access)]
+    return _reports(session, principal, None)
 
 
 @router.get("/records/me/reports/{entry_id}", response_model=EntryRead, tags=["records"])
 def my_report(
     entry_id: Annotated[int, Path(ge=1, le=2**62)], session: SessionDep, principal: Resident
-) -> EntryRead:
+) -> Response:
     """One of my reports with its results, reference ranges and abnormal flags."""
-    access = _open(session, principal, _me(session, principal), "report", f"entry {entry_id}")
-    with session.begin():
-        return EntryRead.model_validate(service.report(session, access=access, entry_id=entry_id))
+    return _report(session, principal, None, entry_id)
 
 
 @router.get("/records/me/consents", response_model=list[ConsentRead], tags=["records"])
 def my_consents(session: SessionDep, principal: Resident) -> list[ConsentRead]:
     """My grants, codes redeemed and emergency accesses to my record."""
-    with session.begin():
-        pid = consent.resident_person(session, principal)
-        return [ConsentRead.model_validate(c) for c in consent.consents_of(session, person_id=pid)]
+
+    def read(access: Access) -> list[ConsentRead]:
+        return [
+            ConsentRead.model_validate(c) for c in consent.consents_of(session, person_id=access.person_id)
+        ]
+
+    return view(session, principal=principal, person_id=None, action="consents", read=read)[1]
 
 
 @router.post("/records/me/consents", response_model=ConsentRead, status_code=201, tags=["records"])
@@ -158,13 +202,16 @@ def new_access_code(request: Request, session: SessionDep, principal: Resident) 
 def my_access_log(
     session: SessionDep, principal: Resident, limit: Annotated[int, Query(ge=1, le=500)] = 100
 ) -> list[AccessLogRead]:
-    """Who looked at my record, when, and on what basis (refusals included)."""
-    with session.begin():
-        pid = consent.resident_person(session, principal)
-        rows = session.scalars(
-            select(AccessLog).where(AccessLog.person_id == pid).order_by(AccessLog.id.desc()).limit(limit)
-        ).all()
-        return [AccessLogRead.model_validate(r) for r in rows]
+    """Who looked at my record, when, and on what basis (refusals included; this look too)."""
+
+    def read(access: Access) -> list[AccessLogRead]:
+        q = select(AccessLog).where(AccessLog.person_id == access.person_id)
+        return [
+            AccessLogRead.model_validate(r)
+            for r in session.scalars(q.order_by(AccessLog.id.desc()).limit(limit))
+        ]
+
+    return view(session, principal=principal, person_id=None, action="access-log", read=read)[1]
 
 
 @router.post("/records/me/measurements", response_model=EntryRead, status_code=201, tags=["records"])
@@ -190,19 +237,29 @@ def person_record(
     start: Annotated[date | None, Query(alias="from")] = None,
     end: Annotated[date | None, Query(alias="to")] = None,
     institution: Annotated[str | None, Query(max_length=32)] = None,
-) -> TimelineRead:
-    """A person's record across institutions, as far as consent allows (经患者授权)."""
+    with_reminders: Annotated[
+        bool, Query(alias="reminders", description="同时返回智能提示（按同一批记录计算）")
+    ] = False,
+) -> Response:
+    """A person's record across institutions, as far as consent allows (经患者授权); with `reminders=true`
+    the smart reminders come in the same answer."""
     s, e = day_range(start, end)
-    access = _open(session, principal, person_id, "view")
-    return _timeline(session, access, kinds=kind, start=s, end=e, institution=institution)
+    return _timeline(
+        session,
+        principal,
+        person_id,
+        with_reminders=with_reminders,
+        kinds=kind,
+        start=s,
+        end=e,
+        institution=institution,
+    )
 
 
 @router.get("/records/{person_id}/reports", response_model=list[EntryRead], tags=["records"])
-def person_reports(person_id: PersonId, session: SessionDep, principal: Clinician) -> list[EntryRead]:
+def person_reports(person_id: PersonId, session: SessionDep, principal: Clinician) -> Response:
     """A person's lab and exam reports, as far as consent allows."""
-    access = _open(session, principal, person_id, "reports")
-    with session.begin():
-        return [EntryRead.model_validate(x) for x in service.reports(session, access=access)]
+    return _reports(session, principal, person_id)
 
 
 @router.get("/records/{person_id}/reports/{entry_id}", response_model=EntryRead, tags=["records"])
@@ -211,11 +268,9 @@ def person_report(
     entry_id: Annotated[int, Path(ge=1, le=2**62)],
     session: SessionDep,
     principal: Clinician,
-) -> EntryRead:
+) -> Response:
     """One report with its results."""
-    access = _open(session, principal, person_id, "report", f"entry {entry_id}")
-    with session.begin():
-        return EntryRead.model_validate(service.report(session, access=access, entry_id=entry_id))
+    return _report(session, principal, person_id, entry_id)
 
 
 @router.post("/records/{person_id}/access-codes/redeem", response_model=ConsentRead, tags=["records"])
@@ -247,14 +302,21 @@ def emergency_access(
 @router.post("/records/{person_id}/reminders", response_model=list[ReminderRead], tags=["records"])
 def person_reminders(
     person_id: PersonId, body: RemindersRequest, session: SessionDep, principal: Clinician
-) -> list[ReminderRead]:
+) -> Response:
     """Reminders for opening the record, or for the orders about to be placed (智能提示)."""
-    access = _open(session, principal, person_id, "reminders", f"{len(body.orders)} orders")
-    with session.begin():
-        found = reminders.compute(
-            session, access=access, orders=[reminders.Order(o.name, o.code) for o in body.orders]
-        )
-        return [ReminderRead(**r.__dict__) for r in found]
+    orders = [reminders.Order(o.name, o.code) for o in body.orders]
+
+    def read(access: Access) -> list[dict[str, object]]:
+        return [r.__dict__ for r in reminders.compute(session, access=access, orders=orders)]
+
+    return _answered(
+        session,
+        read,
+        principal=principal,
+        person_id=person_id,
+        action="reminders",
+        detail=f"{len(body.orders)} orders",
+    )
 
 
 # ------------------------------------------------------------------------------- auditors
@@ -263,7 +325,7 @@ def person_reminders(
 @router.get("/audit/events", response_model=list[AccessLogRead], tags=["audit"])
 def access_events(
     session: SessionDep,
-    _p: Auditor,
+    principal: Auditor,
     person_id: Annotated[str | None, Query(max_length=40)] = None,
     actor: Annotated[str | None, Query(max_length=128)] = None,
     institution: Annotated[str | None, Query(max_length=32)] = None,
@@ -287,14 +349,23 @@ def access_events(
     if before_id:
         q = q.where(AccessLog.id < before_id)
     with session.begin():
+        said = {"actor": actor, "institution": institution, "outcome": outcome, "basis": basis}
+        audit.auditor_read(
+            session,
+            principal=principal,
+            person_id=person_id,
+            action="audit-search",
+            detail=" ".join(f"{k}={v}" for k, v in said.items() if v),
+        )
         rows = session.scalars(q.order_by(AccessLog.id.desc()).limit(limit)).all()
         return [AccessLogRead.model_validate(r) for r in rows]
 
 
 @router.get("/audit/emergencies", response_model=list[ConsentRead], tags=["audit"])
-def emergencies(session: SessionDep, _p: Auditor) -> list[ConsentRead]:
+def emergencies(session: SessionDep, principal: Auditor) -> list[ConsentRead]:
     """Emergency accesses not yet reviewed."""
     with session.begin():
+        audit.auditor_read(session, principal=principal, person_id=None, action="audit-emergencies")
         return [ConsentRead.model_validate(c) for c in consent.emergencies_to_review(session)]
 
 

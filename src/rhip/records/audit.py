@@ -1,10 +1,15 @@
 """The record-access log: every view (allowed or refused) written before the data is returned, chained by
-SHA-256 so an edited, inserted or deleted row is found by `verify`. A failed write returns nothing."""
+SHA-256 so an edited, inserted or deleted row is found by `verify`. A failed write returns nothing.
+
+The log is CHAINS independent chains (a person's rows always in the same one, by a CRC of the person id):
+each writer locks only its chain's head until it commits, so views of different people do not queue on
+one lock. Rows written before the split, and their head, are chain 0."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import zlib
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,6 +24,13 @@ from rhip.records.models import AccessLog, ChainHead
 from rhip.security.service import Principal
 
 GENESIS = "0" * 64
+ANY = "*"  # the person of a log row for a read spanning people (an auditor's search)
+CHAINS = 16
+
+
+def chain_of(person_id: str) -> int:
+    """The chain a person's access-log rows go to."""
+    return zlib.crc32(person_id.encode("utf-8")) % CHAINS
 
 
 def digest(prev_hash: str, row: AccessLog | dict[str, object]) -> str:
@@ -55,12 +67,8 @@ def write(
     Raises Unavailable when the log cannot be written: the caller then returns nothing (fail closed).
     """
     try:
-        session.execute(
-            dialect_insert(session, ChainHead)
-            .values(id=1, last_id=0, last_hash=GENESIS)
-            .on_conflict_do_nothing(index_elements=["id"])
-        )
-        head = session.execute(select(ChainHead).where(ChainHead.id == 1).with_for_update()).scalar_one()
+        chain = chain_of(person_id[:40])
+        head = _locked_head(session, chain)
         t = now()
         at = t.replace(microsecond=t.microsecond // 1000 * 1000)  # the same text after any database
         row = AccessLog(
@@ -74,6 +82,7 @@ def write(
             outcome=outcome,
             detail=(detail or None) and detail[:300],
             prev_hash=head.last_hash,
+            chain=chain,
         )
         row.hash = digest(head.last_hash, row)
         session.add(row)
@@ -86,6 +95,43 @@ def write(
     return row
 
 
+def auditor_read(
+    session: Session, *, principal: Principal, person_id: str | None, action: str, detail: str = ""
+) -> None:
+    """Log an auditor's read of the log itself (who looked at whom is personal data too); a search that
+    spans people is logged against ANY. Written first, in the read's transaction (fail closed)."""
+    write(
+        session,
+        principal=principal,
+        person_id=person_id or ANY,
+        action=action,
+        basis="auditor",
+        outcome="allowed",
+        detail=detail,
+    )
+
+
+def _locked_head(session: Session, chain: int) -> ChainHead:
+    """The chain's head, locked until the transaction ends (created at the chain's first write)."""
+    # populate_existing: a head object left in this session by an earlier transaction is refreshed from
+    # the locked row, never trusted (sessions keep objects across commits)
+    lock = (
+        select(ChainHead)
+        .where(ChainHead.id == chain + 1)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    head = session.execute(lock).scalar_one_or_none()
+    if head is None:
+        session.execute(
+            dialect_insert(session, ChainHead)
+            .values(id=chain + 1, last_id=0, last_hash=GENESIS)
+            .on_conflict_do_nothing(index_elements=["id"])
+        )
+        head = session.execute(lock).scalar_one()
+    return head
+
+
 @dataclass(frozen=True)
 class Verification:
     """The outcome of walking the chain."""
@@ -96,13 +142,28 @@ class Verification:
 
 
 def verify(session: Session, *, batch: int = 5000) -> Verification:
-    """Walk the chain in id order; the first entry whose hash or link does not hold, if any."""
+    """Walk each chain in id order; the first entry whose hash or link does not hold, if any."""
+    chains = set(session.scalars(select(ChainHead.id - 1)).all())
+    chains |= set(session.scalars(select(AccessLog.chain).distinct()).all())
+    checked = 0
+    for chain in sorted(chains):
+        v = _verify_chain(session, chain, batch)
+        checked += v.checked
+        if v.broken_at is not None:
+            return Verification(checked, v.broken_at, v.reason)
+    return Verification(checked, None, None)
+
+
+def _verify_chain(session: Session, chain: int, batch: int) -> Verification:
     prev = GENESIS
     checked = 0
     last_id = 0
     while True:
         rows = session.scalars(
-            select(AccessLog).where(AccessLog.id > last_id).order_by(AccessLog.id).limit(batch)
+            select(AccessLog)
+            .where(AccessLog.chain == chain, AccessLog.id > last_id)
+            .order_by(AccessLog.id)
+            .limit(batch)
         ).all()
         if not rows:
             break
@@ -114,7 +175,7 @@ def verify(session: Session, *, batch: int = 5000) -> Verification:
             prev = r.hash
             checked += 1
             last_id = r.id
-    head = session.get(ChainHead, 1)
+    head = session.get(ChainHead, chain + 1)
     if head is not None and head.last_hash != prev:
         return Verification(checked, head.last_id, "链尾与最后一条记录不符（末尾记录被删除）")
     return Verification(checked, None, None)

@@ -12,7 +12,8 @@ from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, Field
 
 from rhip.errors import Invalid, NotFound
-from rhip.records import consent, reminders, service
+from rhip.records import reminders
+from rhip.records.viewing import view
 from rhip.security.deps import SessionDep, public, require
 from rhip.security.roles import Role
 from rhip.security.service import Principal
@@ -101,18 +102,14 @@ def call_service(
     if not person_id:
         raise Invalid("context.patientId 必填", code="cds-no-patient")
     orders = _orders(body.context) if body.hook == "order-select" else []
-    with session.begin():
-        access = service.check_access(
-            session,
-            principal=principal,
-            person_id=person_id,
-            action="cds-" + body.hook,
-            detail=body.hookInstance,
-        )
-    if not access.allowed:
-        raise consent.refusal(access)
-    with session.begin():
-        found = reminders.compute(session, access=access, orders=orders)
+    _access, found = view(
+        session,
+        principal=principal,
+        person_id=person_id,
+        action="cds-" + body.hook,
+        detail=body.hookInstance,
+        read=lambda access: reminders.compute(session, access=access, orders=orders),
+    )
     if body.hook == "order-select":
         found = [r for r in found if r.category in ("repeat", "allergy")]
     return {"cards": [_card(r) for r in found]}

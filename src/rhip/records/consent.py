@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from rhip.clock import now
 from rhip.errors import Conflict, Forbidden, Invalid, NotFound, TooManyRequests
 from rhip.identity import service as identity
-from rhip.identity.schemas import PersonRead
+from rhip.identity.service import PersonLinks
 from rhip.records import audit
 from rhip.records.models import AccessCode, AccessLog, Consent
 from rhip.registry import service as registry
@@ -29,6 +29,7 @@ EMERGENCY = timedelta(hours=4)
 MAX_GRANT_DAYS = 366
 MAX_CODE_FAILURES = 5  # wrong codes per doctor and person in CODE_TTL, then refused
 CLINICIANS = (Role.doctor, Role.family_doctor)
+REFUSED = "records-consent-required"  # the error code of a refused view
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class Access:
 
 
 def resident_person(session: Session, principal: Principal) -> str:
-    """The person a resident's account is bound to (its real-name ID number), or Forbidden."""
+    """The person a resident's account is bound to (its real-name ID number), or NotFound."""
     found = identity.find_persons(session, id_number=principal.subject)
     if not found:
         raise NotFound("平台尚无与您实名信息对应的健康档案", code="records-no-person")
@@ -53,21 +54,11 @@ def resident_person(session: Session, principal: Principal) -> str:
 
 def _person(session: Session, person_id: str) -> str:
     """The surviving person id (a merged person points to the one it was merged into)."""
-    return _load(session, person_id).id
+    return identity.person_links(session, person_id=person_id).id
 
 
-def _load(session: Session, person_id: str) -> PersonRead:
-    """The person (the survivor, when merged) with its linked records."""
-    p = identity.get_person(session, person_id=person_id)
-    return identity.get_person(session, person_id=p.merged_into) if p.merged_into else p
-
-
-def _found(p: PersonRead, allowed: bool, basis: str, only: str | None = None) -> Access:
-    ids = {r.id_number for r in p.records if r.id_number and len(r.id_number) == 18}
-    if p.id_number and len(p.id_number) == 18:
-        ids.add(p.id_number)
-    keys = tuple((r.institution_code, r.local_id) for r in p.records)
-    return Access(p.id, allowed, basis, only, keys, tuple(sorted(ids)))
+def _found(p: PersonLinks, allowed: bool, basis: str, only: str | None = None) -> Access:
+    return Access(p.id, allowed, basis, only, p.keys, p.id_numbers)
 
 
 def active_consent(session: Session, *, person_id: str, principal: Principal) -> Consent | None:
@@ -89,9 +80,19 @@ def active_consent(session: Session, *, person_id: str, principal: Principal) ->
     return session.scalars(q).first()
 
 
-def check(session: Session, *, principal: Principal, person_id: str, action: str, detail: str = "") -> Access:
-    """Decide and log one access (the log row is written whatever the outcome, before any data)."""
-    access = _decide(session, principal=principal, person_id=person_id)
+def check(
+    session: Session, *, principal: Principal, person_id: str | None, action: str, detail: str = ""
+) -> Access:
+    """Decide and log one access (the log row is written whatever the outcome, before any data).
+
+    `person_id` None: the resident's own record (the person their real-name account is bound to)."""
+    access = decide(session, principal=principal, person_id=person_id)
+    log(session, principal=principal, access=access, action=action, detail=detail)
+    return access
+
+
+def log(session: Session, *, principal: Principal, access: Access, action: str, detail: str = "") -> None:
+    """Write the access-log row of a decided access (Unavailable if it cannot be written)."""
     audit.write(
         session,
         principal=principal,
@@ -101,16 +102,21 @@ def check(session: Session, *, principal: Principal, person_id: str, action: str
         outcome="allowed" if access.allowed else "refused",
         detail=detail,
     )
-    return access
 
 
-def _decide(session: Session, *, principal: Principal, person_id: str) -> Access:
+def decide(session: Session, *, principal: Principal, person_id: str | None) -> Access:
+    """Who may see what of this person (nothing is logged here: `check` and `records.viewing` log)."""
     if principal.role == Role.resident:
-        own = _load(session, resident_person(session, principal))
-        ok = own.id == person_id or _person(session, person_id) == own.id
-        return _found(own, True, "self") if ok else Access(person_id, False, "none")
+        own = identity.person_links(session, person_id=resident_person(session, principal))
+        try:
+            ok = person_id is None or person_id == own.id or _person(session, person_id) == own.id
+        except NotFound:
+            ok = False
+        return _found(own, True, "self") if ok else Access(person_id or own.id, False, "none")
+    if person_id is None:
+        return Access("", False, "none")
     try:
-        p = _load(session, person_id)
+        p = identity.person_links(session, person_id=person_id)
     except NotFound:
         return Access(person_id, False, "none")
     if principal.role not in CLINICIANS:
@@ -119,7 +125,7 @@ def _decide(session: Session, *, principal: Principal, person_id: str) -> Access
     if c is not None:
         return _found(p, True, f"{c.kind if c.kind == 'emergency' else 'consent'}:{c.id}")
     inst = principal.institution_code
-    if inst and any(r.institution_code == inst for r in p.records):
+    if inst and any(i == inst for i, _k in p.keys):
         return _found(p, True, "own-institution", inst)
     return Access(p.id, False, "none")
 
@@ -128,7 +134,7 @@ def refusal(access: Access) -> Forbidden:
     """The error for a refused access."""
     return Forbidden(
         "未获患者授权：请患者在 12320 或健康南京授权本机构，或出示一次性授权码；急诊可登记紧急调阅理由",
-        code="records-consent-required",
+        code=REFUSED,
     )
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import Progress
 from sqlalchemy import distinct, select
+from sqlalchemy.orm import aliased
 
 from rhip.config import Settings
 from rhip.db.engine import Database
@@ -24,6 +25,7 @@ from rhip.security.roles import Role
 from rhip.security.service import Principal
 
 PEOPLE = 150  # residents whose records doctors open
+ALLERGIC = 10  # of them, patients with a recorded allergy (过敏史)
 ORDERS: list[tuple[str, str | None]] = [("胸部CT平扫", "CT"), ("血常规", None), ("肝功能", None)]
 
 
@@ -45,9 +47,24 @@ def build(db: Database, lake: Lake, console: Console) -> int:
 def _people(db: Database, n: int, rng: random.Random) -> list[tuple[str, str, set[str]]]:
     """(person id, ID number, institutions holding records) for residents with records."""
     with db.session() as s, s.begin():
-        ids = s.scalars(
-            select(distinct(RecordEntry.id_number)).where(RecordEntry.id_number.is_not(None)).limit(n * 4)
+        # a few patients with a recorded allergy first (the demo shows the allergy reminder), then any
+        other = aliased(RecordEntry)
+        allergic = s.scalars(
+            select(distinct(other.id_number))
+            .join(
+                RecordEntry,
+                (RecordEntry.institution_code == other.institution_code)
+                & (RecordEntry.patient_key == other.patient_key),
+            )
+            .where(RecordEntry.kind == "allergy", other.id_number.is_not(None))
+            .limit(ALLERGIC)
         ).all()
+        ids = list(allergic) + list(
+            s.scalars(
+                select(distinct(RecordEntry.id_number)).where(RecordEntry.id_number.is_not(None)).limit(n * 4)
+            ).all()
+        )
+        ids = list(dict.fromkeys(ids))
         out = []
         for idn in ids:
             found = identity.find_persons(s, id_number=idn)
@@ -56,8 +73,9 @@ def _people(db: Database, n: int, rng: random.Random) -> list[tuple[str, str, se
                 out.append((p.id, str(idn), {r.institution_code for r in p.records}))
             if len(out) >= n:
                 break
-    rng.shuffle(out)
-    return out
+    head, rest = out[: len(allergic)], out[len(allergic) :]
+    rng.shuffle(rest)
+    return head + rest
 
 
 def run(*, settings: Settings, synth_dir: Path, console: Console) -> list[tuple[str, str]]:
@@ -69,7 +87,7 @@ def run(*, settings: Settings, synth_dir: Path, console: Console) -> list[tuple[
     db = Database.from_settings(settings)
     lake = Lake(settings.resolved_lake_dir)
     started = time.perf_counter()
-    counts = {"refused": 0, "views": 0, "reminders": 0, "codes": 0, "emergencies": 0}
+    counts = {"refused": 0, "views": 0, "reminders": 0, "codes": 0, "emergencies": 0, "allergy": 0}
     try:
         written = build(db, lake, console)
         built = time.perf_counter() - started
@@ -87,7 +105,8 @@ def run(*, settings: Settings, synth_dir: Path, console: Console) -> list[tuple[
     console.print(
         f"健康档案：入库 {written:,} 条（{built:.1f} 秒）；医生调阅 {counts['views']} 次、未授权被拒 "
         f"{counts['refused']} 次、授权码 {counts['codes']} 次、紧急调阅 {counts['emergencies']} 次、"
-        f"智能提示 {counts['reminders']} 次；审计链 {chain.checked} 条{ok}"
+        f"智能提示 {counts['reminders']} 次（含过敏提醒 {counts['allergy']} 条）；"
+        f"审计链 {chain.checked} 条{ok}"
     )
     summary = (
         f"{written:,} 条入库；调阅 {counts['views']} 次（拒绝 {counts['refused']}），"
@@ -128,5 +147,6 @@ def _serve(
             service.timeline(s, access=access)
             counts["views"] += 1
             a2 = service.check_access(s, principal=doc, person_id=person, action="reminders")
-            reminders.compute(s, access=a2, orders=[reminders.Order(*rng.choice(ORDERS))])
+            found = reminders.compute(s, access=a2, orders=[reminders.Order(*rng.choice(ORDERS))])
             counts["reminders"] += 1
+            counts["allergy"] += sum(r.category == "allergy" for r in found)

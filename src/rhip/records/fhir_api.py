@@ -2,13 +2,14 @@
 `Patient/{id}/$everything` (DiagnosticReports included), `Encounter`, `Condition`, `Observation`,
 `MedicationRequest` searches by `patient` (with `date`, `category`, `_count`, `_offset` and paging links),
 the resident's own vital signs posted as `Observation`, `Consent?patient=` and `AuditEvent` (IHE BALP-style).
-The Patient id here is the EMPI person id; refusals are OperationOutcomes."""
+The Patient id here is the EMPI person id; refusals are OperationOutcomes. Each view is one logged
+transaction (`records.viewing`); the mapping to FHIR resources is `fhir_resources`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
 
 import orjson
@@ -18,9 +19,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rhip.errors import Invalid, RhipError
-from rhip.records import consent, service
+from rhip.records import audit, consent, service
 from rhip.records.consent import Access
-from rhip.records.models import AccessLog, Consent, RecordEntry
+from rhip.records.fhir_resources import KINDS, audit_event, consent_resource, resources
+from rhip.records.models import AccessLog
+from rhip.records.viewing import view
 from rhip.security.deps import SessionDep, require
 from rhip.security.roles import Role
 from rhip.security.service import Principal
@@ -30,19 +33,9 @@ Readers = Annotated[Principal, Depends(require(Role.doctor, Role.family_doctor, 
 Auditor = Annotated[Principal, Depends(require(Role.auditor, Role.admin))]
 Resident = Annotated[Principal, Depends(require(Role.resident))]
 FHIR_JSON = "application/fhir+json"
-ICD10 = "http://hl7.org/fhir/sid/icd-10"
-LOINC = "http://loinc.org"
+T = TypeVar("T")
 MAX_COUNT = 1000
 DEFAULT_COUNT = 100
-
-# search type → timeline kinds it covers
-KINDS: dict[str, tuple[str, ...]] = {
-    "Encounter": ("visit", "admission", "discharge", "hypertension_followup", "diabetes_followup"),
-    "Condition": ("diagnosis",),
-    "Observation": ("lab", "measurement"),
-    "DiagnosticReport": ("lab", "exam"),
-    "MedicationRequest": ("prescription",),
-}
 
 
 def _json(body: dict[str, Any], status: int = 200) -> Response:
@@ -74,150 +67,12 @@ def _guard(fn: Callable[[], Response]) -> Response:
         return outcome(exc.status, ISSUE_CODES.get(exc.status, "invalid"), exc.detail)
 
 
-def _iso(t: datetime) -> str:
-    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _ref(pid: str) -> dict[str, str]:
-    return {"reference": f"Patient/{pid}"}
-
-
-def _org(code: str) -> dict[str, Any]:
-    return {"reference": f"Organization/{code}", "display": code} if code else {"display": "本人"}
-
-
-def resources(e: RecordEntry, pid: str) -> Iterator[dict[str, Any]]:
-    """The FHIR resources of one timeline entry (a lab report yields the report and its Observations)."""
-    rid = f"rhip-{e.id}"
-    d = e.detail
-    if e.kind in KINDS["Encounter"]:
-        inpatient = e.kind in ("admission", "discharge")
-        yield {
-            "resourceType": "Encounter",
-            "id": rid,
-            "status": "finished" if e.kind != "admission" else "in-progress",
-            "class": {
-                "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
-                "code": "IMP" if inpatient else "AMB",
-            },
-            "type": [{"text": e.title}],
-            "subject": _ref(pid),
-            "period": {"start": _iso(e.occurred_at)},
-            "serviceProvider": _org(e.institution_code),
-        }
-    elif e.kind == "diagnosis":
-        yield {
-            "resourceType": "Condition",
-            "id": rid,
-            "code": {"coding": [{"system": ICD10, "code": e.code}] if e.code else [], "text": e.title},
-            "subject": _ref(pid),
-            "recordedDate": _iso(e.occurred_at),
-            "recorder": _org(e.institution_code),
-        }
-    elif e.kind == "prescription":
-        for i, item in enumerate(d.get("items") or [{"drug_name": e.title}]):
-            yield {
-                "resourceType": "MedicationRequest",
-                "id": f"{rid}-{i + 1}",
-                "status": "completed",
-                "intent": "order",
-                "medicationCodeableConcept": {"text": item.get("drug_name")},
-                "subject": _ref(pid),
-                "authoredOn": _iso(e.occurred_at),
-                "requester": _org(e.institution_code),
-                "dosageInstruction": [
-                    {
-                        "text": " ".join(
-                            str(item[k]) for k in ("dose", "dose_unit", "frequency") if item.get(k)
-                        )
-                    }
-                ],
-            }
-    elif e.kind in ("lab", "exam"):
-        obs = []
-        for i, item in enumerate(d.get("items") or []):
-            o: dict[str, Any] = {
-                "resourceType": "Observation",
-                "id": f"{rid}-{i + 1}",
-                "status": "final",
-                "category": [_category("laboratory")],
-                "code": {
-                    "coding": [{"system": LOINC, "code": item["loinc_code"]}]
-                    if item.get("loinc_code")
-                    else [],
-                    "text": item.get("item_name"),
-                },
-                "subject": _ref(pid),
-                "effectiveDateTime": _iso(e.occurred_at),
-                "valueString": str(item.get("result_value")),
-            }
-            if item.get("reference_range"):
-                o["referenceRange"] = [{"text": item["reference_range"]}]
-            if item.get("abnormal_flag"):
-                o["interpretation"] = [
-                    {
-                        "coding": [
-                            {
-                                "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation",
-                                "code": item["abnormal_flag"],
-                            }
-                        ]
-                    }
-                ]
-            obs.append(o)
-        yield {
-            "resourceType": "DiagnosticReport",
-            "id": rid,
-            "status": "final",
-            "category": [
-                {
-                    "coding": [
-                        {
-                            "system": "http://terminology.hl7.org/CodeSystem/v2-0074",
-                            "code": "LAB" if e.kind == "lab" else "RAD",
-                        }
-                    ]
-                }
-            ],
-            "code": {"text": e.title},
-            "subject": _ref(pid),
-            "effectiveDateTime": _iso(e.occurred_at),
-            "performer": [_org(e.institution_code)],
-            "result": [{"reference": f"Observation/{o['id']}"} for o in obs],
-            **({"conclusion": d["conclusion"]} if d.get("conclusion") else {}),
-        }
-        yield from obs
-    elif e.kind == "measurement":
-        yield {
-            "resourceType": "Observation",
-            "id": rid,
-            "status": "final",
-            "category": [_category("vital-signs")],
-            "code": {"coding": [{"system": LOINC, "code": e.code}], "text": e.title},
-            "subject": _ref(pid),
-            "effectiveDateTime": _iso(e.occurred_at),
-            "valueQuantity": {
-                "value": d.get("value"),
-                "unit": d.get("unit"),
-                "system": "http://unitsofmeasure.org",
-            },
-        }
-
-
-def _category(code: str) -> dict[str, Any]:
-    return {
-        "coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": code}]
-    }
-
-
-def _open(session: Session, principal: Principal, person_id: str, action: str) -> Access:
-    with session.begin():
-        if principal.role == Role.resident and person_id in ("me", ""):
-            person_id = consent.resident_person(session, principal)
-        access = service.check_access(session, principal=principal, person_id=person_id[:40], action=action)
-    if not access.allowed:
-        raise consent.refusal(access)
-    return access
+def _view(
+    session: Session, principal: Principal, person_id: str, action: str, read: Callable[[Access], T]
+) -> tuple[Access, T]:
+    """One logged view (records.viewing): a resident's `me` (or no patient) is their own record."""
+    pid = None if principal.role == Role.resident and person_id in ("me", "") else person_id[:40]
+    return view(session, principal=principal, person_id=pid, action=action, read=read)
 
 
 def _count(request: Request) -> tuple[int, int]:
@@ -279,12 +134,14 @@ def _search(request: Request, session: Session, principal: Principal, rtype: str
         raise Invalid("必须给出 patient 参数", code="fhir-patient-required")
     count, offset = _count(request)
     lo, hi = _dates(q.getlist("date"))
-    access = _open(session, principal, patient or "me", f"fhir-{rtype}")
-    with session.begin():
+
+    def read(access: Access) -> list[dict[str, Any]]:
         entries = service.timeline(
             session, access=access, kinds=list(KINDS[rtype]), start=lo, end=hi, limit=2000
         )
-        found = [r for e in entries for r in resources(e, access.person_id) if r["resourceType"] == rtype]
+        return [r for e in entries for r in resources(e, access.person_id) if r["resourceType"] == rtype]
+
+    _a, found = _view(session, principal, patient or "me", f"fhir-{rtype}", read)
     cat = q.get("category")
     if cat:
         found = [r for r in found if cat in orjson.dumps(r.get("category", [])).decode()]
@@ -313,10 +170,17 @@ def everything(person_id: str, request: Request, session: SessionDep, principal:
 
     def run() -> Response:
         count, offset = _count(request)
-        access = _open(session, principal, person_id, "everything")
-        with session.begin():
-            entries = service.timeline(session, access=access, limit=2000)
-            found = [r for e in entries for r in resources(e, access.person_id)]
+        _a, found = _view(
+            session,
+            principal,
+            person_id,
+            "everything",
+            lambda access: [
+                r
+                for e in service.timeline(session, access=access, limit=2000)
+                for r in resources(e, access.person_id)
+            ],
+        )
         return _json(_bundle(request, found[offset : offset + count], len(found), count, offset))
 
     return _guard(run)
@@ -376,62 +240,22 @@ def consents(request: Request, session: SessionDep, principal: Readers) -> Respo
 
     def run() -> Response:
         patient = (request.query_params.get("patient") or "").removeprefix("Patient/")
-        access = _open(session, principal, patient or "me", "fhir-Consent")
-        with session.begin():
-            rows = consent.consents_of(session, person_id=access.person_id)
+        _a, rows = _view(
+            session,
+            principal,
+            patient or "me",
+            "fhir-Consent",
+            lambda access: consent.consents_of(session, person_id=access.person_id),
+        )
         now_ = datetime.now(UTC)
-        res = [_consent(c, now_) for c in rows]
+        res = [consent_resource(c, now_) for c in rows]
         return _json(_bundle(request, res, len(res), len(res) or 1, 0))
 
     return _guard(run)
 
 
-def _consent(c: Consent, now_: datetime) -> dict[str, Any]:
-    active = c.revoked_at is None and c.starts_at <= now_ < c.ends_at
-    return {
-        "resourceType": "Consent",
-        "id": f"rhip-consent-{c.id}",
-        "status": "active" if active else "inactive",
-        "scope": {
-            "coding": [
-                {"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}
-            ]
-        },
-        "category": [
-            {
-                "coding": [{"system": "http://loinc.org", "code": "59284-0"}],
-                "text": {"grant": "患者授权", "code": "一次性授权码", "emergency": "紧急调阅"}[c.kind],
-            }
-        ],
-        "patient": _ref(c.person_id),
-        "dateTime": _iso(c.created_at),
-        "provision": {
-            "type": "permit",
-            "period": {"start": _iso(c.starts_at), "end": _iso(c.revoked_at or c.ends_at)},
-            "actor": [
-                {
-                    "role": {"text": "grantee"},
-                    "reference": {
-                        "reference": f"Organization/{c.grantee_institution}",
-                        "display": c.grantee_user or c.grantee_institution,
-                    },
-                }
-            ],
-            **(
-                {
-                    "purpose": [
-                        {"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "ETREAT"}
-                    ]
-                }
-                if c.kind == "emergency"
-                else {}
-            ),
-        },
-    }
-
-
 @router.get("/AuditEvent", response_class=Response)
-def audit_events(request: Request, session: SessionDep, _p: Auditor) -> Response:
+def audit_events(request: Request, session: SessionDep, principal: Auditor) -> Response:
     """The record-access log as AuditEvents (IHE BALP-style: who, what patient, outcome, basis)."""
 
     def run() -> Response:
@@ -446,54 +270,14 @@ def audit_events(request: Request, session: SessionDep, _p: Auditor) -> Response
         if hi:
             q = q.where(AccessLog.at < hi)
         with session.begin():
+            audit.auditor_read(
+                session, principal=principal, person_id=patient[:40] or None, action="fhir-AuditEvent"
+            )
             rows = session.scalars(q.order_by(AccessLog.id.desc()).offset(offset).limit(count + 1)).all()
-        res = [_audit_event(r) for r in rows[:count]]
+        res = [audit_event(r) for r in rows[:count]]
         return _json(_bundle(request, res, offset + len(rows), count, offset))
 
     return _guard(run)
-
-
-def _audit_event(r: AccessLog) -> dict[str, Any]:
-    return {
-        "resourceType": "AuditEvent",
-        "id": f"rhip-access-{r.id}",
-        "type": {
-            "system": "http://dicom.nema.org/resources/ontology/DCM",
-            "code": "110110",
-            "display": "Patient Record",
-        },
-        "subtype": [
-            {
-                "system": "http://hl7.org/fhir/restful-interaction",
-                "code": "read" if r.action != "emergency-access" else "create",
-            }
-        ],
-        "action": "R",
-        "recorded": _iso(r.at),
-        "outcome": "0" if r.outcome == "allowed" else "4",
-        "outcomeDesc": r.basis,
-        "agent": [
-            {
-                "who": {"identifier": {"value": r.actor}},
-                "requestor": True,
-                "role": [{"text": r.role}],
-                **(
-                    {"location": {"reference": f"Organization/{r.institution_code}"}}
-                    if r.institution_code
-                    else {}
-                ),
-            }
-        ],
-        "source": {"observer": {"display": "rhip 区域全民健康信息平台"}},
-        "entity": [
-            {
-                "what": _ref(r.person_id),
-                "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1"},
-                **({"description": r.detail} if r.detail else {}),
-            }
-        ],
-        "extension": [{"url": "urn:rhip:audit-chain-hash", "valueString": r.hash}],
-    }
 
 
 _PATIENT = {"name": "patient", "type": "reference", "documentation": "Patient/<主索引号>（须经患者授权）"}

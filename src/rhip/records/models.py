@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, Index, Integer, SmallInteger, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from rhip.clock import now
@@ -85,6 +85,7 @@ class AccessLog(Base):
     __table_args__ = (
         Index("ix_records_access_log_person", "person_id", "at"),
         Index("ix_records_access_log_institution", "institution_code", "at"),
+        Index("ix_records_access_log_chain", "chain", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -99,10 +100,12 @@ class AccessLog(Base):
     detail: Mapped[str | None] = mapped_column(String(300))
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+    chain: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")  # its hash chain
 
 
 class ChainHead(Base):
-    """The last hash of the access log: one row, locked by each writer so the chain never forks."""
+    """The last hash of one chain of the access log (id = chain + 1), locked by each writer of that chain so
+    it never forks; the log is split into a few chains so concurrent views do not all wait on one lock."""
 
     __tablename__ = "records_chain_head"
 

@@ -14,12 +14,14 @@ from sqlalchemy import select
 
 from rhip.charts import Series, line_chart
 from rhip.clock import SHANGHAI
-from rhip.errors import RhipError
+from rhip.errors import Forbidden, RhipError
 from rhip.identity import service as identity
-from rhip.records import consent, reminders, service, store
+from rhip.identity.schemas import PersonRead
+from rhip.records import audit, consent, reminders, service, store
 from rhip.records.api import day_range
 from rhip.records.consent import Access
-from rhip.records.models import AccessLog
+from rhip.records.models import AccessLog, Consent, RecordEntry
+from rhip.records.viewing import report_view, view
 from rhip.security.deps import SessionDep, require
 from rhip.security.roles import Role
 from rhip.security.service import Principal
@@ -27,6 +29,7 @@ from rhip.security.service import Principal
 router = APIRouter(include_in_schema=False)
 Resident = Annotated[Principal, Depends(require(Role.resident))]
 Clinician = Annotated[Principal, Depends(require(Role.doctor, Role.family_doctor))]
+LIMIT = 500  # timeline entries on the page (newest first)
 BASIS = {"self": "本人", "own-institution": "本机构记录（未获授权，仅显示本机构）", "none": "未授权"}
 
 
@@ -70,6 +73,17 @@ def search(
         q = q.strip().upper()
         with session.begin():
             found = identity.find_persons(session, id_number=q) if len(q) in (15, 18) else []
+            found = found[:20]
+            for pid in found:  # the search tells who holds this ID number: each person found is logged
+                audit.write(
+                    session,
+                    principal=principal,
+                    person_id=pid,
+                    action="search",
+                    basis="search",
+                    outcome="allowed",
+                    detail="按身份证号查找",
+                )
         if not found and q.isalnum():
             found = [q]
         if len(found) == 1:
@@ -90,23 +104,32 @@ def person_page(
 ) -> HTMLResponse:
     """A patient's record as consent allows; refused: ask for a code or state an emergency reason."""
     person_id = person_id[:40]
+    kinds = [kind] if kind else None
     try:
         s, e = day_range(start, end)
-        with session.begin():
-            access = service.check_access(session, principal=principal, person_id=person_id, action="view")
-        if not access.allowed:
-            return _render(request, "records/refused.html", {"person_id": person_id}, status=403)
-        with session.begin():
+        service.check_kinds(kinds)
+
+        def read(access: Access) -> tuple[list[RecordEntry], list[reminders.Reminder], PersonRead]:
             entries = service.timeline(
                 session,
                 access=access,
-                kinds=[kind] if kind else None,
+                kinds=kinds,
                 start=s,
                 end=e,
                 institution=institution or None,
+                limit=LIMIT,
             )
-            tips = reminders.compute(session, access=access)
-            person = identity.get_person(session, person_id=access.person_id)
+            whole = not (kinds or s or e or institution) and len(entries) < LIMIT
+            tips = reminders.for_view(session, access=access, entries=entries, whole=whole)
+            return entries, tips, identity.get_person(session, person_id=access.person_id)
+
+        access, (entries, tips, person) = view(
+            session, principal=principal, person_id=person_id, action="view-reminders", read=read
+        )
+    except Forbidden as exc:
+        if exc.code != consent.REFUSED:
+            raise
+        return _render(request, "records/refused.html", {"person_id": person_id}, status=403)
     except RhipError as exc:
         return _render(request, "records/refused.html", {"person_id": person_id, "error": exc.detail}, 422)
     return _render(
@@ -174,29 +197,28 @@ def emergency(
 # -------------------------------------------------------------------------------- residents
 
 
-def _open_me(session: SessionDep, principal: Principal) -> Access:
-    with session.begin():
-        pid = consent.resident_person(session, principal)
-        return service.check_access(session, principal=principal, person_id=pid, action="view")
-
-
 @router.get("/records/me", response_class=HTMLResponse)
 def my_record(request: Request, session: SessionDep, principal: Resident) -> HTMLResponse:
     """我的健康档案: timeline, reports, consents, who viewed me, measurements."""
+
+    def read(access: Access) -> tuple[list[RecordEntry], list[Consent], list[AccessLog], list[RecordEntry]]:
+        pid = access.person_id
+        log = session.scalars(
+            select(AccessLog).where(AccessLog.person_id == pid).order_by(AccessLog.id.desc()).limit(50)
+        ).all()
+        return (
+            service.timeline(session, access=access, limit=300),
+            consent.consents_of(session, person_id=pid),
+            list(log),
+            service.measurements(session, person_id=pid),
+        )
+
     try:
-        access = _open_me(session, principal)
+        _a, (entries, consents, log, measures) = view(
+            session, principal=principal, person_id=None, action="view", read=read
+        )
     except RhipError as exc:
         return _render(request, "records/me.html", {"error": exc.detail, "entries": []}, exc.status)
-    with session.begin():
-        entries = service.timeline(session, access=access, limit=300)
-        consents = consent.consents_of(session, person_id=access.person_id)
-        log = session.scalars(
-            select(AccessLog)
-            .where(AccessLog.person_id == access.person_id)
-            .order_by(AccessLog.id.desc())
-            .limit(50)
-        ).all()
-        measures = service.measurements(session, person_id=access.person_id)
     charts = []
     for name, m in service.MEASURES.items():
         pts = [x for x in measures if x.detail.get("measure") == name]
@@ -230,13 +252,7 @@ def my_record(request: Request, session: SessionDep, principal: Resident) -> HTM
 def my_report(request: Request, entry_id: int, session: SessionDep, principal: Resident) -> HTMLResponse:
     """One of my reports with results and reference ranges."""
     try:
-        with session.begin():
-            pid = consent.resident_person(session, principal)
-            access = service.check_access(
-                session, principal=principal, person_id=pid, action="report", detail=f"entry {entry_id}"
-            )
-        with session.begin():
-            entry = service.report(session, access=access, entry_id=entry_id)
+        entry = report_view(session, principal=principal, person_id=None, entry_id=entry_id)
     except RhipError as exc:
         return _render(request, "records/report.html", {"error": exc.detail, "entry": None}, exc.status)
     return _render(request, "records/report.html", {"entry": entry})

@@ -18,9 +18,11 @@ from rhip.clock import SHANGHAI, now
 from rhip.records import service
 from rhip.records.consent import Access
 from rhip.records.models import RecordEntry
+from rhip.registry import codes
 
 DATA = Path(__file__).parent / "data" / "reminders.yaml"
 CRITICAL_FLAGS = frozenset({"HH", "LL", "AA"})
+ALLERGY = "allergy"
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ class Rules:
     repeat: tuple[RepeatRule, ...]
     followup: tuple[tuple[str, str, int], ...]  # (kind, label, max gap in days)
     abnormal_days: int
+    allergy_critical: frozenset[str] = frozenset()  # severity codes that make an allergy critical
+    allergy_max: int = 50
 
 
 @cache
@@ -62,6 +66,8 @@ def rules() -> Rules:
         ),
         followup=tuple((f["kind"], f["label"], int(f["max_gap_days"])) for f in raw["followup"]),
         abnormal_days=int(raw["abnormal_window_days"]),
+        allergy_critical=frozenset(str(c) for c in raw["allergy"]["critical_severity"]),
+        allergy_max=int(raw["allergy"]["max_reminders"]),
     )
 
 
@@ -96,23 +102,45 @@ def _day(value: Any) -> date | None:
         return None
 
 
+@cache
+def horizon_days() -> int:
+    """How far back any rule looks (the reminders read no older entries, allergies apart)."""
+    r = rules()
+    return max(
+        [x.window_days for x in r.repeat] + [r.abnormal_days] + [g for _k, _l, g in r.followup] + [400]
+    )
+
+
 def compute(
     session: Session, *, access: Access, orders: Sequence[Order] = (), at: datetime | None = None
 ) -> list[Reminder]:
-    """The reminders for a person now (orders given: only the repeats those orders would make)."""
+    """The reminders for a person now (orders given: only the repeats those orders would make); one read
+    of the entries within the rules' horizon and the allergies."""
+    t = at or now()
+    since = t - timedelta(days=horizon_days())
+    entries = service.recent(session, access=access, since=since, always=(ALLERGY,))
+    return evaluate(entries, orders=orders, at=t)
+
+
+def for_view(
+    session: Session, *, access: Access, entries: Sequence[RecordEntry], whole: bool
+) -> list[Reminder]:
+    """The reminders of a record being viewed: over the entries just read when they are the whole record
+    (`whole`: unfiltered and not cut by the answer's limit), else from their own read."""
+    return evaluate(entries) if whole else compute(session, access=access)
+
+
+def evaluate(
+    entries: Sequence[RecordEntry], *, orders: Sequence[Order] = (), at: datetime | None = None
+) -> list[Reminder]:
+    """The reminders over entries already read (newest first; those within the horizon and the allergies)."""
     r = rules()
     t = at or now()
-    horizon = max(
-        [x.window_days for x in r.repeat] + [r.abnormal_days] + [g for _k, _l, g in r.followup] + [400]
-    )
-    entries = service.timeline(session, access=access, start=t - timedelta(days=horizon), limit=2000)
-    allergies = service.timeline(session, access=access, kinds=["allergy"], limit=50)
+    since = t - timedelta(days=horizon_days())
+    entries = [e for e in entries if e.occurred_at >= since or e.kind == ALLERGY]
     out: list[Reminder] = []
     out += _repeats(entries, orders, r, t)
-    out += [
-        Reminder("allergy", "critical", f"过敏史：{a.title}", "开具药品和检查前请核对过敏史", [a.id])
-        for a in allergies
-    ]
+    out += _allergies(entries, r)
     out += _followups(entries, r, t)
     if not orders:
         out += _abnormal(entries, r, t)
@@ -121,7 +149,31 @@ def compute(
     return out
 
 
-def _repeats(entries: list[RecordEntry], orders: Sequence[Order], r: Rules, t: datetime) -> list[Reminder]:
+def _allergies(entries: Sequence[RecordEntry], r: Rules) -> list[Reminder]:
+    """Every recorded allergy (WS 445 过敏史): the allergen, the reaction and how severe."""
+    severity = codes.code_systems()["allergy_severity"].codes
+    out = []
+    for a in [e for e in entries if e.kind == ALLERGY][: r.allergy_max]:
+        d = a.detail or {}
+        sev = str(d.get("severity") or "")
+        said = "，".join(x for x in (str(d.get("reaction") or ""), severity.get(sev, "")) if x)
+        out.append(
+            Reminder(
+                "allergy",
+                "critical" if sev in r.allergy_critical else "warning",
+                (f"过敏史：{a.title}" + (f"（{said}）" if said else ""))[:140],
+                f"{_local_day(a.occurred_at)} 记录于 {a.institution_code or '本人'}。"
+                "开具药品和检查前请核对过敏史。",
+                [a.id],
+                "allergy",
+            )
+        )
+    return out
+
+
+def _repeats(
+    entries: Sequence[RecordEntry], orders: Sequence[Order], r: Rules, t: datetime
+) -> list[Reminder]:
     out = []
     for rule in r.repeat:
         if orders and not any(rule.matches(o.name, o.code) for o in orders):
@@ -152,7 +204,7 @@ def _repeats(entries: list[RecordEntry], orders: Sequence[Order], r: Rules, t: d
     return out
 
 
-def _followups(entries: list[RecordEntry], r: Rules, t: datetime) -> list[Reminder]:
+def _followups(entries: Sequence[RecordEntry], r: Rules, t: datetime) -> list[Reminder]:
     out = []
     today = _local_day(t)
     for kind, label, gap in r.followup:
@@ -177,7 +229,7 @@ def _followups(entries: list[RecordEntry], r: Rules, t: datetime) -> list[Remind
     return out
 
 
-def _abnormal(entries: list[RecordEntry], r: Rules, t: datetime) -> list[Reminder]:
+def _abnormal(entries: Sequence[RecordEntry], r: Rules, t: datetime) -> list[Reminder]:
     out = []
     since = t - timedelta(days=r.abnormal_days)
     for e in entries:

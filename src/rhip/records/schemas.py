@@ -31,6 +31,7 @@ class TimelineRead(BaseModel):
     basis: str
     institution_only: str | None
     entries: list[EntryRead]
+    reminders: list[ReminderRead] | None = Field(default=None, description="请求 reminders=true 时的智能提示")
 
 
 class ConsentCreate(BaseModel):

@@ -17,8 +17,9 @@ from rhip.lake.store import Lake
 from rhip.records.models import AccessLog, RecordEntry
 from rhip.registry import data as registry_data
 
-VIEW_ACTIONS = ("view", "reports", "report", "everything")
-REMINDER_ACTIONS = ("reminders", "cds-patient-view", "cds-order-select")
+VIEW_ACTIONS = ("view", "view-reminders", "reports", "report", "everything")
+# a view answered with its reminders counts as a view and as a reminder call
+REMINDER_ACTIONS = ("reminders", "view-reminders", "cds-patient-view", "cds-order-select")
 
 
 def month_range(month: str) -> tuple[datetime, datetime]:

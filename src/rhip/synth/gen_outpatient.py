@@ -279,7 +279,32 @@ def fee_settlement(u: Unit, lo: int, hi: int, gen: np.random.Generator) -> rk.Ro
     return rk.Rows(cols, t, pat)
 
 
+def allergy(u: Unit, lo: int, hi: int, gen: np.random.Generator) -> rk.Rows:
+    """Rows lo..hi of allergy (过敏史 recorded at a few visits)."""
+    act = u.act
+    v = u.allergy_visit[lo:hi]
+    n = len(v)
+    t = act.v_time[v] + gen.integers(60, 900, size=n)
+    w = np.asarray(vocab.ALLERGY_WEIGHTS)
+    a = gen.choice(len(vocab.ALLERGIES), size=n, p=w / w.sum())
+    code = vec.take([x[1] for x in vocab.ALLERGIES], a)
+    cols = {
+        "allergy_no": vec.padded(np.arange(lo, hi) + 1, 10, "GM"),
+        "patient_id": vec.padded(act.v_pat[v] + 1, 10, "P"),
+        "visit_no": vec.padded(v + 1, 10, "MZ"),
+        "allergen_type": vec.take([x[0] for x in vocab.ALLERGIES], a),
+        "allergen_code": pc.if_else(pc.equal(code, ""), pa.scalar(None, pa.string()), code),
+        "allergen_name": vec.take([x[2] for x in vocab.ALLERGIES], a),
+        "reaction": vec.take([x[3] for x in vocab.ALLERGIES], a),
+        "severity": vec.take([x[4] for x in vocab.ALLERGIES], a),
+        "recorded_at": vec.datetimes(t),
+        "recorder_code": u.doc(act.v_doc[v]),
+    }
+    return rk.Rows(cols, t, act.v_pat[v])
+
+
 TABLES = {
+    "allergy": allergy,
     "patient_info": patient_info,
     "outpatient_registration": outpatient_registration,
     "outpatient_visit": outpatient_visit,

@@ -31,6 +31,7 @@ PANEL_WEIGHTS = np.array([0.3, 0.14, 0.12, 0.1, 0.12, 0.1, 0.06, 0.06])
 EXAM_WEIGHTS = np.array([0.18, 0.14, 0.08, 0.05, 0.04, 0.2, 0.07, 0.05, 0.12, 0.04, 0.03])
 ITEMS_PER_PRESCRIPTION = 3.0
 PUBLIC_HEALTH_SHARE = 0.15  # of a district platform's elastic rows
+ALLERGY_SHARE = 0.02  # visits at which an allergy (过敏史) is recorded
 # the table-specific generators, by catalogue table; the other tables' columns come from `generic`
 GENERATORS = {**gen_outpatient.TABLES, **gen_inpatient.TABLES, **gen_public_health.TABLES}
 
@@ -62,6 +63,8 @@ class Unit:
         self.dx_in = np.minimum(2 + gen.poisson(1.0, size=n_s), 8)
         surg_p = 0.0 if plan.record.kind == "district_platform" else 0.3
         self.surgery_stay = np.flatnonzero(gen.random(n_s) < surg_p)
+        # allergies at a few visits, from their own stream (no other table's draws change)
+        self.allergy_visit = np.flatnonzero(vec.rng(seed, "allergy", plan.code).random(n_v) < ALLERGY_SHARE)
         fixed = (
             n_p
             + 3 * n_v
@@ -88,6 +91,8 @@ class Unit:
         expected = sum(self.sizes[t] * factors.get(t, 1.0) for t in self.sizes)
         if elastic and expected:
             self._elastic(max(0, elastic + int((target - expected) / f_el)))
+        # allergies ride on top of the calibrated sizes (a few rows; the other tables' sizes do not move)
+        self.sizes["allergy"] = len(self.allergy_visit)
         realtime = {d.name for d in catalogue.realtime_datasets()}
         feasible = [t for t in FORM_PRIORITY if t in realtime and self.sizes.get(t, 0) > 0]
         feasible += sorted(t for t in realtime if t not in FORM_PRIORITY and self.sizes.get(t, 0) > 0)

@@ -203,6 +203,21 @@ PROCEDURES: list[tuple[str, str, str]] = [
 
 ANESTHESIA = ["全身麻醉", "椎管内麻醉", "局部麻醉", "神经阻滞麻醉"]
 
+# Allergies (过敏史): (allergen type, allergen code or "", allergen, reaction, severity code), by frequency
+ALLERGIES: list[tuple[str, str, str, str, str]] = [
+    ("1", "J01CA04", "青霉素", "皮疹、瘙痒", "2"),
+    ("1", "J01CA04", "青霉素", "过敏性休克", "4"),
+    ("1", "J01DB01", "头孢类抗菌药物", "荨麻疹", "2"),
+    ("1", "N02BA01", "阿司匹林", "支气管哮喘发作", "3"),
+    ("1", "V08AB", "碘对比剂", "恶心、皮疹", "2"),
+    ("1", "J01FA01", "磺胺类药物", "药疹", "3"),
+    ("2", "", "海鲜", "荨麻疹", "1"),
+    ("2", "", "花生", "口唇肿胀", "2"),
+    ("3", "", "花粉", "过敏性鼻炎", "1"),
+    ("3", "", "尘螨", "哮喘", "2"),
+]
+ALLERGY_WEIGHTS = [0.28, 0.04, 0.14, 0.06, 0.06, 0.06, 0.12, 0.06, 0.1, 0.08]
+
 # Non-drug inpatient orders: (category code, content, item code)
 ORDERS: list[tuple[str, str, str]] = [
     ("6", "一级护理", "N001"),
