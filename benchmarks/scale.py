@@ -14,10 +14,13 @@ cluster of 1 and then 2 single-threaded worker processes it times:
 and prints the speed-up (target ≥ 1.6× with 2 workers on 2 cores), records per second per worker and the
 extrapolated time of a full Nanjing month (330 million records) and of a year on 8 and 32 workers (linear
 in workers, from the 1-worker and from the 2-worker rate per worker: a range). The load average is printed
-beside every figure: the machine is shared. Results in benchmarks/results/scale.json. The synthetic
-generator's parallel mode (`rhip synth --workers`) is not built yet and is not measured.
+beside every figure: the machine is shared. Results in benchmarks/results/scale.json.
 
-    .venv/bin/python benchmarks/scale.py --scale 0.01
+It also times `rhip synth` (the synthetic city's month at --synth-scale) in one process and on 1 and 2
+worker processes, checks the outputs are the same bytes (the manifests list every file's sha256), and
+prints its speed-up and rows per second per worker.
+
+    .venv/bin/python benchmarks/scale.py --scale 0.01 [--synth-scale 0.005]
 """
 
 from __future__ import annotations
@@ -74,6 +77,44 @@ def _rebuild(job: Job, lake: Lake) -> Any:
     return rebuild.compute(job, lake=lake, months=[MONTH], pending=[])
 
 
+def synth_speedup(scale: float, work: Path) -> dict[str, Any]:
+    """`rhip synth` in one process, then on local clusters of 1 and 2 workers: seconds, same bytes."""
+    from rhip.synth import service as synth
+
+    took: dict[int, float] = {}
+    manifests: dict[int, bytes] = {}
+    rows = 0
+    for workers in (0, 1, 2):
+        out = work / f"synth-{workers}"
+        with client(workers=workers or None) as c:
+            t0 = time.perf_counter()
+            got = synth.generate(month="2025-03", scale=scale, seed=42, out=out, job=Job(c))
+            took[workers] = time.perf_counter() - t0
+        rows = got.rows
+        manifests[workers] = (out / "manifest.json").read_bytes()
+        print(
+            f"synth    {workers or 'in-process'} worker(s): {took[workers]:6.2f} s, "
+            f"{rows / took[workers] / max(workers, 1):,.0f} rows/s per worker (load {_load()})",
+            flush=True,
+        )
+        shutil.rmtree(out, ignore_errors=True)
+    assert manifests[0] == manifests[1] == manifests[2], "synth output differs between 1 and 2 workers"
+    speedup = took[1] / took[2]
+    print(f"synth: speed-up ×{speedup:.2f} with 2 workers (target ×1.6), the same bytes in all three runs")
+    return {
+        "scale": scale,
+        "rows": rows,
+        "seconds_in_process": round(took[0], 2),
+        "seconds_1_worker": round(took[1], 2),
+        "seconds_2_workers": round(took[2], 2),
+        "speedup_2_workers": round(speedup, 2),
+        "rows_per_second_per_worker_1": round(rows / took[1]),
+        "rows_per_second_per_worker_2": round(rows / took[2] / 2),
+        "same_bytes": True,
+        "load_after": _load(),
+    }
+
+
 def _time(fn: Any, job: Job, lake: Lake, repeat: int) -> tuple[float, Any]:
     runs, got = [], None
     for _ in range(repeat):
@@ -91,6 +132,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scale", type=float, default=0.01, help="share of a full month (330 M records)")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--synth-scale", type=float, default=0.005, help="scale of the synth run (0: skip)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="rhip-scale-bench-"))
     try:
@@ -171,6 +213,8 @@ def main() -> None:
                 f"a year {y['8_workers_rate_1']}–{y['8_workers_rate_2']} / "
                 f"{y['32_workers_rate_1']}–{y['32_workers_rate_2']} h"
             )
+        if args.synth_scale > 0:
+            out["synth"] = synth_speedup(args.synth_scale, work)
         RESULTS.mkdir(parents=True, exist_ok=True)
         path = RESULTS / "scale.json"
         path.write_text(json.dumps(out, ensure_ascii=False, indent=2), encoding="utf-8")

@@ -243,14 +243,30 @@ def synth(
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same files)")] = 42,
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("var/synth"),
     gbk_share: Annotated[float, typer.Option(help="Share of CSV files written in GBK")] = 0.1,
+    workers: Annotated[
+        int | None, typer.Option(help="Generate on a local cluster of N worker processes")
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(help="Generate on a Dask cluster: tcp://host:8786 (default RHIP_DASK_SCHEDULER)"),
+    ] = None,
 ) -> None:
-    """Synthesise a city month: residents, every institution's upload files and a ground truth."""
+    """Synthesise a city month: residents, every institution's upload files and a ground truth (the same
+    bytes in one process, on N local processes or on a cluster, for the same seed)."""
+    from rhip.lake.cluster import Job, client, scheduler_address
     from rhip.synth import outputs as synth_outputs, service as synth_service
 
     try:
-        result = synth_service.generate(
-            month=month, scale=scale, seed=seed, out=out, gbk_share=gbk_share, console=console
-        )
+        with client(scheduler=scheduler_address(scheduler), workers=workers) as c:
+            result = synth_service.generate(
+                month=month,
+                scale=scale,
+                seed=seed,
+                out=out,
+                gbk_share=gbk_share,
+                console=console,
+                job=Job(client=c),
+            )
     except RhipError as exc:
         raise _fail(exc.detail) from None
     synth_outputs.print_summary(result, console)

@@ -22,10 +22,13 @@ One CSV per unit per table (not per day): real-time uploads are visible in 数�
 from __future__ import annotations
 
 import re
+import shutil
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -33,6 +36,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from rhip.errors import Invalid
+from rhip.lake.cluster import Job
 from rhip.registry import catalogue
 from rhip.synth import calibration, city, defects, residents, tables, usage, vec
 from rhip.synth.defects import DefectRates
@@ -102,11 +106,14 @@ def generate(
     console: Console | None = None,
     defects: DefectRates | None = None,
     institutions: Sequence[str] | None = None,
+    job: Job | None = None,
 ) -> SynthResult:
     """Synthesise a city month: residents, every uploading unit's files and the ground truth.
 
     `institutions` (机构代码) limits the output to those units; each unit's files are the same bytes
-    as in a full run, since every random draw is keyed by seed, unit and table.
+    as in a full run, since every random draw is keyed by seed, unit and table. With a `job` on a Dask
+    cluster the units are generated in groups on its workers and the ground truth is joined in the units'
+    order: the output is byte-for-byte the single process's.
     """
     out = Path(out)
     _check_args(month, scale, out, gbk_share)
@@ -129,13 +136,6 @@ def generate(
         for p in sorted(uploads.rglob("*.csv")):
             p.unlink()
     pq.write_table(pop.table(), out / "residents.parquet")
-    truth = Truth(out / "ground_truth")
-    run = Run(out=out, month=m, seed=seed, rates=rates, truth=truth)
-    factors = _factors(rates)
-    entries: list[FileEntry] = []
-    units: list[UnitResult] = []
-    table_rows: Counter[str] = Counter()
-    defect_counts: Counter[str] = Counter()
     total = sum(p.target.uploads for p in plans)
 
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -143,64 +143,45 @@ def generate(
         *columns, console=console or Console(quiet=True), disable=console is None, transient=False
     ) as progress:
         task = progress.add_task(f"合成 {month}", total=total)
-        for plan in plans:
-            progress.update(task, description=f"合成 {month} · {plan.name}")
-            act = city.activity(
-                plan, pop, m, seed=seed, rates=rates, ghosts=_ghosts(plan.target.discharges, rates)
+        if job is None or job.client is None:
+            truth = Truth(out / "ground_truth")
+            part = _units(
+                plans,
+                run=Run(out=out, month=m, seed=seed, rates=rates, truth=truth),
+                pop=pop,
+                factors=_factors(rates),
+                progress=lambda desc, n: progress.update(
+                    task, description=f"合成 {month} · {desc}", advance=n
+                ),
             )
-            run.act = act
-            unit = tables.Unit(plan, act, pop, m, seed=seed, factors=factors)
-            truth.identity(
-                plan.code,
-                vec.padded(np.arange(1, len(act.p_person) + 1), 10, "P"),
-                act.p_person,
-                vec.take(["", "homophone", "missing_id", "other_phone", "nl_merger"], act.p_variant),
-                True,
+            parts = [part]
+            truth.close()
+        else:
+            groups = _groups(plans, 4 * job.workers)
+            job.progress = lambda done, _total: progress.update(
+                task,
+                description=f"合成 {month} · {done}/{len(groups)} 组（{job.workers} 个进程）",
+                completed=total * done // len(groups),
             )
-            rows_before = sum(e.rows for e in entries)
-            days: set[int] = set()
-            forms: list[str] = []
-            unit_defects: Counter[str] = Counter()
-            for ds in catalogue.datasets():
-                n = unit.size(ds.name)
-                if n == 0:
-                    continue
-                w = TableWriter(run, plan, unit, ds)
-                for lo in range(0, n, tables.CHUNK):
-                    hi = min(n, lo + tables.CHUNK)
-                    rows = unit.rows(ds.name, lo, hi)
-                    tgen = vec.rng(seed, "timing", plan.code, ds.name, lo)
-                    tbl, rt, collected = tables.text_table(ds, unit, rows, tgen)
-                    w.add(tbl, rt, collected, rows.patient, lo)
-                    progress.advance(task, tbl.num_rows)
-                new = w.close()
-                truth.flush()
-                entries.extend(new)
-                table_rows[ds.name] += sum(e.rows for e in new)
-                unit_defects.update(w.counts)
-                if ds.realtime and w.rt_rows:
-                    days |= w.rt_days
-                    forms.append(ds.name)
-            defect_counts.update(unit_defects)
-            units.append(
-                UnitResult(
-                    code=plan.code,
-                    name=plan.name,
-                    kind=plan.target.kind,
-                    encoding=plan.encoding,
-                    rows=sum(e.rows for e in entries) - rows_before,
-                    uploads_target=plan.target.uploads,
-                    visits=len(act.v_time),
-                    visit_revenue_fen=int(act.v_fee.sum()),
-                    discharges=act.n_stays,
-                    inpatient_revenue_fen=int(act.s_fee[: act.n_stays].sum()),
-                    upload_days=sorted(int(d) + 1 for d in days),
-                    forms=forms,
-                    defects=dict(sorted(unit_defects.items())),
-                )
+            shutil.rmtree(out / "ground_truth" / ".parts", ignore_errors=True)  # a stopped run's
+            parts = job.run(
+                _group_task,
+                list(enumerate(groups)),
+                month=month,
+                seed=seed,
+                rates=rates,
+                out=out,
+                n_res=n_res,
             )
+            merge_parts(out / "ground_truth", [_part_dir(out, i) for i in range(len(groups))], parts)
         progress.update(task, description=f"合成 {month} · 完成", completed=total)
-    truth.close()
+    entries = [e for part in parts for e in part.entries]
+    units = [u for part in parts for u in part.units]
+    table_rows: Counter[str] = Counter()
+    defect_counts: Counter[str] = Counter()
+    for part in parts:
+        table_rows.update(part.table_rows)
+        defect_counts.update(part.defects)
 
     write_statistics(out, month, plans)
     usage.write_record_usage(out, month, plans, seed=seed)
@@ -225,6 +206,142 @@ def generate(
     write_manifest(out, result, entries, rates)
     result.seconds = time.perf_counter() - started
     return result
+
+
+@dataclass
+class Part:
+    """What one group of units produced: its files, per-unit results and counts, its truth rows per table."""
+
+    entries: list[FileEntry]
+    units: list[UnitResult]
+    table_rows: Counter[str]
+    defects: Counter[str]
+    truth_tables: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _units(
+    plans: Sequence[city.Plan],
+    *,
+    run: Run,
+    pop: residents.Residents,
+    factors: dict[str, float],
+    progress: Callable[[str, int], None] | None = None,
+) -> Part:
+    """Write the files of these units in order, their truth through `run.truth`."""
+    part = Part(entries=[], units=[], table_rows=Counter(), defects=Counter())
+    m, seed, rates, truth = run.month, run.seed, run.rates, run.truth
+    for plan in plans:
+        if progress:
+            progress(plan.name, 0)
+        act = city.activity(
+            plan, pop, m, seed=seed, rates=rates, ghosts=_ghosts(plan.target.discharges, rates)
+        )
+        run.act = act
+        unit = tables.Unit(plan, act, pop, m, seed=seed, factors=factors)
+        truth.identity(
+            plan.code,
+            vec.padded(np.arange(1, len(act.p_person) + 1), 10, "P"),
+            act.p_person,
+            vec.take(["", "homophone", "missing_id", "other_phone", "nl_merger"], act.p_variant),
+            True,
+        )
+        rows_before = sum(e.rows for e in part.entries)
+        days: set[int] = set()
+        forms: list[str] = []
+        unit_defects: Counter[str] = Counter()
+        for ds in catalogue.datasets():
+            n = unit.size(ds.name)
+            if n == 0:
+                continue
+            w = TableWriter(run, plan, unit, ds)
+            for lo in range(0, n, tables.CHUNK):
+                hi = min(n, lo + tables.CHUNK)
+                rows = unit.rows(ds.name, lo, hi)
+                tgen = vec.rng(seed, "timing", plan.code, ds.name, lo)
+                tbl, rt, collected = tables.text_table(ds, unit, rows, tgen)
+                w.add(tbl, rt, collected, rows.patient, lo)
+                if progress:
+                    progress(plan.name, tbl.num_rows)
+            new = w.close()
+            truth.flush()
+            part.entries.extend(new)
+            part.table_rows[ds.name] += sum(e.rows for e in new)
+            unit_defects.update(w.counts)
+            if ds.realtime and w.rt_rows:
+                days |= w.rt_days
+                forms.append(ds.name)
+        part.defects.update(unit_defects)
+        part.units.append(
+            UnitResult(
+                code=plan.code,
+                name=plan.name,
+                kind=plan.target.kind,
+                encoding=plan.encoding,
+                rows=sum(e.rows for e in part.entries) - rows_before,
+                uploads_target=plan.target.uploads,
+                visits=len(act.v_time),
+                visit_revenue_fen=int(act.v_fee.sum()),
+                discharges=act.n_stays,
+                inpatient_revenue_fen=int(act.s_fee[: act.n_stays].sum()),
+                upload_days=sorted(int(d) + 1 for d in days),
+                forms=forms,
+                defects=dict(sorted(unit_defects.items())),
+            )
+        )
+    return part
+
+
+def _groups(plans: Sequence[city.Plan], n: int) -> list[list[city.Plan]]:
+    """Consecutive groups of units (the output's order), of about equal rows, at most `n`."""
+    total = sum(p.target.uploads for p in plans) or 1
+    groups: list[list[city.Plan]] = [[]]
+    acc = 0
+    for p in plans:
+        if groups[-1] and acc >= total * len(groups) / n:
+            groups.append([])
+        groups[-1].append(p)
+        acc += p.target.uploads
+    return groups
+
+
+def _part_dir(out: Path, i: int) -> Path:
+    return out / "ground_truth" / ".parts" / f"{i:04d}"
+
+
+def _group_task(
+    item: tuple[int, list[city.Plan]], *, month: str, seed: int, rates: DefectRates, out: Path, n_res: int
+) -> Part:
+    """One cluster task: a group of units' files, the truth in a part folder of its own (a retried task
+    starts that folder again, and rewrites the same files with the same bytes)."""
+    i, plans = item
+    m = city.Month.of(month)
+    pop = residents.make(n_res, ref_day=m.start_day, seed=seed)
+    truth = Truth(_part_dir(out, i))
+    part = _units(
+        plans,
+        run=Run(out=out, month=m, seed=seed, rates=rates, truth=truth),
+        pop=pop,
+        factors=_factors(rates),
+    )
+    truth.close(tables_file=False)
+    part.truth_tables = truth.table_rows
+    return part
+
+
+def merge_parts(root: Path, dirs: list[Path], parts: list[Part]) -> None:
+    """The ground truth of a cluster run, joined in the units' order: each part's row groups copied as
+    they are, so the files are the single process's bytes."""
+    for name, schema in (
+        ("defects.parquet", Truth.DEFECT_SCHEMA),
+        ("identities.parquet", Truth.IDENTITY_SCHEMA),
+    ):
+        with pq.ParquetWriter(root / name, schema) as w:
+            for d in dirs:
+                pf = pq.ParquetFile(d / name)
+                for g in range(pf.num_row_groups):
+                    w.write_table(pf.read_row_group(g))
+    Truth.write_tables(root, [r for part in parts for r in part.truth_tables])
+    shutil.rmtree(root / ".parts")
 
 
 # ------------------------------------------------------------------ presentation

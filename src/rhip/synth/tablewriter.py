@@ -122,19 +122,25 @@ class Truth:
             )
         )
 
-    def close(self) -> None:
-        """Finish the Parquet files and write the per-table counts."""
+    def close(self, *, tables_file: bool = True) -> None:
+        """Finish the Parquet files and write the per-table counts (a cluster task's part: not)."""
         self.flush()
         self.defects.close()
         self.identities.close()
+        if tables_file:
+            self.write_tables(self.root, self.table_rows)
+
+    @staticmethod
+    def write_tables(root: Path, table_rows: list[dict[str, Any]]) -> None:
+        """tables.parquet: per unit and table, rows, valid, duplicates, versions and defects."""
         rules = list(defects.ALL_RULES)
         cols: dict[str, list[Any]] = {
             k: [] for k in ["org_code", "table", "files", "rows", "valid", "realtime_rows", *rules]
         }
-        for r in self.table_rows:
+        for r in table_rows:
             for k in cols:
                 cols[k].append(r.get(k, 0))
-        pq.write_table(pa.table(cols), self.root / "tables.parquet")
+        pq.write_table(pa.table(cols), root / "tables.parquet")
 
 
 class TableWriter:
