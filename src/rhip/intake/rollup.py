@@ -24,6 +24,7 @@ from typing import Any
 import polars as pl
 from sqlalchemy.orm import Session
 
+from rhip.db import bulk
 from rhip.db.engine import dialect_insert
 from rhip.intake.models import IntakeActivity, IntakeRealtimeDays
 from rhip.intake.store import OP_NEW, OP_REVOKE
@@ -220,23 +221,6 @@ def _first_month(alias: str) -> str:
     )
 
 
-def _fill(conn: Any, table: str, cols: str, rows: pl.DataFrame) -> None:
-    """Rows into a temporary table: COPY on PostgreSQL, one driver-level executemany on SQLite."""
-    raw = conn.connection.dbapi_connection
-    assert raw is not None
-    if conn.dialect.name == "postgresql":
-        with raw.cursor() as cur, cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
-            for r in rows.iter_rows():
-                copy.write_row(r)
-        return
-    marks = ", ".join("?" for _ in cols.split(","))
-    cur = raw.cursor()
-    try:
-        cur.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", rows.iter_rows())
-    finally:
-        cur.close()
-
-
 def _apply_people(session: Session, deltas: pl.DataFrame) -> None:
     """Per person touched: current records per month updated, and the counts of persons by first month
     moved wherever a person's first month changed (appeared, moved, or went away)."""
@@ -255,7 +239,7 @@ def _apply_people(session: Session, deltas: pl.DataFrame) -> None:
     rows = deltas.select("table_name", "org_code", "person", "month", pl.col("n").cast(pl.Int64)).sort(
         "table_name", "org_code", "person", "month"
     )
-    _fill(conn, _TEMP, f"{_KEY}, month, n", rows)
+    bulk.fill(conn, _TEMP, [*_KEY.split(", "), "month", "n"], rows.iter_rows())
     # a person whose changes only add dated records keeps or moves back their first month: the least of
     # the old one and the months added; only persons losing a record need their months searched again
     conn.exec_driver_sql(

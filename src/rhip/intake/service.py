@@ -27,6 +27,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from rhip import clock
+from rhip.db import bulk
 from rhip.db.engine import Database
 from rhip.errors import Forbidden, NotFound, RhipError
 from rhip.identity import service as identity
@@ -146,7 +147,7 @@ PROBLEM_COLUMNS = (
 
 
 def _insert_problems(session: Session, probs: pl.DataFrame) -> None:
-    """Bulk-insert a problem list: COPY on PostgreSQL, one driver-level executemany elsewhere.
+    """Bulk-insert a problem list (rhip.db.bulk: COPY on PostgreSQL, one driver-level executemany elsewhere).
 
     The ORM/Core path builds a dict per row and was the largest SQL cost of a batch with many rejections.
     """
@@ -157,23 +158,7 @@ def _insert_problems(session: Session, probs: pl.DataFrame) -> None:
         pl.col("row").cast(pl.Int64),
         *[pl.col(c).cast(pl.String) for c in ("business_key", "rule", "field", "value", "message")],
     ).with_columns(pl.col("business_key", "value").str.slice(0, 255))
-    conn = session.connection()
-    cols = ", ".join(f'"{c}"' for c in PROBLEM_COLUMNS)
-    raw = conn.connection.dbapi_connection
-    assert raw is not None
-    if conn.dialect.name == "postgresql":
-        with raw.cursor() as cur, cur.copy(f"COPY intake_problems ({cols}) FROM STDIN") as copy:  # type: ignore[attr-defined]
-            for row in frame.iter_rows():
-                copy.write_row(row)
-        return
-    marks = ", ".join("?" for _ in PROBLEM_COLUMNS)
-    cur = raw.cursor()
-    try:
-        # rows streamed to the driver, not listed first: half a million tuples alive at once set off
-        # repeated full garbage collections (a third of the insert's time)
-        cur.executemany(f"INSERT INTO intake_problems ({cols}) VALUES ({marks})", frame.iter_rows())  # type: ignore[arg-type]
-    finally:
-        cur.close()
+    bulk.fill(session.connection(), "intake_problems", PROBLEM_COLUMNS, frame.iter_rows())
 
 
 def _add_daily(session: Session, *, institution_code: str, daily: pl.DataFrame) -> None:

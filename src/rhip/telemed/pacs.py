@@ -5,9 +5,12 @@ small REST client rhip needs: store, the change feed, studies, series, previews.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import logging
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -154,6 +157,16 @@ class Pacs:
         self._http.delete(f"/studies/{orthanc_id}")
 
 
+def _die_with_parent() -> None:
+    """In the child before exec (Linux): SIGTERM when the rhip process that started Orthanc ends, however
+    it ends (a killed `rhip serve` or test run left its Orthanc running, holding ports and files)."""
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: stop() is the only way it ends
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+PR_SET_PDEATHSIG = 1
+
+
 @dataclass
 class Orthanc:
     """An Orthanc process rhip runs: configuration and storage in `root`, its own ports."""
@@ -202,7 +215,11 @@ class Orthanc:
         config.write_text(json.dumps(self.configuration(), ensure_ascii=False, indent=2), encoding="utf-8")
         log = (self.root / "orthanc.log").open("ab")
         self.process = subprocess.Popen(
-            [ORTHANC_BIN, str(config)], stdout=log, stderr=subprocess.STDOUT, cwd=self.root
+            [ORTHANC_BIN, str(config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.root,
+            preexec_fn=_die_with_parent,  # only a prctl call in the child
         )
         client = Pacs(self.url)
         deadline = time.monotonic() + timeout
