@@ -5,7 +5,6 @@ small REST client rhip needs: store, the change feed, studies, series, previews.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import json
 import logging
@@ -157,14 +156,25 @@ class Pacs:
         self._http.delete(f"/studies/{orthanc_id}")
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def _load_prctl() -> Any:
+    """libc's prctl, looked up once in the parent (never in the forked child, where dlopen may deadlock)."""
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux: stop() is the only way Orthanc ends
+        return None
+
+
+_PRCTL = _load_prctl()
+
+
 def _die_with_parent() -> None:
     """In the child before exec (Linux): SIGTERM when the rhip process that started Orthanc ends, however
     it ends (a killed `rhip serve` or test run left its Orthanc running, holding ports and files)."""
-    with contextlib.suppress(OSError, AttributeError):  # not Linux: stop() is the only way it ends
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-PR_SET_PDEATHSIG = 1
+    if _PRCTL is not None:
+        _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass
