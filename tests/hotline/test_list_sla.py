@@ -19,6 +19,7 @@ from rhip.hotline.models import WorkOrder, WorkOrderEvent
 from rhip.hotline.order_list import count_capped
 from rhip.registry.idnumber import make_id
 from rhip.security.models import AuditEvent
+from tests.factories import id_sequence
 from tests.hotline.conftest import AGENT, staff
 
 Auth = Callable[..., dict[str, str]]
@@ -162,7 +163,7 @@ def _audits(
 def test_id_number_masked_for_every_reader_and_every_read_audited(
     session: Session, client: TestClient, auth: Auth
 ) -> None:
-    number = make_id("320106", date(1980, 1, 1), uuid.uuid4().int % 1000)
+    number = make_id("320106", date(1980, 1, 1), id_sequence())
     [oid] = _orders(
         session,
         1,

@@ -18,6 +18,7 @@ from rhip.identity import service as identity
 from rhip.registry.idnumber import make_id
 from rhip.security.roles import Role
 from rhip.security.service import Principal
+from tests.factories import id_sequence
 from tests.hotline.conftest import AGENT, MANAGER, staff
 
 HOSPITAL = "H020"
@@ -233,7 +234,7 @@ def test_caller_giving_an_id_number_is_linked_by_the_empi(session: Session) -> N
     with session.begin(), pytest.raises(Invalid):
         svc.log_call(session, actor=AGENT, category="consult", caller="13800000000", id_number="123")
     with clock.frozen(datetime(2025, 3, 3, 9, tzinfo=SHANGHAI)), session.begin():
-        good = make_id("320102", datetime(1980, 5, 1).date(), uuid.uuid4().int % 1000)
+        good = make_id("320102", datetime(1980, 5, 1).date(), id_sequence())
         agent = Principal("a", Role.agent)
         c = svc.log_call(session, actor=agent, category="consult", caller="13912340000", id_number=good)
         assert c.id_number == good and c.person_id

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from rhip.identity import service as svc
 from rhip.registry.idnumber import make_id
+from tests.factories import id_sequence
 
 FHIR = "/fhir/r4"
 ID_SYSTEM = "urn:oid:2.16.156.10011.1.3"
@@ -21,7 +22,7 @@ Auth = Callable[..., dict[str, str]]
 def _person(session: Session) -> tuple[svc.LinkResult, svc.LinkResult, str, str]:
     inst = "F" + uuid.uuid4().hex[:8].upper()
     born = date(1984, 11, 23)
-    pid = make_id("320115", born, uuid.uuid4().int % 500 * 2)  # even: a woman; new each call
+    pid = make_id("320115", born, id_sequence("2"))  # even: a woman; new each call
     with session.begin():
         a = svc.link_record(
             session,

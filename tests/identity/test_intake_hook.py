@@ -11,6 +11,7 @@ from rhip.fhir import samples
 from rhip.identity import service as svc
 from rhip.identity.models import PatientRecord
 from rhip.registry.idnumber import make_id
+from tests.factories import id_sequence
 
 
 def test_fhir_patient_through_intake_is_linked(client, auth, session) -> None:  # type: ignore[no-untyped-def]
@@ -18,7 +19,7 @@ def test_fhir_patient_through_intake_is_linked(client, auth, session) -> None:  
 
     inst = data.institutions()[2].code
     local = "FHIR-" + uuid.uuid4().hex[:10]
-    number = make_id("320102", date(1949, 12, 31), uuid.uuid4().int % 500 * 2 + 1)
+    number = make_id("320102", date(1949, 12, 31), id_sequence("1"))
     patient = samples.patient(local)
     patient["identifier"][0]["value"] = number
     b = samples.bundle("transaction", [patient])

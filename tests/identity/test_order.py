@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from rhip.identity import service as svc
 from rhip.registry.idnumber import make_id
+from tests.factories import id_sequence
 
 BANDS = svc.Bands(auto=0.995, review=0.5)
 
@@ -24,7 +25,7 @@ def _records() -> list[dict[str, object]]:
         ("欧阳娜", date(1966, 7, 21), "2", "13951110003", "320113", "欧阳拉"),
     ]
     for k, (name, born, sex, phone, district, variant) in enumerate(people):
-        seq = uuid.uuid4().int % 500 * 2 + (sex == "1")
+        seq = id_sequence(sex)
         number = make_id(district, born, seq)
         base = {"name": name, "birth_date": born, "sex": sex, "phone": phone, "district": district}
         out += [

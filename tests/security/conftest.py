@@ -21,6 +21,7 @@ from rhip.identity.models import PatientRecord
 from rhip.registry.idnumber import make_id
 from tests.booking.conftest import TERTIARY, frozen, new_person  # noqa: F401
 from tests.booking.test_api import publish
+from tests.factories import id_sequence
 from tests.intake.conftest import inst, inst2, patient_csv, unique  # noqa: F401
 
 Auth = Callable[..., dict[str, str]]
@@ -55,7 +56,7 @@ class World:
         self.appointment = b.json()["id"]
 
         local, born = "T" + uuid.uuid4().hex[:8].upper(), date(1972, 4, 5)
-        self.id_number = make_id("320106", born, uuid.uuid4().int % 500 * 2 + 1)
+        self.id_number = make_id("320106", born, id_sequence("1"))
         with session.begin():
             self.person = idsvc.link_record(
                 session,
