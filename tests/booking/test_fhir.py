@@ -112,17 +112,19 @@ def test_bulk_publish_manifest_and_ndjson(
 
     sched = publish(client, auth, day="2025-03-06", hospital_code="H029")
     fhir_api._FEED.clear()
-    manifest = httpx.get(f"{live}/fhir/r4/$bulk-publish").json()
+    # the shared test database holds every earlier test's slots by now: the feed is built whole on the first
+    # request, which took over httpx's default 5 s once under a loaded CI run
+    manifest = httpx.get(f"{live}/fhir/r4/$bulk-publish", timeout=60).json()
     assert [o["type"] for o in manifest["output"]] == ["Location", "Schedule", "Slot"]
     assert manifest["transactionTime"].startswith("2025-03-03T09:00:00")
     # links are built on the configured base URL (RHIP_FHIR_BASE_URL), not on the request's Host header
     base = settings.fhir_base_url
     assert all(o["url"].startswith(base + "/$bulk-publish/") for o in manifest["output"])
     here = {o["type"]: o["url"].replace(base, f"{live}/fhir/r4") for o in manifest["output"]}
-    lines = [json.loads(x) for x in httpx.get(here["Slot"]).text.splitlines()]
+    lines = [json.loads(x) for x in httpx.get(here["Slot"], timeout=60).text.splitlines()]
     assert {s["id"] for s in lines} >= {str(x["id"]) for x in sched["slots"]}
     assert all(s["status"] == "free" for s in lines)
-    locations = httpx.get(here["Location"]).text
+    locations = httpx.get(here["Location"], timeout=60).text
     assert "南京市胸科医院" in locations
 
 
