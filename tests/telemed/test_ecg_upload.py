@@ -44,6 +44,7 @@ def cart_ecg(
     groups: bool = True,
     codes: dict[str, str] = SCPECG,
     institution: str = "江宁区东山社区卫生服务中心",
+    modality: str = "ECG",
 ) -> tuple[bytes, np.ndarray]:
     """A cart's General ECG object written with pydicom alone: a 1.2 s MEDIAN group before the RHYTHM group,
     eight recorded leads coded in SCP-ECG, 5 µV a count in the stated unit. (file, rhythm signal in mV)"""
@@ -60,7 +61,7 @@ def cart_ecg(
     ds.SpecificCharacterSet = "ISO_IR 192"
     ds.PatientID, ds.PatientName, ds.PatientSex, ds.PatientBirthDate = patient_id, "张三", sex, "19800101"
     ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
-    ds.Modality, ds.InstitutionName, ds.Manufacturer = "ECG", institution, "Cart"
+    ds.Modality, ds.InstitutionName, ds.Manufacturer = modality, institution, "Cart"
     ds.StudyDate, ds.StudyTime = "20220810", "093000"
 
     def group(label: str, values: np.ndarray) -> Dataset:
@@ -244,6 +245,7 @@ REFUSALS: list[tuple[str, Callable[[], bytes], int, str]] = [
         422,
         "not-ecg-waveform",
     ),
+    ("not an ECG modality", lambda: cart_ecg(modality="OT")[0], 422, "bad-waveform"),
     ("no waveform", _no_leads, 422, "no-leads"),
     (
         "channels naming no lead",

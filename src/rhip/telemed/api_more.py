@@ -156,7 +156,8 @@ async def _body(request: HttpRequest, limit: int) -> bytes:
     declared = request.headers.get("content-length", "")
     if declared.isdigit():
         ecg_upload.check_size(int(declared), limit)
-    chunks, size = [], 0
+    chunks: list[bytes] = []
+    size = 0
     async for chunk in request.stream():
         size += len(chunk)
         ecg_upload.check_size(size, limit)

@@ -211,6 +211,10 @@ def _read(ds: Dataset, sop: str) -> Waveform:
             f"该 DICOM 对象不是心电波形（SOP 类 {sop or '缺失'}，{name}）：心电中心只接收 {kinds}",
             "not-ecg-waveform",
         )
+    if str(ds.get("Modality", "") or "").upper() != "ECG":  # Type 1 in every ECG IOD; the feed keys on it
+        raise _bad(
+            f"心电波形对象的检查类型（Modality）应为 ECG，而不是“{ds.get('Modality', '')}”", "bad-waveform"
+        )
     groups = list(ds.get("WaveformSequence") or [])
     if not groups:
         raise _bad("心电波形对象中没有波形数据（WaveformSequence 为空），没有导联", "no-leads")
