@@ -195,6 +195,8 @@ def read(data: bytes) -> Waveform:
         sop = str(ds.get("SOPClassUID", "") or "")
     except PARSE_ERRORS as exc:
         raise _bad(f"上传的文件不是 DICOM 文件：{exc}", "not-dicom") from None
+    if not sop:  # a preamble and "DICM" with nothing a DICOM object must have
+        raise _bad("上传的文件不是 DICOM 对象：没有 SOP 类（SOPClassUID）", "not-dicom")
     try:
         return _read(ds, sop)
     except PARSE_ERRORS as exc:  # pydicom parses an element when it is first read: a broken one fails here
@@ -206,9 +208,8 @@ def _read(ds: Dataset, sop: str) -> Waveform:
     accepted = rules["sop_classes"]
     if sop not in accepted:
         kinds = "、".join(f"{v['label']}（{k}）" for k, v in accepted.items())
-        name = UID(sop).name if sop else "无 SOP 类"
         raise _bad(
-            f"该 DICOM 对象不是心电波形（SOP 类 {sop or '缺失'}，{name}）：心电中心只接收 {kinds}",
+            f"该 DICOM 对象不是心电波形（SOP 类 {sop}，{UID(sop).name}）：心电中心只接收 {kinds}",
             "not-ecg-waveform",
         )
     if str(ds.get("Modality", "") or "").upper() != "ECG":  # Type 1 in every ECG IOD; the feed keys on it
