@@ -343,24 +343,20 @@ def main() -> int:
     result["loadavg"] = load
     if "dicom_intake" in result:
         di = result["dicom_intake"]
-        print(
-            f"DICOM intake ({args.backend}, {args.clients} clients, studies of 4 images): "
-            + ", ".join(f"{k} {v}/s" for k, v in di["studies_per_s"].items())
-        )
-        print(
-            f"  rhip / direct C-STORE = {di['ratio_rhip_to_cstore']:.2f} (target ≥ 0.80, the issue's peer); "
-            f"rhip / direct STOW-RS = {di['ratio_rhip_to_best_direct']:.2f}"
+        report(
+            f"DICOM intake ({args.backend}, {args.clients} clients, studies of 4 images)",
+            di["studies_per_s"],
+            f"rhip / direct C-STORE = {di['ratio_rhip_to_cstore']:.2f} (target ≥ 0.80, the issue's peer); "
+            f"rhip / direct STOW-RS = {di['ratio_rhip_to_best_direct']:.2f}",
         )
         ok = ok and di["ratio_rhip_to_cstore"] >= 0.8
     if "ecg_dicom" in result:
         ed = result["ecg_dicom"]
-        print(
-            f"DICOM ECG upload ({args.backend}, {args.clients} clients, General ECG of 8 leads × 10 s): "
-            + ", ".join(f"{k} {v}/s" for k, v in ed["ecgs_per_s"].items())
-        )
-        print(
-            f"  rhip / straight to Orthanc = {ed['ratio_rhip_to_direct']:.2f} (peer; no target in the issue: "
-            "rhip parses the waveform, checks leads, rate, units and patient, stores it and records the attachment)"
+        report(
+            f"DICOM ECG upload ({args.backend}, {args.clients} clients, General ECG of 8 leads × 10 s)",
+            ed["ecgs_per_s"],
+            f"rhip / straight to Orthanc = {ed['ratio_rhip_to_direct']:.2f} (peer; no target in the issue: rhip "
+            "parses the waveform, checks leads, rate, units and patient, stores it and records the attachment)",
         )
     if "worklist" in result:
         wl = result["worklist"]
@@ -385,6 +381,12 @@ def main() -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"telemed_{args.backend}.json").write_text(json.dumps(result, ensure_ascii=False, indent=2))
     return 0 if ok else 1
+
+
+def report(title: str, per_s: dict[str, float], ratio: str) -> None:
+    """Print a throughput figure per path and the ratio line under it."""
+    print(f"{title}: " + ", ".join(f"{k} {v}/s" for k, v in per_s.items()))
+    print(f"  {ratio}")
 
 
 def ecg_rounds(
