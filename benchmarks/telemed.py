@@ -10,7 +10,11 @@ expert's worklist with 100,000 open tasks, both through HTTP against a real serv
      records the study and its reading task in its database before answering).
    The issue names the peer "storescu/pynetdicom straight to Orthanc": the target is checked against direct
    C-STORE; the ratio to direct STOW-RS (the same protocol as rhip's path, Orthanc's C++ alone) is printed too.
-2. Worklist (target: p99 < 100 ms). 100,000 open ECG tasks; wrk GETs the hub's first page
+2. DICOM ECG upload (a peer, no target in the issue): a cart's General ECG object (8 leads, 10 s at 500 Hz)
+   POSTed as application/dicom to /api/v1/telemed/requests/{id}/ecg (rhip parses the waveform, checks SOP
+   class, leads, rate, units and patient against the request, stores it in Orthanc unchanged and records the
+   attachment) against the same kind of file POSTed straight to Orthanc's /instances, alternating rounds.
+3. Worklist (target: p99 < 100 ms). 100,000 open ECG tasks; wrk GETs the hub's first page
    (/api/v1/telemed/centres/ecg/worklist?limit=50) for a few seconds; p99 from wrk's latency distribution.
    Its floor on the same stack, in alternating rounds of the same length: GET /api/v1/auth/me (a trivial
    authenticated route: token check, one session). The ratio worklist / floor is what a loaded machine can
@@ -22,6 +26,7 @@ run as its peer. Writes benchmarks/results/telemed.json.
     .venv/bin/python benchmarks/telemed.py                 # SQLite
     .venv/bin/python benchmarks/telemed.py --backend postgres
     .venv/bin/python benchmarks/telemed.py --only worklist --rounds 3 --seconds 5
+    .venv/bin/python benchmarks/telemed.py --only ecg --tasks 1000
 """
 
 # ruff: noqa: E501
@@ -205,7 +210,8 @@ def main() -> int:
     ap.add_argument("--tasks", type=int, default=100_000)
     ap.add_argument("--seconds", type=int, default=8)
     ap.add_argument("--connections", type=int, default=4, help="wrk connections for the worklist")
-    ap.add_argument("--only", choices=["all", "dicom", "worklist"], default="all")
+    ap.add_argument("--ecgs", type=int, default=40, help="DICOM ECGs per round and path")
+    ap.add_argument("--only", choices=["all", "dicom", "ecg", "worklist"], default="all")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="rhip-bench-telemed-"))
     if args.backend == "postgres":
@@ -321,6 +327,8 @@ def main() -> int:
                 "ratio_rhip_to_cstore": round(med["rhip_stow"] / med["direct_cstore"], 3),
                 "target": 0.8,
             }  # fmt: skip
+        if args.only in ("all", "ecg"):
+            result["ecg_dicom"] = ecg_rounds(port, server.url, uploader, args, url)
         if args.only in ("all", "worklist"):
             result["worklist"] = worklist_rounds(port, hub, args, fill_s)
     finally:
@@ -335,15 +343,21 @@ def main() -> int:
     result["loadavg"] = load
     if "dicom_intake" in result:
         di = result["dicom_intake"]
-        print(
-            f"DICOM intake ({args.backend}, {args.clients} clients, studies of 4 images): "
-            + ", ".join(f"{k} {v}/s" for k, v in di["studies_per_s"].items())
-        )
-        print(
-            f"  rhip / direct C-STORE = {di['ratio_rhip_to_cstore']:.2f} (target ≥ 0.80, the issue's peer); "
-            f"rhip / direct STOW-RS = {di['ratio_rhip_to_best_direct']:.2f}"
+        report(
+            f"DICOM intake ({args.backend}, {args.clients} clients, studies of 4 images)",
+            di["studies_per_s"],
+            f"rhip / direct C-STORE = {di['ratio_rhip_to_cstore']:.2f} (target ≥ 0.80, the issue's peer); "
+            f"rhip / direct STOW-RS = {di['ratio_rhip_to_best_direct']:.2f}",
         )
         ok = ok and di["ratio_rhip_to_cstore"] >= 0.8
+    if "ecg_dicom" in result:
+        ed = result["ecg_dicom"]
+        report(
+            f"DICOM ECG upload ({args.backend}, {args.clients} clients, General ECG of 8 leads × 10 s)",
+            ed["ecgs_per_s"],
+            f"rhip / straight to Orthanc = {ed['ratio_rhip_to_direct']:.2f} (peer; no target in the issue: rhip "
+            "parses the waveform, checks leads, rate, units and patient, stores it and records the attachment)",
+        )
     if "worklist" in result:
         wl = result["worklist"]
         print(
@@ -367,6 +381,71 @@ def main() -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"telemed_{args.backend}.json").write_text(json.dumps(result, ensure_ascii=False, indent=2))
     return 0 if ok else 1
+
+
+def report(title: str, per_s: dict[str, float], ratio: str) -> None:
+    """Print a throughput figure per path and the ratio line under it."""
+    print(f"{title}: " + ", ".join(f"{k} {v}/s" for k, v in per_s.items()))
+    print(f"  {ratio}")
+
+
+def ecg_rounds(
+    port: int, orthanc_url: str, token: str, args: argparse.Namespace, db_url: str
+) -> dict[str, Any]:
+    """DICOM ECGs as a cart sends them: POST /api/v1/telemed/requests/{id}/ecg (application/dicom) against
+    POST /instances straight to Orthanc, fresh instances, alternating rounds."""
+    from rhip.telemed import ecg, ecg_dicom
+
+    need = args.ecgs * args.rounds + 1
+    with create_engine(db_url).connect() as c:
+        ids = [
+            int(r[0])
+            for r in c.execute(
+                text("SELECT id FROM telemed_requests WHERE status = 'requested' ORDER BY id LIMIT :n"),
+                {"n": need},
+            )
+        ]
+    signal = ecg.synth_signal(seed=1)
+    eight = [i for i, lead in enumerate(ecg.LEADS) if lead not in ecg_dicom.DERIVABLE]
+
+    def cart() -> bytes:
+        ds = ecg_dicom.to_dicom(
+            signal[:, eight], 500, [ecg.LEADS[i] for i in eight], patient_id="320102198001011238",
+            patient_name="测试", institution="江宁区东山社区卫生服务中心", at=datetime.now(UTC),
+            sop_class=ecg_dicom.GENERAL_ECG,
+        )  # fmt: skip
+        return ecg_dicom.to_bytes(ds)
+
+    rhip_http, orth_http = httpx.Client(timeout=60), httpx.Client(timeout=60)
+    auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/dicom"}
+
+    def via_rhip(item: tuple[int, bytes]) -> None:
+        r = rhip_http.post(
+            f"http://127.0.0.1:{port}/api/v1/telemed/requests/{item[0]}/ecg", content=item[1], headers=auth
+        )
+        assert r.status_code == 201, r.text
+
+    def direct(item: tuple[int, bytes]) -> None:
+        r = orth_http.post(
+            f"{orthanc_url}/instances", content=item[1], headers={"Content-Type": "application/dicom"}
+        )
+        assert r.status_code == 200, r.text
+
+    queue = iter(ids)
+    via_rhip((next(queue), cart()))  # warm-up
+    paths = {"direct_orthanc": direct, "rhip": via_rhip}
+    per_round: dict[str, list[float]] = {k: [] for k in paths}
+    for _ in range(args.rounds):
+        for name, fn in paths.items():
+            batch = [(next(queue) if name == "rhip" else 0, cart()) for _ in range(args.ecgs)]
+            per_round[name].append(args.ecgs / run_threads(batch, args.clients, fn))
+    med = {k: statistics.median(v) for k, v in per_round.items()}
+    return {
+        "ecgs_per_round": args.ecgs, "rounds": args.rounds, "bytes_per_ecg": len(cart()),
+        "ecgs_per_s": {k: round(v, 1) for k, v in med.items()},
+        "rounds_ecgs_per_s": {k: [round(x, 1) for x in v] for k, v in per_round.items()},
+        "ratio_rhip_to_direct": round(med["rhip"] / med["direct_orthanc"], 3),
+    }  # fmt: skip
 
 
 def worklist_rounds(port: int, hub: str, args: argparse.Namespace, fill_s: float) -> dict[str, Any]:

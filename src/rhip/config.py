@@ -41,6 +41,9 @@ class Settings(BaseSettings):
         default=32 * 1024**2, ge=1, description="Largest accepted FHIR bundle or resource body (32 MiB)"
     )
     max_fhir_entries: int = Field(default=20_000, ge=1, description="Most entries in one FHIR bundle")
+    ecg_max_bytes: int = Field(
+        default=8 * 1024**2, ge=1, description="Largest accepted ECG upload (a WFDB record or a DICOM file)"
+    )
     secure_cookies: bool = Field(
         default=False, description="Served over HTTPS: Secure cookies and HSTS (set it behind TLS)"
     )

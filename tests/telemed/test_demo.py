@@ -40,6 +40,10 @@ def test_demo_step_sends_studies_through_orthanc(tmp_path: Path) -> None:
         # and kept in Orthanc as DICOM 12-lead ECG objects (while the demo's Orthanc ran)
         ecgs = s.scalars(select(Attachment).where(Attachment.kind == "ecg")).all()
         assert all((a.meta or {}).get("dicom", {}).get("orthanc_id") for a in ecgs)
+        # a share arrived from the carts as DICOM waveforms (8 leads recorded, 4 derived), the rest as WFDB
+        carts = [a for a in ecgs if a.content_type == "application/dicom"]
+        assert len(carts) == 3 and all(a.meta["derived"] == ["III", "aVR", "aVL", "aVF"] for a in carts)
+        assert "3 份由心电图机以 DICOM 波形上传" in rows[0][1]
         paras = stats.paragraphs(stats.month_figures(s, month="2025-03"))
     assert "3 月份共采集影像报告 228 份，图像量 57079 份" in paras[3]
     # a second run of the step adds nothing

@@ -60,9 +60,10 @@ def test_what_is_not_a_twelve_lead_ecg_is_refused(tmp_path: Path) -> None:
     )[0]
     with pytest.raises(Invalid) as err:
         ecg_dicom.from_dicom(imaging.to_bytes(ct))
-    assert err.value.code == "bad-ecg" and "12 导联" in err.value.detail
-    with pytest.raises(Invalid):
+    assert err.value.code == "not-ecg-waveform" and "12 导联" in err.value.detail
+    with pytest.raises(Invalid) as err:
         ecg_dicom.from_dicom(b"DICM" * 40)
+    assert err.value.code == "not-dicom"
 
 
 def test_uploaded_ecg_is_archived_as_dicom_and_drawn_from_it(

@@ -111,11 +111,19 @@ MASK_OF = {Kind.id_number: mask_id, Kind.phone: mask_phone, Kind.name: mask_name
 #  care:    appointments, patients and receipts (REST, FHIR, pages): the clinician and the hotline agent
 #           call the patient by name; nobody but the person sees the whole ID number, phone or address
 #  linkage: the EMPI (identity): its stewards decide merges from names and numbers side by side
+#  telemed: a telemedicine request (REST, FHIR, pages) read by its care team, the clinicians of the
+#           requesting and the performing institution (telemed's access rule refuses every other
+#           clinician first): they see the patient as the request names them, ID number included, to
+#           match the person examined; the information centre's staff see requests masked
 WHOLE: dict[str, Mapping[Role, frozenset[Kind]]] = {
     "care": {
         Role.doctor: frozenset({Kind.name}),
         Role.family_doctor: frozenset({Kind.name}),
         Role.agent: frozenset({Kind.name}),
+    },
+    "telemed": {
+        Role.doctor: frozenset({Kind.name, Kind.id_number}),
+        Role.family_doctor: frozenset({Kind.name, Kind.id_number}),
     },
     "linkage": {Role.manager: EVERY_KIND, Role.auditor: EVERY_KIND, Role.admin: EVERY_KIND},
 }
@@ -147,7 +155,7 @@ _FHIR_PEOPLE = frozenset({"Patient", "Person", "RelatedPerson"})
 
 
 class Masker:
-    """How one caller sees personal values, in one view ("care" or "linkage")."""
+    """How one caller sees personal values, in one view ("care", "linkage" or "telemed")."""
 
     __slots__ = ("role", "subject", "whole")
 

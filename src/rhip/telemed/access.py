@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from rhip.errors import Forbidden, Invalid
 from rhip.security import service as security
+from rhip.security.masking import Kind, Masker
 from rhip.security.roles import Role
 from rhip.security.service import Principal
 from rhip.telemed.models import (
@@ -20,18 +21,16 @@ from rhip.telemed.models import (
 from rhip.telemed.tasks import amend_report, check_worker, get_request, may_see, report, transition
 
 
-def mask_name(name: str | None) -> str | None:
-    """A name with all but its first character hidden."""
-    if not name:
-        return name
-    return name[0] + "*" * (len(name) - 1)
+def patient_view(who: Principal) -> Masker:
+    """How this caller sees a request's patient: security.masking's "telemed" view."""
+    return Masker(who, "telemed")
 
 
-def mask_id(number: str | None) -> str | None:
-    """An ID number with its birth date and sequence hidden."""
-    if not number:
-        return number
-    return number[:6] + "*" * 8 + number[-4:]
+def sees_patient(who: Principal) -> bool:
+    """Whether this caller sees a request's patient whole (name and ID number) once let in: the care
+    team's clinicians do, the information centre's staff see them masked (security.masking)."""
+    view = patient_view(who)
+    return view.shows(Kind.name) and view.shows(Kind.id_number)
 
 
 # ------------------------------------------------------------------ acting as a caller (API and pages)
@@ -87,11 +86,11 @@ def visible_request(session: Session, *, request_id: int, who: Principal) -> tup
     """The request if the caller may see it and whether in full (care team, audited) or masked (staff)."""
     req = get_request(session, request_id=request_id)
     if who.role in STAFF_ROLES:
-        return req, False
+        return req, sees_patient(who)
     if not may_see(who.institution_code, req):
         raise Forbidden("只有申请方和承担方的医生可以查看此申请", code="not-care-team")
     audit_read(session, who=who, action="telemed.request.read", target=f"ServiceRequest/{req.id}")
-    return req, True
+    return req, sees_patient(who)
 
 
 def act(

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 
 from rhip import clock
 from rhip.errors import Forbidden, Invalid
-from rhip.security import service as security
+from rhip.security import masking, service as security
 from rhip.security.deps import SessionDep, public, require
 from rhip.security.roles import Role
 from rhip.security.service import Principal
@@ -70,8 +70,8 @@ def request_dict(
     """A request (ORM object or row) as the caller may see it: patient fields masked outside the care team."""
     out = {k: getattr(req, k) for k in PLAIN}
     out.update(
-        patient_id_number=req.patient_id_number if full else svc.mask_id(req.patient_id_number),
-        patient_name=req.patient_name if full else svc.mask_name(req.patient_name),
+        patient_id_number=req.patient_id_number if full else masking.mask_id(req.patient_id_number),
+        patient_name=req.patient_name if full else masking.mask_name(req.patient_name),
         patient_birth_date=req.patient_birth_date if full else None,
         person_id=req.person_id if full else None,
         reason=req.reason if full else None,
@@ -222,7 +222,8 @@ def list_requests(
             offset=offset,
         )
         if who.role in STAFF:
-            return [request_read(r, full=False) for r in svc.search_requests(session, **common)]  # type: ignore[arg-type]
+            full = svc.sees_patient(who)
+            return [request_read(r, full=full) for r in svc.search_requests(session, **common)]  # type: ignore[arg-type]
         if not who.institution_code:
             return []
         mine = svc.search_requests(session, requester_code=who.institution_code, **common)  # type: ignore[arg-type]

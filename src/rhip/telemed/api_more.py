@@ -1,5 +1,5 @@
 # ruff: noqa: E501
-"""More telemedicine routes under /api/v1/telemed: ECG records (WFDB) and pathology slides attached to
+"""More telemedicine routes under /api/v1/telemed: ECGs (WFDB records, DICOM waveforms) and pathology slides attached to
 requests, lab specimens (barcodes and scans), the centres' members and events (meetings, lectures)."""
 
 from __future__ import annotations
@@ -12,18 +12,22 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Request as HttpRequest, UploadFile
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
-from rhip.errors import Forbidden, Invalid, NotFound
+from rhip.errors import Forbidden, Invalid, NotFound, TooLarge, UnsupportedMedia
 from rhip.security.deps import SessionDep, public, require
 from rhip.security.roles import Role
 from rhip.security.service import Principal
-from rhip.telemed import ecg, ecg_dicom, pacs as pacs_mod, service as svc, specimens
+from rhip.telemed import ecg, ecg_dicom, ecg_upload, pacs as pacs_mod, service as svc, specimens
+from rhip.telemed.api_imaging import split_multipart
 from rhip.telemed.models import Attachment, Request
 
 router = APIRouter()
 log = logging.getLogger(__name__)
 SessionDep = SessionDep
 Clinicians = Annotated[Principal, Depends(require(Role.doctor, Role.family_doctor))]
+# an ECG comes from the care team's clinicians or, sent by the cart, under the institution's uploader key
+EcgSenders = Annotated[Principal, Depends(require(Role.doctor, Role.family_doctor, Role.uploader))]
 Viewers = Annotated[Principal, Depends(require(Role.doctor, Role.family_doctor, Role.manager, Role.admin))]
 Managers = Annotated[Principal, Depends(require(Role.manager, Role.admin))]
 MAX_FILE = 64 * 1024**2
@@ -140,24 +144,68 @@ def _care_team(who: Principal, req: Request) -> None:
         raise Forbidden("只有申请方和承担方的医生可以访问此申请的文件", code="not-care-team")
 
 
-async def _read(upload: UploadFile) -> bytes:
-    data = await upload.read(MAX_FILE + 1)
-    if len(data) > MAX_FILE:
-        raise Invalid("文件不能超过 64 MB", code="too-large")
+async def _read(upload: UploadFile, limit: int = MAX_FILE) -> bytes:
+    data = await upload.read(limit + 1)
+    if len(data) > limit:
+        raise TooLarge(f"文件不能超过 {ecg_upload.size_text(limit)}", code="too-large")
     return data
+
+
+async def _body(request: HttpRequest, limit: int) -> bytes:
+    """The raw request body, refused (413) once past `limit` bytes, without reading the rest."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit():
+        ecg_upload.check_size(int(declared), limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        ecg_upload.check_size(size, limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 @router.post("/requests/{request_id}/ecg", response_model=AttachmentRead, status_code=201)
 async def upload_ecg(
     request: HttpRequest,
     session: SessionDep,
-    who: Clinicians,
+    who: EcgSenders,
     request_id: int,
-    header: Annotated[UploadFile, File()],
-    signal: Annotated[UploadFile, File()],
+    header: Annotated[UploadFile | None, File(description="WFDB header (.hea)")] = None,
+    signal: Annotated[UploadFile | None, File(description="WFDB signal (.dat)")] = None,
+    dicom: Annotated[
+        UploadFile | None, File(description="DICOM ECG waveform (12-lead or General ECG)")
+    ] = None,
 ) -> AttachmentRead:
-    """Attach a 12-lead WFDB record (.hea header + .dat signal) to an ECG request."""
-    hea, dat = await _read(header), await _read(signal)
+    """Attach an ECG to an ECG request: a WFDB record (multipart `header` .hea + `signal` .dat), or a DICOM ECG
+    waveform object as an ECG cart sends it (multipart `dicom`, an `application/dicom` body, or one instance
+    by STOW-RS `multipart/related; type=application/dicom`), checked and stored in the PACS unchanged."""
+    limit = int(request.app.state.settings.ecg_max_bytes)
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype in ("application/dicom", "multipart/related"):
+        parts = split_multipart(await _body(request, limit), request.headers["content-type"])
+        if len(parts) != 1:
+            raise Invalid(f"每次上传一个心电图对象（收到 {len(parts)} 个）", code="one-instance")
+        return await _upload_dicom(request, session, who, request_id, parts[0], None)
+    if ctype != "multipart/form-data":
+        raise UnsupportedMedia(
+            "请以 multipart/form-data（WFDB 的 header 与 signal，或 DICOM 的 dicom）、application/dicom 或"
+            " multipart/related; type=application/dicom 上传心电图",
+            code="bad-media-type",
+        )
+    if dicom is not None:
+        if header is not None or signal is not None:
+            raise Invalid("请只上传一种格式：WFDB（header 与 signal）或 DICOM（dicom）", code="mixed-formats")
+        return await _upload_dicom(
+            request, session, who, request_id, await _read(dicom, limit), dicom.filename
+        )
+    if header is None or signal is None:
+        raise Invalid(
+            "请上传 WFDB 心电记录（header 与 signal 两个文件）或 DICOM 心电文件（dicom）",
+            code="ecg-file-required",
+        )
+    hea, dat = await _read(header, limit), await _read(signal, limit)
+    ecg_upload.check_size(len(hea) + len(dat), limit)
     with session.begin():
         _care_team(who, svc.get_request(session, request_id=request_id))
         att = ecg.attach_ecg(
@@ -177,6 +225,36 @@ async def upload_ecg(
             except pacs_mod.PacsUnavailable as exc:
                 log.warning("ECG not archived in the PACS: %s", type(exc).__name__)
         return AttachmentRead.model_validate(att)
+
+
+async def _upload_dicom(
+    request: HttpRequest,
+    session: SessionDep,
+    who: Principal,
+    request_id: int,
+    data: bytes,
+    filename: str | None,
+) -> AttachmentRead:
+    """A DICOM ECG: checked in one read transaction, then stored in the PACS and recorded in a second; a
+    refused or unreachable PACS (503) leaves the request as it was, and a record that fails to commit takes
+    the instance out of the PACS again."""
+    client = _pacs(request)
+    limit = int(request.app.state.settings.ecg_max_bytes)
+
+    def work() -> AttachmentRead:
+        with session.begin():
+            _care_team(who, svc.get_request(session, request_id=request_id))
+            wave = ecg_upload.check(
+                session, req=svc.get_request(session, request_id=request_id), data=data, max_bytes=limit
+            )
+        with ecg_upload.kept_in(client, data) as stored, session.begin():
+            req = svc.get_request(session, request_id=request_id)
+            att = ecg_upload.record(
+                session, req=req, wave=wave, stored=stored, filename=filename, size=len(data)
+            )
+            return AttachmentRead.model_validate(att)
+
+    return await run_in_threadpool(work)
 
 
 @router.post("/requests/{request_id}/slides", response_model=AttachmentRead, status_code=201)

@@ -21,17 +21,54 @@ from rhip.db.engine import Database
 from rhip.errors import Invalid
 from rhip.lake.store import Lake
 from rhip.registry import data as reg
-from rhip.telemed import delivery, ecg, ecg_dicom, imaging, pacs as pacs_mod, service as svc, stats, synth
+from rhip.telemed import (
+    delivery,
+    ecg,
+    ecg_dicom,
+    ecg_upload,
+    imaging,
+    pacs as pacs_mod,
+    service as svc,
+    stats,
+    synth,
+)
 from rhip.telemed.models import Attachment, Request, Study
 
 CSTORE_EVERY = 5
+DICOM_EVERY = 2  # the share of the demo's ECGs an ECG cart sends as DICOM (the rest: WFDB uploads)
+
+
+def cart_dicom(req: Request, institution: str, *, seed: int) -> bytes:
+    """What an ECG cart sends for a request: a General ECG waveform object of the eight leads it records
+    (I, II, V1–V6; the limb leads III, aVR, aVL, aVF are derived from I and II on reading)."""
+    signal = ecg.synth_signal(seed=seed, heart_rate=60 + seed % 40)
+    recorded = [i for i, lead in enumerate(ecg.LEADS) if lead not in ecg_dicom.DERIVABLE]
+    ds = ecg_dicom.to_dicom(
+        signal[:, recorded],
+        500,
+        [ecg.LEADS[i] for i in recorded],
+        patient_id=req.patient_id_number or req.patient_local_id or "",
+        patient_name=req.patient_name or "",
+        institution=institution,
+        at=req.requested_at,
+        sop_class=ecg_dicom.GENERAL_ECG,
+    )
+    return ecg_dicom.to_bytes(ds)
 
 
 def attach_ecgs(
-    session: Session, *, folder: Path, month: str, n: int = 5, pacs: pacs_mod.Pacs | None = None
-) -> int:
-    """Attach synthetic 12-lead WFDB records to the month's first ECG requests that have none (kept in the
-    PACS as DICOM 12-lead ECG objects too when one runs)."""
+    session: Session,
+    *,
+    folder: Path,
+    month: str,
+    n: int = 5,
+    pacs: pacs_mod.Pacs | None = None,
+    max_bytes: int = 8 * 1024**2,
+) -> tuple[int, int]:
+    """Attach ECGs to the month's first ECG requests that have none: while a PACS runs, every
+    DICOM_EVERY-th arrives from the cart as a DICOM waveform (checked and stored in the PACS unchanged),
+    the others as synthetic 12-lead WFDB records (kept in the PACS as DICOM 12-lead ECG objects too when
+    one runs). (attached, of them as DICOM)"""
     start, end = synth.month_bounds(month)
     rows = session.scalars(
         select(Request.id)
@@ -40,8 +77,18 @@ def attach_ecgs(
         .order_by(Request.requested_at)
         .limit(n)
     ).all()
+    as_dicom = 0
     with tempfile.TemporaryDirectory() as tmp:
-        for rid in rows:
+        for k, rid in enumerate(rows):
+            req = svc.get_request(session, request_id=rid)
+            institution = svc.institution(req.requester_code).name
+            if pacs is not None and k % DICOM_EVERY == 0:
+                data = cart_dicom(req, institution, seed=rid)
+                ecg_upload.attach(
+                    session, pacs=pacs, req=req, data=data, filename=f"ecg{rid}.dcm", max_bytes=max_bytes
+                )
+                as_dicom += 1
+                continue
             base = ecg.write_record(
                 Path(tmp), f"ecg{rid}", ecg.synth_signal(seed=rid, heart_rate=60 + rid % 40)
             )
@@ -54,11 +101,8 @@ def attach_ecgs(
                 name=f"ecg{rid}.hea",
             )
             if pacs is not None:
-                req = svc.get_request(session, request_id=rid)
-                ecg_dicom.archive(
-                    pacs, att=att, req=req, institution=svc.institution(req.requester_code).name
-                )
-    return len(rows)
+                ecg_dicom.archive(pacs, att=att, req=req, institution=institution)
+    return len(rows), as_dicom
 
 
 def live_report(db: Database, lake: Lake, *, month: str) -> tuple[int, int]:
@@ -181,10 +225,17 @@ def run(*, settings: Settings, synth_dir: Path, console: Console) -> list[tuple[
                 pacs_note = f"{len(real)} 个检查（{sent} 个 DICOM 实例）经 C-STORE / STOW-RS 存入 Orthanc 并由变更流记录"
             with db.session() as s, s.begin():
                 folder = settings.data_dir.resolve() / "telemed" / "ecg"
-                ecgs = attach_ecgs(s, folder=folder, month=month, pacs=client)
+                ecgs, as_dicom = attach_ecgs(
+                    s, folder=folder, month=month, pacs=client, max_bytes=settings.ecg_max_bytes
+                )
                 fig = stats.month_figures(s, month=month)
-        kept = "，并以 DICOM 12 导联心电图对象存入 Orthanc" if client is not None else ""
-        pacs_note += f"；{ecgs} 份 12 导联心电记录（WFDB）附于心电申请{kept}"
+        if client is not None:
+            pacs_note += (
+                f"；{ecgs} 份 12 导联心电图附于心电申请：{as_dicom} 份由心电图机以 DICOM 波形上传、原样存入 Orthanc，"
+                f"{ecgs - as_dicom} 份以 WFDB 上传并转为 DICOM 12 导联心电图对象存入 Orthanc"
+            )
+        else:
+            pacs_note += f"；{ecgs} 份 12 导联心电记录（WFDB）附于心电申请"
         sent, refused = live_report(db, Lake(settings.resolved_lake_dir), month=month)
         pacs_note += f"；报告及其修改经实时上传进入共享档案 {sent} 份（拒收 {refused}）"
     finally:

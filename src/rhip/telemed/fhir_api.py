@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rhip.errors import Invalid, RhipError
+from rhip.security import masking
 from rhip.security.deps import SessionDep, require
 from rhip.security.roles import Role
 from rhip.security.service import Principal
@@ -70,8 +71,9 @@ def _org(code: str) -> dict[str, Any]:
 
 
 def _subject(req: Request, full: bool) -> dict[str, Any]:
-    ident = req.patient_id_number if full else svc.mask_id(req.patient_id_number)
-    out: dict[str, Any] = {"display": req.patient_name if full else svc.mask_name(req.patient_name) or "患者"}
+    ident = req.patient_id_number if full else masking.mask_id(req.patient_id_number)
+    name = req.patient_name if full else masking.mask_name(req.patient_name)
+    out: dict[str, Any] = {"display": name or "患者"}
     if ident:
         out["identifier"] = {
             "system": ID_NUMBER,
@@ -231,7 +233,7 @@ def _search(session: Session, request: HttpRequest, who: Principal) -> tuple[lis
             svc.audit_read(
                 session, who=who, action="telemed.fhir.search", target=f"{len(found)} requests (masked)"
             )
-        return found, False
+        return found, svc.sees_patient(who)
     inst = who.institution_code or "-"
     rows: dict[int, Request] = {}
     for side in ("requester_code", "performer_code"):
@@ -242,7 +244,7 @@ def _search(session: Session, request: HttpRequest, who: Principal) -> tuple[lis
     out = sorted(rows.values(), key=lambda r: (r.requested_at, r.id), reverse=True)[:count]
     if out:
         svc.audit_read(session, who=who, action="telemed.fhir.search", target=f"{len(out)} requests")
-    return out, True
+    return out, svc.sees_patient(who)
 
 
 @router.get("/ServiceRequest/{request_id}")

@@ -53,6 +53,9 @@ HEADER_TAGS = [
     "SeriesInstanceUID",
     "SeriesNumber",
 ]  # fmt: skip  (the only tags rhip records: reading just these keeps an upload's check cheap)
+WAVEFORM_ROOT = (
+    "1.2.840.10008.5.1.4.1.1.9."  # every waveform storage SOP class (ECG, hemodynamic, audio, ...)
+)
 REQUIRED = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID", "Modality")
 
 
@@ -412,6 +415,12 @@ def store_upload(session: Session, *, pacs: Pacs, parts: list[bytes], institutio
     datasets = []
     for i, data in enumerate(parts, 1):
         ds = parse(data) if len(parts) == 1 else _parse_nth(data, i)
+        if str(ds.SOPClassUID).startswith(WAVEFORM_ROOT) or str(ds.Modality) == "ECG":
+            raise Invalid(
+                f"第 {i} 个实例是波形对象（SOP 类 {ds.SOPClassUID}），不是影像：心电图请上传到心电申请"
+                "（POST /api/v1/telemed/requests/{id}/ecg）",
+                code="not-imaging",
+            )
         datasets.append(ds)
         named = str(ds.get("InstitutionName", "") or "")
         if named:

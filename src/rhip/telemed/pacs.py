@@ -67,7 +67,7 @@ class Pacs:
         try:
             r = self._http.get(path, params=params or None)
         except httpx.HTTPError as exc:
-            raise PacsUnavailable(f"影像归档系统（{self.url}）无响应：{exc}") from None
+            raise PacsUnavailable(f"影像归档系统（Orthanc，{self.url}）无响应：{exc}") from None
         if r.status_code == 404:
             return None
         r.raise_for_status()
@@ -85,10 +85,23 @@ class Pacs:
         try:
             r = self._http.post("/instances", content=data, headers={"Content-Type": "application/dicom"})
         except httpx.HTTPError as exc:
-            raise PacsUnavailable(f"影像归档系统（{self.url}）无响应：{exc}") from None
+            raise PacsUnavailable(f"影像归档系统（Orthanc，{self.url}）无响应：{exc}") from None
         if r.status_code >= 400:
-            raise PacsUnavailable(f"影像归档系统拒绝了该实例：HTTP {r.status_code}")
-        return r.json()  # type: ignore[no-any-return]
+            raise PacsUnavailable(f"影像归档系统（Orthanc，{self.url}）拒绝了该实例：HTTP {r.status_code}")
+        try:
+            answer = r.json()
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict) or not answer.get("ID"):
+            raise PacsUnavailable(f"影像归档系统（Orthanc，{self.url}）的应答不是存储结果")
+        return answer
+
+    def delete_instance(self, orthanc_id: str) -> bool:
+        """Remove one instance (undoing a store whose record could not be written); whether it went."""
+        try:
+            return self._http.delete(f"/instances/{orthanc_id}").status_code == 200
+        except httpx.HTTPError:
+            return False
 
     def stow(self, parts: list[bytes]) -> int:
         """Store instances by DICOMweb STOW-RS (the orthanc-dicomweb plugin); how many were stored."""
@@ -105,7 +118,7 @@ class Pacs:
                 headers={"Content-Type": ctype, "Accept": "application/dicom+json"},
             )
         except httpx.HTTPError as exc:
-            raise PacsUnavailable(f"影像归档系统（{self.url}）无响应：{exc}") from None
+            raise PacsUnavailable(f"影像归档系统（Orthanc，{self.url}）无响应：{exc}") from None
         if r.status_code >= 400:
             raise PacsUnavailable(f"影像归档系统的 STOW-RS 拒绝了上传：HTTP {r.status_code}")
         refs = r.json().get("00081199", {}).get("Value", [])
@@ -140,7 +153,7 @@ class Pacs:
         try:
             r = self._http.get(f"/instances/{instance_id}/file")
         except httpx.HTTPError as exc:
-            raise PacsUnavailable(f"影像归档系统（{self.url}）无响应：{exc}") from None
+            raise PacsUnavailable(f"影像归档系统（Orthanc，{self.url}）无响应：{exc}") from None
         return r.content if r.status_code == 200 else None
 
     def preview(self, instance_id: str) -> bytes | None:
@@ -148,7 +161,7 @@ class Pacs:
         try:
             r = self._http.get(f"/instances/{instance_id}/preview", headers={"Accept": "image/png"})
         except httpx.HTTPError as exc:
-            raise PacsUnavailable(f"影像归档系统（{self.url}）无响应：{exc}") from None
+            raise PacsUnavailable(f"影像归档系统（Orthanc，{self.url}）无响应：{exc}") from None
         return r.content if r.status_code == 200 else None
 
     def delete_study(self, orthanc_id: str) -> None:

@@ -4,6 +4,7 @@ previews through rhip, the ECG strip, the report form), the requester's request 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from html import escape
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -13,8 +14,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from rhip import charts, clock
-from rhip.errors import Forbidden, RhipError
+from rhip.errors import Forbidden, NotFound, RhipError
 from rhip.registry import data as reg
+from rhip.security import masking
 from rhip.security.deps import SessionDep, require
 from rhip.security.roles import Role
 from rhip.security.service import Principal
@@ -143,8 +145,26 @@ def worklist_page(
     return _render(
         request,
         "telemed/worklist.html",
-        {"centre": c, "items": items, "counts": shown, "full": full, "msg": msg, "mask_name": svc.mask_name},
+        {
+            "centre": c,
+            "items": items,
+            "counts": shown,
+            "full": full,
+            "msg": msg,
+            "mask_name": masking.mask_name,
+        },
     )
+
+
+def _strip(att: Attachment, client: pacs_mod.Pacs | None) -> str:
+    """An ECG's strip, or a note when it lives in a PACS that does not answer now (the page still opens)."""
+    try:
+        return ecg_dicom.strip(att, client)
+    except (pacs_mod.PacsUnavailable, NotFound):
+        return (
+            f'<p class="muted">心电图 {escape(att.name)} 暂不能显示：它保存在影像归档系统（Orthanc）中，'
+            "影像归档系统现在不可用或已没有该对象。</p>"
+        )
 
 
 @router.get("/telemed/read/{request_id}", response_class=HTMLResponse)
@@ -165,7 +185,7 @@ def reading(
         client = pacs_mod.client_for(
             request.app.state.settings.data_dir, request.app.state.settings.orthanc_url
         )
-        strips = [ecg_dicom.strip(a, client) for a in attachments if a.kind == "ecg"]
+        strips = [_strip(a, client) for a in attachments if a.kind == "ecg"]
         slides = [a for a in attachments if a.kind == "slide"]
         history = svc.get_history(session, request_id=req.id)
         report = svc.get_report(session, request_id=req.id)
@@ -190,8 +210,8 @@ def reading(
             and who.role in (Role.doctor, Role.family_doctor),
             "full": not staff,
             "msg": msg,
-            "mask_name": svc.mask_name,
-            "mask_id": svc.mask_id,
+            "mask_name": masking.mask_name,
+            "mask_id": masking.mask_id,
         },
     )
 
