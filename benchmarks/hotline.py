@@ -374,18 +374,21 @@ def level_list(db: Database, me: Principal, rounds: int = 10) -> dict[str, Any]:
     }
 
 
-def list_p99(db: Database, url: str, queries: int, seconds: float, clients: int) -> dict[str, Any]:
-    """The list in-process and over HTTP beside its floor."""
+def list_p99(
+    db: Database, url: str, queries: int, seconds: float, clients: int, *, http: bool = True
+) -> dict[str, Any]:
+    """The list in-process and (unless `http` is false) over HTTP beside its floor."""
     me = Principal("bench", Role.manager)
     work = cursors(db, me)
     out: dict[str, Any] = {"load_before": loadavg(), "pages": len(work)}
     out["in_process"] = list_in_process(db, queries, me, work)
     out["by_level"] = level_list(db, me)
-    with tempfile.TemporaryDirectory() as tmp:
-        out["http"] = list_http(url, Path(tmp), work, seconds, clients)
+    if http:
+        with tempfile.TemporaryDirectory() as tmp:
+            out["http"] = list_http(url, Path(tmp), work, seconds, clients)
     out["load_after"] = loadavg()
     out["p99_target_ms"] = 100
-    out["p99_ok"] = out["in_process"]["p99_ms"] < 100 and out["http"]["list"]["p99_ms"] < 100
+    out["p99_ok"] = out["in_process"]["p99_ms"] < 100 and (not http or out["http"]["list"]["p99_ms"] < 100)
     return out
 
 
@@ -491,6 +494,7 @@ def main() -> None:
     ap.add_argument("--list-clients", type=int, default=4, help="concurrent clients for the list over HTTP")
     ap.add_argument("--closed-pct", type=int, default=0, help="percentage of the orders filled as closed")
     ap.add_argument("--chunk", type=int, default=svc.CHUNK, help="orders per SLA transaction")
+    ap.add_argument("--no-http", action="store_true", help="the list in-process only (no server)")
     ap.add_argument("--parts", default="assistant,list,sla", help="which measurements to run")
     args = ap.parse_args()
     name = f"rhip_bench_hotline_{uuid.uuid4().hex[:8]}"
@@ -520,7 +524,9 @@ def main() -> None:
             out["orders"] = args.orders
             out["closed_pct"] = args.closed_pct
         if "list" in parts:
-            out["list"] = list_p99(db, url, args.queries, args.seconds, args.list_clients)
+            out["list"] = list_p99(
+                db, url, args.queries, args.seconds, args.list_clients, http=not args.no_http
+            )
             print("list:", json.dumps(out["list"], ensure_ascii=False), flush=True)
         if "sla" in parts:
             out["sla"] = sla_runs(db, url, args.chunk, name)
@@ -544,15 +550,17 @@ def main() -> None:
             f"load {a['load_before']} → {a['load_after']}"
         )
     if "list" in out:
-        li, h = out["list"], out["list"]["http"]
+        li, h = out["list"], out["list"].get("http")
         print(
             f"work-order list over {args.orders:,} orders (target p99 < 100 ms): in-process p99 "
-            f"{li['in_process']['p99_ms']} ms (p50 {li['in_process']['p50_ms']}); over HTTP p99 {h['list']['p99_ms']} ms "
-            f"(p50 {h['list']['p50_ms']}) vs /auth/me interleaved p99 {h['floor_auth_me']['p99_ms']} ms "
-            f"(p50 {h['floor_auth_me']['p50_ms']}): p99 {h['list_p99_vs_floor_p99']}x, p50 {h['list_p50_vs_floor_p50']}x "
-            f"the floor at {h['clients']} clients; "
-            f"load {li['load_before']} → {li['load_after']}"
+            f"{li['in_process']['p99_ms']} ms (p50 {li['in_process']['p50_ms']}); load {li['load_before']} → {li['load_after']}"
         )
+        if h:
+            print(
+                f"  over HTTP p99 {h['list']['p99_ms']} ms (p50 {h['list']['p50_ms']}) vs /auth/me interleaved p99 "
+                f"{h['floor_auth_me']['p99_ms']} ms (p50 {h['floor_auth_me']['p50_ms']}): p99 {h['list_p99_vs_floor_p99']}x, "
+                f"p50 {h['list_p50_vs_floor_p50']}x the floor at {h['clients']} clients"
+            )
         lv = li["by_level"]
         print(
             f"  by SLA level at {lv['at']} ({lv['pages']} pages): p50 {lv['p50_ms']} ms, p99 {lv['p99_ms']} ms; "
