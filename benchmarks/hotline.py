@@ -35,12 +35,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, func, select, text
 
 from booking import SECRET, start_server, stop_server  # the same uvicorn settings as the booking benchmark
+from rhip import clock
 from rhip.config import Settings
 from rhip.db.engine import Database, upgrade
-from rhip.hotline import assistant, evalset, jobs, service as svc
+from rhip.hotline import assistant, evalset, jobs, service as svc, sla
+from rhip.hotline.models import WorkOrder
 from rhip.registry import service as registry
 from rhip.security.roles import Role
 from rhip.security.service import Principal, issue_token
@@ -152,12 +154,13 @@ def fill_orders(url: str, n: int, closed_pct: int = 0) -> float:
             text(
                 """
 INSERT INTO hotline_work_orders (number, source, external_no, order_type, priority, title, content, caller_masked,
-  institution_code, state, received_at, due_at, warn50_at, warn75_at, sla_level, reply, callback_note, created_by, updated_at)
+  institution_code, state, received_at, due_at, warn50_at, warn75_at, sla_stopped_level, reply, callback_note, created_by, updated_at)
 SELECT 'B' || g, (ARRAY['wo_city_12345','wo_province_12345','wo_self'])[1 + g % 3], NULL, 'complaint', 'P2',
   '工单 ' || g, '', '138****0000',
   (ARRAY['H020','H029','H001','H002','H003','H004','H005','H006'])[1 + g % 8],
   CASE WHEN g % 100 < :closed THEN 'closed' ELSE (ARRAY['new','assigned','in_progress','reopened','escalated'])[1 + (g / 7) % 5] END,
-  t, t + interval '7 days', t + interval '3 days 12 hours', t + interval '5 days 6 hours', 'ok', '', '', 'bench', t
+  t, t + interval '7 days', t + interval '3 days 12 hours', t + interval '5 days 6 hours',
+  CASE WHEN g % 100 < :closed THEN 'ok' END, '', '', 'bench', t
 FROM (SELECT g, timestamptz '2025-01-01 00:00+08' + (g % 525600) * interval '1 minute' AS t
       FROM generate_series(1, :n) AS g) s
 """
@@ -305,24 +308,126 @@ async def drive_mixed(
     }
 
 
-def list_p99(db: Database, url: str, queries: int, seconds: float, clients: int) -> dict[str, Any]:
-    """The list in-process and over HTTP beside its floor."""
+LEVEL_AT = datetime(2025, 7, 1, tzinfo=UTC)  # inside the filled year: orders at every SLA level
+LEVEL_SHAPES: list[dict[str, Any]] = [
+    {"sla_level": level, **extra}
+    for level in sla.LEVELS
+    for extra in ({"open_only": True}, {}, {"state": "new"})
+]
+
+
+def plan_nodes(node: dict[str, Any]) -> list[str]:
+    """A plan's nodes, depth first, as "Node Type" or "Node Type on index"."""
+    here = node["Node Type"] + (f" on {node['Index Name']}" if "Index Name" in node else "")
+    return [here] + [n for child in node.get("Plans", []) for n in plan_nodes(child)]
+
+
+def explain(session: Any, q: Any) -> list[str]:
+    """EXPLAIN a statement on PostgreSQL: its plan's nodes."""
+    bind = session.get_bind()
+    compiled = q.compile(dialect=bind.dialect, compile_kwargs={"render_postcompile": True})
+    plan = session.connection().exec_driver_sql(f"EXPLAIN (FORMAT JSON) {compiled.string}", compiled.params)
+    return plan_nodes(plan.scalar_one()[0]["Plan"])
+
+
+def level_list(db: Database, me: Principal, rounds: int = 10) -> dict[str, Any]:
+    """The list filtered by SLA level (derived from the marks at LEVEL_AT, the clock frozen there): each level
+    alone, with open_only and with a state, first pages with their capped count and second pages; the plans of
+    the page and of the count (no sequential scan)."""
+    lat: list[float] = []
+    plans: dict[str, dict[str, list[str]]] = {}
+    with clock.frozen(LEVEL_AT), db.session() as s:
+        for shape in LEVEL_SHAPES:
+            key = json.dumps(shape)
+            with s.begin():
+                q = svc.filtered_orders(
+                    me,
+                    **{k: shape.get(k) for k in ("state", "sla_level")},
+                    source=None,
+                    institution_code=None,
+                    open_only=bool(shape.get("open_only")),
+                )
+                page = q.order_by(WorkOrder.due_at, WorkOrder.id).limit(51)
+                ids = q.with_only_columns(WorkOrder.id).order_by(None).limit(svc.COUNT_CAP + 1).subquery()
+                plans[key] = {
+                    "page": explain(s, page),
+                    "count": explain(s, select(func.count()).select_from(ids)),
+                }
+            for _ in range(rounds):
+                t0 = time.perf_counter()
+                with s.begin():
+                    first = svc.get_all_orders(s, actor=me, limit=50, **shape)
+                lat.append(time.perf_counter() - t0)
+                if first.next_cursor:
+                    t0 = time.perf_counter()
+                    with s.begin():
+                        svc.get_all_orders(s, actor=me, limit=50, cursor=first.next_cursor, **shape)
+                    lat.append(time.perf_counter() - t0)
+    seq = sorted(k for k, p in plans.items() if any(n.startswith("Seq Scan") for n in p["page"] + p["count"]))
+    return {
+        "at": LEVEL_AT.isoformat(),
+        "pages": len(lat),
+        "p50_ms": pct(lat, 50),
+        "p99_ms": pct(lat, 99),
+        "plans": plans,
+        "sequential_scans": seq,
+    }
+
+
+def list_p99(
+    db: Database, url: str, queries: int, seconds: float, clients: int, *, http: bool = True
+) -> dict[str, Any]:
+    """The list in-process and (unless `http` is false) over HTTP beside its floor."""
     me = Principal("bench", Role.manager)
     work = cursors(db, me)
     out: dict[str, Any] = {"load_before": loadavg(), "pages": len(work)}
     out["in_process"] = list_in_process(db, queries, me, work)
-    with tempfile.TemporaryDirectory() as tmp:
-        out["http"] = list_http(url, Path(tmp), work, seconds, clients)
+    out["by_level"] = level_list(db, me)
+    if http:
+        with tempfile.TemporaryDirectory() as tmp:
+            out["http"] = list_http(url, Path(tmp), work, seconds, clients)
     out["load_after"] = loadavg()
     out["p99_target_ms"] = 100
-    out["p99_ok"] = out["in_process"]["p99_ms"] < 100 and out["http"]["list"]["p99_ms"] < 100
+    out["p99_ok"] = out["in_process"]["p99_ms"] < 100 and (not http or out["http"]["list"]["p99_ms"] < 100)
     return out
 
 
-def sla_runs(db: Database, url: str, chunk: int) -> dict[str, Any]:
+def backend_cpu(dbname: str) -> float:
+    """CPU seconds (user + system) used so far by the PostgreSQL backends connected to `dbname` (autovacuum aside):
+    the database's side of the work, which the client's process time does not see."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            cmd = (d / "cmdline").read_bytes()
+            if dbname.encode() not in cmd or b"autovacuum" in cmd:
+                continue
+            fields = (d / "stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of /proc/PID/stat)
+    return total / tick
+
+
+def measured(fn: Any, dbname: str) -> tuple[Any, dict[str, Any]]:
+    """Run fn(); its result and wall seconds, client CPU seconds, database backends' CPU seconds, load."""
+    load, cpu0, db0, t0 = loadavg(), time.process_time(), backend_cpu(dbname), time.perf_counter()
+    result = fn()
+    return result, {
+        "seconds": round(time.perf_counter() - t0, 3),
+        "client_cpu_s": round(time.process_time() - cpu0, 3),
+        "db_cpu_s": round(backend_cpu(dbname) - db0, 3),
+        "load_before": load,
+        "load_after": loadavg(),
+    }
+
+
+def sla_runs(db: Database, url: str, chunk: int, dbname: str) -> dict[str, Any]:
     """The SLA job over every open order: first the chunked catch-up (every mark of a year's orders passes at
-    once, as after a long outage), then a steady run (the marks of one day, as when the job runs on
-    schedule)."""
+    once, as after a long outage; no run before it), the same run again (idempotent: nothing to write), then a
+    steady run (the marks of one day, as when the job runs on schedule). Checks one event per announced order."""
     out: dict[str, Any] = {"load_before": loadavg(), "chunk": chunk}
     with db.session() as s, s.begin():
         out["open_orders"] = sum(svc.sla_summary(s).values())
@@ -334,30 +439,45 @@ def sla_runs(db: Database, url: str, chunk: int) -> dict[str, Any]:
         chunks.append(now_ - last[0])
         last[0] = now_
 
-    t0 = time.perf_counter()
-    catch_up = jobs.run_once(db, at=datetime(2025, 12, 20, tzinfo=UTC), chunk=chunk, progress=tick)
-    catch_s = time.perf_counter() - t0
+    catch_at, steady_at = datetime(2025, 12, 20, tzinfo=UTC), datetime(2025, 12, 21, tzinfo=UTC)
+    catch_up, catch = measured(lambda: jobs.run_once(db, at=catch_at, chunk=chunk, progress=tick), dbname)
+    again, rerun = measured(lambda: jobs.run_once(db, at=catch_at, chunk=chunk), dbname)
     eng = create_engine(url)
+    with eng.connect() as c:
+        events = c.execute(
+            text(
+                "SELECT count(*), count(DISTINCT order_id) FROM hotline_work_order_events WHERE action LIKE 'sla_%'"
+            )
+        ).one()
     with eng.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
-        c.execute(text("VACUUM ANALYZE hotline_work_orders"))  # what autovacuum does after a mass update
+        c.execute(
+            text("VACUUM ANALYZE hotline_work_order_events")
+        )  # what autovacuum does after a mass insert
     eng.dispose()
-    t0 = time.perf_counter()
-    steady = jobs.run_once(db, at=datetime(2025, 12, 21, tzinfo=UTC), chunk=chunk)
-    steady_s = time.perf_counter() - t0
+    with db.session() as s, s.begin():
+        expected = svc.sla_summary(s, at=catch_at)
+    steady, steady_m = measured(lambda: jobs.run_once(db, at=steady_at, chunk=chunk), dbname)
     out.update(
         {
-            "steady": {"seconds": round(steady_s, 3), "changed": steady},
             "catch_up_all": {
-                "seconds": round(catch_s, 3),
+                **catch,
                 "changed": catch_up,
                 "chunks": len(chunks),
                 "longest_chunk_s": round(max(chunks), 3) if chunks else None,
                 "median_chunk_s": round(statistics.median(chunks), 3) if chunks else None,
-                "orders_per_second": round(sum(catch_up.values()) / catch_s, 1),
+                "orders_per_second": round(sum(catch_up.values()) / catch["seconds"], 1),
             },
+            "rerun_same_instant": {**rerun, "changed": again},
+            "steady": {**steady_m, "changed": steady},
+            "events_written": int(events[0]),
+            "orders_with_events": int(events[1]),
+            "levels_at_catch_up": expected,
+            "one_event_per_order": int(events[0]) == int(events[1]) == sum(catch_up.values())
+            and all(catch_up[lv] == expected[lv] for lv in catch_up)
+            and not any(again.values()),
             "target_s": 10,
-            "ok": steady_s < 10,
-            "catch_up_ok": catch_s < 10,
+            "ok": steady_m["seconds"] < 10,
+            "catch_up_ok": catch["seconds"] < 10,
             "load_after": loadavg(),
         }
     )
@@ -374,6 +494,7 @@ def main() -> None:
     ap.add_argument("--list-clients", type=int, default=4, help="concurrent clients for the list over HTTP")
     ap.add_argument("--closed-pct", type=int, default=0, help="percentage of the orders filled as closed")
     ap.add_argument("--chunk", type=int, default=svc.CHUNK, help="orders per SLA transaction")
+    ap.add_argument("--no-http", action="store_true", help="the list in-process only (no server)")
     ap.add_argument("--parts", default="assistant,list,sla", help="which measurements to run")
     args = ap.parse_args()
     name = f"rhip_bench_hotline_{uuid.uuid4().hex[:8]}"
@@ -403,10 +524,12 @@ def main() -> None:
             out["orders"] = args.orders
             out["closed_pct"] = args.closed_pct
         if "list" in parts:
-            out["list"] = list_p99(db, url, args.queries, args.seconds, args.list_clients)
+            out["list"] = list_p99(
+                db, url, args.queries, args.seconds, args.list_clients, http=not args.no_http
+            )
             print("list:", json.dumps(out["list"], ensure_ascii=False), flush=True)
         if "sla" in parts:
-            out["sla"] = sla_runs(db, url, args.chunk)
+            out["sla"] = sla_runs(db, url, args.chunk, name)
             print("sla:", json.dumps(out["sla"], ensure_ascii=False), flush=True)
         db.dispose()
     finally:
@@ -427,22 +550,32 @@ def main() -> None:
             f"load {a['load_before']} → {a['load_after']}"
         )
     if "list" in out:
-        li, h = out["list"], out["list"]["http"]
+        li, h = out["list"], out["list"].get("http")
         print(
             f"work-order list over {args.orders:,} orders (target p99 < 100 ms): in-process p99 "
-            f"{li['in_process']['p99_ms']} ms (p50 {li['in_process']['p50_ms']}); over HTTP p99 {h['list']['p99_ms']} ms "
-            f"(p50 {h['list']['p50_ms']}) vs /auth/me interleaved p99 {h['floor_auth_me']['p99_ms']} ms "
-            f"(p50 {h['floor_auth_me']['p50_ms']}): p99 {h['list_p99_vs_floor_p99']}x, p50 {h['list_p50_vs_floor_p50']}x "
-            f"the floor at {h['clients']} clients; "
-            f"load {li['load_before']} → {li['load_after']}"
+            f"{li['in_process']['p99_ms']} ms (p50 {li['in_process']['p50_ms']}); load {li['load_before']} → {li['load_after']}"
+        )
+        if h:
+            print(
+                f"  over HTTP p99 {h['list']['p99_ms']} ms (p50 {h['list']['p50_ms']}) vs /auth/me interleaved p99 "
+                f"{h['floor_auth_me']['p99_ms']} ms (p50 {h['floor_auth_me']['p50_ms']}): p99 {h['list_p99_vs_floor_p99']}x, "
+                f"p50 {h['list_p50_vs_floor_p50']}x the floor at {h['clients']} clients"
+            )
+        lv = li["by_level"]
+        print(
+            f"  by SLA level at {lv['at']} ({lv['pages']} pages): p50 {lv['p50_ms']} ms, p99 {lv['p99_ms']} ms; "
+            f"sequential scans: {lv['sequential_scans'] or 'none'}"
         )
     if "sla" in out:
         sl = out["sla"]
-        c = sl["catch_up_all"]
+        c, r, st = sl["catch_up_all"], sl["rerun_same_instant"], sl["steady"]
         print(
-            f"SLA job over {sl['open_orders']:,} open orders: steady {sl['steady']['seconds']} s; chunked catch-up "
-            f"of every mark {c['seconds']} s in {c['chunks']} chunks of {sl['chunk']:,} (longest {c['longest_chunk_s']} s, "
-            f"{c['orders_per_second']} orders/s) (target < 10); load {sl['load_before']} → {sl['load_after']}"
+            f"SLA job over {sl['open_orders']:,} open orders (target < 10 s): catch-up of every mark {c['seconds']} s "
+            f"wall, CPU {c['client_cpu_s']} s client + {c['db_cpu_s']} s database, {c['chunks']} chunks of "
+            f"{sl['chunk']:,} (longest {c['longest_chunk_s']} s, {c['orders_per_second']} orders/s), load "
+            f"{c['load_before']} → {c['load_after']}; the same run again {r['seconds']} s (wrote "
+            f"{sum(r['changed'].values())}); steady {st['seconds']} s (CPU {st['client_cpu_s']} + {st['db_cpu_s']} s); "
+            f"one event per announced order: {sl['one_event_per_order']}"
         )
     sys.exit(0)
 

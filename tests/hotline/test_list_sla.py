@@ -127,23 +127,25 @@ def test_sla_catch_up_in_chunks_resumes_and_repeats_nothing(db: Database) -> Non
     assert done["breach"] >= 7 and done["warn75"] == done["warn50"] == 0
     breach_steps = [s for s in steps if s[0] == "breach"]
     assert len(breach_steps) >= 3 and breach_steps[-1][1] == breach_steps[-1][2] == done["breach"]
-    # a run stopped after one chunk (its own transaction, committed) ...
+    # a run stopped after one chunk of each walk (its own transaction, committed) ...
     more = _pending_2003(db, 5)
     with db.session() as s, s.begin():
-        assert svc.raise_chunk(s, level="breach", at=at, limit=2) == 2
-    # ... is resumed by the next run, which raises only what is left
+        changed, left = svc.run_sla_step(s, at=at, chunk=2)
+    assert changed["breach"] == 2 and left
+    # ... is resumed by the next run, which announces only what is left
     assert jobs.run_once(db, at=at, chunk=2)["breach"] == 3
     assert jobs.run_once(db, at=at, chunk=2) == dict.fromkeys(svc.PASSES, 0)  # repeated: nothing
     events = _sla_events(db, before + more)
     assert sorted(events) == ["sla_breach"] * 12  # one event per order, straight to breach
     with db.session() as s:
-        levels = s.scalars(select(WorkOrder.sla_level).where(WorkOrder.id.in_(before + more))).all()
-    assert set(levels) == {"breach"}
+        orders = s.scalars(select(WorkOrder).where(WorkOrder.id.in_(before + more))).all()
+        assert {o.level_at(at) for o in orders} == {"breach"}
 
 
 def test_sla_route_runs_one_bounded_chunk(client: TestClient, auth: Auth) -> None:
     r = client.post("/api/v1/hotline/sla/run", headers=auth("manager"))
     assert r.status_code == 200 and set(r.json()) == {"changed", "more", "open", "open_capped"}
+    assert set(r.json()["open"]) == {"ok", "warn50", "warn75", "breach"}
     assert client.post("/api/v1/hotline/sla/run", headers=auth("agent")).status_code == 403
 
 

@@ -224,15 +224,16 @@ def callback(order_id: int, body: CallbackCreate, session: SessionDep, me: Centr
 
 @router.post("/sla/run")
 def run_sla(session: SessionDep, me: Managers) -> dict[str, object]:
-    """Run the SLA job now: raise warnings at 50% / 75% and breaches at 100% of each open order's limit. At
-    most one chunk per level in this request (`more`: call again, or let `rhip hotline sla` catch up); the
-    open orders per level are counted up to 1,000 (`open_capped` names the levels beyond)."""
+    """Run the SLA job now: announce the warnings at 50% / 75% and the breaches at 100% of each open order's
+    limit crossed since the last run (levels themselves are derived when read). At most one chunk of each pass
+    in this request (`more`: call again, or let `rhip hotline sla` catch up); the open orders per level are
+    counted up to 1,000 (`open_capped` names the levels beyond)."""
     with session.begin():
-        changed = svc.run_sla(session, chunk=svc.CHUNK)
+        changed, more = svc.run_sla_step(session, chunk=svc.CHUNK)
         counts = svc.sla_counts(session)
         return {
             "changed": changed,
-            "more": any(n >= svc.CHUNK for n in changed.values()),
+            "more": more,
             "open": {level: c.value for level, c in counts.items()},
             "open_capped": [level for level, c in counts.items() if c.capped],
         }

@@ -1,8 +1,10 @@
 """The hotline's time-driven job: the SLA check, run by `rhip hotline sla --every SECONDS` (or cron).
 
-A run fixes its instant, then works through the passes (breach, 75%, 50%) in chunks of at most `chunk`
-orders, each chunk its own transaction: a catch-up over a million orders holds no long transaction, a run
-stopped half-way is resumed by the next one, and a run repeated at the same instant changes nothing.
+A run fixes its instant and its window (from the last completed run, sla_job.window_start), then announces
+the marks crossed — passes breach, 75%, 50% — in chunks of at most `chunk` orders, each chunk its own
+transaction: a catch-up over a million orders holds no long transaction, a run stopped half-way is resumed
+by the next one (its window starts where the last *completed* run was), and a run repeated at the same
+instant writes nothing.
 """
 
 from __future__ import annotations
@@ -15,29 +17,23 @@ from rhip.clock import now
 from rhip.db.engine import Database
 from rhip.hotline import service as svc
 
-# (level, orders raised so far in this pass, orders the pass had to raise when the run started)
-Progress = Callable[[str, int, int], None]
-
 
 def run_once(
-    db: Database, *, at: datetime | None = None, chunk: int = svc.CHUNK, progress: Progress | None = None
+    db: Database, *, at: datetime | None = None, chunk: int = svc.CHUNK, progress: svc.Progress | None = None
 ) -> dict[str, int]:
-    """One SLA run in chunks, each its own transaction; the number of orders raised to each level."""
+    """One SLA run in chunks, each its own transaction; the number of orders announced at each level."""
     t = at or now()
-    todo: dict[str, int] = {}
-    if progress is not None:
+    with db.session() as s, s.begin():
+        lo = svc.window_start(s, at=t)
+        todo = svc.pending(s, at=t, lo=lo) if progress is not None else {}
+
+    def one(level: str, walk: str, after: svc.Cursor | None) -> tuple[int, svc.Cursor | None]:
         with db.session() as s, s.begin():
-            todo = svc.pending(s, at=t)
-    done = dict.fromkeys(svc.PASSES, 0)
-    for level in svc.PASSES:
-        while True:
-            with db.session() as s, s.begin():
-                n = svc.raise_chunk(s, level=level, at=t, limit=chunk)
-            done[level] += n
-            if progress is not None:
-                progress(level, done[level], max(todo.get(level, 0), done[level]))
-            if n < chunk:
-                break
+            return svc.notify_chunk(s, level=level, at=t, lo=lo, walk=walk, after=after, limit=chunk)
+
+    done, _more = svc.run_walks(one, lo=lo, limit=chunk, progress=progress, todo=todo)
+    with db.session() as s, s.begin():
+        svc.record_run(s, at=t, counts=done)
     return done
 
 

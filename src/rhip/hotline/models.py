@@ -15,11 +15,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from rhip.clock import now
 from rhip.db.base import Base, UtcDateTime
+from rhip.hotline import sla
 
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 CENTRE = "12320"  # the hotline centre's own code, the `institution` of the people it records
-# the work-order list's filters, each the leading column of one list index (see WorkOrder)
-LIST_FILTERS = ("state", "institution_code", "source", "sla_level")
+# the work-order list's filters, each the leading column of one list index (see WorkOrder); the SLA level of
+# an open order is a range on its marks (levels.py), so the marks ride along in every list index
+LIST_FILTERS = ("state", "institution_code", "source", "sla_stopped_level")
+LIST_CARRIED = ("warn50_at", "warn75_at")
 
 
 class Call(Base):
@@ -59,20 +62,23 @@ class WorkOrder(Base):
     __table_args__ = (
         UniqueConstraint("source", "external_no"),
         # the list, in deadline order (due_at, id), one index per leading filter; on PostgreSQL each carries
-        # the other filter columns (INCLUDE) so the page's capped count and its filters are index-only scans
+        # the other filter columns and the marks (INCLUDE) so the page's capped count, its filters and its SLA
+        # level (a range on the marks) are index-only scans
         *(
             Index(
                 f"ix_hotline_wo_list_{lead or 'due'}",
                 *([lead] if lead else []),
                 "due_at",
                 "id",
-                postgresql_include=[c for c in LIST_FILTERS if c != lead],
+                postgresql_include=[*(c for c in LIST_FILTERS if c != lead), *LIST_CARRIED],
             )
             for lead in (None, *LIST_FILTERS)
         ),
-        # the SLA job's 50% and 75% passes (the breach pass uses ix_hotline_wo_list_sla_level)
-        Index("ix_hotline_work_orders_sla_level_warn50_at", "sla_level", "warn50_at"),
-        Index("ix_hotline_work_orders_sla_level_warn75_at", "sla_level", "warn75_at"),
+        # the SLA job's walks: marks crossed in its window (the breach pass walks ix_hotline_wo_list_due) and
+        # orders touched since its last run
+        Index("ix_hotline_wo_warn50", "warn50_at", "id", postgresql_include=["state", "warn75_at", "due_at"]),
+        Index("ix_hotline_wo_warn75", "warn75_at", "id", postgresql_include=["state", "due_at"]),
+        Index("ix_hotline_wo_updated", "updated_at", "id"),
         Index("ix_hotline_work_orders_received_at_id", "received_at", "id"),
     )
 
@@ -91,11 +97,12 @@ class WorkOrder(Base):
     state: Mapped[str] = mapped_column(String(16), default="new")
     received_at: Mapped[datetime] = mapped_column(UtcDateTime)
     due_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    # when 50% and 75% of the limit are used up, fixed at creation so the SLA job is three indexed UPDATEs
+    # when 50% and 75% of the limit are used up, fixed at creation: an open order's SLA level is derived from
+    # the marks and the time when it is read (`level_at`), never stored
     warn50_at: Mapped[datetime] = mapped_column(UtcDateTime)
     warn75_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    sla_level: Mapped[str] = mapped_column(String(8), default="ok")
-    sla_checked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # the level when the clock stopped (the order left the open states); NULL while it runs
+    sla_stopped_level: Mapped[str | None] = mapped_column(String(8))
     reply: Mapped[str] = mapped_column(Text, default="")
     replied_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
@@ -109,14 +116,27 @@ class WorkOrder(Base):
     created_by: Mapped[str] = mapped_column(String(64), default="")
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
 
+    def level_at(self, at: datetime) -> str:
+        """The SLA level at an instant: from the marks while the clock runs, else the level it stopped at."""
+        if self.state in sla.OPEN_STATES:
+            return sla.level_at(self, at)
+        return self.sla_stopped_level or "ok"
+
+    @property
+    def sla_level(self) -> str:
+        """The SLA level now (what the pages and the API show)."""
+        return self.level_at(now())
+
 
 class WorkOrderEvent(Base):
     """One step of a work order's life: who moved it from which state to which, and why."""
 
     __tablename__ = "hotline_work_order_events"
+    # an order's history, and the SLA job's check that a level was already announced (index-only)
+    __table_args__ = (Index("ix_hotline_wo_events_order_action", "order_id", "action"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    order_id: Mapped[int] = mapped_column(ForeignKey("hotline_work_orders.id"), index=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("hotline_work_orders.id"))
     at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
     actor: Mapped[str] = mapped_column(String(64))
     role: Mapped[str] = mapped_column(String(16))
@@ -124,6 +144,19 @@ class WorkOrderEvent(Base):
     from_state: Mapped[str | None] = mapped_column(String(16))
     to_state: Mapped[str] = mapped_column(String(16))
     note: Mapped[str] = mapped_column(Text, default="")
+
+
+class SlaRun(Base):
+    """A completed run of the SLA job: the instant it judged by. The latest is the next run's watermark."""
+
+    __tablename__ = "hotline_sla_runs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
+    breach: Mapped[int] = mapped_column(Integer, default=0)
+    warn75: Mapped[int] = mapped_column(Integer, default=0)
+    warn50: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Conversation(Base):

@@ -17,8 +17,10 @@ from typing import Any
 from sqlalchemy import Select, func, literal, or_, select, tuple_
 from sqlalchemy.orm import Session
 
+from rhip.clock import now
 from rhip.errors import Forbidden, Invalid
 from rhip.hotline import sla
+from rhip.hotline.levels import level_filter
 from rhip.hotline.models import WorkOrder
 from rhip.hotline.orders import OPEN_STATES, READERS, STATES
 from rhip.security.roles import Role
@@ -73,7 +75,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
         raise Invalid("翻页位置无效，请从第一页重新开始", code="bad-cursor") from None
 
 
-def _filtered(
+def filtered_orders(
     actor: Principal,
     *,
     state: str | None,
@@ -82,17 +84,19 @@ def _filtered(
     sla_level: str | None,
     open_only: bool,
 ) -> Select[Any]:
+    """The orders the caller may see with the list's filters (unordered, unpaged)."""
     q = select(WorkOrder)
     if actor.role is Role.doctor:
         q = q.where(WorkOrder.institution_code == (actor.institution_code or ""))
     elif actor.role not in READERS:
         raise Forbidden("无权查看工单", code="not-allowed")
+    states: tuple[str, ...] | None = None
     if state:
         if state not in STATES:
             raise Invalid(f"未知的工单状态：{state}", code="bad-state")
-        q = q.where(WorkOrder.state == state)
+        q, states = q.where(WorkOrder.state == state), (state,)
     elif open_only:
-        q = q.where(WorkOrder.state.in_(OPEN_STATES))
+        q, states = q.where(WorkOrder.state.in_(OPEN_STATES)), OPEN_STATES
     if source:
         q = q.where(WorkOrder.source == source)
     if institution_code:
@@ -100,7 +104,7 @@ def _filtered(
     if sla_level:
         if sla_level not in sla.LEVELS:
             raise Invalid(f"未知的时限状态：{sla_level}", code="bad-sla-level")
-        q = q.where(WorkOrder.sla_level == sla_level)
+        q = q.where(level_filter(sla_level, now(), states))  # derived from the marks as of now
     return q
 
 
@@ -140,7 +144,7 @@ def get_all_orders(
 ) -> OrderPage:
     """A page of the orders the caller may see, most urgent deadline first (institution staff see their own);
     the count comes with the first page only (no cursor)."""
-    q = _filtered(
+    q = filtered_orders(
         actor,
         state=state,
         source=source,

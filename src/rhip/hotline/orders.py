@@ -33,7 +33,7 @@ STATE_LABELS = {
     "reopened": "重新办理",
     "escalated": "已升级",
 }
-OPEN_STATES = ("new", "assigned", "in_progress", "reopened", "escalated")  # the SLA clock runs
+OPEN_STATES = sla.OPEN_STATES  # the SLA clock runs
 # action → (states it may start from, state it leads to, who may take it: "centre" or "institution")
 ACTIONS: dict[str, tuple[tuple[str, ...], str, str]] = {
     "assign": (("new", "assigned", "reopened", "escalated"), "assigned", "centre"),
@@ -141,7 +141,6 @@ def create_order(
         due_at=timers.due_at,
         warn50_at=timers.warn50_at,
         warn75_at=timers.warn75_at,
-        sla_level="ok",
         call_id=call_id,
         transcript=transcript,
         risk_level=risk_level,
@@ -218,5 +217,9 @@ def act(
     if action == "reopen":
         order.closed_at = None
     before, order.state, order.updated_at = order.state, target, now()
+    if target in OPEN_STATES:  # the clock runs (again): the level comes from the marks
+        order.sla_stopped_level = None
+    elif before in OPEN_STATES:  # the clock stops: the order keeps the level it reached
+        order.sla_stopped_level = sla.level_at(order, order.updated_at)
     record_event(session, order, actor=actor, action=action, before=before, note=note)
     return order

@@ -23,7 +23,14 @@ from rhip.hotline.calls import (
 from rhip.hotline.crisis import RISK_LEVELS, open_crisis
 from rhip.hotline.followup import callback
 from rhip.hotline.order_files import ORDER_FILE_COLUMNS, OrderImportReport, import_orders
-from rhip.hotline.order_list import COUNT_CAP, Count, OrderPage, get_all_orders, search_orders
+from rhip.hotline.order_list import (
+    COUNT_CAP,
+    Count,
+    OrderPage,
+    filtered_orders,
+    get_all_orders,
+    search_orders,
+)
 from rhip.hotline.orders import (
     ACTION_LABELS,
     ACTIONS,
@@ -39,7 +46,21 @@ from rhip.hotline.orders import (
     order_events,
 )
 from rhip.hotline.personal import check_id_number, read_personal
-from rhip.hotline.sla_job import CHUNK, PASSES, pending, raise_chunk, run_sla, sla_counts, sla_summary
+from rhip.hotline.sla_job import (
+    CHUNK,
+    PASSES,
+    Cursor,
+    Progress,
+    notify_chunk,
+    pending,
+    record_run,
+    run_sla,
+    run_sla_step,
+    run_walks,
+    sla_counts,
+    sla_summary,
+    window_start,
+)
 
 __all__ = [
     "ACTIONS",
@@ -59,13 +80,16 @@ __all__ = [
     "STATE_LABELS",
     "CdrReport",
     "Count",
+    "Cursor",
     "OrderImportReport",
     "OrderPage",
+    "Progress",
     "act",
     "book_for_caller",
     "callback",
     "check_id_number",
     "create_order",
+    "filtered_orders",
     "get_all_calls",
     "get_all_orders",
     "get_call",
@@ -74,13 +98,17 @@ __all__ = [
     "import_cdr",
     "import_orders",
     "log_call",
+    "notify_chunk",
     "open_crisis",
     "order_events",
     "pending",
-    "raise_chunk",
     "read_personal",
+    "record_run",
     "run_sla",
+    "run_sla_step",
+    "run_walks",
     "search_orders",
     "sla_counts",
     "sla_summary",
+    "window_start",
 ]

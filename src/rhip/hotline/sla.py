@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import cache
 from pathlib import Path
+from typing import Protocol
 
 import chinese_calendar
 import yaml
@@ -24,6 +25,15 @@ DATA = Path(__file__).with_name("data")
 DAY = 86_400.0
 LEVELS = ("ok", "warn50", "warn75", "breach")
 LEVEL_LABELS = {"ok": "正常", "warn50": "已过半", "warn75": "预警", "breach": "超时"}
+OPEN_STATES = (
+    "new",
+    "assigned",
+    "in_progress",
+    "reopened",
+    "escalated",
+)  # the states in which the clock runs
+# level → the mark (an order's column) whose passing raises an order to it, highest level first
+MARKS = {"breach": "due_at", "warn75": "warn75_at", "warn50": "warn50_at"}
 
 
 @dataclass(frozen=True)
@@ -136,12 +146,27 @@ def timers(*, received: datetime, order_type: str, due: datetime | None = None) 
     return Timers(due, advance(start, total * 0.5), advance(start, total * 0.75))
 
 
-def level_at(t: Timers, at: datetime) -> str:
-    """The SLA level of an open order at an instant."""
-    if at >= t.due_at:
-        return "breach"
-    if at >= t.warn75_at:
-        return "warn75"
-    if at >= t.warn50_at:
-        return "warn50"
+class Marked(Protocol):
+    """Anything with the three marks: `Timers`, a work order."""
+
+    @property
+    def due_at(self) -> datetime: ...
+    @property
+    def warn50_at(self) -> datetime: ...
+    @property
+    def warn75_at(self) -> datetime: ...
+
+
+def level_at(t: Marked, at: datetime) -> str:
+    """The SLA level of an open order at an instant: the highest level whose mark has passed (the rule; its
+    SQL form is `levels.open_level`)."""
+    for level, mark in MARKS.items():
+        if at >= getattr(t, mark):
+            return level
     return "ok"
+
+
+def next_mark(level: str) -> str | None:
+    """The mark that ends a level (None for breach, which never ends)."""
+    up = LEVELS.index(level) + 1
+    return MARKS[LEVELS[up]] if up < len(LEVELS) else None
