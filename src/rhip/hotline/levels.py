@@ -48,17 +48,25 @@ def open_level(level: str, t: datetime) -> ColumnElement[bool]:
     return and_(*conds)
 
 
-def level_filter(level: str, t: datetime, states: Collection[str] | None) -> ColumnElement[bool]:
-    """Orders at `level` at instant `t`, for a query already restricted to `states` (None: any state)."""
+def level_branches(level: str, t: datetime, states: Collection[str] | None) -> list[ColumnElement[bool]]:
+    """Orders at `level` at instant `t`, for a query already restricted to `states` (None: any state), as
+    disjoint conditions each of which one index serves in deadline order: the running orders by their marks
+    (the list's deadline index), the stopped ones by the level they stopped at (its own list index). An OR
+    of the two would be a sequential scan."""
     opened = open_level(level, t)
     if states is not None and set(states) <= set(sla.OPEN_STATES):
-        return opened
+        return [opened]
     stopped = WorkOrder.sla_stopped_level == level
     if states is not None and not set(states) & set(sla.OPEN_STATES):
-        return stopped
+        return [stopped]
     # a breach is always in the past, whether the clock still runs or stopped after it: keep the range
     bound = WorkOrder.due_at <= _at(t) if level == "breach" else true()
-    return and_(bound, or_(and_(WorkOrder.state.in_(sla.OPEN_STATES), opened), stopped))
+    return [and_(WorkOrder.state.in_(sla.OPEN_STATES), opened), and_(bound, stopped)]
+
+
+def level_filter(level: str, t: datetime, states: Collection[str] | None) -> ColumnElement[bool]:
+    """Orders at `level` at instant `t` as one condition (for counts over the open states)."""
+    return or_(*level_branches(level, t, states))
 
 
 def level_case(t: datetime) -> ColumnElement[str]:

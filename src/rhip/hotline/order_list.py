@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Session
 from rhip.clock import now
 from rhip.errors import Forbidden, Invalid
 from rhip.hotline import sla
-from rhip.hotline.levels import level_filter
+from rhip.hotline.levels import level_branches
 from rhip.hotline.models import WorkOrder
 from rhip.hotline.orders import OPEN_STATES, READERS, STATES
 from rhip.security.roles import Role
@@ -83,8 +84,9 @@ def filtered_orders(
     institution_code: str | None,
     sla_level: str | None,
     open_only: bool,
-) -> Select[Any]:
-    """The orders the caller may see with the list's filters (unordered, unpaged)."""
+) -> list[Select[Any]]:
+    """The orders the caller may see with the list's filters (unordered, unpaged), as disjoint queries each
+    served by one index in deadline order (two when an SLA level is asked over running and stopped orders)."""
     q = select(WorkOrder)
     if actor.role is Role.doctor:
         q = q.where(WorkOrder.institution_code == (actor.institution_code or ""))
@@ -104,8 +106,9 @@ def filtered_orders(
     if sla_level:
         if sla_level not in sla.LEVELS:
             raise Invalid(f"未知的时限状态：{sla_level}", code="bad-sla-level")
-        q = q.where(level_filter(sla_level, now(), states))  # derived from the marks as of now
-    return q
+        # derived from the marks as of now
+        return [q.where(cond) for cond in level_branches(sla_level, now(), states)]
+    return [q]
 
 
 def _estimate(session: Session, q: Select[Any]) -> int | None:
@@ -129,6 +132,18 @@ def count_capped(session: Session, q: Select[Any], cap: int = COUNT_CAP, key: An
     return Count(cap, capped=True, estimate=None if est is None else max(est, cap + 1))
 
 
+def _sum(counts: Iterable[Count]) -> Count:
+    """Counts of disjoint branches added (capped when any is)."""
+    parts = list(counts)
+    if len(parts) == 1:
+        return parts[0]
+    total = sum(c.value for c in parts)
+    if not any(c.capped for c in parts):
+        return Count(total)
+    est = [c.estimate if c.capped else c.value for c in parts]
+    return Count(total, capped=True, estimate=None if None in est else sum(e or 0 for e in est))
+
+
 def get_all_orders(
     session: Session,
     *,
@@ -144,7 +159,7 @@ def get_all_orders(
 ) -> OrderPage:
     """A page of the orders the caller may see, most urgent deadline first (institution staff see their own);
     the count comes with the first page only (no cursor)."""
-    q = filtered_orders(
+    branches = filtered_orders(
         actor,
         state=state,
         source=source,
@@ -152,13 +167,17 @@ def get_all_orders(
         sla_level=sla_level,
         open_only=open_only,
     )
-    count = count_capped(session, q) if with_count and cursor is None else None
+    count = _sum(count_capped(session, q) for q in branches) if with_count and cursor is None else None
     limit = min(max(1, limit), 200)
-    if cursor is not None:
-        due, ident = decode_cursor(cursor)
-        after = tuple_(literal(due, WorkOrder.due_at.type), literal(ident, WorkOrder.id.type))
-        q = q.where(tuple_(WorkOrder.due_at, WorkOrder.id) > after)
-    rows = list(session.scalars(q.order_by(WorkOrder.due_at, WorkOrder.id).limit(limit + 1)))
+    rows: list[WorkOrder] = []
+    for q in branches:  # each branch's next page in deadline order, then the branches merged
+        if cursor is not None:
+            due, ident = decode_cursor(cursor)
+            after = tuple_(literal(due, WorkOrder.due_at.type), literal(ident, WorkOrder.id.type))
+            q = q.where(tuple_(WorkOrder.due_at, WorkOrder.id) > after)
+        rows.extend(session.scalars(q.order_by(WorkOrder.due_at, WorkOrder.id).limit(limit + 1)))
+    if len(branches) > 1:
+        rows.sort(key=lambda o: (o.due_at, o.id))
     more = len(rows) > limit
     rows = rows[:limit]
     return OrderPage(rows, encode_cursor(rows[-1]) if more else None, count)
