@@ -74,9 +74,18 @@ def handle(lake: Lake, name: str) -> DeltaTable | None:
     dt = _handles.get(path)
     if dt is None:
         dt = _handles[path] = DeltaTable(path)
-    else:
+    elif newer_commit(path, dt):
         dt.update_incremental()
     return dt
+
+
+def newer_commit(path: str, dt: DeltaTable) -> bool:
+    """Whether the table's log holds a commit after the handle's version.
+
+    One stat of the next version's commit file (Delta versions are consecutive): deltalake's incremental
+    update lists the whole `_delta_log` folder, which grows by a file per commit, and it ran before every
+    table's commit of every batch."""
+    return os.path.exists(f"{path}/_delta_log/{int(dt.version()) + 1:020d}.json")
 
 
 def partitions(dt: DeltaTable | None, default: list[str]) -> list[str]:
@@ -292,7 +301,7 @@ def compact(
         dt = handle(lake, name) if refresh else _handles.get(str(lake.path(name))) or handle(lake, name)
         if dt is None or len(dt.file_uris()) < min_files:  # no partition can hold min_files: no scan
             continue
-        if not refresh:
+        if not refresh and newer_commit(str(lake.path(name)), dt):
             dt.update_incremental()
         parts = partitions(dt, [])
         removed = added = 0
