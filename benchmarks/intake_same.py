@@ -4,8 +4,8 @@ their per-table counts, the problem lists, the daily counts, the rollups, the sh
 entries, the CDA documents kept and the bulletin's data-collection figures. Run it on the code before and
 after a change and compare (issue 14: a faster intake must not change what is ingested):
 
-    .venv/bin/python benchmarks/intake_same.py --keep /tmp/w/synth001 --scale 0.001 --out /tmp/w/before.json
-    .venv/bin/python benchmarks/intake_same.py --keep /tmp/w/synth001 --scale 0.001 --against /tmp/w/before.json
+    .venv/bin/python benchmarks/intake_same.py --keep /tmp/w/s001 --scale 0.001 --out /tmp/w/before.json
+    .venv/bin/python benchmarks/intake_same.py --keep /tmp/w/s001 --scale 0.001 --against /tmp/w/before.json
 
 (the "before" run: the same command with `PYTHONPATH=<old checkout>/src`). Each part is a SHA-256 over its
 rows as sorted text, without what differs by nature between two runs (receipt ids, `_batch`, ingest
@@ -178,8 +178,8 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
     t = got["totals"]
     print(
-        f"intake: {t.received:,} records, {len(got['receipts'])} receipts, {wall:.1f} s wall, {cpu:.1f} s CPU "
-        f"(load {load:.2f} → {os.getloadavg()[0]:.2f}); ways {json.dumps(got['way_seconds'])}"
+        f"intake: {t.received:,} records, {len(got['receipts'])} receipts, {wall:.1f} s wall, {cpu:.1f} s CPU"
+        f" (load {load:.2f} → {os.getloadavg()[0]:.2f}); ways {json.dumps(got['way_seconds'])}"
     )
     if args.out:
         args.out.write_text(json.dumps(parts, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

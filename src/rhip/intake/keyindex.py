@@ -22,7 +22,7 @@ import pyarrow as pa
 from deltalake import DeltaTable
 from deltalake.transaction import AddAction
 
-from rhip.intake import rollup, store
+from rhip.intake import deltalog, rollup, store
 from rhip.intake.store import KEYS_TABLE, OP_DUPLICATE, OP_NEW, OP_REVOKE, OP_UPDATE
 from rhip.lake.store import Lake
 from rhip.registry import catalogue
@@ -135,15 +135,20 @@ def _listing(root: Path, dt: DeltaTable, parts: list[str]) -> pl.DataFrame:
     the file's key range), kept per process and brought forward by reading only the new commits' JSON
     (our own batch's one commit, usually); rebuilt from deltalake's add actions when that is not possible
     (first use, a log cleaned up, a metadata change)."""
-    version = int(dt.version())
+    log = root / "_delta_log"
     with _LISTED_LOCK:
         got = _LISTED.get(str(root))
+        known = deltalog.known(log, dt)
+        # the handle may lag this process's own appends (deltalog): the newest commit is found in the log
+        version = deltalog.latest(log, known if got is None else max(known, got.version))
         if got is not None and got.version == version and got.parts == parts:
             return got.files
         files = None
         if got is not None and got.version < version and got.parts == parts:
             files = _replay(root, got.files, range(got.version + 1, version + 1), parts)
         if files is None:
+            dt.update_incremental()
+            version = int(dt.version())
             files = _from_actions(root, dt, parts)
         _LISTED[str(root)] = _Listed(version=version, parts=list(parts), files=files)
         return files

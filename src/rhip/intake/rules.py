@@ -161,7 +161,9 @@ def _type_checks(
 def date_checks(ds: Any, *, now_utc: datetime) -> list[Check]:
     """Plausible birth dates, nothing in the future, ordered pairs."""
     today, oldest, limit = _bounds(now_utc)
-    return _date_checks(ds, today=pl.lit(today), oldest=pl.lit(oldest), limit=pl.lit(limit), tz=now_utc.tzinfo)
+    return _date_checks(
+        ds, today=pl.lit(today), oldest=pl.lit(oldest), limit=pl.lit(limit), tz=now_utc.tzinfo
+    )
 
 
 def _bounds(now_utc: datetime) -> tuple[date, date, datetime]:
@@ -173,7 +175,9 @@ def _bounds(now_utc: datetime) -> tuple[date, date, datetime]:
     return today, date(today.year - MAX_AGE_YEARS, 1, 1), limit
 
 
-def _date_checks(ds: Any, *, today: pl.Expr, oldest: pl.Expr, limit: pl.Expr, tz: tzinfo | None) -> list[Check]:
+def _date_checks(
+    ds: Any, *, today: pl.Expr, oldest: pl.Expr, limit: pl.Expr, tz: tzinfo | None
+) -> list[Check]:
     checks: list[Check] = []
     kinds = {f.name: _ftype(f) for f in ds.fields}
     for name, kind in kinds.items():
@@ -307,7 +311,7 @@ def _plan(ds: Any, columns: tuple[str, ...], tz: tzinfo | None, linked: tuple[in
             limit=pl.col(_LIMIT),
             tz=tz,
         ),
-        *[Check("orphan", list(links[i].fields)[0], pl.col(f"{_DYN}orphan_{i}")) for i in linked],
+        *[Check("orphan", next(iter(links[i].fields)), pl.col(f"{_DYN}orphan_{i}")) for i in linked],
         *timeliness_check(ds),
     ]
     order = {r: i for i, r in enumerate(RULE_ORDER)}
