@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
@@ -410,14 +411,16 @@ def table_from_records(records: list[dict[str, Any]]) -> pa.Table:
         if not isinstance(rec, dict):
             raise Invalid("每条记录必须是 JSON 对象", code="not-an-object")
         names.update(dict.fromkeys(rec))
-    cols = {}
+    # built by Polars, not pyarrow: pa.array first asks whether its input is a pandas object, importing
+    # pandas (~1 s, once per process: a demo's first FHIR Bundle or CDA document)
+    cols: list[pl.Series] = []
     for name in names:
         values = [rec.get(name) for rec in records]
         kinds = set(map(type, values))
         if kinds <= {str, type(None)}:
-            # the common case (mapped and JSON text fields): the empty string becomes null in C
-            arr = pa.array(values, type=pa.string())
-            cols[str(name)] = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+            # the common case (mapped and JSON text fields): the empty string becomes null
+            col = pl.Series(str(name), values, dtype=pl.String)
+            cols.append(pl.select(pl.when(col != "").then(col)).to_series().alias(str(name)))
             continue
         out: list[str | None] = []
         for v in values:
@@ -429,5 +432,5 @@ def table_from_records(records: list[dict[str, Any]]) -> pa.Table:
                 out.append(str(v))
             else:
                 raise Invalid(f"字段 {name} 的值必须是字符串或数字", code="bad-value")
-        cols[str(name)] = pa.array(out, type=pa.string())
-    return pa.table(cols) if cols else pa.table({})
+        cols.append(pl.Series(str(name), out, dtype=pl.String))
+    return pl.DataFrame(cols).to_arrow()

@@ -10,16 +10,19 @@ makes them one Delta commit, so the index stays atomic per batch like every othe
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import polars as pl
 import pyarrow as pa
 from deltalake import DeltaTable
 from deltalake.transaction import AddAction
 
-from rhip.intake import rollup, store
+from rhip.intake import deltalog, rollup, store
 from rhip.intake.store import KEYS_TABLE, OP_DUPLICATE, OP_NEW, OP_REVOKE, OP_UPDATE
 from rhip.lake.store import Lake
 from rhip.registry import catalogue
@@ -62,15 +65,32 @@ class KeyIndex:
     dt: DeltaTable | None
     parts: list[str]
     writable: bool = True
+    listing: pl.DataFrame | None = None  # the index's active files (see `_listing`)
     actions: list[AddAction] = field(default_factory=list)
     pending: list[pl.DataFrame] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def files(self, filters: list[tuple[str, str, Any]]) -> list[str]:
-        """The index files of the partitions matching `filters` (tuple filters on partition columns)."""
-        if self.dt is None:
+        """The index files of the partitions matching `filters` (`=`/`in` on partition columns, `>=`/`<=` on
+        `key`, pruned on each file's key range like deltalake's `file_pruning_predicate`).
+
+        Filtered in memory from the listing kept per process: asking deltalake for the pruned file list
+        walked every file of the index (thousands) several times per table of every batch."""
+        if self.listing is None or self.listing.height == 0:
             return []
-        return [u.removeprefix("file://") for u in self.dt.file_uris(file_pruning_predicate=filters)]
+        keep = pl.lit(True)
+        for col, op, value in filters:
+            if col == "key" and op == ">=":
+                keep &= pl.col("_kmax").is_null() | (pl.col("_kmax") >= value)
+            elif col == "key" and op == "<=":
+                keep &= pl.col("_kmin").is_null() | (pl.col("_kmin") <= value)
+            elif col in self.parts and op == "=":
+                keep &= pl.col(col) == str(value)
+            elif col in self.parts and op == "in":
+                keep &= pl.col(col).is_in([str(v) for v in value])
+            else:
+                raise ValueError(f"unsupported index filter: {(col, op, value)!r}")
+        return self.listing.filter(keep).get_column("_path").to_list()
 
     def add(self, table: str, data: pl.DataFrame, *, batch_id: str) -> None:
         """Write (not commit) the index files of a table's stored records (`data` as written, by month)."""
@@ -90,7 +110,108 @@ def open_index(lake: Lake) -> KeyIndex:
     """The key index brought up to date once, for one batch."""
     dt = store.handle(lake, KEYS_TABLE)
     parts = store.partitions(dt, KEYS_PARTITIONS)
-    return KeyIndex(lake=lake, dt=dt, parts=parts, writable=dt is None or store.same_schema(dt, KEYS_SCHEMA))
+    return KeyIndex(
+        lake=lake,
+        dt=dt,
+        parts=parts,
+        writable=dt is None or store.same_schema(dt, KEYS_SCHEMA),
+        listing=None if dt is None else _listing(lake.path(KEYS_TABLE), dt, parts),
+    )
+
+
+@dataclass
+class _Listed:
+    version: int
+    parts: list[str]
+    files: pl.DataFrame
+
+
+_LISTED: dict[str, _Listed] = {}
+_LISTED_LOCK = threading.Lock()
+
+
+def _listing(root: Path, dt: DeltaTable, parts: list[str]) -> pl.DataFrame:
+    """The index's active files at the handle's version (`_path`, the partition columns, `_kmin`/`_kmax`:
+    the file's key range), kept per process and brought forward by reading only the new commits' JSON
+    (our own batch's one commit, usually); rebuilt from deltalake's add actions when that is not possible
+    (first use, a log cleaned up, a metadata change)."""
+    log = root / "_delta_log"
+    with _LISTED_LOCK:
+        got = _LISTED.get(str(root))
+        known = deltalog.known(log, dt)
+        # the handle may lag this process's own appends (deltalog): the newest commit is found in the log
+        version = deltalog.latest(log, known if got is None else max(known, got.version))
+        if got is not None and got.version == version and got.parts == parts:
+            return got.files
+        files = None
+        if got is not None and got.version < version and got.parts == parts:
+            files = _replay(root, got.files, range(got.version + 1, version + 1), parts)
+        if files is None:
+            dt.update_incremental()
+            version = int(dt.version())
+            files = _from_actions(root, dt, parts)
+        _LISTED[str(root)] = _Listed(version=version, parts=list(parts), files=files)
+        return files
+
+
+def _listing_frame(rows: list[dict[str, Any]], parts: list[str]) -> pl.DataFrame:
+    schema = {"_path": pl.String, **dict.fromkeys(parts, pl.String), "_kmin": pl.String, "_kmax": pl.String}
+    return pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(schema=schema)
+
+
+def _from_actions(root: Path, dt: DeltaTable, parts: list[str]) -> pl.DataFrame:
+    actions = pl.from_arrow(pa.table(dt.get_add_actions(flatten=True)))
+    assert isinstance(actions, pl.DataFrame)
+    if actions.height == 0:
+        return _listing_frame([], parts)
+
+    def col(name: str, alias: str) -> pl.Expr:
+        return (pl.col(name) if name in actions.columns else pl.lit(None)).cast(pl.String).alias(alias)
+
+    base = f"{root}/"
+    return actions.select(
+        pl.col("path").map_elements(lambda p: base + unquote(p), return_dtype=pl.String).alias("_path"),
+        *[col(f"partition.{c}", c) for c in parts],
+        col("min.key", "_kmin"),
+        col("max.key", "_kmax"),
+    )
+
+
+def _replay(root: Path, files: pl.DataFrame, versions: range, parts: list[str]) -> pl.DataFrame | None:
+    """`files` brought forward through the commits `versions` (None when a commit cannot be read or changes
+    the table's metadata: the caller lists the table afresh)."""
+    added: dict[str, dict[str, Any]] = {}
+    removed: set[str] = set()
+    base = f"{root}/"
+    for v in versions:
+        try:
+            lines = (root / "_delta_log" / f"{v:020d}.json").read_text(encoding="utf-8").splitlines()
+        except OSError:
+            return None
+        for line in lines:
+            if not line.strip():
+                continue
+            action = json.loads(line)
+            if "metaData" in action:
+                return None
+            if (add := action.get("add")) is not None:
+                path = base + unquote(add["path"])
+                stats = json.loads(add.get("stats") or "{}")
+                values = add.get("partitionValues") or {}
+                added[path] = {
+                    "_path": path,
+                    **{c: values.get(c) for c in parts},
+                    "_kmin": (stats.get("minValues") or {}).get("key"),
+                    "_kmax": (stats.get("maxValues") or {}).get("key"),
+                }
+                removed.discard(path)
+            elif (rem := action.get("remove")) is not None:
+                path = base + unquote(rem["path"])
+                added.pop(path, None)
+                removed.add(path)
+    gone = pl.Series(list(removed | set(added)), dtype=pl.String)
+    kept = files.filter(~pl.col("_path").is_in(gone.implode())) if gone.len() else files
+    return pl.concat([kept, _listing_frame(list(added.values()), parts)], how="vertical_relaxed")
 
 
 def index_rows(table: str, data: pl.DataFrame) -> pl.DataFrame:

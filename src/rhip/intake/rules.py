@@ -6,9 +6,10 @@ in RULE_ORDER, with a rule code (the synthetic city's codes) and a Chinese messa
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 import polars as pl
@@ -98,6 +99,17 @@ def id_check_fails(col: str) -> pl.Expr:
 
 def type_checks(ds: Any, df: pl.DataFrame) -> tuple[list[pl.Expr], list[Check]]:
     """Typed columns (as __t_<field>) and the type/required/code/id/range checks on them."""
+
+    def code_fails(name: str, system: str, raw: pl.Expr) -> pl.Expr:
+        ok = _codes_mask(raw, system, df.get_column(name))
+        return raw.is_not_null() & ~raw.is_in(ok.implode())
+
+    return _type_checks(ds, set(df.columns), code_fails)
+
+
+def _type_checks(
+    ds: Any, columns: set[str], code_fails: Callable[[str, str, pl.Expr], pl.Expr]
+) -> tuple[list[pl.Expr], list[Check]]:
     typed: list[pl.Expr] = []
     checks: list[Check] = []
     for f in ds.fields:
@@ -135,9 +147,8 @@ def type_checks(ds: Any, df: pl.DataFrame) -> tuple[list[pl.Expr], list[Check]]:
         if max_len and kind in ("string", "code", "id_number", "phone"):
             checks.append(Check("type", name, raw.str.len_chars() > int(max_len)))
         system = getattr(f, "code_system", None)
-        if system and name in df.columns:
-            ok = _codes_mask(raw, system, df.get_column(name))
-            checks.append(Check("code", name, raw.is_not_null() & ~raw.is_in(ok.implode())))
+        if system and name in columns:
+            checks.append(Check("code", name, code_fails(name, system, raw)))
         lo, hi = getattr(f, "minimum", None), getattr(f, "maximum", None)
         if kind in ("integer", "decimal"):
             if lo is not None:
@@ -149,25 +160,36 @@ def type_checks(ds: Any, df: pl.DataFrame) -> tuple[list[pl.Expr], list[Check]]:
 
 def date_checks(ds: Any, *, now_utc: datetime) -> list[Check]:
     """Plausible birth dates, nothing in the future, ordered pairs."""
+    today, oldest, limit = _bounds(now_utc)
+    return _date_checks(
+        ds, today=pl.lit(today), oldest=pl.lit(oldest), limit=pl.lit(limit), tz=now_utc.tzinfo
+    )
+
+
+def _bounds(now_utc: datetime) -> tuple[date, date, datetime]:
+    """Today (local), the oldest plausible birth date and the latest acceptable time (UTC) at `now_utc`."""
+    today = (now_utc + UTC_OFFSET).date()
+    limit = now_utc + FUTURE_TOLERANCE
+    if limit.tzinfo is None:
+        limit = limit.replace(tzinfo=UTC)
+    return today, date(today.year - MAX_AGE_YEARS, 1, 1), limit
+
+
+def _date_checks(
+    ds: Any, *, today: pl.Expr, oldest: pl.Expr, limit: pl.Expr, tz: tzinfo | None
+) -> list[Check]:
     checks: list[Check] = []
     kinds = {f.name: _ftype(f) for f in ds.fields}
-    today = (now_utc + UTC_OFFSET).date()
-    limit = (
-        pl.lit(now_utc + FUTURE_TOLERANCE).dt.replace_time_zone("UTC")
-        if now_utc.tzinfo is None
-        else pl.lit(now_utc + FUTURE_TOLERANCE)
-    )
     for name, kind in kinds.items():
         tc = pl.col(_t(name))
         if name in BIRTH_FIELDS and kind == "date":
-            oldest = date(today.year - MAX_AGE_YEARS, 1, 1)
-            checks.append(Check("date_range", name, (tc < pl.lit(oldest)) | (tc > pl.lit(today))))
+            checks.append(Check("date_range", name, (tc < oldest) | (tc > today)))
             continue
         if kind == "date":
             checks.append(Check("date_range", name, tc < pl.lit(EARLIEST)))
-            checks.append(Check("date_future", name, tc > pl.lit(today)))
+            checks.append(Check("date_future", name, tc > today))
         elif kind == "datetime":
-            checks.append(Check("date_range", name, tc < pl.lit(datetime(1900, 1, 1, tzinfo=now_utc.tzinfo))))
+            checks.append(Check("date_range", name, tc < pl.lit(datetime(1900, 1, 1, tzinfo=tz))))
             checks.append(Check("date_future", name, tc > limit))
     for early, late in ORDER_PAIRS:
         if early in kinds and late in kinds and kinds[early] == kinds[late]:
@@ -208,39 +230,106 @@ def validate(
     now_utc: datetime,
     parents: dict[int, pl.Series] | None = None,
 ) -> Validated:
-    """Run every rule over the batch; `parents` maps a link's index to the keys that exist for it."""
-    typed, checks = type_checks(ds, df)
-    checks = [
-        Check(
-            "institution",
-            "org_code",
-            pl.col("org_code").is_not_null() & (pl.col("org_code") != institution_code),
-        ),
-        *checks,
-        *date_checks(ds, now_utc=now_utc),
+    """Run every rule over the batch; `parents` maps a link's index to the keys that exist for it.
+
+    The expressions are built once per table layout (`_plan`) and reused by every batch: building ~40
+    checks in Python was a third of validating a small table, the fixed cost of every table of every batch.
+    What depends on the batch — its institution, the time, the codes an external code system accepts among
+    its values, its links' known keys — is computed first as columns (`__dyn_*`) the cached checks read.
+    """
+    links = list(getattr(ds, "links", []) or [])
+    linked = tuple(i for i in range(len(links)) if parents is not None and i in parents)
+    plan = _plan(ds, tuple(df.columns), now_utc.tzinfo, linked)
+    today, oldest, limit = _bounds(now_utc)
+    dyn: list[pl.Expr] = [
+        pl.lit(today).alias(_TODAY),
+        pl.lit(oldest).alias(_OLDEST),
+        pl.lit(limit, pl.Datetime("us", "UTC")).alias(_LIMIT),
+        (pl.col("org_code").is_not_null() & (pl.col("org_code") != institution_code)).alias(f"{_DYN}inst"),
     ]
-    for i, link in enumerate(getattr(ds, "links", []) or []):
-        if parents is None or i not in parents:
-            continue
-        fields = list(link.fields)
-        child = key_expr(fields)
+    for name, system in plan.external:
+        raw = pl.col(name)
+        ok = _codes_mask(raw, system, df.get_column(name))
+        dyn.append((raw.is_not_null() & ~raw.is_in(ok.implode())).alias(f"{_DYN}code_{name}"))
+    for i in linked:
+        assert parents is not None
+        fields = list(links[i].fields)
         present = pl.all_horizontal([pl.col(f).is_not_null() for f in fields])
-        checks.append(Check("orphan", fields[0], present & ~child.is_in(parents[i].implode())))
-    checks.extend(timeliness_check(ds))
+        dyn.append((present & ~key_expr(fields).is_in(parents[i].implode())).alias(f"{_DYN}orphan_{i}"))
+    frame = (
+        df.with_columns(*plan.typed, *dyn)
+        .with_columns(plan.check.alias("_check"))
+        .drop([e.meta.output_name() for e in dyn])
+    )
+    return Validated(frame=frame, checks=plan.checks)
+
+
+_DYN = "__dyn_"
+_TODAY, _OLDEST, _LIMIT = f"{_DYN}today", f"{_DYN}oldest", f"{_DYN}limit"
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A table layout's typed columns, checks (rule order) and first-failing-check expression."""
+
+    typed: list[pl.Expr]
+    checks: list[Check]
+    check: pl.Expr
+    external: list[tuple[str, str]]  # (field, code system) checked against the batch's own values
+
+
+_PLANS: dict[tuple[str, tuple[str, ...], tzinfo | None, tuple[int, ...]], _Plan] = {}
+_PLANS_LOCK = threading.Lock()
+
+
+def _plan(ds: Any, columns: tuple[str, ...], tz: tzinfo | None, linked: tuple[int, ...]) -> _Plan:
+    """The cached plan of a dataset for frames with these columns, the clock's time zone and these links
+    checked (`linked`: their indices)."""
+    key = (ds.name, columns, tz, linked)
+    with _PLANS_LOCK:
+        got = _PLANS.get(key)
+    if got is not None:
+        return got
+    external: list[tuple[str, str]] = []
+
+    def code_fails(name: str, system: str, raw: pl.Expr) -> pl.Expr:
+        if system in ("icd10", "area") or codesys.get_code_system(system).external:
+            external.append((name, system))
+            return pl.col(f"{_DYN}code_{name}")
+        ok = pl.Series(list(codesys.codes_of(system)), dtype=pl.String)
+        return raw.is_not_null() & ~raw.is_in(ok.implode())
+
+    typed, type_checks_ = _type_checks(ds, set(columns), code_fails)
+    links = list(getattr(ds, "links", []) or [])
+    checks = [
+        Check("institution", "org_code", pl.col(f"{_DYN}inst")),
+        *type_checks_,
+        *_date_checks(
+            ds,
+            today=pl.col(_TODAY),
+            oldest=pl.col(_OLDEST),
+            limit=pl.col(_LIMIT),
+            tz=tz,
+        ),
+        *[Check("orphan", next(iter(links[i].fields)), pl.col(f"{_DYN}orphan_{i}")) for i in linked],
+        *timeliness_check(ds),
+    ]
     order = {r: i for i, r in enumerate(RULE_ORDER)}
     checks.sort(key=lambda c: order[c.rule])
     # the first failing check = the smallest failing index: a min over one when/then per check plans in
     # ~60% of the time of a when/then chain as deep as the checks (the fixed cost of every table of every
     # batch; ~40 checks a table) and runs as fast on large frames
-    check_expr = (
+    check = (
         pl.min_horizontal(
             [pl.when(c.fails.fill_null(False)).then(pl.lit(i + 1, pl.Int16)) for i, c in enumerate(checks)]
         ).fill_null(pl.lit(0, pl.Int16))
         if checks
         else pl.lit(0, pl.Int16)
     )
-    frame = df.with_columns(typed).with_columns(check_expr.alias("_check"))
-    return Validated(frame=frame, checks=checks)
+    plan = _Plan(typed=typed, checks=checks, check=check, external=external)
+    with _PLANS_LOCK:
+        _PLANS[key] = plan
+    return plan
 
 
 def problems(ds: Any, v: Validated, *, table: str) -> pl.DataFrame:

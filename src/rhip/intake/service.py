@@ -408,7 +408,7 @@ def _tidy(lake: Lake, tables: list[str]) -> None:
     if _DEFERRED.get():
         return
     try:
-        store.compact(lake, tables=tables, min_files=COMPACT_AFTER, refresh=False)
+        store.compact(lake, tables=tables, min_files=COMPACT_AFTER)
     except Exception as exc:  # deltalake raises several commit-conflict types
         log.warning("intake compaction skipped: %s", exc)
 

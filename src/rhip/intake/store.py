@@ -32,6 +32,7 @@ import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.transaction import AddAction, RemoveAction
 
+from rhip.intake import deltalog
 from rhip.lake.sql import Sql, ident, ranked_versions_sql
 from rhip.lake.store import Lake
 
@@ -67,16 +68,36 @@ _handles: dict[str, DeltaTable] = {}
 
 
 def handle(lake: Lake, name: str) -> DeltaTable | None:
-    """A lake table kept open per process and brought up to date incrementally (log replay is costly)."""
+    """A lake table kept open per process, its schema and partitioning current (log replay is costly).
+
+    Its file list may lag this process's own appends (`deltalog`): it is brought up to date only when a
+    commit this process did not write appears — one stat of the next commit file, where deltalake's
+    incremental update listed the whole `_delta_log` folder before every table's commit of every batch.
+    Readers of the file list use `fresh`."""
     if not lake.exists(name):
         return None
     path = str(lake.path(name))
     dt = _handles.get(path)
     if dt is None:
         dt = _handles[path] = DeltaTable(path)
-    else:
+    elif newer_commit(path, dt):
         dt.update_incremental()
     return dt
+
+
+def fresh(lake: Lake, name: str) -> DeltaTable | None:
+    """`handle`, with its file list brought up to date too."""
+    dt = handle(lake, name)
+    log = lake.path(name) / "_delta_log"
+    if dt is not None and deltalog.commit_path(log, int(dt.version()) + 1).exists():
+        dt.update_incremental()
+    return dt
+
+
+def newer_commit(path: str, dt: DeltaTable) -> bool:
+    """Whether the table's log holds a commit after the newest this process knows to be its own appends."""
+    log = Path(path) / "_delta_log"
+    return deltalog.commit_path(log, deltalog.known(log, dt) + 1).exists()
 
 
 def partitions(dt: DeltaTable | None, default: list[str]) -> list[str]:
@@ -177,6 +198,7 @@ def append(
     if target is None:
         target = create_table(lake, name, schema=arrow_schema, parts=parts, batch_id=batch_id)
     elif not same_schema(target, arrow_schema):
+        target.update_incremental()  # deltalake's writer merges the schema against the latest version
         write_deltalake(
             target,
             data.to_arrow(),
@@ -224,7 +246,11 @@ def write_files(path: Path, data: pl.DataFrame, *, parts: list[str], batch_id: s
 
 
 def commit_files(target: DeltaTable, actions: list[AddAction], *, parts: list[str], batch_id: str) -> None:
-    """One Delta transaction adding files already written."""
+    """One Delta transaction adding files already written (a blind append written by `deltalog`, or by
+    deltalake when the table or a concurrent commit needs it)."""
+    if deltalog.append(target, actions, parts=parts, batch_id=batch_id) is not None:
+        return
+    target.update_incremental()
     target.create_write_transaction(
         list[AddAction | RemoveAction](actions),
         mode="append",
@@ -273,7 +299,6 @@ def compact(
     tables: list[str] | None = None,
     min_files: int = 2,
     target_size: int = TARGET_FILE,
-    refresh: bool = True,
 ) -> dict[str, tuple[int, int]]:
     """Merge small files of intake lake tables (Delta OPTIMIZE compact, per partition holding at least
     `min_files` files under `target_size` bytes); returns (files removed, files added) per changed table.
@@ -287,13 +312,9 @@ def compact(
     for name in names:
         if not (name.startswith("ods_") or name == KEYS_TABLE):
             continue
-        # refresh=False (after this process's own commits): the open handle already holds them, and a
-        # table is only brought up to date when it may need merging
-        dt = handle(lake, name) if refresh else _handles.get(str(lake.path(name))) or handle(lake, name)
+        dt = fresh(lake, name)  # OPTIMIZE plans on the handle's file list: it must hold every commit
         if dt is None or len(dt.file_uris()) < min_files:  # no partition can hold min_files: no scan
             continue
-        if not refresh:
-            dt.update_incremental()
         parts = partitions(dt, [])
         removed = added = 0
         crowded = _crowded_partitions(dt, parts, min_files, target_size)
@@ -336,7 +357,7 @@ def _crowded_partitions(
 
 def file_count(lake: Lake, name: str) -> int:
     """Active Parquet files of a lake table (0 when absent)."""
-    dt = handle(lake, name)
+    dt = fresh(lake, name)
     return 0 if dt is None else len(dt.file_uris())
 
 
