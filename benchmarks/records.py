@@ -62,7 +62,8 @@ def pct(xs: list[float], p: float) -> float:
 
 PERSONS_SQL = """
 INSERT INTO identity_persons (id, status, created_at, updated_at)
-SELECT 'P' || lpad(g::text, 9, '0'), 'active', now(), now() FROM generate_series(CAST(:lo AS bigint), CAST(:hi AS bigint)) g"""
+SELECT 'P' || lpad(g::text, 9, '0'), 'active', now(), now()
+FROM generate_series(CAST(:lo AS bigint), CAST(:hi AS bigint)) g"""
 RECORDS_SQL = """
 INSERT INTO identity_records (institution_code, local_id, person_id, source, id_valid, band, probability,
                               linked_by, pinned, linked_at, updated_at)
@@ -80,7 +81,8 @@ SELECT g + 1, CASE WHEN e % 2 = 0 THEN 'H001' ELSE 'H005' END, CASE WHEN e % 2 =
        CASE WHEN e % 8 = 4 THEN '胸部CT平扫' WHEN e % 8 = 3 THEN '血常规' ELSE '门急诊就诊 内科' END,
        CASE WHEN e % 8 = 4 THEN 'CT' ELSE NULL END, e % 13 = 0,
        '{"items": [{"item_name": "白细胞", "result_value": "6.1", "abnormal_flag": "N"}]}'::json, now()
-FROM (SELECT g, g % CAST(:n AS bigint) + 1 AS p, g / CAST(:n AS bigint) + 1 AS e FROM generate_series(CAST(:lo AS bigint), CAST(:hi AS bigint)) g) x""".replace(
+FROM (SELECT g, g % CAST(:n AS bigint) + 1 AS p, g / CAST(:n AS bigint) + 1 AS e
+      FROM generate_series(CAST(:lo AS bigint), CAST(:hi AS bigint)) g) x""".replace(
     "NKINDS", str(len(KINDS))
 ).replace("KINDS", ",".join(f"'{k}'" for k in KINDS))
 CONSENTS_SQL = """
@@ -219,8 +221,9 @@ async def load(base: str, token: str, paths: list[tuple[str, str]], clients: int
     return lat
 
 
-def consent_audit_ms(url: str, persons: int, n: int) -> list[float]:
-    """In-process: the consent check plus the audit write alone, per call (seconds)."""
+def consent_audit_ms(url: str, persons: int, n: int) -> tuple[list[float], list[float]]:
+    """In-process: the consent check plus the audit write alone, per call (seconds): up to the end of their
+    statements, and with the commit that makes the log row durable (the fsync a logged view adds)."""
     from rhip.config import Settings
     from rhip.db.engine import Database
     from rhip.records import service
@@ -229,16 +232,17 @@ def consent_audit_ms(url: str, persons: int, n: int) -> list[float]:
 
     db = Database.from_settings(Settings(database_url=url, secret_key=SECRET))
     doc = Principal(subject="bench-dr", role=Role.doctor, institution_code=VIEWER)
-    out = []
+    statements, committed = [], []
     rng = random.Random(2)
     for _ in range(n):
         pid = f"P{rng.randrange(1, persons + 1):09d}"
         t = time.perf_counter()
         with db.session() as s, s.begin():
             service.check_access(s, principal=doc, person_id=pid, action="view")
-        out.append(time.perf_counter() - t)
+            statements.append(time.perf_counter() - t)
+        committed.append(time.perf_counter() - t)
     db.dispose()
-    return out
+    return statements, committed
 
 
 def _database(admin: Engine, name: str) -> tuple[bool, dict[str, Any] | None]:
@@ -323,7 +327,7 @@ def measure(url: str, persons: int, requests: int, clients: int, port: int) -> d
             )
         finally:
             stop_server(proc)
-    ca = consent_audit_ms(url, persons, min(requests, 500))
+    ca, ca_commit = consent_audit_ms(url, persons, min(requests, 500))
     out: dict[str, Any] = {"clients": clients}
     for key, xs in (
         ("floor", floor),
@@ -331,6 +335,7 @@ def measure(url: str, persons: int, requests: int, clients: int, port: int) -> d
         ("full", full),
         ("reminders", rem),
         ("consent_audit", ca),
+        ("consent_audit_commit", ca_commit),
     ):
         out[f"{key}_p50_ms"] = round(pct(xs, 50), 2)
         out[f"{key}_p99_ms"] = round(pct(xs, 99), 2)
@@ -381,8 +386,10 @@ def summary(r: dict[str, Any]) -> str:
         p50, p99 = ms[f"{key}_p50_ms"], ms[f"{key}_p99_ms"]
         lines.append(f"  {label:<22} p50 {p50:8.1f} ms  p99 {p99:8.1f} ms  ({p99 / floor:.2f}x floor{note})")
     lines.append(
-        f"  consent+audit (in-process, one client) p50 {ms['consent_audit_p50_ms']:.2f} ms"
-        f"  p99 {ms['consent_audit_p99_ms']:.2f} ms (limit 5)"
+        f"  consent+audit with its commit (in-process, 1 client)"
+        f" p50 {ms['consent_audit_commit_p50_ms']:.2f} ms  p99 {ms['consent_audit_commit_p99_ms']:.2f} ms"
+        f" (limit 5); their statements alone p50 {ms['consent_audit_p50_ms']:.2f} ms"
+        f"  p99 {ms['consent_audit_p99_ms']:.2f} ms"
     )
     return "\n".join(lines)
 
@@ -400,7 +407,7 @@ def growth(results: list[dict[str, Any]]) -> str:
             f" timeline {r['timeline_p50_ms']:.1f} / {r['timeline_p99_ms']:.1f},"
             f" + reminders {r['full_p50_ms']:.1f} / {r['full_p99_ms']:.1f},"
             f" floor {r['floor_p50_ms']:.1f} / {r['floor_p99_ms']:.1f},"
-            f" consent+audit {r['consent_audit_p50_ms']:.2f} / {r['consent_audit_p99_ms']:.2f}"
+            f" consent+audit {r['consent_audit_commit_p50_ms']:.2f} / {r['consent_audit_commit_p99_ms']:.2f}"
         )
     return "\n".join(rows)
 
@@ -433,7 +440,10 @@ def main() -> int:
     out.parent.mkdir(exist_ok=True)
     out.write_text(
         json.dumps(
-            {"sizes": results, "targets": {"timeline_reminders_p99_ms": 100, "consent_audit_p99_ms": 5}},
+            {
+                "sizes": results,
+                "targets": {"timeline_reminders_p99_ms": 100, "consent_audit_commit_p99_ms": 5},
+            },
             ensure_ascii=False,
             indent=2,
         )
@@ -441,7 +451,7 @@ def main() -> int:
     measured = [r for r in results if "full_p99_ms" in r]
     if not measured:
         return 0
-    ok = all(r["full_p99_ms"] < 100 and r["consent_audit_p99_ms"] < 5 for r in measured)
+    ok = all(r["full_p99_ms"] < 100 and r["consent_audit_commit_p99_ms"] < 5 for r in measured)
     loaded = any(float(r["load_avg"]) > 2 for r in measured)
     print(
         "targets met"
