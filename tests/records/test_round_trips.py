@@ -5,16 +5,21 @@ adds a statement to the hot path fails here: on PostgreSQL a consented view is t
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event, select
 
 from rhip.db.engine import Database
 from rhip.records import audit
 from rhip.records.models import AccessLog
+from rhip.security.roles import Role
+from rhip.security.service import Principal
 from tests.records.conftest import City
 
 H = Callable[..., dict[str, str]]
@@ -86,3 +91,28 @@ def test_the_one_statement_log_write_keeps_the_chain(
     assert rows[-1].person_id == city.person and rows[-1].action == "view"
     for prev, row in itertools.pairwise(rows):
         assert row.prev_hash == prev.hash and audit.digest(prev.hash, row) == row.hash
+
+
+def test_concurrent_writers_never_fork_a_chain(db: Database) -> None:
+    """Eight threads append to one chain at once (different people, same chain): every row links to the one
+    before it (PostgreSQL's row lock on the head in the one-statement write; SQLite serialises writers)."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite takes one writer at a time")
+    tag = uuid.uuid4().hex[:8]
+    chain = audit.chain_of(f"race-{tag}-0")
+    people = [p for p in (f"race-{tag}-{n}" for n in range(400)) if audit.chain_of(p) == chain][:8]
+    who = Principal(subject=f"race-{tag}", role=Role.doctor, institution_code="H001")
+
+    def work(person: str) -> None:
+        for _ in range(10):
+            with db.session() as s, s.begin():
+                audit.write(
+                    s, principal=who, person_id=person, action="view", basis="none", outcome="refused"
+                )
+
+    with ThreadPoolExecutor(len(people)) as pool:
+        list(pool.map(work, people))
+    with db.session() as s:
+        rows = s.scalars(select(AccessLog).where(AccessLog.actor == who.subject)).all()
+        assert len(rows) == 10 * len(people) and {r.chain for r in rows} == {chain}
+        assert audit.verify(s).broken_at is None

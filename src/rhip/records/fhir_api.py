@@ -205,15 +205,15 @@ def read_allergy(rid: str, session: SessionDep, principal: Readers) -> Response:
         else:
             with session.begin():
                 person = service.person_of_entry(session, entry_id=entry_id, kinds=kinds)
-        _a, e = _view(
+        access, e = _view(
             session,
             principal,
             person,
             "fhir-AllergyIntolerance",
-            lambda access: service.entry(session, access=access, entry_id=entry_id, kinds=kinds),
+            lambda a: service.entry(session, access=a, entry_id=entry_id, kinds=kinds),
             detail=f"entry {entry_id}",
         )
-        return _json(allergy_intolerance(e, _a.person_id))
+        return _json(allergy_intolerance(e, access.person_id))
 
     return _guard(run)
 
