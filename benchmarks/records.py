@@ -313,7 +313,7 @@ def measure(url: str, persons: int, requests: int, clients: int, port: int) -> d
     rng = random.Random(1)
     picks = [f"P{rng.randrange(1, persons + 1):09d}" for _ in range(requests)]
     with tempfile.TemporaryDirectory() as data:
-        proc = start_server(url, Path(data), port, 1)
+        proc = start_server(url, Path(data), port, 1, wait=300)  # a loaded machine starts slowly
         try:
             base = f"http://127.0.0.1:{port}"
             asyncio.run(load(base, token, [("GET", f"/api/v1/records/{p}") for p in picks[:50]], clients))
