@@ -4,12 +4,12 @@ persons by ID number or phone; the review queue, merge and unmerge. Callers own 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from rhip.errors import Invalid, NotFound
@@ -31,6 +31,8 @@ __all__ = [
     "link_patient_rows",
     "link_record",
     "link_records",
+    "person_links",
+    "person_of_record",
 ]
 
 MAX_LOCAL_ID = 64
@@ -179,11 +181,19 @@ class PersonLinks:
     id: str
     keys: tuple[tuple[str, str], ...]
     id_numbers: tuple[str, ...]
+    also: Any = None  # the value of the caller's `also` column for the surviving person
 
 
-def person_links(session: Session, *, person_id: str) -> PersonLinks:
+def person_links(
+    session: Session,
+    *,
+    person_id: str,
+    also: Callable[[ColumnElement[str]], ColumnElement[Any]] | None = None,
+) -> PersonLinks:
     """The surviving person (a merged one points to its survivor) and its records' keys: one indexed read
-    per hop, columns only (the record views' EMPI read; NotFound if unknown)."""
+    per hop, columns only (the record views' EMPI read; NotFound if unknown). `also` adds a column computed
+    from the person id (a correlated scalar subquery), read in the same statement: one round trip."""
+    extra = [also(Person.id.expression).label("also")] if also is not None else []
     pid = person_id
     for _hop in range(8):  # merges chain at most a few deep; a cycle would be a data error
         rows = session.execute(
@@ -192,6 +202,7 @@ def person_links(session: Session, *, person_id: str) -> PersonLinks:
                 PatientRecord.institution_code,
                 PatientRecord.local_id,
                 PatientRecord.id_number,
+                *extra,
             )
             .select_from(Person)
             .outerjoin(PatientRecord, PatientRecord.person_id == Person.id)
@@ -204,8 +215,17 @@ def person_links(session: Session, *, person_id: str) -> PersonLinks:
             continue
         keys = tuple((r.institution_code, r.local_id) for r in rows if r.institution_code is not None)
         ids = sorted({r.id_number for r in rows if r.id_number and len(r.id_number) == 18})
-        return PersonLinks(pid, keys, tuple(ids))
+        return PersonLinks(pid, keys, tuple(ids), rows[0].also if extra else None)
     raise NotFound(f"主索引合并链过长：{person_id}", code="person-not-found")
+
+
+def person_of_record(session: Session, *, institution_code: str, local_id: str) -> str | None:
+    """The person an institution's patient id is linked to, or None (a merged one: see person_links)."""
+    return session.scalar(
+        select(PatientRecord.person_id).where(
+            PatientRecord.institution_code == institution_code, PatientRecord.local_id == local_id
+        )
+    )
 
 
 def find_persons(session: Session, *, id_number: str | None = None, phone: str | None = None) -> list[str]:

@@ -12,12 +12,14 @@ import json
 import zlib
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from rhip.clock import now
+from rhip.db.base import UtcDateTime
 from rhip.db.engine import dialect_insert
 from rhip.errors import Unavailable
 from rhip.records.models import AccessLog, ChainHead
@@ -33,8 +35,8 @@ def chain_of(person_id: str) -> int:
     return zlib.crc32(person_id.encode("utf-8")) % CHAINS
 
 
-def digest(prev_hash: str, row: AccessLog | dict[str, object]) -> str:
-    """The hash of one entry: its fields and the previous entry's hash."""
+def fields_text(row: AccessLog | dict[str, object]) -> str:
+    """The canonical text of an entry's fields (sorted keys, compact JSON): what its hash covers."""
     get = row.get if isinstance(row, dict) else lambda k: getattr(row, k)
     at = get("at")
     fields = {
@@ -48,8 +50,35 @@ def digest(prev_hash: str, row: AccessLog | dict[str, object]) -> str:
         "outcome": get("outcome"),
         "detail": get("detail"),
     }
-    text = prev_hash + json.dumps(fields, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return json.dumps(fields, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def digest(prev_hash: str, row: AccessLog | dict[str, object]) -> str:
+    """The hash of one entry: SHA-256 of the previous entry's hash followed by the entry's fields text."""
+    return hashlib.sha256((prev_hash + fields_text(row)).encode("utf-8")).hexdigest()
+
+
+# PostgreSQL: the head moves and the row is appended in one statement. The UPDATE locks the chain's head row
+# (a concurrent writer of the chain waits, then re-evaluates SET on the new head, so the chain never forks);
+# its SET sees the old hash (kept as prev_hash) and computes the new one with the same SHA-256 as `digest`;
+# the row takes its id from the log's sequence inside that lock, so a chain's ids rise in chain order.
+_APPEND_PG = text(
+    """
+WITH h AS (
+  UPDATE records_chain_head
+     SET prev_hash = last_hash,
+         last_hash = encode(sha256(convert_to(last_hash || :fields, 'UTF8')), 'hex'),
+         last_id = nextval(pg_get_serial_sequence('records_access_log', 'id'))
+   WHERE id = :head
+  RETURNING last_id, prev_hash, last_hash
+)
+INSERT INTO records_access_log (id, at, actor, role, institution_code, person_id, action, basis, outcome,
+                                detail, prev_hash, hash, chain)
+SELECT last_id, :at, :actor, :role, :institution_code, :person_id, :action, :basis, :outcome, :detail,
+       prev_hash, last_hash, :chain
+FROM h
+RETURNING id, prev_hash, hash"""
+).bindparams(bindparam("at", type_=UtcDateTime()))
 
 
 def write(
@@ -62,36 +91,53 @@ def write(
     outcome: str,
     detail: str | None = None,
 ) -> AccessLog:
-    """Append one entry (the head row is locked, so concurrent writers never fork the chain).
+    """Append one entry (its chain's head row is locked, so concurrent writers never fork the chain).
 
     Raises Unavailable when the log cannot be written: the caller then returns nothing (fail closed).
     """
+    t = now()
+    values: dict[str, Any] = {
+        "at": t.replace(microsecond=t.microsecond // 1000 * 1000),  # the same text after any database
+        "actor": principal.subject[:128],
+        "role": str(principal.role),
+        "institution_code": principal.institution_code,
+        "person_id": person_id[:40],
+        "action": action,
+        "basis": basis,
+        "outcome": outcome,
+        "detail": (detail or None) and detail[:300],
+    }
+    chain = chain_of(person_id[:40])
     try:
-        chain = chain_of(person_id[:40])
-        head = _locked_head(session, chain)
-        t = now()
-        at = t.replace(microsecond=t.microsecond // 1000 * 1000)  # the same text after any database
-        row = AccessLog(
-            at=at,
-            actor=principal.subject[:128],
-            role=str(principal.role),
-            institution_code=principal.institution_code,
-            person_id=person_id[:40],
-            action=action,
-            basis=basis,
-            outcome=outcome,
-            detail=(detail or None) and detail[:300],
-            prev_hash=head.last_hash,
-            chain=chain,
-        )
-        row.hash = digest(head.last_hash, row)
-        session.add(row)
-        session.flush()
-        head.last_id = row.id
-        head.last_hash = row.hash
-        session.flush()
+        if session.get_bind().dialect.name == "postgresql":
+            return _append_pg(session, chain, values)
+        return _append(session, chain, values)
     except SQLAlchemyError as exc:
         raise Unavailable("审计日志写入失败，本次调阅未返回任何数据", code="audit-unavailable") from exc
+
+
+def _append_pg(session: Session, chain: int, values: dict[str, Any]) -> AccessLog:
+    """One statement: move the chain's head and append the row (the head is created at its first write)."""
+    params = {**values, "fields": fields_text(values), "head": chain + 1, "chain": chain}
+    got = session.execute(_APPEND_PG, params).first()
+    if got is None:  # the chain's first write: no head row yet
+        _new_head(session, chain)
+        got = session.execute(_APPEND_PG, params).one()
+    # not added to the session: the row is written; callers read only its id and hashes
+    return AccessLog(id=got.id, chain=chain, prev_hash=got.prev_hash, hash=got.hash, **values)
+
+
+def _append(session: Session, chain: int, values: dict[str, Any]) -> AccessLog:
+    """The head locked (SELECT … FOR UPDATE where the database has it), the row added, the head moved."""
+    head = _locked_head(session, chain)
+    row = AccessLog(**values, prev_hash=head.last_hash, chain=chain)
+    row.hash = digest(head.last_hash, row)
+    session.add(row)
+    session.flush()
+    head.prev_hash = head.last_hash
+    head.last_id = row.id
+    head.last_hash = row.hash
+    session.flush()
     return row
 
 
@@ -123,13 +169,18 @@ def _locked_head(session: Session, chain: int) -> ChainHead:
     )
     head = session.execute(lock).scalar_one_or_none()
     if head is None:
-        session.execute(
-            dialect_insert(session, ChainHead)
-            .values(id=chain + 1, last_id=0, last_hash=GENESIS)
-            .on_conflict_do_nothing(index_elements=["id"])
-        )
+        _new_head(session, chain)
         head = session.execute(lock).scalar_one()
     return head
+
+
+def _new_head(session: Session, chain: int) -> None:
+    """A chain's head at the genesis hash (a concurrent first writer's insert is let be)."""
+    session.execute(
+        dialect_insert(session, ChainHead)
+        .values(id=chain + 1, last_id=0, last_hash=GENESIS)
+        .on_conflict_do_nothing(index_elements=["id"])
+    )
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, String, case, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from rhip.clock import now
@@ -61,23 +63,37 @@ def _found(p: PersonLinks, allowed: bool, basis: str, only: str | None = None) -
     return Access(p.id, allowed, basis, only, p.keys, p.id_numbers)
 
 
-def active_consent(session: Session, *, person_id: str, principal: Principal) -> Consent | None:
-    """The consent in force for this clinician, if any (emergencies first, then the latest)."""
+def _in_force(principal: Principal) -> list[ColumnElement[bool]]:
+    """The conditions of a consent in force for this clinician now (its person aside)."""
     t = now()
-    q = (
-        select(Consent)
-        .where(
-            Consent.person_id == person_id,
-            Consent.grantee_institution == (principal.institution_code or ""),
-            or_(Consent.grantee_user.is_(None), Consent.grantee_user == principal.subject),
-            Consent.starts_at <= t,
-            Consent.ends_at > t,
-            Consent.revoked_at.is_(None),
+    return [
+        Consent.grantee_institution == (principal.institution_code or ""),
+        or_(Consent.grantee_user.is_(None), Consent.grantee_user == principal.subject),
+        Consent.starts_at <= t,
+        Consent.ends_at > t,
+        Consent.revoked_at.is_(None),
+    ]
+
+
+# emergencies first (their basis flags the view for review), then the consent that lasts longest
+_PREFERRED = ((Consent.kind == "emergency").desc(), Consent.ends_at.desc())
+
+
+def _consent_basis(principal: Principal) -> Callable[[ColumnElement[str]], ColumnElement[Any]]:
+    """The basis ("emergency:N" or "consent:N") of the consent in force for this clinician, as a scalar
+    subquery on the person id: the EMPI read carries it, so a view's access is decided in one round trip."""
+    label = case((Consent.kind == "emergency", "emergency"), else_="consent")
+
+    def column(person: ColumnElement[str]) -> ColumnElement[Any]:
+        return (
+            select(label + ":" + cast(Consent.id, String))
+            .where(Consent.person_id == person, *_in_force(principal))
+            .order_by(*_PREFERRED)
+            .limit(1)
+            .scalar_subquery()
         )
-        .order_by((Consent.kind == "emergency").desc(), Consent.ends_at.desc())
-        .limit(1)
-    )
-    return session.scalars(q).first()
+
+    return column
 
 
 def check(
@@ -115,15 +131,18 @@ def decide(session: Session, *, principal: Principal, person_id: str | None) -> 
         return _found(own, True, "self") if ok else Access(person_id or own.id, False, "none")
     if person_id is None:
         return Access("", False, "none")
+    clinician = principal.role in CLINICIANS
     try:
-        p = identity.person_links(session, person_id=person_id)
+        # a clinician's consent is read with the person's keys (one statement); others need neither
+        p = identity.person_links(
+            session, person_id=person_id, also=_consent_basis(principal) if clinician else None
+        )
     except NotFound:
         return Access(person_id, False, "none")
-    if principal.role not in CLINICIANS:
+    if not clinician:
         return Access(p.id, False, "none")
-    c = active_consent(session, person_id=p.id, principal=principal)
-    if c is not None:
-        return _found(p, True, f"{c.kind if c.kind == 'emergency' else 'consent'}:{c.id}")
+    if p.also:
+        return _found(p, True, str(p.also))
     inst = principal.institution_code
     if inst and any(i == inst for i, _k in p.keys):
         return _found(p, True, "own-institution", inst)

@@ -1,9 +1,10 @@
 """FHIR R4 read and search of the shared record under /fhir/r4, consent enforced and every read logged:
 `Patient/{id}/$everything` (DiagnosticReports included), `Encounter`, `Condition`, `Observation`,
-`MedicationRequest` searches by `patient` (with `date`, `category`, `_count`, `_offset` and paging links),
-the resident's own vital signs posted as `Observation`, `Consent?patient=` and `AuditEvent` (IHE BALP-style).
-The Patient id here is the EMPI person id; refusals are OperationOutcomes. Each view is one logged
-transaction (`records.viewing`); the mapping to FHIR resources is `fhir_resources`."""
+`MedicationRequest`, `AllergyIntolerance` searches by `patient` (with `date`, `category`, `_count`, `_offset`
+and paging links), an `AllergyIntolerance` read by id, the resident's own vital signs posted as
+`Observation`, `Consent?patient=` and `AuditEvent` (IHE BALP-style). The Patient id here is the EMPI person
+id; refusals are OperationOutcomes. Each view is one logged transaction (`records.viewing`); the mapping to
+FHIR resources is `fhir_resources`."""
 
 from __future__ import annotations
 
@@ -18,10 +19,10 @@ from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from rhip.errors import Invalid, RhipError
+from rhip.errors import Invalid, NotFound, RhipError
 from rhip.records import audit, consent, service
 from rhip.records.consent import Access
-from rhip.records.fhir_resources import KINDS, audit_event, consent_resource, resources
+from rhip.records.fhir_resources import KINDS, allergy_intolerance, audit_event, consent_resource, resources
 from rhip.records.models import AccessLog
 from rhip.records.viewing import view
 from rhip.security.deps import SessionDep, require
@@ -68,11 +69,16 @@ def _guard(fn: Callable[[], Response]) -> Response:
 
 
 def _view(
-    session: Session, principal: Principal, person_id: str, action: str, read: Callable[[Access], T]
+    session: Session,
+    principal: Principal,
+    person_id: str,
+    action: str,
+    read: Callable[[Access], T],
+    detail: str = "",
 ) -> tuple[Access, T]:
     """One logged view (records.viewing): a resident's `me` (or no patient) is their own record."""
     pid = None if principal.role == Role.resident and person_id in ("me", "") else person_id[:40]
-    return view(session, principal=principal, person_id=pid, action=action, read=read)
+    return view(session, principal=principal, person_id=pid, action=action, read=read, detail=detail)
 
 
 def _count(request: Request) -> tuple[int, int]:
@@ -186,6 +192,40 @@ def everything(person_id: str, request: Request, session: SessionDep, principal:
     return _guard(run)
 
 
+@router.get("/AllergyIntolerance/{rid}", response_class=Response)
+def read_allergy(rid: str, session: SessionDep, principal: Readers) -> Response:
+    """One recorded allergy (过敏史) by id: its person is found through the EMPI, then the read is decided
+    and logged like any view of that person's record (403 without consent)."""
+
+    def run() -> Response:
+        entry_id = _entry_id(rid)
+        kinds = KINDS["AllergyIntolerance"]
+        if principal.role == Role.resident:
+            person = "me"
+        else:
+            with session.begin():
+                person = service.person_of_entry(session, entry_id=entry_id, kinds=kinds)
+        access, e = _view(
+            session,
+            principal,
+            person,
+            "fhir-AllergyIntolerance",
+            lambda a: service.entry(session, access=a, entry_id=entry_id, kinds=kinds),
+            detail=f"entry {entry_id}",
+        )
+        return _json(allergy_intolerance(e, access.person_id))
+
+    return _guard(run)
+
+
+def _entry_id(rid: str) -> int:
+    """The entry behind a resource id `rhip-N` (NotFound for any other id)."""
+    n = rid.removeprefix("rhip-")
+    if not (rid.startswith("rhip-") and n.isdigit() and len(n) <= 18):
+        raise NotFound(f"没有这个资源：{rid[:64]}", code="fhir-not-found")
+    return int(n)
+
+
 @router.post("/Observation", response_class=Response, status_code=201)
 async def post_observation(request: Request, session: SessionDep, principal: Resident) -> Response:
     """A resident's own vital sign (blood pressure, glucose, weight …) as an Observation."""
@@ -294,8 +334,14 @@ FHIR_REST: dict[str, Any] = {
                 "searchParam": [_PATIENT, _DATE, {"name": "category", "type": "token"}, *_PAGING],
             }
             for t in SEARCHED
-            if t != "Observation"
+            if t not in ("Observation", "AllergyIntolerance")
         ),
+        {
+            "type": "AllergyIntolerance",
+            "documentation": "过敏史（WS 445；经患者授权；每次调阅记入审计日志）",
+            "interaction": [{"code": "read"}, {"code": "search-type"}],
+            "searchParam": [_PATIENT, _DATE, *_PAGING],
+        },
         {
             "type": "Observation",
             "documentation": "检验结果与居民自测数据；居民可 create 自己的体征（vital-signs，LOINC，UCUM）",

@@ -1,6 +1,7 @@
 """The shared record as FHIR R4 resources: a timeline entry as Encounter, Condition, MedicationRequest,
-DiagnosticReport with its Observations, or a vital-sign Observation; a consent as Consent; an access-log entry
-as an IHE BALP-style AuditEvent. Pure mapping (no database, no HTTP); `fhir_api` serves them."""
+DiagnosticReport with its Observations, AllergyIntolerance, or a vital-sign Observation; a consent as Consent;
+an access-log entry as an IHE BALP-style AuditEvent. Pure mapping (no database, no HTTP); `fhir_api` serves
+them."""
 
 from __future__ import annotations
 
@@ -20,7 +21,14 @@ KINDS: dict[str, tuple[str, ...]] = {
     "Observation": ("lab", "measurement"),
     "DiagnosticReport": ("lab", "exam"),
     "MedicationRequest": ("prescription",),
+    "AllergyIntolerance": ("allergy",),
 }
+
+# the catalogue's 过敏史 codes (registry code systems allergen_type, allergy_severity) in FHIR R4 terms
+ALLERGY_CATEGORY = {"1": "medication", "2": "food", "3": "environment"}
+ALLERGY_CRITICALITY = {"1": "low", "2": "low", "3": "high", "4": "high", "9": "unable-to-assess"}
+REACTION_SEVERITY = {"1": "mild", "2": "moderate", "3": "severe", "4": "severe"}
+_TERMINOLOGY = "http://terminology.hl7.org/CodeSystem"
 
 
 def iso(t: datetime) -> str:
@@ -136,6 +144,8 @@ def resources(e: RecordEntry, pid: str) -> Iterator[dict[str, Any]]:
             **({"conclusion": d["conclusion"]} if d.get("conclusion") else {}),
         }
         yield from obs
+    elif e.kind == "allergy":
+        yield allergy_intolerance(e, pid)
     elif e.kind == "measurement":
         yield {
             "resourceType": "Observation",
@@ -151,6 +161,44 @@ def resources(e: RecordEntry, pid: str) -> Iterator[dict[str, Any]]:
                 "system": "http://unitsofmeasure.org",
             },
         }
+
+
+def allergy_intolerance(e: RecordEntry, pid: str) -> dict[str, Any]:
+    """A 过敏史 entry (WS 445: allergen type, allergen and code, reaction, severity) as AllergyIntolerance."""
+    d = e.detail or {}
+    severity = str(d.get("severity") or "")
+    kind = ALLERGY_CATEGORY.get(str(d.get("allergen_type") or ""))
+    res: dict[str, Any] = {
+        "resourceType": "AllergyIntolerance",
+        "id": f"rhip-{e.id}",
+        "clinicalStatus": {
+            "coding": [{"system": f"{_TERMINOLOGY}/allergyintolerance-clinical", "code": "active"}]
+        },
+        "verificationStatus": {
+            "coding": [{"system": f"{_TERMINOLOGY}/allergyintolerance-verification", "code": "confirmed"}]
+        },
+        "type": "allergy",
+        "code": {
+            "coding": [{"code": e.code, "display": e.title}] if e.code else [],
+            "text": e.title,
+        },
+        "patient": _ref(pid),
+        "recordedDate": iso(e.occurred_at),
+        # the recording doctor is not in the record: the institution is named (recorder takes no Organization)
+        "recorder": {"display": e.institution_code or "本人"},
+    }
+    if kind:
+        res["category"] = [kind]
+    if severity in ALLERGY_CRITICALITY:
+        res["criticality"] = ALLERGY_CRITICALITY[severity]
+    if d.get("onset_date"):
+        res["onsetDateTime"] = str(d["onset_date"])[:10]
+    if d.get("reaction"):
+        reaction: dict[str, Any] = {"manifestation": [{"text": str(d["reaction"])}]}
+        if severity in REACTION_SEVERITY:
+            reaction["severity"] = REACTION_SEVERITY[severity]
+        res["reaction"] = [reaction]
+    return res
 
 
 def _category(code: str) -> dict[str, Any]:

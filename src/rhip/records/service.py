@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from rhip.clock import now
 from rhip.errors import Invalid, NotFound
+from rhip.identity import service as identity
 from rhip.lake.store import Lake
 from rhip.records import consent, store
 from rhip.records.consent import Access
@@ -27,7 +28,9 @@ __all__ = [
     "absorb_batches",
     "add_measurement",
     "check_access",
+    "entry",
     "entry_data",
+    "person_of_entry",
     "recent",
     "report",
     "reports",
@@ -36,6 +39,7 @@ __all__ = [
 
 MAX_ITEMS = 2000
 RESIDENT = "resident"
+REPORTS = ("lab", "exam")  # the kinds of 医检报告
 
 
 @dataclass(frozen=True)
@@ -166,15 +170,47 @@ def reports(session: Session, *, access: Access, limit: int = 200) -> list[Recor
 
 def report(session: Session, *, access: Access, entry_id: int) -> RecordEntry:
     """One lab or exam report with its results, if the access allows it."""
+    return entry(session, access=access, entry_id=entry_id, kinds=REPORTS, missing="没有这份报告")
+
+
+def entry(
+    session: Session,
+    *,
+    access: Access,
+    entry_id: int,
+    kinds: tuple[str, ...],
+    missing: str = "没有这条记录",
+) -> RecordEntry:
+    """One entry of these kinds, if the access allows it (NotFound otherwise: no hint it exists)."""
     e = session.get(RecordEntry, entry_id)
-    if e is None or e.kind not in ("lab", "exam"):
-        raise NotFound("没有这份报告", code="records-report-not-found")
-    allowed = session.scalar(
-        select(RecordEntry.id).where(RecordEntry.id == entry_id, _patient_filter(access))
+    allowed = (
+        e is not None
+        and e.kind in kinds
+        and session.scalar(select(RecordEntry.id).where(RecordEntry.id == entry_id, _patient_filter(access)))
     )
-    if allowed is None:
-        raise NotFound("没有这份报告", code="records-report-not-found")
+    if e is None or not allowed:
+        code = "records-report-not-found" if kinds == REPORTS else "records-entry-not-found"
+        raise NotFound(missing, code=code)
     return e
+
+
+def person_of_entry(session: Session, *, entry_id: int, kinds: tuple[str, ...]) -> str:
+    """The EMPI person an entry belongs to (through its institution's patient id, else its ID number), so a
+    read by the entry's id can be decided and logged like any view; NotFound if none."""
+    e = session.get(RecordEntry, entry_id)
+    pid = None
+    if e is not None and e.kind in kinds:
+        if e.source == RESIDENT:
+            pid = e.patient_key
+        else:
+            pid = identity.person_of_record(
+                session, institution_code=e.institution_code, local_id=e.patient_key
+            )
+            if pid is None and e.id_number:
+                pid = next(iter(identity.find_persons(session, id_number=e.id_number)), None)
+    if pid is None:
+        raise NotFound("没有这条记录", code="records-entry-not-found")
+    return pid
 
 
 def add_measurement(
