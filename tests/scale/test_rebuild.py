@@ -129,3 +129,17 @@ def test_failing_job_leaves_rollups_whole(
     with pytest.raises(IntegrityError), db.session() as s, s.begin():
         rebuild.replace(s, good)
     assert rollups(db) == before
+
+
+def test_demo_step_rebuilds_and_checks_the_month(
+    settings: Settings, lake: Lake, db: Database, synth_month: Path, local_cluster: Any
+) -> None:
+    from rich.console import Console
+
+    before = rollups(db)
+    on_cluster = settings.model_copy(update={"dask_scheduler": local_cluster.scheduler.address})
+    for s, where in ((settings, "本进程"), (on_cluster, "集群")):
+        rows = clustercmd.run(settings=s, synth_dir=synth_month, console=Console(quiet=True))
+        assert rows[0][0] == "数据湖作业" and where in rows[0][1], rows
+        assert "与提交时维护的汇总表一致" in rows[0][1], rows
+    assert rollups(db) == before  # a check: nothing replaced

@@ -32,7 +32,8 @@ _CAUSES = (
     (re.compile(r"No_?Such_?Bucket|bucket does not exist", re.I), "存储桶不存在"),
     (
         re.compile(
-            r"Invalid_?Access_?Key_?Id|Signature_?Does_?Not_?Match|Access_?Denied|\b403\b|lacked the necessary",
+            r"Invalid_?Access_?Key_?Id|Signature_?Does_?Not_?Match|Access_?Denied|\b403\b"
+            r"|lacked the necessary",
             re.I,
         ),
         "访问密钥无效或无权访问",
