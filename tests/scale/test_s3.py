@@ -185,11 +185,3 @@ def test_bad_keys_and_missing_bucket_are_clear(
     assert problem["code"] == "lake-unavailable" and cause in problem["detail"]
     assert s3_server["secret"] not in r.text
 
-
-def test_dask_deltatable_reads_the_s3_lake_on_the_cluster(s3_lake: Lake, local_cluster: Any) -> None:
-    from rhip.lake.cluster import dataframe
-
-    frame = dataframe(s3_lake, "ods_outpatient_visit", columns=["org_code", "_op"])
-    got = local_cluster.compute(frame.groupby("org_code").size()).result().to_dict()  # on the two workers
-    t = s3_lake.dataset("ods_outpatient_visit").to_pyarrow_table(columns=["org_code"]).column(0).to_pylist()
-    assert got == {code: t.count(code) for code in set(t)} and sum(got.values()) == len(t)

@@ -77,6 +77,12 @@ def dataframe(lake: Lake, table: str, *, columns: list[str] | None = None) -> An
     import dask_deltatable
 
     check_readable(lake.dataset(table), table)
+    if lake.remote:
+        # dask-deltatable reads object storage through fsspec's s3fs, which is not a dependency here
+        raise Invalid(
+            "对象存储上的数据湖表暂不能用 dask-deltatable 读取（需要 s3fs）；集群作业照常可用",
+            code="dask-deltatable-s3",
+        )
     with lake.guard():
         return dask_deltatable.read_deltalake(
             lake.uri_of(table), columns=columns, storage_options=lake.storage_options or None

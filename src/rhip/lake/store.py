@@ -158,6 +158,10 @@ class Lake:
             return sorted(p.name for p in root.iterdir() if (p / "_delta_log").is_dir())
         fs, base = self.filesystem()
         with self.guard():
+            # a missing prefix is an empty lake, but a missing bucket is a wrong setting
+            bucket = base.split("/", 1)[0]
+            if fs.get_file_info(bucket).type == pafs.FileType.NotFound:
+                raise LakeUnavailable(f"数据湖 {self.uri} 不可用：存储桶不存在（{bucket}）")
             found = fs.get_file_info(pafs.FileSelector(base, recursive=False, allow_not_found=True))
             folders = [i.base_name for i in found if i.type == pafs.FileType.Directory]
             logs = fs.get_file_info([f"{base}/{name}/_delta_log" for name in folders])
