@@ -184,4 +184,3 @@ def test_bad_keys_and_missing_bucket_are_clear(
     problem = r.json()
     assert problem["code"] == "lake-unavailable" and cause in problem["detail"]
     assert s3_server["secret"] not in r.text
-
