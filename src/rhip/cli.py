@@ -70,6 +70,7 @@ DEMO_STEPS: list[str] = [
     "rhip.mch.demo",
     "rhip.security.demo",
     "rhip.quality.demo",
+    "rhip.intake.clustercmd",
     "rhip.bulletin.demo",
     "rhip.web.demo",
 ]
@@ -279,6 +280,9 @@ def demo(
     seed: Annotated[int, typer.Option()] = 42,
     serve: Annotated[bool, typer.Option("--serve", help="Serve the portal afterwards")] = False,
     port: Annotated[int, typer.Option()] = 8000,
+    workers: Annotated[
+        int | None, typer.Option(help="The lake job on a local cluster of N processes", min=1, max=64)
+    ] = None,
 ) -> None:
     """The main job: synthesise a month, run it through every part of the platform, print a summary."""
     from rhip.db.engine import Database
@@ -286,6 +290,8 @@ def demo(
     from rhip.synth import outputs as synth_outputs, service as synth_service
 
     settings = _settings()
+    if workers:
+        settings = settings.model_copy(update={"dask_workers": workers})
     started = time.perf_counter()
     console.rule(f"[bold]rhip demo · {month} · 规模 {scale}")
     _ready(settings)
@@ -339,7 +345,7 @@ def demo(
     )
     console.print(summary)
     console.print(f"逐机构明细：rhip synth --month {month} --scale {scale} --seed {seed}")
-    console.print(f"输出：上传文件与真值 {out}；数据湖 {settings.resolved_lake_dir}")
+    console.print(f"输出：上传文件与真值 {out}；数据湖 {settings.lake_uri or settings.resolved_lake_dir}")
     console.print("门户：rhip serve → http://127.0.0.1:8000/（多进程：rhip serve --workers 4）")
     from rhip.web.demo import print_accounts
 

@@ -6,7 +6,7 @@ import os
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 TIMEZONE = "Asia/Shanghai"
@@ -24,6 +24,20 @@ class Settings(BaseSettings):
         default=None, description="SQLAlchemy URL; default is a SQLite file under data_dir"
     )
     lake_dir: Path | None = Field(default=None, description="Delta lake root; default data_dir/lake")
+    # the lake on S3-compatible object storage (docs/scale.md): s3://bucket/prefix instead of lake_dir; the
+    # keys are secrets (SecretStr: never printed with the settings) and reach only deltalake, Polars and
+    # PyArrow's S3 clients
+    lake_uri: str | None = Field(
+        default=None, pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,62}(/.*)?$", description="RHIP_LAKE_URI"
+    )
+    lake_s3_endpoint: str | None = Field(default=None, description="e.g. https://minio.example:9000")
+    lake_s3_region: str = "us-east-1"
+    lake_s3_access_key_id: SecretStr | None = None
+    lake_s3_secret_access_key: SecretStr | None = None
+    lake_s3_allow_http: bool = Field(default=False, description="Plain http to the endpoint (tests)")
+    # concurrent writers' commits: "etag" (If-None-Match / If-Match conditional writes: AWS S3, MinIO, R2,
+    # Ceph RGW); "" leaves it to deltalake's default for the store
+    lake_s3_conditional_put: str = Field(default="etag", pattern=r"^(etag)?$")
     secret_key: str | None = Field(
         default=None, description="JWT signing key; default is generated once into data_dir/secret.key"
     )
@@ -72,6 +86,8 @@ class Settings(BaseSettings):
     # the lake's batch jobs (recount, rollup rebuild, compaction) on a Dask cluster: tcp://host:8786;
     # unset, they run in-process unless a command asks for --workers N
     dask_scheduler: str | None = Field(default=None, description="RHIP_DASK_SCHEDULER")
+    # the demo's lake job on a local cluster of this many worker processes (`rhip demo --workers N`)
+    dask_workers: int | None = Field(default=None, ge=1, le=64, description="RHIP_DASK_WORKERS")
     fhir_base_url: str = Field(default="http://127.0.0.1:8000/fhir/r4", max_length=500)
     # the canonical base of our StructureDefinitions and extension URLs (default: fhir_base_url, so each
     # canonical URL resolves on this server); set it once and keep it: uploaded data carries these URLs
@@ -91,6 +107,22 @@ class Settings(BaseSettings):
     def resolved_lake_dir(self) -> Path:
         """The lake root folder."""
         return (self.lake_dir or self.data_dir / "lake").resolve()
+
+    @property
+    def lake_storage_options(self) -> dict[str, str]:
+        """deltalake's / Polars' object-store options for the lake (empty for a local folder)."""
+        if not self.lake_uri:
+            return {}
+        opts = {"aws_region": self.lake_s3_region, "aws_allow_http": str(self.lake_s3_allow_http).lower()}
+        if self.lake_s3_endpoint:
+            opts["aws_endpoint_url"] = self.lake_s3_endpoint
+        if self.lake_s3_access_key_id:
+            opts["aws_access_key_id"] = self.lake_s3_access_key_id.get_secret_value()
+        if self.lake_s3_secret_access_key:
+            opts["aws_secret_access_key"] = self.lake_s3_secret_access_key.get_secret_value()
+        if self.lake_s3_conditional_put:
+            opts["aws_conditional_put"] = self.lake_s3_conditional_put
+        return opts
 
     @cached_property
     def resolved_secret_key(self) -> str:

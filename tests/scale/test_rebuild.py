@@ -10,7 +10,9 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
+from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 
 from rhip.config import Settings
@@ -20,11 +22,14 @@ from rhip.lake.cluster import ClusterError, Job
 from rhip.lake.store import Lake
 from tests.scale.conftest import MONTH, rollups
 
+_ROLLUPS = ("intake_activity", "intake_realtime_days", "intake_people_months")
+
 
 def _sorted(r: rebuild.Rebuilt) -> tuple[list[Any], ...]:
-    def key(rows: list[dict[str, Any]]) -> list[Any]:
+    def key(frame: pl.DataFrame) -> list[Any]:
         return sorted(
-            tuple(sorted((k, round(v, 2) if isinstance(v, float) else v) for k, v in d.items())) for d in rows
+            tuple(sorted((k, round(v, 2) if isinstance(v, float) else v) for k, v in d.items()))
+            for d in frame.to_dicts()
         )
 
     return key(r.activity), key(r.days), key(r.people)
@@ -37,8 +42,24 @@ def test_rebuild_gives_the_commit_paths_rollups(lake: Lake, db: Database, local_
     there = rebuild.compute(Job(local_cluster), lake=lake, months=[MONTH], pending=[])
     assert _sorted(here) == _sorted(there)
     with db.session() as s, s.begin():
-        rebuild.replace(s, there)
+        assert rebuild.mismatches(s, there) == dict.fromkeys(_ROLLUPS, 0)
+    statements: list[tuple[str, bool]] = []
+
+    def seen(conn: Any, cursor: Any, sql: str, params: Any, context: Any, executemany: bool) -> None:
+        statements.append((sql, executemany))
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        with db.session() as s, s.begin():
+            rebuild.replace(s, there)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
     assert rollups(db) == before
+    # the rows went through the staging tables (COPY / the driver's executemany, below SQLAlchemy): every
+    # INSERT into a rollup table SQLAlchemy sent is one INSERT ... SELECT, none a client-side row list
+    inserts = [(q, many) for q, many in statements if q.lstrip().upper().startswith("INSERT INTO INTAKE_")]
+    assert {q.split()[2] for q, _ in inserts} >= {"intake_activity", "intake_people_months"}
+    assert all(" SELECT " in q and not many for q, many in inserts), inserts
     # every month at once, from an emptied rollup
     everything = rebuild.compute(Job(local_cluster), lake=lake, months=None, pending=[])
     with db.session() as s, s.begin():
@@ -47,6 +68,19 @@ def test_rebuild_gives_the_commit_paths_rollups(lake: Lake, db: Database, local_
     with db.session() as s, s.begin():
         rebuild.replace(s, everything)
     assert rollups(db) == before
+
+
+def test_mismatches_count_the_rows_that_differ(lake: Lake, db: Database) -> None:
+    got = rebuild.compute(Job(None), lake=lake, months=[MONTH], pending=[])
+    person = got.people.row(0, named=True)
+    changed = got.people.with_columns(
+        pl.when(pl.col("person") == person["person"]).then(pl.col("n") + 1).otherwise(pl.col("n")).alias("n")
+    )
+    with db.session() as s, s.begin():
+        diff = rebuild.mismatches(s, rebuild.Rebuilt([MONTH], got.tables, got.activity, got.days, changed))
+    n = changed.filter(pl.col("person") == person["person"]).height
+    # each changed row is missing on one side and extra on the other
+    assert diff == {"intake_activity": 0, "intake_realtime_days": 0, "intake_people_months": 2 * n}
 
 
 def test_worker_killed_mid_job_still_gives_the_same_rows(
@@ -91,7 +125,21 @@ def test_failing_job_leaves_rollups_whole(
     assert rollups(db) == before
     # and a replace failing in its last statement rolls back the deletes before it
     good = rebuild.compute(Job(None), lake=lake, months=[MONTH], pending=[])
-    good.people.append(dict(good.people[0]))  # the same primary key twice
+    good.people = pl.concat([good.people, good.people.head(1)])  # the same primary key twice
     with pytest.raises(IntegrityError), db.session() as s, s.begin():
         rebuild.replace(s, good)
     assert rollups(db) == before
+
+
+def test_demo_step_rebuilds_and_checks_the_month(
+    settings: Settings, lake: Lake, db: Database, synth_month: Path, local_cluster: Any
+) -> None:
+    from rich.console import Console
+
+    before = rollups(db)
+    on_cluster = settings.model_copy(update={"dask_scheduler": local_cluster.scheduler.address})
+    for s, where in ((settings, "本进程"), (on_cluster, "集群")):
+        rows = clustercmd.run(settings=s, synth_dir=synth_month, console=Console(quiet=True))
+        assert rows[0][0] == "数据湖作业" and where in rows[0][1], rows
+        assert "与提交时维护的汇总表一致" in rows[0][1], rows
+    assert rollups(db) == before  # a check: nothing replaced

@@ -36,7 +36,7 @@ def run(
         render.preload()
     modules = providers.provider_modules()
     db = Database.from_settings(settings)
-    lake = Lake(settings.resolved_lake_dir)
+    lake = Lake.from_settings(settings)
     try:
         with Progress(
             TextColumn("[bold]{task.description}"),

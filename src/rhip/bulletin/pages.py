@@ -41,9 +41,7 @@ def _months(session: Session) -> dict[str, int]:
 def _build(request: Request, session: Session, month: str, layout: str | None = None) -> Bulletin:
     settings: Settings = request.app.state.settings
     with session.begin():
-        return service.build(
-            session=session, lake=Lake(settings.resolved_lake_dir), month=month, layout=layout
-        )
+        return service.build(session=session, lake=Lake.from_settings(settings), month=month, layout=layout)
 
 
 @router.get("/bulletin", response_class=HTMLResponse, dependencies=[Depends(require(*READERS))])

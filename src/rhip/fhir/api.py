@@ -239,7 +239,7 @@ def _run(
     """Map and ingest (or only validate) a parsed Bundle; runs in a worker thread."""
     settings = _settings(request)
     db: Database = request.app.state.db
-    lake = Lake(settings.resolved_lake_dir)
+    lake = Lake.from_settings(settings)
     now_local = clock.local_now().strftime("%Y-%m-%d %H:%M:%S")
     with _gc_paused():
         found = lookup_conditionals(db, lake, body, institution_code=inst)

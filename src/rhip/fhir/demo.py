@@ -78,7 +78,7 @@ def observation(rec: dict[str, Any], n: int, *, canonical: str) -> dict[str, Any
 def sender(settings: Settings) -> intake_demo.FhirSender:
     """Send an institution's rows as FHIR batch Bundles (replaying each record's own 数据采集时间)."""
     db = Database.from_settings(settings)
-    lake = Lake(settings.resolved_lake_dir)
+    lake = Lake.from_settings(settings)
     canonical = settings.resolved_fhir_canonical
 
     def send(org: str, rows: pl.DataFrame) -> list[service.Receipt]:

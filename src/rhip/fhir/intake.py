@@ -144,7 +144,7 @@ def ingest_bundle(
     frames = mapped_frames(mapped) if frames is None else frames
     outcome: pipeline.Outcome | None = None
     if frames and not store_it:
-        with store.institution_lock(lake, institution_code):
+        with store.institution_lock(lake, institution_code, engine=db.engine):
             outcome = pipeline.process(
                 lake,
                 frames,

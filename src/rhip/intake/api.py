@@ -59,7 +59,7 @@ def upload_institution(principal: Principal, requested: str | None) -> str:
 
 def _lake(request: Request) -> Lake:
     settings: Settings = request.app.state.settings
-    return Lake(settings.resolved_lake_dir)
+    return Lake.from_settings(settings)
 
 
 def _workdir(request: Request) -> Path:

@@ -131,7 +131,7 @@ def run_files(
     if table and len(files) > 1:
         raise Invalid("多个文件时不能用 --table；请用文件名标明数据表", code="table-ambiguous")
     db = Database.from_settings(settings)
-    lake = Lake(settings.resolved_lake_dir)
+    lake = Lake.from_settings(settings)
     work = settings.data_dir / "intake" / "incoming"
     work.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="cli_", dir=work))
@@ -193,7 +193,7 @@ def compact_lake(*, settings: Settings, console: Console) -> dict[str, tuple[int
     from rhip.intake import service, store
     from rhip.lake.store import Lake
 
-    lake = Lake(settings.resolved_lake_dir)
+    lake = Lake.from_settings(settings)
     db = Database.from_settings(settings)
     try:
         with db.session() as s, s.begin():

@@ -9,8 +9,6 @@ partitions of one table commit concurrently; deltalake's conflict check lets dis
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from deltalake import CommitProperties
 
 from rhip.intake import store
@@ -38,15 +36,16 @@ def plan(
     return out
 
 
-def _compact_task(item: tuple[str, Filters], *, root: str, target_size: int) -> tuple[str, int, int]:
+def _compact_task(item: tuple[str, Filters], *, lake: Lake, target_size: int) -> tuple[str, int, int]:
     """One partition's OPTIMIZE compact (runs on a worker): (table, files removed, files added)."""
     name, filters = item
-    dt = Lake(Path(root)).dataset(name)
-    m = dt.optimize.compact(
-        partition_filters=filters or None,
-        target_size=target_size,
-        commit_properties=CommitProperties(custom_metadata={"rhip.op": "compact"}),
-    )
+    dt = lake.dataset(name)
+    with lake.guard():
+        m = dt.optimize.compact(
+            partition_filters=filters or None,
+            target_size=target_size,
+            commit_properties=CommitProperties(custom_metadata={"rhip.op": "compact"}),
+        )
     return name, int(m.get("numFilesRemoved", 0)), int(m.get("numFilesAdded", 0))
 
 
@@ -61,7 +60,7 @@ def compact(
     """Compact the crowded partitions on the job's workers; (files removed, files added) per changed table."""
     items = plan(lake, month=month, min_files=min_files, target_size=target_size)
     done: dict[str, tuple[int, int]] = {}
-    for name, removed, added in job.run(_compact_task, items, root=str(lake.root), target_size=target_size):
+    for name, removed, added in job.run(_compact_task, items, lake=lake, target_size=target_size):
         if removed:
             r, a = done.get(name, (0, 0))
             done[name] = (r + removed, a + added)

@@ -136,7 +136,7 @@ def ingest_month(
 ) -> dict[str, Any]:
     """Ingest every institution's files; returns totals, per-rule rejections, receipts and channels."""
     db = Database.from_settings(settings)
-    lake = Lake(settings.resolved_lake_dir)
+    lake = Lake.from_settings(settings)
     work = settings.data_dir / "intake" / "incoming" / "demo"
     work.mkdir(parents=True, exist_ok=True)
     by_org: dict[str, list[dict[str, Any]]] = defaultdict(list)

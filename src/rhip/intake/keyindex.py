@@ -101,7 +101,7 @@ class KeyIndex:
             return
         if "year" in self.parts:
             rows = rows.with_columns(pl.col("month").str.slice(0, 4).alias("year"))
-        actions = store.write_files(self.lake.path(KEYS_TABLE), rows, parts=self.parts, batch_id=batch_id)
+        actions = store.write_files(self.lake, KEYS_TABLE, rows, parts=self.parts, batch_id=batch_id)
         with self.lock:
             self.actions.extend(actions)
 
@@ -291,7 +291,7 @@ def stored_state(
     files = index.files(where + _key_range(keys))
     if not files:
         return empty
-    scan = _scan(files)
+    scan = _scan(files, index.lake)
     if months is not None and "month" not in index.parts:
         # index files are sorted by month: row-group statistics skip the other months of a year partition
         scan = scan.filter(pl.col("month").is_in(list(months)))
@@ -340,7 +340,7 @@ def stored_keys(
     files = index.files([("table", "=", table), ("org_code", "=", institution_code), *bounds])
     if not files:
         return pl.Series("_key", [], dtype=pl.String)
-    scan = _scan(files).select(pl.col("key").cast(pl.String).alias("_key"))
+    scan = _scan(files, index.lake).select(pl.col("key").cast(pl.String).alias("_key"))
     if bounds:
         scan = scan.filter(pl.col("_key").is_between(pl.lit(bounds[0][2]), pl.lit(bounds[1][2])))
     return scan.collect().get_column("_key")
@@ -354,10 +354,11 @@ def _key_range(keys: pl.Series | None) -> list[tuple[str, str, Any]]:
     return [("key", ">=", str(lo)), ("key", "<=", str(hi))]
 
 
-def _scan(files: list[str]) -> pl.LazyFrame:
+def _scan(files: list[str], lake: Lake) -> pl.LazyFrame:
     """Index files read by Polars (not pyarrow, whose thread pool the CSV reader keeps busy meanwhile)."""
     return pl.scan_parquet(
         files,
+        storage_options=lake.storage_options or None,
         schema=_READ_SCHEMA,
         glob=False,
         hive_partitioning=False,

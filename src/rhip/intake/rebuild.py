@@ -10,10 +10,12 @@ path uses (`rollup.of_table`), fed with each key's current version as if it were
 - upload days from every stored version (an upload day is a day something was sent in real time).
 
 The work is split into one task per table and range of institution codes (every rollup row is one
-institution's); the tasks only read and count. The client then replaces the months' rows in ONE SQL
-transaction, so a job that fails — a task's error, a worker lost more often than its retries allow —
-leaves the old rollups untouched, never half of them. `intake_people_first` is recounted from
-`intake_people_months` in the same transaction (a person's first month depends on every month).
+institution's); the tasks only read and count. The client then COPYs the rows into temporary staging
+tables and swaps them for the months' rows in ONE SQL transaction (a DELETE and an INSERT ... SELECT per
+table inside the database, not a client-side INSERT of every row), so a job that fails — a task's error,
+a worker lost more often than its retries allow — leaves the old rollups untouched, never half of them.
+`intake_people_first` is recounted from `intake_people_months` in the same transaction (a person's first
+month depends on every month).
 
 Run it while no batch commits (a batch committing meanwhile would be counted by the rebuild or by its own
 deltas, not exactly once); pending batches' rows are never counted.
@@ -22,16 +24,16 @@ deltas, not exactly once); pending batches' rows are never counted.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.dataset as pads
-from sqlalchemy import delete, insert, select, text
+from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
 from rhip import months as month_math
+from rhip.db import bulk
 from rhip.intake import rollup
 from rhip.intake.models import (
     IntakeActivity,
@@ -56,15 +58,20 @@ from rhip.registry import catalogue
 _ORDER = ["updated_at", "_ingested_at", "_row"]  # the current version is the last in this order
 
 
+def _empty() -> pl.DataFrame:
+    return pl.DataFrame()
+
+
 @dataclass
 class Rebuilt:
-    """A rebuild's rows, ready to replace the rollups of its months (all months when `months` is None)."""
+    """A rebuild's rows, ready to replace the rollups of its months (all months when `months` is None):
+    one frame per rollup table, its columns named as the table's."""
 
     months: list[str] | None
     tables: list[str]
-    activity: list[dict[str, Any]] = field(default_factory=list)
-    days: list[dict[str, Any]] = field(default_factory=list)
-    people: list[dict[str, Any]] = field(default_factory=list)
+    activity: pl.DataFrame = field(default_factory=_empty)
+    days: pl.DataFrame = field(default_factory=_empty)
+    people: pl.DataFrame = field(default_factory=_empty)
 
 
 def _filter(orgs: OrgRange, pending: list[str], extra: pads.Expression | None) -> pads.Expression:
@@ -96,14 +103,14 @@ def _rows(frames: list[pl.DataFrame], months: list[str] | None) -> pl.DataFrame 
 
 
 def _table_task(
-    item: tuple[str, OrgRange], *, root: str, months: list[str] | None, pending: list[str]
+    item: tuple[str, OrgRange], *, lake: Lake, months: list[str] | None, pending: list[str]
 ) -> tuple[pl.DataFrame | None, pl.DataFrame | None, pl.DataFrame | None]:
     """One table's rollup rows for one range of institutions (runs on a worker): activity, days, people."""
     table, orgs = item
     if worker_threads():
         pa.set_cpu_count(worker_threads() or 1)
     ds = catalogue.get(table)
-    dt = Lake(Path(root)).dataset(data_table(table))
+    dt = lake.dataset(data_table(table))
     check_readable(dt, data_table(table))
     dataset = dt.to_pyarrow_dataset()
     event = ds.event_time or "updated_at"
@@ -157,13 +164,13 @@ def compute(job: Job, *, lake: Lake, months: list[str] | None, pending: list[str
     for table in tables:
         ranges = org_ranges(tables_of(lake, [data_table(table)]), job.workers * TASKS_PER_WORKER)
         items += [(table, r) for r in ranges]
-    parts = job.run(_table_task, items, root=str(lake.root), months=months, pending=pending)
-    out = Rebuilt(months=months, tables=tables)
-    for activity, days, people in parts:
-        for rows, frame in ((out.activity, activity), (out.days, days), (out.people, people)):
-            if frame is not None:
-                rows += frame.to_dicts()
-    return out
+    parts = job.run(_table_task, items, lake=lake, months=months, pending=pending)
+
+    def joined(i: int) -> pl.DataFrame:
+        frames = [f for f in (p[i] for p in parts) if f is not None and f.height]
+        return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+
+    return Rebuilt(months=months, tables=tables, activity=joined(0), days=joined(1), people=joined(2))
 
 
 def pending_batches(session: Session) -> list[str]:
@@ -178,23 +185,83 @@ _FIRST_SQL = (
     "WHERE n > 0 AND month <> :no_month GROUP BY table_name, institution_code, person) AS f "
     "GROUP BY table_name, first_month, institution_code"
 )
+_STAGED: tuple[type[Any], ...] = (IntakeActivity, IntakeRealtimeDays, IntakePersonMonth)
+
+
+def staging_name(model: type[Any]) -> str:
+    """The temporary staging table a rebuild fills for a rollup table."""
+    return f"rebuild_{model.__tablename__}"
+
+
+def _stage(session: Session, model: type[Any], frame: pl.DataFrame) -> list[str]:
+    """The frame COPYed into the rollup table's staging table (empty first: a pooled connection may keep
+    one from an earlier rebuild), so no client-side INSERT of every row is built."""
+    conn = session.connection()
+    table, staging = model.__tablename__, staging_name(model)
+    # a temporary table of the rollup's columns and types, without its keys: a duplicate fails at the swap
+    conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {staging} AS SELECT * FROM {table} WHERE 1 = 0")
+    conn.exec_driver_sql(f"DELETE FROM {staging}")
+    columns = [c.name for c in model.__table__.columns if c.name in frame.columns]
+    if frame.height:
+        bulk.fill(conn, staging, columns, frame.select(columns).iter_rows())
+    return columns if frame.height else []
 
 
 def replace(session: Session, rebuilt: Rebuilt) -> None:
     """Put the rebuilt rows in place of the months' rollups (in the caller's transaction, which must be the
-    only one: the rollups are never seen half replaced)."""
-    for model in (IntakeActivity, IntakeRealtimeDays, IntakePersonMonth):
+    only one: the rollups are never seen half replaced). The rows go into staging tables through COPY
+    first; the swap is then a DELETE and an INSERT ... SELECT per table, inside the database."""
+    frames = (rebuilt.activity, rebuilt.days, rebuilt.people)
+    staged = [_stage(session, model, frame) for model, frame in zip(_STAGED, frames, strict=True)]
+    for model in _STAGED:
         stmt = delete(model)
         if rebuilt.months is not None:
             stmt = stmt.where(model.month.in_(rebuilt.months))
         session.execute(stmt)
-    for model, rows in (
-        (IntakeActivity, rebuilt.activity),
-        (IntakeRealtimeDays, rebuilt.days),
-        (IntakePersonMonth, rebuilt.people),
-    ):
-        for i in range(0, len(rows), 10_000):
-            session.execute(insert(model), rows[i : i + 10_000])
+    for model, columns in zip(_STAGED, staged, strict=True):
+        staging = staging_name(model)
+        if columns:
+            cols = ", ".join(columns)
+            session.execute(text(f"INSERT INTO {model.__tablename__} ({cols}) SELECT {cols} FROM {staging}"))
+            session.execute(text(f"DELETE FROM {staging}"))
     # a person's first month depends on every month: recounted from the months table
     session.execute(delete(IntakePeopleFirst))
     session.execute(text(_FIRST_SQL), {"no_month": rollup.NO_MONTH})
+
+
+# per rollup table: its columns as compared (money to the fen) and the rows that count (all-zero rows are
+# what the commit path leaves after a revocation; a rebuild never makes them)
+_COMPARED: dict[str, tuple[str, str]] = {
+    "intake_activity": (
+        "table_name, month, institution_code, n, CAST(round(amount * 100) AS BIGINT), n_realtime",
+        "(n <> 0 OR amount <> 0 OR n_realtime <> 0)",
+    ),
+    "intake_realtime_days": ("table_name, month, institution_code, days", "days <> 0"),
+    "intake_people_months": ("table_name, institution_code, person, month, n", "n <> 0"),
+}
+
+
+def mismatches(session: Session, rebuilt: Rebuilt) -> dict[str, int]:
+    """Per rollup table, how many rows differ between the rebuilt rows and the rollups the commit path
+    kept for the same months (0 everywhere: they agree); compared in the database through the staging
+    tables, and nothing is replaced."""
+    frames = (rebuilt.activity, rebuilt.days, rebuilt.people)
+    months = rebuilt.months or []
+    marks = ", ".join(f":m{i}" for i in range(len(months)))
+    params = {f"m{i}": m for i, m in enumerate(months)}
+    out: dict[str, int] = {}
+    for model, frame in zip(_STAGED, frames, strict=True):
+        _stage(session, model, frame)
+        cols, counted = _COMPARED[model.__tablename__]
+        live = f"SELECT {cols} FROM {model.__tablename__} WHERE {counted}"
+        if rebuilt.months is not None:
+            live += f" AND month IN ({marks})"
+        staged = f"SELECT {cols} FROM {staging_name(model)} WHERE {counted}"
+        n = 0
+        for a, b in ((live, staged), (staged, live)):
+            n += int(
+                session.execute(text(f"SELECT count(*) FROM ({a} EXCEPT {b}) AS d"), params).scalar_one()
+            )
+        session.execute(text(f"DELETE FROM {staging_name(model)}"))
+        out[model.__tablename__] = n
+    return out

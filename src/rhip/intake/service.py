@@ -456,7 +456,7 @@ def ingest(
             with db.session() as s2, s2.begin():
                 plan_batch(s2, batch_id=batch_id, lake_tables=tables)
 
-        with store.institution_lock(lake, institution_code):
+        with store.institution_lock(lake, institution_code, engine=db.engine):
             outcome = pipeline.process(
                 lake,
                 todo,

@@ -15,6 +15,7 @@ with the batch id in the commit metadata, and the batch only counts once its SQL
 from __future__ import annotations
 
 import fcntl
+import io
 import json
 import os
 import re
@@ -31,7 +32,9 @@ import polars as pl
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.transaction import AddAction, RemoveAction
+from sqlalchemy import Engine
 
+from rhip.db.locks import db_lock
 from rhip.intake import deltalog
 from rhip.lake.sql import Sql, ident, ranked_versions_sql
 from rhip.lake.store import Lake
@@ -51,8 +54,16 @@ def data_table(table: str) -> str:
 
 
 @contextmanager
-def institution_lock(lake: Lake, institution_code: str) -> Iterator[None]:
-    """Serialise batches of one institution across processes (dedup reads, then writes)."""
+def institution_lock(lake: Lake, institution_code: str, *, engine: Engine | None = None) -> Iterator[None]:
+    """Serialise batches of one institution across processes (dedup reads, then writes): a file lock in a
+    local lake, a database lock (`db.locks`) when the lake is on object storage, where the processes may be
+    on several machines and a file cannot be locked."""
+    if lake.remote:
+        if engine is None:
+            raise ValueError("a lake on object storage needs the database for its institution lock")
+        with db_lock(engine, f"intake:{institution_code}"):
+            yield
+        return
     folder = lake.root / "_locks"
     folder.mkdir(parents=True, exist_ok=True)
     safe = re.sub(r"[^A-Za-z0-9_-]", "_", institution_code)
@@ -76,10 +87,13 @@ def handle(lake: Lake, name: str) -> DeltaTable | None:
     Readers of the file list use `fresh`."""
     if not lake.exists(name):
         return None
-    path = str(lake.path(name))
+    path = lake.uri_of(name)
     dt = _handles.get(path)
     if dt is None:
-        dt = _handles[path] = DeltaTable(path)
+        dt = _handles[path] = lake.dataset(name)
+    elif lake.remote:  # an object store: no local log to look at (and deltalake commits every append)
+        with lake.guard():
+            dt.update_incremental()
     elif newer_commit(path, dt):
         dt.update_incremental()
     return dt
@@ -88,8 +102,10 @@ def handle(lake: Lake, name: str) -> DeltaTable | None:
 def fresh(lake: Lake, name: str) -> DeltaTable | None:
     """`handle`, with its file list brought up to date too."""
     dt = handle(lake, name)
+    if dt is None or lake.remote:  # a remote table's handle was brought up to date by `handle`
+        return dt
     log = lake.path(name) / "_delta_log"
-    if dt is not None and deltalog.commit_path(log, int(dt.version()) + 1).exists():
+    if deltalog.commit_path(log, int(dt.version()) + 1).exists():
         dt.update_incremental()
     return dt
 
@@ -133,14 +149,14 @@ def stage_records(lake: Lake, *, table: str, data: pl.DataFrame, batch_id: str) 
         data = data.sort("_month")
     actions = None
     if target is not None and same_schema(target, _arrow_schema(data)):
-        actions = write_files(lake.path(data_table(table)), data, parts=parts, batch_id=batch_id)
+        actions = write_files(lake, data_table(table), data, parts=parts, batch_id=batch_id)
     return Staged(table=table, data=data, parts=parts, actions=actions)
 
 
 def commit_staged(lake: Lake, staged: Staged, *, batch_id: str) -> None:
     """The staged records' one Delta commit."""
     name = data_table(staged.table)
-    target = _handles.get(str(lake.path(name)))
+    target = _handles.get(lake.uri_of(name))
     if staged.actions is None or target is None:
         append(lake, name, staged.data, parts=staged.parts, batch_id=batch_id)
     else:
@@ -150,7 +166,10 @@ def commit_staged(lake: Lake, staged: Staged, *, batch_id: str) -> None:
 def discard(lake: Lake, name: str, actions: list[AddAction]) -> None:
     """Delete files written for a batch that will not be committed (they were never visible)."""
     for a in actions:
-        (lake.path(name) / a.path).unlink(missing_ok=True)  # as write_files named it
+        if lake.remote:
+            lake.delete(name, a.path)
+        else:
+            (lake.path(name) / a.path).unlink(missing_ok=True)  # as write_files named it
 
 
 def write_records(lake: Lake, *, table: str, data: pl.DataFrame, batch_id: str) -> pl.DataFrame:
@@ -169,11 +188,17 @@ def _arrow_schema(data: pl.DataFrame) -> pa.Schema:
 
 def create_table(lake: Lake, name: str, *, schema: pa.Schema, parts: list[str], batch_id: str) -> DeltaTable:
     """A new lake table (its first commit), kept open like every handle."""
-    lake.root.mkdir(parents=True, exist_ok=True)
-    path = str(lake.path(name))
-    target = _handles[path] = DeltaTable.create(
-        path, schema=schema, partition_by=parts or None, commit_properties=_props(batch_id)
-    )
+    if not lake.remote:
+        lake.root.mkdir(parents=True, exist_ok=True)
+    path = lake.uri_of(name)
+    with lake.guard():
+        target = _handles[path] = DeltaTable.create(
+            path,
+            schema=schema,
+            partition_by=parts or None,
+            commit_properties=_props(batch_id),
+            storage_options=lake.storage_options or None,
+        )
     return target
 
 
@@ -192,7 +217,6 @@ def append(
     Delta transaction (add actions with partition values and row counts). When the rows bring a column
     or type the table does not have yet, deltalake's writer merges the schema instead.
     """
-    path = lake.path(name)
     arrow_schema = _arrow_schema(data)
     target = target or handle(lake, name)
     if target is None:
@@ -208,12 +232,15 @@ def append(
             commit_properties=_props(batch_id),
         )
         return
-    actions = write_files(path, data, parts=parts, batch_id=batch_id)
+    actions = write_files(lake, name, data, parts=parts, batch_id=batch_id)
     commit_files(target, actions, parts=parts, batch_id=batch_id)
 
 
-def write_files(path: Path, data: pl.DataFrame, *, parts: list[str], batch_id: str) -> list[AddAction]:
-    """Write rows as Parquet files under a table's folder, one per partition; their Delta add actions."""
+def write_files(
+    lake: Lake, name: str, data: pl.DataFrame, *, parts: list[str], batch_id: str
+) -> list[AddAction]:
+    """Write rows as Parquet files under a table's folder, one per partition; their Delta add actions
+    (on object storage each file is encoded in memory and put as one object)."""
     actions: list[AddAction] = []
     if not parts:
         groups: dict[tuple[Any, ...], pl.DataFrame] = {(): data}
@@ -229,13 +256,21 @@ def write_files(path: Path, data: pl.DataFrame, *, parts: list[str], batch_id: s
         )
         rel = f"{folder}/" if folder else ""
         rel += f"part-{uuid.uuid4().hex}-{batch_id}.parquet"
-        out = path / rel
-        out.parent.mkdir(parents=True, exist_ok=True)
-        frame.write_parquet(out, compression="zstd", compression_level=1, statistics=True)
+        if lake.remote:
+            buf = io.BytesIO()
+            frame.write_parquet(buf, compression="zstd", compression_level=1, statistics=True)
+            body = buf.getvalue()
+            lake.put(name, rel, body)
+            size = len(body)
+        else:
+            out = lake.path(name) / rel
+            out.parent.mkdir(parents=True, exist_ok=True)
+            frame.write_parquet(out, compression="zstd", compression_level=1, statistics=True)
+            size = out.stat().st_size
         actions.append(
             AddAction(
                 path=rel,
-                size=out.stat().st_size,
+                size=size,
                 partition_values=pvals,
                 modification_time=int(time.time() * 1000),
                 data_change=True,

@@ -71,6 +71,24 @@ def tables_of(lake: Lake, names: list[str]) -> list[DeltaTable]:
     return out
 
 
+def dataframe(lake: Lake, table: str, *, columns: list[str] | None = None) -> Any:
+    """A lake table as a Dask dataframe through dask-deltatable (ad-hoc analysis on the cluster: computed on
+    the active client's workers), with the lake's storage options; refused like any job's table."""
+    import dask_deltatable
+
+    check_readable(lake.dataset(table), table)
+    if lake.remote:
+        # dask-deltatable reads object storage through fsspec's s3fs, which is not a dependency here
+        raise Invalid(
+            "对象存储上的数据湖表暂不能用 dask-deltatable 读取（需要 s3fs）；集群作业照常可用",
+            code="dask-deltatable-s3",
+        )
+    with lake.guard():
+        return dask_deltatable.read_deltalake(
+            lake.uri_of(table), columns=columns, storage_options=lake.storage_options or None
+        )
+
+
 def org_ranges(tables: list[DeltaTable], parts: int) -> list[OrgRange]:
     """At most `parts` ranges of institution codes covering every code, of about equal rows in `tables`
     (cut between the first codes of their files, from the Delta log's statistics: an upload batch is one

@@ -47,7 +47,7 @@ def run(*, settings: Settings, synth_dir: Path, console: Console) -> list[tuple[
             synth.clear(s)
             plan = synth.generate_month(s, month=month, scale=scale)
             cohort = synth.generate_year(s, year=year, scale=scale)
-        sent = synth_upload.upload_month(db, Lake(settings.resolved_lake_dir), month=month)
+        sent = synth_upload.upload_month(db, Lake.from_settings(settings), month=month)
         with db.session() as s, s.begin():
             table = stats.usage_table(s, month=month)
             report = indicators.report(s, year=year)

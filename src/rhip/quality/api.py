@@ -61,7 +61,7 @@ def default_month(session: Session) -> str:
 def lake_of(request: Request) -> Lake:
     """The app's lake."""
     settings: Settings = request.app.state.settings
-    return Lake(settings.resolved_lake_dir)
+    return Lake.from_settings(settings)
 
 
 def unit_read(u: UnitFigures, score: float | None = None) -> UnitFiguresRead:

@@ -92,7 +92,7 @@ def figures(
     settings, db = _db()
     try:
         with db.session() as s, s.begin():
-            fig = quality_figures.month_figures(s, lake=Lake(settings.resolved_lake_dir), month=month)
+            fig = quality_figures.month_figures(s, lake=Lake.from_settings(settings), month=month)
     except RhipError as exc:
         raise _fail(exc) from None
     finally:
@@ -120,7 +120,7 @@ def verify(month: Annotated[str, typer.Option(help="Month, YYYY-MM")]) -> None:
     settings, db = _db()
     try:
         with db.session() as s, s.begin():
-            diff = differences(s, lake=Lake(settings.resolved_lake_dir), month=month)
+            diff = differences(s, lake=Lake.from_settings(settings), month=month)
     except RhipError as exc:
         raise _fail(exc) from None
     finally:
@@ -221,7 +221,7 @@ def recount_job(
     from rhip.quality.figures import month_figures
     from rhip.quality.verify import differences
 
-    lake = Lake(settings.resolved_lake_dir)
+    lake = Lake.from_settings(settings)
     out: dict[str, tuple[tuple[int, float, int, float], list[Difference]]] = {}
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with (

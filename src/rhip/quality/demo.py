@@ -31,10 +31,10 @@ def run(*, settings: Settings, synth_dir: Path, console: Console) -> list[tuple[
             used = synth_dir / "record_usage.csv"
             if used.is_file():
                 usage.import_usage_file(s, path=used)
-            fig, assessed = dimensions.assess_month(s, lake=Lake(settings.resolved_lake_dir), month=month)
+            fig, assessed = dimensions.assess_month(s, lake=Lake.from_settings(settings), month=month)
             raised = dimensions.raise_items(s, assessments=assessed, month=month, created_by="demo")
             # the figures came from intake's rollups: recount them from the lake and compare
-            disagree = verify.differences(s, lake=Lake(settings.resolved_lake_dir), month=month)
+            disagree = verify.differences(s, lake=Lake.from_settings(settings), month=month)
     finally:
         db.dispose()
     seconds = time.perf_counter() - started

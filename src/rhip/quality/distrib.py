@@ -11,7 +11,6 @@ institution's). The results are put in one order, so one process, N processes an
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 from rhip.lake.cluster import TASKS_PER_WORKER, Job, OrgRange, org_ranges, tables_of, worker_threads
@@ -21,9 +20,9 @@ from rhip.quality.lakeread import LakeReader, data_table
 from rhip.quality.rollupread import Counts
 
 
-def _task(orgs: OrgRange, *, root: str, read: str, **kwargs: Any) -> Any:
+def _task(orgs: OrgRange, *, lake: Lake, read: str, **kwargs: Any) -> Any:
     """One range's `recount.read_<read>` (runs on a worker)."""
-    reader = LakeReader(Lake(Path(root)), orgs=orgs, threads=worker_threads())
+    reader = LakeReader(lake, orgs=orgs, threads=worker_threads())
     try:
         return getattr(recount, f"read_{read}")(reader, **kwargs)
     finally:
@@ -52,7 +51,7 @@ def counts(
         month=month, first=first, last=last, forms=forms, activity=activity, records=records
     )
     parts: list[Counts] = job.run(
-        _task, _ranges(job, lake, tables), root=str(lake.root), read="counts", pending=pending, **what
+        _task, _ranges(job, lake, tables), lake=lake, read="counts", pending=pending, **what
     )
     out = Counts()
     out.days = sorted(r for p in parts for r in p.days)
@@ -70,7 +69,7 @@ def history(
     parts: list[list[tuple[str, str, int]]] = job.run(
         _task,
         _ranges(job, lake, [table]),
-        root=str(lake.root),
+        lake=lake,
         read="history",
         table=table,
         first_month=first_month,

@@ -235,7 +235,7 @@ class LakeReader:
     def rows(self, sql: Sql, *catalogue_tables: str) -> list[tuple[Any, ...]]:
         """Run a statement over the named catalogue tables' lake tables (cached per table versions)."""
         versions = tuple((t, self.version(t)) for t in catalogue_tables)
-        key = (str(self.lake.root), self.orgs, sql.text, repr(sorted(sql.params.items())), versions)
+        key = (self.lake.uri, self.orgs, sql.text, repr(sorted(sql.params.items())), versions)
         with _cache_lock:
             hit = _cache.get(key)
             if hit is not None:

@@ -34,7 +34,7 @@ def build() -> None:
 
     settings, db = _db()
     try:
-        n = demo.build(db, Lake(settings.resolved_lake_dir), console)
+        n = demo.build(db, Lake.from_settings(settings), console)
     finally:
         db.dispose()
     console.print(f"健康档案：写入 {n:,} 条")

@@ -85,7 +85,7 @@ def run(*, settings: Settings, synth_dir: Path, console: Console) -> list[tuple[
     """
     rng = random.Random(20250301)
     db = Database.from_settings(settings)
-    lake = Lake(settings.resolved_lake_dir)
+    lake = Lake.from_settings(settings)
     started = time.perf_counter()
     counts = {"refused": 0, "views": 0, "reminders": 0, "codes": 0, "emergencies": 0, "allergy": 0}
     try:

@@ -19,7 +19,6 @@ from typing import Any
 import polars as pl
 import pyarrow.compute as pc
 import yaml
-from deltalake import DeltaTable
 from sqlalchemy import delete, select, tuple_
 from sqlalchemy.orm import Session
 
@@ -152,7 +151,7 @@ def _read(lake: Lake, table: str, batch_ids: Sequence[str], columns: Iterable[st
     name = f"ods_{table}"
     if not lake.exists(name):
         return None
-    ds = DeltaTable(str(lake.path(name))).to_pyarrow_dataset()
+    ds = lake.dataset(name).to_pyarrow_dataset()
     wanted = list(dict.fromkeys(["_batch", "_key", "_op", "_row", "org_code", "updated_at", *columns]))
     have = [c for c in wanted if c in ds.schema.names]
     tbl = ds.to_table(columns=have, filter=pc.field("_batch").isin(list(batch_ids)))

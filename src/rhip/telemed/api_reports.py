@@ -98,5 +98,5 @@ def drain_outbox(request: HttpRequest, who: Managers) -> DrainRead:
     """Send the due report versions to intake now (the server's drain job does it every few seconds)."""
     settings: Settings = request.app.state.settings
     db: Database = request.app.state.db
-    res = delivery.drain(db, Lake(settings.resolved_lake_dir))
+    res = delivery.drain(db, Lake.from_settings(settings))
     return DrainRead(sent=res.sent, retried=res.retried, failed=res.failed, receipts=res.receipts)

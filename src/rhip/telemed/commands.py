@@ -84,7 +84,7 @@ def outbox() -> None:
     upgrade(settings.resolved_database_url)
     db = Database.from_settings(settings)
     try:
-        res = delivery.drain(db, Lake(settings.resolved_lake_dir))
+        res = delivery.drain(db, Lake.from_settings(settings))
         console.print(
             f"已发送 {len(res.sent)} 份，稍后重试 {len(res.retried)} 份，被拒收 {len(res.failed)} 份"
             f"（回执 {'、'.join(res.receipts) or '—'}）"

@@ -236,7 +236,7 @@ def run(*, settings: Settings, synth_dir: Path, console: Console) -> list[tuple[
             )
         else:
             pacs_note += f"；{ecgs} 份 12 导联心电记录（WFDB）附于心电申请"
-        sent, refused = live_report(db, Lake(settings.resolved_lake_dir), month=month)
+        sent, refused = live_report(db, Lake.from_settings(settings), month=month)
         pacs_note += f"；报告及其修改经实时上传进入共享档案 {sent} 份（拒收 {refused}）"
     finally:
         db.dispose()

@@ -66,7 +66,7 @@ class Drainer(threading.Thread):
         """Drain until stopped."""
         import_all_models()
         db = Database.from_settings(self.settings)
-        lake = Lake(self.settings.resolved_lake_dir)
+        lake = Lake.from_settings(self.settings)
         try:
             while not self.stopping.is_set():
                 try:
