@@ -93,24 +93,24 @@ def test_every_form_of_the_table_posts_through_its_service(client: TestClient, a
     from rhip.registry import idnumber
 
     doc = auth("doctor", institution="F320102")
+    sent: dict[str, dict[str, str]] = {}  # the form posted to each route (by its path template)
 
     def post(url: str, data: dict[str, str]) -> str:
         r = client.post(url, data=data, headers=doc, follow_redirects=False)
         assert r.status_code == 303, (url, r.status_code, r.text[:300])
+        sent[re.sub(r"/\d+/", "/{id}/", url)] = data
         return unquote(r.headers["location"])
 
     woman = {"local_id": unique("PGT"), "id_number": woman_id(), "name": "孙芳", "gestational_week": "12"}
     loc = post("/mch/pregnancies", {**woman, "registered_on": "2025-01-10"})
     assert re.fullmatch(r"/mch/pregnancies/\d+\?msg=已建册", loc), loc
     url = loc.split("?")[0]
+    delivery = {"delivered_on": "2025-07-20", "place": "institution", "method": "vaginal", "live_births": "1"}
     said = [
         post(f"{url}/visits", {"visit_date": "2025-01-10", "systolic": "118"}),
         post(f"{url}/assessments", {"assessed_on": "2025-01-12", "colour": "orange", "case_owner": "郑医生"}),
         post(f"{url}/follow-ups", {"followed_on": "2025-02-01", "next_due_on": "2025-03-01"}),
-        post(
-            f"{url}/delivery",
-            {"delivered_on": "2025-07-20", "place": "institution", "method": "vaginal", "live_births": "1"},
-        ),
+        post(f"{url}/delivery", {**delivery, "institution_code": "H025"}),
         post(f"{url}/postpartum-visits", {"visit_date": "2025-07-25"}),
     ]
     assert [x.split("msg=")[1] for x in said] == [
@@ -135,10 +135,11 @@ def test_every_form_of_the_table_posts_through_its_service(client: TestClient, a
     other = auth("doctor", institution="F320106")  # 鼓楼: the records are managed in 玄武
     ids = {"pregnancy_id": pid, "child_id": curl.rsplit("/", 1)[1]}
     on_record = [f for f in FORMS if f.on]
-    assert len(on_record) == 7 and len(FORMS) == 9
+    assert len(on_record) == 7 and len(FORMS) == 9 and len(sent) == 9
     for form in on_record:
         path = form.path.format(**ids)
-        assert client.post(path, data={}, headers=other).status_code == 403, path
+        valid = sent[re.sub(r"\{\w+\}", "{id}", form.path)]
+        assert client.post(path, data=valid, headers=other).status_code == 403, path
         for value in ("", "x" * 3000, "a\x00b", str(2**64), "-1", "9999-99-99", "<script>"):
             data = dict.fromkeys(form.fields.model_fields, value)
             r = client.post(path, data=data, headers=doc, follow_redirects=False)
