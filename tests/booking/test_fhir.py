@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 from fhirpy import SyncFHIRClient
 from fhirpy.base.exceptions import OperationOutcome
+from sqlalchemy import event
 
+from rhip import clock
+from rhip.booking import bulkpub, schedules as rota
+from rhip.booking.fhir_map import location_resource, schedule_resource, slot_resource
 from rhip.config import Settings
-from tests.booking.conftest import new_person
+from rhip.db.engine import Database
+from rhip.registry import data as reg_data
+from tests.booking.conftest import TERTIARY, new_person
 from tests.booking.test_api import publish
 
 Auth = Callable[..., dict[str, str]]
@@ -108,24 +116,84 @@ def test_refusal_is_409_operation_outcome_and_patch_cancels(
 def test_bulk_publish_manifest_and_ndjson(
     live: str, client: TestClient, auth: Auth, frozen: datetime, settings: Settings
 ) -> None:
-    from rhip.booking import fhir_api
-
     sched = publish(client, auth, day="2025-03-06", hospital_code="H029")
-    fhir_api._FEED.clear()
-    # the shared test database holds every earlier test's slots by now: the feed is built whole on the first
-    # request, which took over httpx's default 5 s once under a loaded CI run
-    manifest = httpx.get(f"{live}/fhir/r4/$bulk-publish", timeout=60).json()
+    manifest = httpx.get(f"{live}/fhir/r4/$bulk-publish").json()
     assert [o["type"] for o in manifest["output"]] == ["Location", "Schedule", "Slot"]
     assert manifest["transactionTime"].startswith("2025-03-03T09:00:00")
     # links are built on the configured base URL (RHIP_FHIR_BASE_URL), not on the request's Host header
     base = settings.fhir_base_url
     assert all(o["url"].startswith(base + "/$bulk-publish/") for o in manifest["output"])
     here = {o["type"]: o["url"].replace(base, f"{live}/fhir/r4") for o in manifest["output"]}
-    lines = [json.loads(x) for x in httpx.get(here["Slot"], timeout=60).text.splitlines()]
+    # each file is streamed a page at a time: the shared test database's slots need no long first answer
+    lines = [json.loads(x) for x in httpx.get(here["Slot"]).text.splitlines()]
     assert {s["id"] for s in lines} >= {str(x["id"]) for x in sched["slots"]}
     assert all(s["status"] == "free" for s in lines)
-    locations = httpx.get(here["Location"], timeout=60).text
+    locations = httpx.get(here["Location"]).text
     assert "南京市胸科医院" in locations
+    missing = httpx.get(f"{live}/fhir/r4/$bulk-publish/Patient.ndjson")
+    assert missing.status_code == 404 and missing.json()["resourceType"] == "OperationOutcome"
+
+
+@contextmanager
+def statements(db: Database) -> Iterator[list[str]]:
+    """Every SQL statement the app's engine runs while the context is open."""
+    seen: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        event.remove(db.engine, "before_cursor_execute", note)
+
+
+def _whole_feed(db: Database, t: datetime) -> dict[str, list[dict[str, Any]]]:
+    """The feed as it was built before it was streamed: every free slot of 14 days read at once."""
+    with db.session() as s, s.begin():
+        slots = rota.find_slots(
+            s, start_from=t, start_to=t + timedelta(days=14), free_only=True, limit=10_000_000
+        )
+        scheds = {x.id: x for x in rota.get_all_schedules_by_ids(s, ids={x.schedule_id for x in slots})}
+        used = sorted(scheds.values(), key=lambda x: x.id)
+        return {
+            "Location": [
+                location_resource(c, inst)
+                for c in sorted({x.hospital_code for x in used})
+                if (inst := reg_data.get(c)) is not None
+            ],
+            "Schedule": [schedule_resource(x) for x in used],
+            "Slot": [slot_resource(x, scheds[x.schedule_id], t) for x in slots],
+        }
+
+
+def test_bulk_publish_manifest_reads_nothing_and_files_are_read_in_pages(
+    client: TestClient, auth: Auth, frozen: datetime, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The manifest answers without reading a slot; each file is read PAGE rows at a time, by a stable key,
+    and holds exactly what the whole feed held (same lines, same order)."""
+    # two hospitals' sessions at the same times: pages cut between slots with the same start
+    for code in ("H029", TERTIARY):
+        publish(client, auth, day="2025-03-07", hospital_code=code)
+    with statements(db) as seen:
+        manifest = client.get("/fhir/r4/$bulk-publish")
+    # nothing of booking is read (other statements, e.g. a token check's thread, are not this route's)
+    assert manifest.status_code == 200 and not [x for x in seen if "booking_" in x]
+    expected = _whole_feed(db, clock.now())
+    assert len(expected["Slot"]) >= 16 and len(expected["Schedule"]) >= 2
+    page = max(7, len(expected["Slot"]) // 50)  # many pages, whatever earlier tests left in the database
+    monkeypatch.setattr(bulkpub, "PAGE", page)
+    for kind in ("Location", "Schedule", "Slot"):
+        with statements(db) as seen:
+            r = client.get(f"/fhir/r4/$bulk-publish/{kind}.ndjson")
+        assert r.status_code == 200 and r.headers["content-type"].startswith("application/fhir+ndjson")
+        got = [json.loads(x) for x in r.text.splitlines()]
+        assert got == expected[kind], kind
+        assert r.text.endswith("\n") and "\n\n" not in r.text
+        if kind == "Slot":  # one statement per page, and one more when the last page was full
+            reads = [x for x in seen if "booking_slots" in x]
+            assert len(reads) == len(got) // page + 1, (len(reads), len(got), page)
 
 
 def test_fhir_inputs_that_used_to_500(client: TestClient, auth: Auth, frozen: datetime) -> None:

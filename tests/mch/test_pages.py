@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import date
 from urllib.parse import unquote
 
 from fastapi.testclient import TestClient
 
+from tests.factories import id_sequence
 from tests.mch.conftest import unique, woman_id
 
 Auth = Callable[..., dict[str, str]]
@@ -81,3 +83,64 @@ def test_high_risk_and_dashboard_pages(client: TestClient, auth: Auth) -> None:
     assert 'role="img"' in r.text and 'id="monthly"' in r.text
     assert client.get("/mch/dashboard", headers=auth("resident")).status_code == 403
     assert client.get("/mch/dashboard?district=320106&year=2012", headers=auth("auditor")).status_code == 200
+
+
+def test_every_form_of_the_table_posts_through_its_service(client: TestClient, auth: Auth) -> None:
+    """Each entry of forms.FORMS, as a worker of the district: done with its message (on to the new record's
+    page for 建册 and 儿童登记); a worker of another district is refused 403 on every record's form; and
+    no value of any field answers 5xx."""
+    from rhip.mch.forms import FORMS
+    from rhip.registry import idnumber
+
+    doc = auth("doctor", institution="F320102")
+    sent: dict[str, dict[str, str]] = {}  # the form posted to each route (by its path template)
+
+    def post(url: str, data: dict[str, str]) -> str:
+        r = client.post(url, data=data, headers=doc, follow_redirects=False)
+        assert r.status_code == 303, (url, r.status_code, r.text[:300])
+        sent[re.sub(r"/\d+/", "/{id}/", url)] = data
+        return unquote(r.headers["location"])
+
+    woman = {"local_id": unique("PGT"), "id_number": woman_id(), "name": "孙芳", "gestational_week": "12"}
+    loc = post("/mch/pregnancies", {**woman, "registered_on": "2025-01-10"})
+    assert re.fullmatch(r"/mch/pregnancies/\d+\?msg=已建册", loc), loc
+    url = loc.split("?")[0]
+    delivery = {"delivered_on": "2025-07-20", "place": "institution", "method": "vaginal", "live_births": "1"}
+    said = [
+        post(f"{url}/visits", {"visit_date": "2025-01-10", "systolic": "118"}),
+        post(f"{url}/assessments", {"assessed_on": "2025-01-12", "colour": "orange", "case_owner": "郑医生"}),
+        post(f"{url}/follow-ups", {"followed_on": "2025-02-01", "next_due_on": "2025-03-01"}),
+        post(f"{url}/delivery", {**delivery, "institution_code": "H025"}),
+        post(f"{url}/postpartum-visits", {"visit_date": "2025-07-25"}),
+    ]
+    assert [x.split("msg=")[1] for x in said] == [
+        "已登记初诊（孕 12 周）",
+        "风险评估：橙色",
+        "已随访，下次随访 2025-03-01",
+        "已登记分娩（孕 39 周，活产 1）",
+        "已登记第 1 次产后访视（产后第 5 天）",
+    ]
+    pid = url.rsplit("/", 1)[1]
+    baby = {"local_id": unique("CT"), "name": "孙宝", "sex": "2", "birth_date": "2025-07-20"}
+    loc = post("/mch/children", {**baby, "registered_on": "2025-07-22", "pregnancy_id": pid})
+    assert re.fullmatch(r"/mch/children/\d+\?msg=已建立儿童保健档案", loc), loc
+    curl = loc.split("?")[0]
+    own_id = idnumber.make_id("320102", date(2025, 7, 20), id_sequence("2"))
+    said = [
+        post(f"{curl}/visits", {"visit_date": "2025-07-27", "kind": "newborn", "weight_kg": "3.4"}),
+        post(f"{curl}/link", {"id_number": own_id}),
+    ]
+    assert [x.split("msg=")[1] for x in said] == ["已登记新生儿访视", "已关联儿童本人身份证号码"]
+
+    other = auth("doctor", institution="F320106")  # 鼓楼: the records are managed in 玄武
+    ids = {"pregnancy_id": pid, "child_id": curl.rsplit("/", 1)[1]}
+    on_record = [f for f in FORMS if f.on]
+    assert len(on_record) == 7 and len(FORMS) == 9 and len(sent) == 9
+    for form in on_record:
+        path = form.path.format(**ids)
+        valid = sent[re.sub(r"\{\w+\}", "{id}", form.path)]
+        assert client.post(path, data=valid, headers=other).status_code == 403, path
+        for value in ("", "x" * 3000, "a\x00b", str(2**64), "-1", "9999-99-99", "<script>"):
+            data = dict.fromkeys(form.fields.model_fields, value)
+            r = client.post(path, data=data, headers=doc, follow_redirects=False)
+            assert r.status_code < 500 and r.status_code in (303, 422), (path, value, r.status_code)

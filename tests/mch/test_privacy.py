@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from rhip.security import masking
 from rhip.security.models import AuditEvent
 from tests.mch.conftest import unique, woman_id
 
@@ -64,14 +65,15 @@ def test_api_reads_are_masked_for_managers_and_audited(
     p, c = _people(client, auth)
     mgr = auth("manager", subject="mgr-privacy")
     child = client.get(f"{API}/children/{c['id']}", headers=mgr).json()["child"]
-    assert child["name"] == "孙**" and child["mother_id_number"] != p["id_number"]
-    assert child["mother_id_number"].startswith(str(p["id_number"])[:4]) and "*" in child["mother_id_number"]
+    # security.masking's rules (the "mch" view): 孙*宝, and the area code and last four of the number
+    assert child["name"] == "孙*宝" and child["mother_id_number"] == masking.mask_id(p["id_number"])
+    assert str(child["mother_id_number"]).startswith(str(p["id_number"])[:6] + "********")
     listed = client.get(f"{API}/children", params={"q": p["id_number"]}, headers=mgr).json()["items"]
-    assert [x["name"] for x in listed] == ["孙**"]
+    assert [x["name"] for x in listed] == ["孙*宝"]
     cases = client.get(f"{API}/high-risk", params={"on": "2025-03-20"}, headers=mgr).json()
-    assert next(x for x in cases if x["pregnancy_id"] == p["id"])["name"] == "孙**"
+    assert next(x for x in cases if x["pregnancy_id"] == p["id"])["name"] == "孙*红"
     women = client.get(f"{API}/pregnancies", params={"q": p["id_number"]}, headers=mgr).json()["items"]
-    assert [(w["name"], "*" in w["id_number"]) for w in women] == [("孙**", True)]
+    assert [(w["name"], "*" in w["id_number"]) for w in women] == [("孙*红", True)]
     doc = auth("doctor", institution="F320102", subject="doc-privacy")
     whole = client.get(f"{API}/children/{c['id']}", headers=doc).json()["child"]
     assert (whole["name"], whole["mother_id_number"]) == (CHILD, p["id_number"])
@@ -87,7 +89,7 @@ def test_pages_are_masked_for_managers_and_audited(client: TestClient, auth: Aut
     mgr = auth("manager", subject="mgr-pages")
     page = client.get(f"/mch/pregnancies/{p['id']}", headers=mgr)
     assert page.status_code == 200
-    assert NAME not in page.text and str(p["id_number"]) not in page.text and "孙**" in page.text
+    assert NAME not in page.text and str(p["id_number"]) not in page.text and "孙*红" in page.text
     child = client.get(f"/mch/children/{c['id']}", headers=mgr)
     assert child.status_code == 200 and CHILD not in child.text and str(p["id_number"]) not in child.text
     listing = client.get("/mch", params={"q": p["id_number"]}, headers=mgr)

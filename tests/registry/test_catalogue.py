@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rhip.errors import NotFound
-from rhip.registry import catalogue, codes
+from rhip.registry import catalogue, catalogue_doc, codes
 
 SNAKE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 EXPECTED_REALTIME = {
@@ -168,7 +168,7 @@ def test_problems_detects_broken_catalogues() -> None:
 
 
 def test_markdown_lists_every_dataset() -> None:
-    md = catalogue.to_markdown()
+    md = catalogue_doc.to_markdown()
     for d in catalogue.datasets():
         assert f"## {d.name}" in md and d.label in md
     assert "## 代码系统" in md
@@ -176,17 +176,17 @@ def test_markdown_lists_every_dataset() -> None:
 
 def test_docs_datasets_md_is_up_to_date() -> None:
     path = Path(__file__).resolve().parents[2] / "docs" / "datasets.md"
-    expected = catalogue.INTRO + "\n" + catalogue.INTRO_MARKER + "\n\n" + catalogue.to_markdown()
+    expected = catalogue_doc.INTRO + "\n" + catalogue_doc.INTRO_MARKER + "\n\n" + catalogue_doc.to_markdown()
     assert path.read_text(encoding="utf-8") == expected, (
-        "docs/datasets.md is stale: run python -m rhip.registry.catalogue --markdown > docs/datasets.md"
+        "docs/datasets.md is stale: run python -m rhip.registry.catalogue_doc --markdown > docs/datasets.md"
     )
 
 
 def test_cli(capsys: pytest.CaptureFixture[str]) -> None:
-    assert catalogue.main([]) == 0
+    assert catalogue_doc.main([]) == 0
     assert "12 real-time" in capsys.readouterr().out
-    assert catalogue.main(["--markdown"]) == 0
-    assert catalogue.INTRO_MARKER in capsys.readouterr().out
+    assert catalogue_doc.main(["--markdown"]) == 0
+    assert catalogue_doc.INTRO_MARKER in capsys.readouterr().out
 
 
 def test_validation_rules_are_catalogue_data_read_by_intake_and_synth() -> None:

@@ -7,6 +7,7 @@ import re
 from datetime import date
 
 import pytest
+import yaml
 from hypothesis import given, settings, strategies as st
 
 from rhip.errors import Invalid, NotFound
@@ -344,6 +345,18 @@ def test_code_systems_shape() -> None:
         assert cs.id == sid and cs.name and cs.standard
         assert cs.external or cs.codes, sid
         assert all(k and v for k, v in cs.codes.items())
+
+
+def test_code_systems_are_data_read_once() -> None:
+    """Every system is an entry of data/code_systems.yaml: codes as quoted strings ("08" stays "08"), or a
+    source, or external; the file is read once."""
+    raw = yaml.safe_load((codes.DATA / "code_systems.yaml").read_text(encoding="utf-8"))["systems"]
+    assert [s["id"] for s in raw] == list(codes.code_systems())
+    for s in raw:
+        assert all(isinstance(k, str) and isinstance(v, str) for k, v in (s.get("codes") or {}).items()), s
+        assert ("codes" in s) + ("source" in s) + bool(s.get("external")) == 1, s["id"]
+    assert codes.code_systems() is codes.code_systems()
+    assert codes.code_systems()["ethnicity"].codes["08"] == "壮族"
 
 
 def test_value_sets() -> None:

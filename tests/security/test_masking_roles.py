@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from rhip.security.masking import ID_SYSTEM, Masker, mask_id
+from rhip.security.masking import ID_SYSTEM, Kind, Masker, mask_id
 from rhip.security.roles import Role
 from rhip.security.service import Principal
 from tests.booking.conftest import TERTIARY
@@ -182,3 +182,16 @@ def test_realtime_receipt_masks_problem_values(client: TestClient, auth: Auth, i
     )
     assert r.status_code == 200, r.text
     assert bad not in r.text and any(p["value"] == mask_id(bad) for p in r.json()["problems"])
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_mch_and_card_views_are_rules_in_the_one_table(role: Role) -> None:
+    """MCH's workers see the woman and child whole, managers (and the rest) masked; at a card counter the
+    terminal and the doctor see the whole number and no one else does (security.masking.WHOLE)."""
+    mch = Masker(who(role), "mch")
+    whole = role in (Role.doctor, Role.family_doctor, Role.admin)
+    assert mch.id(PID) == (PID if whole else "320102********123X")
+    assert mch.value(Kind.name, "孙小宝", PID) == ("孙小宝" if whole else "孙*宝")
+    card = Masker(who(role), "card")
+    assert card.id(PID) == (PID if role in (Role.uploader, Role.doctor) else mask_id(PID))
+    assert card.shows(Kind.name) is False

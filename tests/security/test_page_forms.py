@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
+from pydantic import BaseModel
 
 from rhip.web.app import ROUTERS
 from tests.booking.conftest import new_person
@@ -39,7 +40,14 @@ def _page_routes() -> list[tuple[str, APIRoute]]:
 
 
 def _form_names(route: APIRoute) -> list[str]:
-    return [p.alias for p in route.dependant.body_params] + [p.alias for p in route.dependant.query_params]
+    names = []
+    for p in route.dependant.body_params:
+        model = p.field_info.annotation
+        if isinstance(model, type) and issubclass(model, BaseModel):  # a form model: its fields
+            names += [f.alias or name for name, f in model.model_fields.items()]
+        else:
+            names.append(p.alias)
+    return names + [p.alias for p in route.dependant.query_params]
 
 
 def _path(prefix: str, route: APIRoute, value: str) -> str:

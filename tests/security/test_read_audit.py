@@ -30,6 +30,8 @@ MODULES = {
     "rhip.booking.api",
     "rhip.booking.fhir_api",
     "rhip.booking.pages",
+    "rhip.booking.pages_account",
+    "rhip.booking.pages_staff",
     "rhip.identity.api",
     "rhip.identity.fhir_api",
     "rhip.identity.pages",

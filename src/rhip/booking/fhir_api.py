@@ -4,29 +4,24 @@ fhir.resources (R4B models); refusals are OperationOutcomes naming the booking r
 
 from __future__ import annotations
 
-import json
-import time as _time
 from datetime import timedelta
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fhir.resources.R4B.appointment import Appointment as FhirAppointment
-from fhir.resources.R4B.location import Location as FhirLocation
 from sqlalchemy.orm import Session
 
 from rhip import clock
-from rhip.booking import entry, schedules as rota, service as svc
+from rhip.booking import bulkpub, entry, schedules as rota, service as svc
 from rhip.booking.fhir_map import (
     APPT_STATUS,
     DOC_SERIAL_SYSTEM,
     ID_SYSTEM,
-    INSTITUTION_SYSTEM,
     V2_0203,
     _date_bounds,
-    _dump,
     _ref_id,
     _token,
     appointment_resource,
@@ -40,7 +35,6 @@ from rhip.booking.fhir_map import (
 )
 from rhip.clock import SHANGHAI
 from rhip.errors import BadRequest, Invalid, NotFound, RhipError
-from rhip.registry import data as reg_data
 from rhip.security.deps import SessionDep, audit_read, public, require
 from rhip.security.masking import Masker
 from rhip.security.roles import Role
@@ -372,67 +366,26 @@ async def patch_appointment(
 
 # ------------------------------------------------------------------ SMART Scheduling Links bulk publish
 
-_FEED: dict[str, tuple[float, str, dict[str, str]]] = {}
-FEED_TTL = 60.0  # the published feed is regenerated at most once a minute
-FEED_DAYS = 14
-
-
-def _feed(session: Session, key: str) -> tuple[str, dict[str, str]]:
-    hit = _FEED.get(key)
-    if hit and hit[0] > _time.monotonic():
-        return hit[1], hit[2]
-    t = clock.now()
-    with session.begin():
-        slots = rota.find_slots(
-            session, start_from=t, start_to=t + timedelta(days=FEED_DAYS), free_only=True, limit=200_000
-        )
-        scheds = {s.id: s for s in rota.get_all_schedules_by_ids(session, ids={x.schedule_id for x in slots})}
-    used_scheds = sorted(scheds.values(), key=lambda s: s.id)
-    hospitals = sorted({s.hospital_code for s in used_scheds})
-    locations = []
-    for code in hospitals:
-        inst = reg_data.get(code)
-        if inst is None:
-            continue
-        loc = FhirLocation(
-            id=code,
-            name=inst.name,
-            identifier=[{"system": INSTITUTION_SYSTEM, "value": code}],
-            telecom=[{"system": "phone", "value": "12320"}],
-            address={"city": inst.city, "district": inst.district, "state": "江苏省", "country": "CN"},
-        )
-        locations.append(_dump(loc))
-    files = {
-        "Location": "\n".join(json.dumps(r, ensure_ascii=False) for r in locations),
-        "Schedule": "\n".join(json.dumps(schedule_resource(s), ensure_ascii=False) for s in used_scheds),
-        "Slot": "\n".join(
-            json.dumps(slot_resource(s, scheds[s.schedule_id], t), ensure_ascii=False) for s in slots
-        ),
-    }
-    stamp = t.astimezone(SHANGHAI).isoformat()
-    _FEED[key] = (_time.monotonic() + FEED_TTL, stamp, files)
-    return stamp, files
-
 
 @router.get("/$bulk-publish", dependencies=[Depends(public())])
-def bulk_publish(request: Request, session: SessionDep) -> JSONResponse:
-    """The SMART Scheduling Links manifest: NDJSON files of locations, schedules and free slots."""
-    stamp, _files = _feed(session, str(request.app.state.settings.resolved_database_url))
+def bulk_publish(request: Request) -> JSONResponse:
+    """The SMART Scheduling Links manifest: NDJSON files of locations, schedules and free slots (nothing
+    is read here; each file is built when it is asked for, bulkpub.py)."""
     base = fhir_base(request) + "/$bulk-publish"
     return JSONResponse(
         {
-            "transactionTime": stamp,
-            "request": fhir_base(request) + "/$bulk-publish",
-            "output": [{"type": t, "url": f"{base}/{t}.ndjson"} for t in ("Location", "Schedule", "Slot")],
+            "transactionTime": clock.now().astimezone(SHANGHAI).isoformat(),
+            "request": base,
+            "output": [{"type": t, "url": f"{base}/{t}.ndjson"} for t in bulkpub.KINDS],
             "error": [],
         }
     )
 
 
 @router.get("/$bulk-publish/{kind}.ndjson", dependencies=[Depends(public())])
-def bulk_file(kind: str, request: Request, session: SessionDep) -> Response:
-    """One NDJSON file of the published feed."""
-    _stamp, files = _feed(session, str(request.app.state.settings.resolved_database_url))
-    if kind not in files:
+def bulk_file(kind: str, request: Request) -> Response:
+    """One NDJSON file of the published feed, streamed a page of rows at a time."""
+    if kind not in bulkpub.KINDS:
         return outcome(NotFound(f"没有这个文件：{kind}.ndjson", code="no-file"))
-    return Response(files[kind] + ("\n" if files[kind] else ""), media_type="application/fhir+ndjson")
+    lines = bulkpub.lines(request.app.state.db, kind, clock.now())
+    return StreamingResponse(lines, media_type="application/fhir+ndjson")

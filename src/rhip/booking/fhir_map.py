@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse
 from fhir.resources.R4B.appointment import Appointment as FhirAppointment
+from fhir.resources.R4B.location import Location as FhirLocation
 from fhir.resources.R4B.schedule import Schedule as FhirSchedule
 from fhir.resources.R4B.slot import Slot as FhirSlot
 
@@ -19,6 +20,7 @@ from rhip.booking.rules import SESSIONS
 from rhip.clock import SHANGHAI
 from rhip.errors import Invalid, RhipError
 from rhip.registry import data as reg_data
+from rhip.registry.data import InstitutionRecord
 
 FHIR_JSON = "application/fhir+json"
 ID_SYSTEM = "urn:oid:2.16.156.10011.1.3"  # WS/T 500 居民身份证号（…1.1 is a document's serial number)
@@ -106,6 +108,18 @@ def schedule_resource(s: Schedule) -> dict[str, Any]:
         **_concepts(s),
     )
     return _dump(res)
+
+
+def location_resource(code: str, inst: InstitutionRecord) -> dict[str, Any]:
+    """A hospital (its code as booking holds it) as a FHIR Location; the booking phone is 12320."""
+    loc = FhirLocation(
+        id=code,
+        name=inst.name,
+        identifier=[{"system": INSTITUTION_SYSTEM, "value": code}],
+        telecom=[{"system": "phone", "value": "12320"}],
+        address={"city": inst.city, "district": inst.district, "state": "江苏省", "country": "CN"},
+    )
+    return _dump(loc)
 
 
 def slot_status(slot: Slot, at: datetime | None = None) -> str:

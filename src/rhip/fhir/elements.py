@@ -1,7 +1,7 @@
 """What the facade reads from each FHIR resource: element → catalogue field, declared once.
 
 The same declarations name the element in a refusal's OperationOutcome (`expression`), build the
-StructureDefinition profiles (`profiles.py`) and the tables of docs/fhir.md. `mapping.py` does the
+StructureDefinition profiles (`profiles.py`) and the tables of docs/fhir.md. `records.py` does the
 reading itself (plain dict walking, for speed); a test checks that every field it fills is declared here.
 """
 

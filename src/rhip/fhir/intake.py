@@ -19,7 +19,8 @@ from rhip import clock
 from rhip.db.engine import Database
 from rhip.errors import Invalid
 from rhip.fhir.elements import ID_NUMBER_SYSTEM, element_path
-from rhip.fhir.mapping import Conditional, Mapped, conditionals, map_bundle, table_of
+from rhip.fhir.mapping import Mapped, map_bundle, table_of
+from rhip.fhir.refs import Conditional, conditionals
 from rhip.intake import formats, keyindex, pipeline, service, store
 from rhip.intake.reading import frame_of, get_dataset
 from rhip.lake.duck import Duck

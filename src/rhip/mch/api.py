@@ -2,7 +2,8 @@
 the district usage table and the report year's indicators.
 
 MCH workers (doctor, family_doctor) record for their own institution and read their district, in full and
-audited; managers read every district with names and ID numbers masked; admins do everything.
+audited; managers read every district with names and ID numbers masked (security.masking's "mch" view);
+admins do everything.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from rhip.mch.schemas import (
 )
 from rhip.security import service as security
 from rhip.security.deps import SessionDep, require
+from rhip.security.masking import Kind, Masker
 from rhip.security.roles import Role
 from rhip.security.service import Principal
 
@@ -84,33 +86,31 @@ def scope_district(p: Principal) -> str | None:
     return svc.institution_district(p.institution_code)
 
 
-def masked(p: Principal) -> bool:
-    """Whether this caller sees identities masked."""
-    return p.role == Role.manager
+def masker(p: Principal) -> Masker:
+    """How this caller sees identities (security.masking's "mch" view: managers see them masked)."""
+    return Masker(p, "mch")
 
 
 def pregnancy_read(preg: Pregnancy, p: Principal) -> PregnancyRead:
-    """The API form, masked for managers."""
+    """The API form, masked by role."""
+    m = masker(p)
     out = PregnancyRead.model_validate(preg)
-    if masked(p):
-        out = out.model_copy(
-            update={"id_number": svc.mask_id(preg.id_number), "name": svc.mask_name(preg.name)}
-        )
-    return out
+    return out.model_copy(
+        update={"id_number": m.id(preg.id_number), "name": m.value(Kind.name, preg.name, preg.id_number)}
+    )
 
 
 def child_read(child: Child, p: Principal) -> ChildRead:
-    """The API form, masked for managers."""
+    """The API form, masked by role."""
+    m = masker(p)
     out = ChildRead.model_validate(child)
-    if masked(p):
-        out = out.model_copy(
-            update={
-                "id_number": svc.mask_id(child.id_number),
-                "mother_id_number": svc.mask_id(child.mother_id_number),
-                "name": svc.mask_name(child.name),
-            }
-        )
-    return out
+    return out.model_copy(
+        update={
+            "id_number": m.id(child.id_number),
+            "mother_id_number": m.id(child.mother_id_number),
+            "name": m.value(Kind.name, child.name, child.id_number),
+        }
+    )
 
 
 def pregnancy_for(session: Session, p: Principal, pregnancy_id: int) -> Pregnancy:
@@ -384,10 +384,11 @@ def high_risk(
             only_due=only_due,
         )
         audit_read(session, principal, f"mch_high_risk:{len(rows)}")
+        m = masker(principal)
         return [
             CaseRead(
                 pregnancy_id=r.pregnancy.id,
-                name=svc.mask_name(r.pregnancy.name) if masked(principal) else r.pregnancy.name,
+                name=m.value(Kind.name, r.pregnancy.name, r.pregnancy.id_number) or "",
                 institution_code=r.pregnancy.institution_code,
                 district_code=r.pregnancy.district_code,
                 colour=r.pregnancy.colour,

@@ -1,5 +1,5 @@
 """What the MCH services share: the recording actor, today's date, the institutions that may record
-and the ID-number check, the lookups by id, and the masks for roles that need no identity."""
+and the ID-number check, and the lookups by id (masks by role: security.masking's "mch" view)."""
 
 from __future__ import annotations
 
@@ -63,15 +63,3 @@ def get_child(session: Session, *, child_id: int) -> Child:
     if c is None:
         raise NotFound(f"儿童保健档案 {child_id} 不存在", code="child-not-found")
     return c
-
-
-def mask_id(number: str | None) -> str | None:
-    """An ID number with the middle hidden (for roles that need no identity)."""
-    if not number:
-        return number
-    return number[:4] + "*" * (len(number) - 8) + number[-4:]
-
-
-def mask_name(name: str) -> str:
-    """A name with all but the family name hidden."""
-    return name[:1] + "*" * max(1, len(name) - 1) if name else name

@@ -19,7 +19,7 @@ from rhip.mch.api import (
     WORKERS,
     audit_read,
     child_for,
-    masked,
+    masker,
     pregnancy_for,
     scope_district,
 )
@@ -34,6 +34,7 @@ from rhip.mch.models import (
 )
 from rhip.registry import data as reg_data
 from rhip.security.deps import SessionDep, require
+from rhip.security.masking import Kind
 from rhip.security.service import Principal
 
 router = APIRouter(include_in_schema=False)
@@ -61,7 +62,7 @@ def _render(request: Request, name: str, context: dict[str, Any]) -> HTMLRespons
 
 
 def _name(p: Principal, name: str) -> str:
-    return svc.mask_name(name) if masked(p) else name
+    return masker(p).value(Kind.name, name) or ""
 
 
 @router.get("/mch", response_class=HTMLResponse)
@@ -111,7 +112,7 @@ def pregnancy_page(
                 "parts": parts,
                 "week": week,
                 "name": _name(principal, p.name),
-                "id_number": svc.mask_id(p.id_number) if masked(principal) else p.id_number,
+                "id_number": masker(principal).id(p.id_number),
                 "can_write": principal.role in WORKERS,
                 "today": svc.today().isoformat(),
                 "is_case": svc.is_case(p.colour, p.purple),
@@ -147,7 +148,7 @@ def child_page(request: Request, child_id: int, session: SessionDep, principal: 
                 "due": svc.exams_due(session, child_id=c.id),
                 "chart": chart,
                 "name": _name(principal, c.name),
-                "mask": (lambda x: svc.mask_id(x)) if masked(principal) else (lambda x: x),
+                "mask": masker(principal).id,
                 "can_write": principal.role in WORKERS,
                 "today": svc.today().isoformat(),
             },

@@ -26,8 +26,6 @@ from rhip.mch.common import (
     get_child,
     get_pregnancy,
     institution_district,
-    mask_id,
-    mask_name,
     today,
 )
 from rhip.mch.pregnancy import (
@@ -70,8 +68,6 @@ __all__ = [
     "institution_district",
     "is_case",
     "link_child",
-    "mask_id",
-    "mask_name",
     "record_antenatal_visit",
     "record_child_death",
     "record_child_visit",

@@ -2,13 +2,11 @@
 
 The catalogue is data (registry/data/datasets.yaml); this module loads it into frozen dataclasses,
 adds the four common record fields to every table, and checks it is internally consistent.
-`python -m rhip.registry.catalogue --markdown` prints the reference section of docs/datasets.md.
+docs/datasets.md is generated from it by `python -m rhip.registry.catalogue_doc --markdown`.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cache
@@ -323,12 +321,8 @@ def realtime_datasets() -> list[Dataset]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Markdown reference (docs/datasets.md)
+# For people (the pages and docs/datasets.md, catalogue_doc.py)
 # ---------------------------------------------------------------------------------------------
-
-
-def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def _num(x: float) -> str:
@@ -345,166 +339,3 @@ def range_text(f: Field) -> str:
     if f.max_length is not None:
         parts.append(f"≤{f.max_length} 字符")
     return "；".join(parts)
-
-
-def to_markdown() -> str:
-    """The catalogue's reference section as Markdown: summary table, then each table's fields."""
-    systems = codes.code_systems()
-    lines: list[str] = []
-    lines.append("## 数据集一览")
-    lines.append("")
-    lines.append("| 数据集 | 名称 | 分类 | 实时 | 业务主键 | 事件时间 | CDA 文档 |")
-    lines.append("| --- | --- | --- | --- | --- | --- | --- |")
-    for d in _load():
-        lines.append(
-            f"| [`{d.name}`](#{d.name}) | {d.label} | {CATEGORY_LABELS[d.category]} | "
-            f"{'实时' if d.realtime else ''} | {', '.join(d.business_key)} | {d.event_time or '—'} | "
-            f"{d.cda_document or '—'} |"
-        )
-    lines.append("")
-    lines.append(
-        f"实时数据表单（{len(realtime_datasets())} 张）：" + "、".join(d.label for d in realtime_datasets())
-    )
-    lines.append("")
-    for d in _load():
-        lines.append(f"## {d.name}")
-        lines.append("")
-        lines.append(
-            f"**{d.label}**（{CATEGORY_LABELS[d.category]}{'，实时数据表单' if d.realtime else ''}）。"
-        )
-        if d.description:
-            lines.append(d.description)
-        lines.append("")
-        lines.append(f"- 业务主键：`org_code` + `{'` + `'.join(d.business_key)}`")
-        lines.append(
-            f"- 事件时间（按月分区、及时性）：`{d.event_time}`"
-            if d.event_time
-            else "- 事件时间：无（按 `updated_at` 分区）"
-        )
-        if d.cda_document:
-            lines.append(f"- 对应共享文档：{d.cda_document}")
-        for link in d.links:
-            lines.append(
-                f"- 引用：`{', '.join(link.fields)}` → `{link.dataset}.{', '.join(link.target_fields)}`"
-            )
-        lines.append("")
-        lines.append("| 字段 | 中文名 | 类型 | 必填 | 代码系统 | 范围/长度 | 说明 |")
-        lines.append("| --- | --- | --- | --- | --- | --- | --- |")
-        for f in d.fields:
-            system = ""
-            if f.code_system:
-                cs = systems.get(f.code_system)
-                system = f"`{f.code_system}`" + (f" {cs.name}" if cs else "")
-            lines.append(
-                f"| `{f.name}` | {_md(f.label)} | {TYPE_LABELS[f.type]} | {'是' if f.required else ''} | "
-                f"{system} | {_md(range_text(f))} | {_md(f.description)} |"
-            )
-        lines.append("")
-    lines.append("## 代码系统")
-    lines.append("")
-    lines.append("| 代码系统 | 名称 | 标准 | 代码 |")
-    lines.append("| --- | --- | --- | --- |")
-    for cs in systems.values():
-        if cs.external:
-            shown = "（由机构注册库提供）"
-        elif cs.id in ("icd10", "area"):
-            shown = (
-                f"{len(cs.codes)} 个，见 `registry/data/{'icd10' if cs.id == 'icd10' else 'codes_area'}.csv`"
-            )
-        else:
-            shown = "；".join(f"{k} {v}" for k, v in cs.codes.items())
-        lines.append(f"| `{cs.id}` | {cs.name} | {_md(cs.standard)} | {_md(shown)} |")
-    lines.append("")
-    return "\n".join(lines)
-
-
-INTRO = """# 数据集目录（datasets）
-
-本文件由 `python -m rhip.registry.catalogue --markdown > docs/datasets.md` 生成；
-说明文字在 `rhip/registry/catalogue.py` 的 `INTRO` 中，字段定义在 `rhip/registry/data/datasets.yaml` 中，
-修改后重新生成即可。代码系统见 `rhip/registry/codes.py`。
-
-数据集目录是医疗机构、区平台和社区卫生服务中心向市平台上传数据的约定：有哪些表、每张表有哪些字段、
-字段的类型、是否必填、绑定的代码系统和取值范围、业务主键、表与表的引用关系。采集（intake）按目录校验
-每一条记录（完整性、规范性、一致性），质控（quality）按目录统计每月的数据采集情况。
-
-## 公共字段
-
-每张表的前四个字段相同：
-
-| 字段 | 中文名 | 说明 |
-| --- | --- | --- |
-| `org_code` | 机构代码 | 上传机构在机构注册库中的代码，应与上传凭证（API 密钥）所属机构一致 |
-| `collected_at` | 数据采集时间 | 从业务系统抽取本条记录的时间 |
-| `updated_at` | 数据更新时间 | 本条记录在业务系统中最后修改的时间 |
-| `change_flag` | 修改标志 | `1` 新增，`2` 修改，`3` 撤销 |
-
-## 业务主键与去重规则
-
-- **同一机构 + 同一数据表 + 同一业务主键 = 同一条记录**
-  （业务主键即各表的“流水号”，见下表；`org_code` 隐含在内）。
-- 同一条记录多次上传时，**数据更新时间最新者生效**；内容完全相同的重传是重复数据。
-- 修改标志 `3`（撤销）是墓碑：该记录不再计入统计。
-- 去重、入库的具体做法见采集（intake）模块；各项月度指标的精确定义见 `docs/metrics.md`。
-
-## 实时数据表单
-
-12 张表是实时数据表单（简报“实时数据表单上传情况 x/12”）：门急诊挂号、门急诊就诊记录、诊断记录、处方、
-处方明细、收费结算、检验报告、检验结果明细、检查报告、入院记录、出院小结、住院医嘱——即门急诊与住院
-业务发生后应在当日内上传的表。其余表（患者基本信息、病案首页、手术记录和公共卫生三张表）按日或按月定时上传。
-某机构某月“x/12”中的 x 是当月有数据的实时表数（精确定义见 `docs/metrics.md`）。
-
-## 事件时间与按月分区
-
-每张表的 `event_time` 字段标记业务发生的时间（就诊时间、出院时间、报告时间……），数据湖按其所在月份分区，
-及时性（上传时间 − 事件时间）也以它为准；没有事件时间的表（患者基本信息）按 `updated_at` 分区。
-
-## 简报口径（字段来源；精确定义见 `docs/metrics.md`）
-
-- 门急诊人次 = 当月 `outpatient_visit` 记录数（按 `visit_time`）；收入（千元）= `fee_total` 合计 / 1000。
-- 出院人次 = 当月 `discharge_summary` 记录数（按 `discharged_at`）；
-  住院收入（千元）= `total_fee` 合计 / 1000。
-- 上传率（与卫统对比）= 上传人次 / 机构上报卫统的同期人次。
-- 健康档案累计上传总量：基本信息来自 `health_record`；
-  高血压、糖尿病来自 `hypertension_followup`、`diabetes_followup`。
-- 已上传表（CDA 文档）：各表 `cda_document` 列出其对应的 WS/T 500 / WS/T 483 共享文档。
-
-## 数据类型
-
-| 类型 | 写法 |
-| --- | --- |
-| 字符串 | UTF-8 文本，不超过 `max_length` 个字符 |
-| 整数、数值 | 十进制数字；金额单位为元，保留两位小数 |
-| 日期 | `YYYY-MM-DD` |
-| 日期时间 | ISO 8601，如 `2025-02-03T09:15:00+08:00`；不带时区的按北京时间理解 |
-| 代码 | 所绑定代码系统中的代码（见文末“代码系统”） |
-| 身份证号 | GB 11643 十八位号码（十五位自动转换）；校验码、出生日期、性别须正确，地址码只作提示 |
-| 电话号码 | 手机 11 位或带区号的固定电话 |
-
-## 代码系统要点
-
-- 诊断编码绑定 ICD-10（`icd10`）：接受表内代码、表内已细分类目下的任一亚目，以及国家临床版扩展码
-  （如 `I10.x00x002`、`E11.900x001`）；表外类目视为不规范。
-- 科室代码（`department`）由机构注册库维护（《医疗机构诊疗科目名录》代码，如 `03.04` 心血管内科专业）。
-- 性别、婚姻状况、民族分别按 GB/T 2261.1、GB/T 2261.2、GB/T 3304；
-  离院方式、入院途径、医疗付费方式按卫统病案首页。
-"""
-
-INTRO_MARKER = "<!-- 以下由 python -m rhip.registry.catalogue --markdown 从 datasets.yaml 生成 -->"
-
-
-def main(argv: list[str] | None = None) -> int:
-    """CLI: print docs/datasets.md (--markdown), or check the catalogue."""
-    parser = argparse.ArgumentParser(prog="python -m rhip.registry.catalogue")
-    parser.add_argument("--markdown", action="store_true", help="print docs/datasets.md (intro + reference)")
-    args = parser.parse_args(argv)
-    if args.markdown:
-        sys.stdout.write(INTRO + "\n" + INTRO_MARKER + "\n\n" + to_markdown())
-        return 0
-    items = datasets()
-    print(f"{len(items)} datasets, {len(realtime_datasets())} real-time; catalogue is consistent")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -115,6 +115,10 @@ MASK_OF = {Kind.id_number: mask_id, Kind.phone: mask_phone, Kind.name: mask_name
 #           requesting and the performing institution (telemed's access rule refuses every other
 #           clinician first): they see the patient as the request names them, ID number included, to
 #           match the person examined; the information centre's staff see requests masked
+#  mch:     maternal and child health records (pages and JSON): the district's MCH workers care for the
+#           woman and the child by name and number; managers read every district masked
+#  card:    a scanned health card resolved at a counter: the terminal and the doctor identify the patient
+#           in front of them by the whole number; a hotline agent acts on the card id alone
 WHOLE: dict[str, Mapping[Role, frozenset[Kind]]] = {
     "care": {
         Role.doctor: frozenset({Kind.name}),
@@ -126,6 +130,8 @@ WHOLE: dict[str, Mapping[Role, frozenset[Kind]]] = {
         Role.family_doctor: frozenset({Kind.name, Kind.id_number}),
     },
     "linkage": {Role.manager: EVERY_KIND, Role.auditor: EVERY_KIND, Role.admin: EVERY_KIND},
+    "mch": {Role.doctor: EVERY_KIND, Role.family_doctor: EVERY_KIND, Role.admin: EVERY_KIND},
+    "card": {Role.uploader: frozenset({Kind.id_number}), Role.doctor: frozenset({Kind.id_number})},
 }
 
 # Field names (of datasets, problem lists, JSON) that hold personal values; any other field's text still
@@ -155,7 +161,7 @@ _FHIR_PEOPLE = frozenset({"Patient", "Person", "RelatedPerson"})
 
 
 class Masker:
-    """How one caller sees personal values, in one view ("care", "linkage" or "telemed")."""
+    """How one caller sees personal values, in one view (a key of WHOLE: "care", "linkage", ...)."""
 
     __slots__ = ("role", "subject", "whole")
 

@@ -9,11 +9,13 @@ from fastapi import APIRouter, Depends, Request
 
 from rhip.db.engine import Database
 from rhip.errors import RhipError
+from rhip.security import masking
 from rhip.security.deps import SessionDep, require
+from rhip.security.masking import Kind, Masker
 from rhip.security.roles import Role
 from rhip.security.service import Principal, audit
 from rhip.selfservice import service as svc
-from rhip.selfservice.api_common import FULL_ID_ROLES, audited_read, terminal_or
+from rhip.selfservice.api_common import audited_read, terminal_or
 from rhip.selfservice.schemas import HealthCardCreate, HealthCardRead, ResolveRead, ResolveRequest
 
 router = APIRouter()
@@ -31,7 +33,7 @@ def card_read(card: svc.HealthCard, secret: str) -> HealthCardRead:
     return HealthCardRead(
         card_id=card.card_id,
         name=card.name,
-        id_number=svc.mask_id(card.id_number) or "",
+        id_number=masking.mask_id(card.id_number) or "",  # the card's face, even to its holder
         status=card.status,
         static_code=svc.static_code(card),
         dynamic_code=code,
@@ -73,13 +75,13 @@ def resolve(body: ResolveRequest, request: Request, session: SessionDep, actor: 
                 second_factor=body.second_factor,
                 channel=body.channel,
             )
-            full = actor.role in FULL_ID_ROLES
+            full = Masker(actor, "card").shows(Kind.id_number)  # the terminal's and the doctor's
             audited_read(session, actor, "card.resolve", r.card.card_id, kind=r.use.code_kind,
                          channel=r.use.channel, id_number="full" if full else "masked")  # fmt: skip
             return ResolveRead(
                 card_id=r.card.card_id,
                 name=r.card.name,
-                id_number=r.card.id_number if full else svc.mask_id(r.card.id_number) or "",
+                id_number=r.card.id_number if full else masking.mask_id(r.card.id_number) or "",
                 person_id=r.card.person_id,
                 code_kind=r.use.code_kind,
                 channel=r.use.channel,

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from rhip.db.engine import Database
 from rhip.errors import Forbidden
+from rhip.security import masking
 from rhip.security.deps import ROLES_ATTR, require
 from rhip.security.roles import Role
 from rhip.security.service import Principal, audit
@@ -66,7 +67,7 @@ def txn_json(values: dict[str, Any], *, txn_id: int, terminal_code: str, replaye
         "duration_ms": values["duration_ms"],
         "pages": values["pages"],
         "appointment_id": values["appointment_id"],
-        "id_number": svc.mask_id(values["id_number"]),
+        "id_number": masking.mask_id(values["id_number"]),
         "replayed": replayed,
     }
 
@@ -75,8 +76,3 @@ def audited_read(session: Session, actor: Principal, action: str, target: str | 
     """Record a read of personal data (who, role, institution, what; never the data itself)."""
     audit(session, actor=actor.subject, role=actor.role.value, action=action, target=target,
           institution_code=actor.institution_code, detail=detail or None)  # fmt: skip
-
-
-# who sees a resolved card's full ID number: the terminal, window and doctor identifying the patient in
-# front of them; a hotline agent acts on the card id and sees the number masked
-FULL_ID_ROLES = frozenset({Role.uploader, Role.doctor})

@@ -15,6 +15,7 @@ from rhip.charts import Series, bar_chart
 from rhip.clock import local_now
 from rhip.errors import NotFound, RhipError
 from rhip.registry import data as reg_data
+from rhip.security import masking
 from rhip.security.deps import SessionDep, public, require
 from rhip.security.roles import Role
 from rhip.security.service import Principal
@@ -186,7 +187,7 @@ def card_page(request: Request, session: SessionDep, me: Resident) -> HTMLRespon
             code, expires = svc.dynamic_code(card, secret=secret)
             ctx = {
                 "card": card,
-                "masked": svc.mask_id(card.id_number),
+                "masked": masking.mask_id(card.id_number),  # the card's face, even to its holder
                 "static_svg": qr_svg(svc.static_code(card), title="静态码"),
                 "dynamic_svg": qr_svg(code, title="动态码"),
                 "expires": expires.astimezone(local_now().tzinfo),

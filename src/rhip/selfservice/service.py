@@ -61,10 +61,3 @@ from rhip.selfservice.transactions import (
 )
 
 __all__ = ["CARD_CHANNELS"]
-
-
-def mask_id(number: str | None) -> str | None:
-    """An ID number as people may see it in lists: the area code and the last four characters."""
-    if not number:
-        return number
-    return number[:6] + "*" * (len(number) - 10) + number[-4:] if len(number) > 10 else "*" * len(number)

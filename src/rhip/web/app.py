@@ -40,6 +40,8 @@ ROUTERS: list[tuple[str, str, str]] = [
     ("rhip.booking.api", "/api/v1/booking", "booking"),
     ("rhip.booking.fhir_api", "/fhir/r4", "fhir"),
     ("rhip.booking.pages", "", ""),
+    ("rhip.booking.pages_account", "", ""),
+    ("rhip.booking.pages_staff", "", ""),
     # before the facade: its POST /{type} would take a resident's Observation
     ("rhip.records.fhir_api", "/fhir/r4", "fhir"),
     ("rhip.fhir.api", "/fhir/r4", "fhir"),

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rhip import clock
-from rhip.booking import accounts as booking_accounts, demo as booking_demo, service as booking
+from rhip.booking import accounts as booking_accounts, demo_plan as booking_plan, service as booking
 from rhip.config import Settings
 from rhip.db.engine import Database
 from rhip.errors import RhipError
@@ -54,7 +54,7 @@ def accounts_file(settings: Settings) -> Path:
 def planned() -> list[Account]:
     """The accounts to create: a resident, a doctor and the data clerk of the busiest hospital, a community
     centre's family doctor, a hotline agent, a manager, an auditor and an administrator."""
-    busiest = max(booking_demo.calibration(), key=lambda r: sum(r[c] for c in booking_demo.COLUMNS))
+    busiest = max(booking_plan.calibration(), key=lambda r: sum(r[c] for c in booking_plan.COLUMNS))
     hospital = busiest["code"]
     centre = next(i.code for i in registry_data.institutions() if i.kind == "community_health_centre")
     return [
