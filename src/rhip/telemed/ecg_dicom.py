@@ -157,7 +157,7 @@ class Waveform:
     @property
     def seconds(self) -> float:
         """The recording's length."""
-        return round(self.signal.shape[0] / self.fs, 2)
+        return round(float(self.signal.shape[0]) / self.fs, 2)
 
 
 def _bad(detail: str, code: str) -> Invalid:
