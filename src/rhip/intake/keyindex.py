@@ -76,7 +76,11 @@ class KeyIndex:
 
         Filtered in memory from the listing kept per process: asking deltalake for the pruned file list
         walked every file of the index (thousands) several times per table of every batch."""
-        if self.listing is None or self.listing.height == 0:
+        if self.dt is None:
+            return []
+        if self.listing is None:  # a lake on object storage: no local log to follow, deltalake prunes
+            return [u.removeprefix("file://") for u in self.dt.file_uris(file_pruning_predicate=filters)]
+        if self.listing.height == 0:
             return []
         keep = pl.lit(True)
         for col, op, value in filters:
@@ -115,7 +119,7 @@ def open_index(lake: Lake) -> KeyIndex:
         dt=dt,
         parts=parts,
         writable=dt is None or store.same_schema(dt, KEYS_SCHEMA),
-        listing=None if dt is None else _listing(lake.path(KEYS_TABLE), dt, parts),
+        listing=None if dt is None or lake.remote else _listing(lake.path(KEYS_TABLE), dt, parts),
     )
 
 
