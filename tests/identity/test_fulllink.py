@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from datetime import date
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from rhip.identity import evaluate, fulllink, relink_io, service as svc, train
+from rhip.identity import evaluate, features as feat, fulllink, relink_io, service as svc, train
 from rhip.identity.linker import CAND_COLUMNS, features_of
 from rhip.identity.models import PatientRecord
+from rhip.identity.scoring import BLOCKING_RULES, DATA, MODEL_FILE, MODEL_VERSION
 from rhip.synth import identities
 
 BANDS = svc.Bands(auto=0.995, review=0.5)
@@ -101,3 +104,21 @@ def test_relink_read_gives_the_same_splink_input_as_the_features(ids: Session, i
     assert len(mine) == len(recs)
     names = {got.column("name")[i].as_py() for i in mine}
     assert 'O"BRIEN区小明' in names and None in names  # quotes survive the CSV; NULL stays NULL
+
+
+def test_model_file_blocks_as_the_incremental_linker() -> None:
+    """The saved model carries the code's blocking rules; the previous version's file stays for the
+    links that name it; the incremental birth-date + district block asks for sex and initial too."""
+    saved = json.loads(MODEL_FILE.read_text(encoding="utf-8"))
+    rules = [r["blocking_rule"] for r in saved["blocking_rules_to_generate_predictions"]]
+    assert rules == list(BLOCKING_RULES) and saved["rhip_model_version"] == MODEL_VERSION
+    assert (DATA / "model-2026.12-1.json").exists()
+    base = dict(id_number=None, birth_date=date(1980, 5, 6), phone=None, district="320102")
+    a = feat.derive(name="王伟", sex="1", **base)
+    assert a.birth_district_block(feat.derive(name="汪玮", sex="1", **base))
+    assert not a.birth_district_block(feat.derive(name="王伟", sex="2", **base))
+    assert not a.birth_district_block(feat.derive(name="李伟", sex="1", **base))
+    assert not a.birth_district_block(feat.derive(name=None, sex="1", **base))
+    assert feat.derive(name="刘洋", sex="2", **base).birth_district_block(
+        feat.derive(name="牛洋", sex="2", **base)
+    )
