@@ -113,7 +113,7 @@ def test_model_file_blocks_as_the_incremental_linker() -> None:
     rules = [r["blocking_rule"] for r in saved["blocking_rules_to_generate_predictions"]]
     assert rules == list(BLOCKING_RULES) and saved["rhip_model_version"] == MODEL_VERSION
     assert (DATA / "model-2026.12-1.json").exists()
-    base = dict(id_number=None, birth_date=date(1980, 5, 6), phone=None, district="320102")
+    base: dict[str, Any] = dict(id_number=None, birth_date=date(1980, 5, 6), phone=None, district="320102")
     a = feat.derive(name="王伟", sex="1", **base)
     assert a.birth_district_block(feat.derive(name="汪玮", sex="1", **base))
     assert not a.birth_district_block(feat.derive(name="王伟", sex="2", **base))

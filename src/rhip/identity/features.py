@@ -207,7 +207,7 @@ class Features:
             and self.sex == other.sex
             and bool(self.py_loose)
             and bool(other.py_loose)
-            and self.py_loose[:1] == (other.py_loose or "")[:1]
+            and (self.py_loose or "")[:1] == (other.py_loose or "")[:1]
         )
 
     def name_birth_keys(self) -> list[str]:

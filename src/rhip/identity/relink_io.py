@@ -82,7 +82,7 @@ def write_back(conn: Connection, changes: pa.Table) -> None:
     if changes.num_rows == 0:
         return
     if conn.dialect.name != "postgresql":
-        cols = [
+        values = [
             changes.column(c).to_pylist() for c in ("person_id", "band", "probability", "linked_by", "id")
         ]
         cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
@@ -90,7 +90,7 @@ def write_back(conn: Connection, changes: pa.Table) -> None:
             cur.executemany(
                 "UPDATE identity_records SET person_id = ?, band = ?, probability = ?, linked_by = ? "
                 "WHERE id = ?",
-                zip(*cols, strict=True),
+                list(zip(*values, strict=True)),
             )
         finally:
             cur.close()
@@ -104,8 +104,8 @@ def write_back(conn: Connection, changes: pa.Table) -> None:
     data = sink.getbuffer()
     raw = conn.connection.dbapi_connection
     assert raw is not None
-    cols = ", ".join(WRITE_COLUMNS)
-    with raw.cursor() as cur, cur.copy(f"COPY identity_relink ({cols}) FROM STDIN (FORMAT csv)") as copy:  # type: ignore[attr-defined]
+    names = ", ".join(WRITE_COLUMNS)
+    with raw.cursor() as cur, cur.copy(f"COPY identity_relink ({names}) FROM STDIN (FORMAT csv)") as copy:  # type: ignore[attr-defined]
         for i in range(0, len(data), _COPY_CHUNK):
             copy.write(data[i : i + _COPY_CHUNK])
     del data
