@@ -36,7 +36,6 @@ from rhip.config import Settings
 from rhip.db.engine import Database, upgrade
 from rhip.identity import evaluate, service as svc, train
 from rhip.identity.linker import default_bands
-from rhip.identity.models import PatientRecord, Person
 from rhip.synth import identities
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -161,62 +160,47 @@ def full_link_curve(sizes: list[int], seed: int) -> tuple[list[dict[str, Any]], 
     return curve, last_rec, last_ft
 
 
+_STORE_COLUMNS = (
+    "institution_code", "local_id", "person_id", "source", "name_raw", "birth_date", "sex", "phone",
+    "district", "name", "py", "py_loose", "id_number", "id_valid", "key_name_birth", "key_birth_district",
+    "band", "probability", "linked_by", "pinned", "linked_at", "updated_at",
+)  # fmt: skip
+
+
 def _store(db: Database, rec: pa.Table, ft: pa.Table) -> None:
     """Bulk-load a linked city (persons from the truth) into identity tables, as the full link leaves it."""
+    from datetime import date
+
+    from rhip.db import bulk
+
     persons = sorted({f"P{p:016d}" for p in rec.column("person").to_pylist()})
     cols = ft.to_pydict()
     inst = rec.column("institution_code").to_pylist()
     local = rec.column("local_id").to_pylist()
     person = rec.column("person").to_pylist()
-    from datetime import date
-
+    when = _now()
     with db.session() as s, s.begin():
-        for i in range(0, len(persons), 20_000):
-            s.execute(
-                Person.__table__.insert(),
-                [
-                    {"id": p, "status": "active", "created_at": _now(), "updated_at": _now()}
-                    for p in persons[i : i + 20_000]
-                ],
-            )
-        rows = []
-        for i in range(rec.num_rows):
-            bd = cols["birth_date"][i]
-            rows.append(
-                {
-                    "institution_code": inst[i],
-                    "local_id": local[i],
-                    "person_id": f"P{person[i]:016d}",
-                    "source": "bench",
-                    "name_raw": cols["name"][i],
-                    "birth_date": date.fromisoformat(bd) if bd else None,
-                    "sex": cols["sex"][i],
-                    "phone": cols["phone"][i],
-                    "district": cols["district"][i],
-                    "name": cols["name"][i],
-                    "py": cols["py"][i],
-                    "py_loose": cols["py_loose"][i],
-                    "id_number": cols["id_number"][i],
-                    "id_valid": cols["id_number"][i] is not None,
-                    "key_name_birth": cols["key_name_birth"][i],
-                    "key_birth_district": cols["key_birth_district"][i],
-                    "band": "auto",
-                    "probability": 1.0,
-                    "linked_by": "bench",
-                    "pinned": False,
-                    "linked_at": _now(),
-                    "updated_at": _now(),
-                }
-            )
-            if len(rows) == 20_000:
-                s.execute(PatientRecord.__table__.insert(), rows)
-                rows = []
-        if rows:
-            s.execute(PatientRecord.__table__.insert(), rows)
+        conn = s.connection()
+        bulk.fill(conn, "identity_persons", ("id", "status", "created_at", "updated_at"),
+                  ((p, "active", when, when) for p in persons))  # fmt: skip
+
+        def rows() -> Any:
+            for i in range(rec.num_rows):
+                bd = cols["birth_date"][i]
+                yield (
+                    inst[i], local[i], f"P{person[i]:016d}", "bench", cols["name"][i],
+                    date.fromisoformat(bd) if bd else None, cols["sex"][i], cols["phone"][i],
+                    cols["district"][i], cols["name"][i], cols["py"][i], cols["py_loose"][i],
+                    cols["id_number"][i], cols["id_number"][i] is not None, cols["key_name_birth"][i],
+                    cols["key_birth_district"][i], "auto", 1.0, "bench", False, when, when,
+                )  # fmt: skip
+
+        bulk.fill(conn, "identity_records", _STORE_COLUMNS, rows())
 
 
-def relink_pg(n_records: int, seed: int) -> dict[str, Any]:
-    """The whole full re-link job on PostgreSQL with n_records stored, stage by stage (wall and CPU)."""
+def relink_pg(n_records: int, seed: int, keep: str | None = None) -> dict[str, Any]:
+    """The whole full re-link job on PostgreSQL with n_records stored, stage by stage (wall and CPU).
+    With `keep`, the database of that name is kept and reused by the next run (loaded once)."""
     import uuid
 
     from sqlalchemy import create_engine, text
@@ -224,22 +208,25 @@ def relink_pg(n_records: int, seed: int) -> dict[str, Any]:
     from rhip.identity import fulllink
 
     base = os.environ.get("RHIP_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-    name = f"rhip_empi_{uuid.uuid4().hex[:8]}"
+    name = keep or f"rhip_empi_{uuid.uuid4().hex[:8]}"
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        exists = conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
+        if not exists:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = base.rsplit("/", 1)[0] + "/" + name
     try:
-        city = identities.make(max(1, n_records // 2), seed=seed)
-        ft, _ = features(city.records)
-        upgrade(url)
         db = Database(url)
-        _store(db, city.records, ft)
+        if not exists:
+            city = identities.make(max(1, n_records // 2), seed=seed)
+            ft, _ = features(city.records)
+            upgrade(url)
+            _store(db, city.records, ft)
         with db.session() as s, s.begin():  # as intake's incremental links leave it: no splink scores yet
+            s.execute(text("DELETE FROM identity_reviews"))
             s.execute(text("UPDATE identity_records SET probability = 0.0, band = 'new'"))
-        with db.session() as s:
-            s.execute(text("ANALYZE identity_records"))
-            s.commit()
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+            c.execute(text("VACUUM FULL ANALYZE identity_records"))  # packed, as freshly loaded
         stages: dict[str, dict[str, float]] = {}
         last = [time.perf_counter(), time.process_time()]
 
@@ -254,8 +241,9 @@ def relink_pg(n_records: int, seed: int) -> dict[str, Any]:
         wall = time.perf_counter() - t0
         db.dispose()
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        if not keep:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
     return {
         "records": summary.records,
@@ -378,6 +366,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=2025)
     ap.add_argument("--parts", default="accuracy,curves,full,stored", help="which parts to run")
     ap.add_argument("--relink", type=int, default=2_000_000, help="records stored for the relink part")
+    ap.add_argument("--relink-keep", default=None, help="keep (and reuse) the relink database of this name")
     args = ap.parse_args()
     parts = set(args.parts.split(","))
     if args.quick:
@@ -460,7 +449,7 @@ def main() -> int:
             )
     if "relink" in parts:
         print(f"full re-link job on PostgreSQL: {args.relink:,} records", flush=True)
-        r = relink_pg(args.relink, args.seed)
+        r = relink_pg(args.relink, args.seed, args.relink_keep)
         out["relink_job"] = r
         print(
             f"  {r['records']:,} records in {r['seconds']} s = {r['records_per_s']:,}/s; "

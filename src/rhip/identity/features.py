@@ -197,6 +197,19 @@ class Features:
             return None
         return f"{self.birth_date.isoformat()}|{self.district}"
 
+    def birth_district_block(self, other: Features) -> bool:
+        """Whether the birth-date + district block holds the pair: that key, the sex and the loose
+        pinyin's first letter (the surname's initial) all agree (the model's fourth blocking rule)."""
+        return (
+            self.key_birth_district is not None
+            and self.key_birth_district == other.key_birth_district
+            and self.sex is not None
+            and self.sex == other.sex
+            and bool(self.py_loose)
+            and bool(other.py_loose)
+            and (self.py_loose or "")[:1] == (other.py_loose or "")[:1]
+        )
+
     def name_birth_keys(self) -> list[str]:
         """The loose-pinyin + birth-date keys to look up (the birth date and its day/month swap)."""
         out = [k for k in (self.key_name_birth,) if k]

@@ -13,21 +13,19 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from rhip.clock import now
-from rhip.db import bulk
-from rhip.identity import train
-from rhip.identity.features import Features
-from rhip.identity.linker import CAND_COLUMNS, Bands, default_bands, features_of, new_person_id
+from rhip.identity import relink_io, train
+from rhip.identity.linker import Bands, default_bands, new_person_id
 from rhip.identity.models import ACTIVE, MERGED, OPEN, PatientRecord, Person, Review
 from rhip.identity.schemas import LinkSummary
 from rhip.identity.scoring import MODEL_FILE, load_model
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
-
-_COLUMNS = (*CAND_COLUMNS, PatientRecord.band, PatientRecord.probability)
 
 
 def relink_all(
@@ -37,25 +35,21 @@ def relink_all(
     t0 = time.perf_counter()
     bands = bands or default_bands()
     tick = progress or (lambda stage, done, total: None)
-    rows: list[Any] = list(session.execute(select(*_COLUMNS).order_by(PatientRecord.id)).all())
-    n = len(rows)
+    conn = session.connection()
+    records = relink_io.read_records(conn)
+    n = records.num_rows
     tick("读取记录", n, n)
-    cols: dict[str, list[Any]] = {c: [] for c in train.SPLINK_COLUMNS}
-    feats: list[Features] = []
-    for i, r in enumerate(rows):
-        f = features_of(r)
-        feats.append(f)
-        train.append_features(cols, i, f)
     if n == 0:
         return counts(session, seconds=time.perf_counter() - t0)
-    pairs = train.predict(train.splink_table(cols), threshold=bands.review, model=MODEL_FILE)
+    pairs = train.predict(relink_io.splink_input(records), threshold=bands.review, model=MODEL_FILE)
     tick("打分", n, n)
     ls = pairs.column("unique_id_l").to_pylist()
     rs = pairs.column("unique_id_r").to_pylist()
     ps = pairs.column("match_probability").to_pylist()
     separated = _separated(session)
-    record_ids = [r.id for r in rows]
-    current = [r.person_id for r in rows]
+    record_ids: list[int] = records.column("id").to_pylist()
+    current: list[str] = records.column("person_id").to_pylist()
+    pinned: list[bool] = records.column("pinned").to_pylist()
     parent, find = train.union_find(n)
     best = [0.0] * n
     for a, b, p in zip(ls, rs, ps, strict=True):
@@ -71,52 +65,48 @@ def relink_all(
     members: dict[int, list[int]] = defaultdict(list)
     for i, root in enumerate(roots):
         members[root].append(i)
-    person_of = _assign(rows, members)
+    person_of = _assign(current, pinned, members)
     when = now()
+    # probabilities kept to 6 decimals: a re-run's last-bit differences are not changes
+    prob = np.round(np.asarray(best, dtype=np.float64), PROBABILITY_DECIMALS)
+    root_np = np.asarray(roots, dtype=np.int64)
+    size = np.bincount(root_np, minlength=n)[root_np]
+    band = np.where(
+        size > 1,
+        "auto",
+        np.where(prob >= bands.auto, "new", np.where(prob >= bands.review, "review", "new")),
+    )
+    person = [c if pin else person_of[r] for c, pin, r in zip(current, pinned, roots, strict=True)]
+    person_arr, band_arr, prob_arr = (
+        pa.array(person, pa.string()),
+        pa.array(band, pa.string()),
+        pa.array(prob),
+    )
+    mask = relink_io.changed(records, person_arr, band_arr, prob_arr)
     version = f"model:{load_model().version}:full"
-    changes: list[dict[str, Any]] = []
+    changes = pa.table(
+        {
+            "id": records.column("id"),
+            "person_id": person_arr,
+            "band": band_arr,
+            "probability": prob_arr,
+            "linked_by": pa.repeat(pa.scalar(version), n),
+        }
+    ).filter(mask)
     new_ids = set(person_of.values()) - set(current)
-    for i, r in enumerate(rows):
-        person = r.person_id if r.pinned else person_of[roots[i]]
-        size = len(members[roots[i]])
-        band = "auto" if size > 1 else bands.band(best[i]) if best[i] < bands.auto else "new"
-        if person != r.person_id or band != r.band or abs(best[i] - r.probability) > 1e-9:
-            changes.append(
-                {"id": r.id, "person_id": person, "band": band, "probability": best[i], "linked_by": version}
-            )
     if new_ids:
         session.execute(
             insert(Person),
             [{"id": p, "status": ACTIVE, "created_at": when, "updated_at": when} for p in sorted(new_ids)],
         )
-    _write_back(session, changes)
+    relink_io.write_back(conn, changes)
     tick("写回", n, n)
-    _retire_empty(session, rows, person_of, roots, when)
+    _retire_empty(session, current, pinned, person_of, roots, when)
     _queue(session, ls, rs, ps, roots, person_of, record_ids, separated, bands, when)
     return counts(session, seconds=time.perf_counter() - t0)
 
 
-_CHANGED = ("id", "person_id", "band", "probability", "linked_by")
-
-
-def _write_back(session: Session, changes: list[dict[str, Any]]) -> None:
-    """The changed links: on PostgreSQL one UPDATE joined to a COPY-filled temporary table (an
-    executemany of 2 million single-row UPDATEs was the full link's largest stage); else executemany."""
-    conn = session.connection()
-    if conn.dialect.name != "postgresql" or not changes:
-        for i in range(0, len(changes), 5000):
-            session.execute(update(PatientRecord), changes[i : i + 5000])
-        return
-    conn.exec_driver_sql(
-        "CREATE TEMP TABLE identity_relink (id BIGINT PRIMARY KEY, person_id VARCHAR(32), band VARCHAR(8), "
-        "probability DOUBLE PRECISION, linked_by VARCHAR(48)) ON COMMIT DROP"
-    )
-    bulk.fill(conn, "identity_relink", _CHANGED, ([c[k] for k in _CHANGED] for c in changes))
-    conn.exec_driver_sql(
-        "UPDATE identity_records r SET person_id = t.person_id, band = t.band, probability = t.probability, "
-        "linked_by = t.linked_by FROM identity_relink t WHERE r.id = t.id"
-    )
-    conn.exec_driver_sql("DROP TABLE identity_relink")
+PROBABILITY_DECIMALS = 6
 
 
 def _separated(session: Session) -> set[tuple[int, str]]:
@@ -124,14 +114,14 @@ def _separated(session: Session) -> set[tuple[int, str]]:
     return {(int(r), str(p)) for r, p in session.execute(q)}
 
 
-def _assign(rows: list[Any], members: dict[int, list[int]]) -> dict[int, str]:
+def _assign(current: list[str], pinned: list[bool], members: dict[int, list[int]]) -> dict[int, str]:
     """Each cluster's person: the most common current person among its members not claimed by a
     larger cluster; otherwise a new id."""
     claimed: set[str] = set()
     out: dict[int, str] = {}
     for root, idx in sorted(members.items(), key=lambda kv: -len(kv[1])):
-        pinned = [rows[i].person_id for i in idx if rows[i].pinned]
-        votes = Counter(pinned or [rows[i].person_id for i in idx])
+        held = [current[i] for i in idx if pinned[i]]
+        votes = Counter(held or [current[i] for i in idx])
         choice = next((p for p, _ in votes.most_common() if p not in claimed), None)
         out[root] = choice or new_person_id()
         claimed.add(out[root])
@@ -139,14 +129,19 @@ def _assign(rows: list[Any], members: dict[int, list[int]]) -> dict[int, str]:
 
 
 def _retire_empty(
-    session: Session, rows: list[Any], person_of: dict[int, str], roots: list[int], when: Any
+    session: Session,
+    current: list[str],
+    pinned: list[bool],
+    person_of: dict[int, str],
+    roots: list[int],
+    when: Any,
 ) -> None:
     """Persons that lost every record point to the person that took their first one."""
-    kept = {person_of[r] for r in roots} | {r.person_id for r in rows if r.pinned}
+    kept = set(person_of.values()) | {c for c, pin in zip(current, pinned, strict=True) if pin}
     successor: dict[str, str] = {}
-    for i, r in enumerate(rows):
-        if r.person_id not in kept:
-            successor.setdefault(r.person_id, person_of[roots[i]])
+    for i, c in enumerate(current):
+        if c not in kept:
+            successor.setdefault(c, person_of[roots[i]])
     if successor:
         session.execute(
             update(Person),

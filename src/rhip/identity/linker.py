@@ -139,7 +139,8 @@ class _Index:
         for kind, value in lookups:
             if value:
                 for c in self.by[kind].get(value, ()):
-                    seen.setdefault(c.key, c)
+                    if kind != "bd" or f.birth_district_block(c.f):  # as the full link blocks
+                        seen.setdefault(c.key, c)
         return list(seen.values())
 
 
