@@ -45,6 +45,13 @@ def db_lock(engine: Engine, name: str) -> Iterator[None]:
         if database and database != ":memory:"
         else Path(tempfile.gettempdir()) / "rhip-locks"
     )
+    with file_lock(folder, name):
+        yield
+
+
+@contextmanager
+def file_lock(folder: Path, name: str) -> Iterator[None]:
+    """An exclusive lock on `<folder>/<name>.lock` (processes of one machine; released when one dies)."""
     folder.mkdir(parents=True, exist_ok=True)
     safe = re.sub(r"[^A-Za-z0-9_-]", "_", name)
     with (folder / f"{safe}.lock").open("a") as fh:

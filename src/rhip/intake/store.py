@@ -14,7 +14,6 @@ with the batch id in the commit metadata, and the batch only counts once its SQL
 
 from __future__ import annotations
 
-import fcntl
 import io
 import json
 import os
@@ -34,7 +33,7 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.transaction import AddAction, RemoveAction
 from sqlalchemy import Engine
 
-from rhip.db.locks import db_lock
+from rhip.db.locks import db_lock, file_lock
 from rhip.intake import deltalog
 from rhip.lake.sql import Sql, ident, ranked_versions_sql
 from rhip.lake.store import Lake
@@ -64,15 +63,8 @@ def institution_lock(lake: Lake, institution_code: str, *, engine: Engine | None
         with db_lock(engine, f"intake:{institution_code}"):
             yield
         return
-    folder = lake.root / "_locks"
-    folder.mkdir(parents=True, exist_ok=True)
-    safe = re.sub(r"[^A-Za-z0-9_-]", "_", institution_code)
-    with (folder / f"{safe}.lock").open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with file_lock(lake.root / "_locks", institution_code):
+        yield
 
 
 _handles: dict[str, DeltaTable] = {}
