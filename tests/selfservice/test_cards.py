@@ -159,3 +159,52 @@ def test_resolution_masks_the_id_number_by_role_and_every_read_is_audited(
     reads = _events(db, "card.read", mark)
     assert [e.actor for e in reads] == [pid, pid, pid]  # claimed, read by the API, shown on the page
     assert reads[-1].detail == {"page": "card"}
+
+
+def test_a_frozen_card_records_no_use_and_a_dynamic_code_is_one_statement(
+    client: TestClient,
+    auth: Callable[..., dict[str, str]],
+    terminal: Callable[..., tuple[str, str]],
+    db: Database,
+) -> None:
+    """A dynamic code costs one statement besides the transaction's own (PostgreSQL: the card, the use and
+    its audit event together; SQLite: three); a frozen card's code is refused with nothing recorded but
+    the refusal."""
+    from sqlalchemy import event, func, update
+
+    from rhip.selfservice.models import CardUse, HealthCard
+
+    pid = new_person()
+    card = _claim(client, auth, pid)
+    _code, key = terminal(HOSPITAL)
+    seen: list[str] = []
+
+    def on(conn: object, cursor: object, statement: str, *args: object) -> None:
+        seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", on)
+    try:
+        r = client.post(RESOLVE, json={"code": card["dynamic_code"]}, headers={"X-Terminal-Key": key})
+    finally:
+        event.remove(db.engine, "before_cursor_execute", on)
+    assert r.status_code == 200, r.text
+    writes = [q for q in seen if "selfservice_card_uses" in q or "audit_events" in q]
+    assert len(writes) == (1 if db.engine.dialect.name == "postgresql" else 2), writes
+    with db.session() as s, s.begin():
+        s.execute(update(HealthCard).where(HealthCard.card_id == card["card_id"]).values(status="frozen"))
+        uses = s.scalar(select(func.count()).select_from(CardUse))
+    code = svc.dynamic_code(svc.HealthCard(card_id=card["card_id"], status="active"), secret=_secret(client))[
+        0
+    ]
+    mark = _last_id(db)
+    r = client.post(RESOLVE, json={"code": code}, headers={"X-Terminal-Key": key})
+    assert r.status_code == 409 and r.json()["code"] == "card-frozen", r.text
+    with db.session() as s:
+        assert s.scalar(select(func.count()).select_from(CardUse)) == uses
+    assert [(e.outcome, e.detail) for e in _events(db, "card.resolve", mark)] == [
+        ("refused", {"code": "card-frozen"})
+    ]
+
+
+def _secret(client: TestClient) -> str:
+    return str(client.app.state.settings.resolved_secret_key)  # type: ignore[attr-defined]

@@ -66,6 +66,7 @@ def my_card(request: Request, session: SessionDep, actor: Resident) -> HealthCar
 def resolve(body: ResolveRequest, request: Request, session: SessionDep, actor: Resolvers) -> ResolveRead:
     """Resolve a scanned code to the person (audited); refused when forged, expired or replayed."""
     try:
+        full = Masker(actor, "card").shows(Kind.id_number)  # the terminal's and the doctor's
         with session.begin():
             r = svc.resolve(
                 session,
@@ -74,18 +75,16 @@ def resolve(body: ResolveRequest, request: Request, session: SessionDep, actor: 
                 secret=_secret(request),
                 second_factor=body.second_factor,
                 channel=body.channel,
+                id_shown="full" if full else "masked",
             )
-            full = Masker(actor, "card").shows(Kind.id_number)  # the terminal's and the doctor's
-            audited_read(session, actor, "card.resolve", r.card.card_id, kind=r.use.code_kind,
-                         channel=r.use.channel, id_number="full" if full else "masked")  # fmt: skip
-            return ResolveRead(
-                card_id=r.card.card_id,
-                name=r.card.name,
-                id_number=r.card.id_number if full else masking.mask_id(r.card.id_number) or "",
-                person_id=r.card.person_id,
-                code_kind=r.use.code_kind,
-                channel=r.use.channel,
-            )
+        return ResolveRead(
+            card_id=r.card_id,
+            name=r.name,
+            id_number=r.id_number if full else masking.mask_id(r.id_number) or "",
+            person_id=r.person_id,
+            code_kind=r.code_kind,
+            channel=r.channel,
+        )
     except RhipError as exc:
         db: Database = request.app.state.db
         with db.session() as s, s.begin():  # the refusal is recorded even though the request failed

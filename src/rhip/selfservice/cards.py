@@ -17,14 +17,17 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, bindparam, func, insert, literal, select, true
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from rhip.booking import service as booking
 from rhip.clock import SHANGHAI, now
 from rhip.db.engine import dialect_insert
 from rhip.errors import Conflict, Forbidden, Invalid, NotFound
+from rhip.security.models import AuditEvent
 from rhip.security.roles import Role
 from rhip.security.service import Principal
 from rhip.selfservice.models import CardBaseline, CardIssue, CardUse, HealthCard
@@ -181,10 +184,15 @@ def dynamic_code(card: HealthCard, *, secret: str, ttl: int = DYNAMIC_TTL) -> tu
 
 @dataclass(frozen=True)
 class Resolved:
-    """A resolved code: the card and the use recorded."""
+    """A resolved code: the card's fields the answer needs and the use recorded."""
 
-    card: HealthCard
-    use: CardUse
+    card_id: str
+    name: str
+    id_number: str
+    person_id: str | None
+    code_kind: str
+    channel: str
+    use_id: int
 
 
 def channel_of(actor: Principal, requested: str | None) -> str:
@@ -207,42 +215,126 @@ def resolve(
     secret: str,
     second_factor: str | None = None,
     channel: str | None = None,
+    id_shown: str = "masked",
 ) -> Resolved:
-    """The card a QR code stands for, recording one use; refused when forged, expired or replayed."""
+    """The card a QR code stands for, recording one use and its audit event (`card.resolve`, with
+    `id_shown` saying whether the answer shows the ID number in full); refused when forged, expired,
+    replayed or the card is frozen. The code's signature, expiry and form are checked before any
+    statement; a dynamic code then costs one statement on PostgreSQL."""
     chan = channel_of(actor, channel)
     code = code.strip()
-    nonce: str | None = None
     if code.startswith(DYNAMIC_PREFIX):
-        card, nonce = _check_dynamic(session, code[len(DYNAMIC_PREFIX) :], secret)
+        card_id, nonce = _check_dynamic(code[len(DYNAMIC_PREFIX) :], secret)
         kind = "dynamic"
     elif code.startswith(STATIC_PREFIX):
-        card = _check_static(session, code[len(STATIC_PREFIX) :], second_factor)
+        card_id, nonce = _check_static(session, code[len(STATIC_PREFIX) :], second_factor), None
         kind = "static"
     else:
         raise Invalid("不是本平台的电子健康卡二维码", code="bad-code")
-    if card.status != "active":
-        raise Conflict("电子健康卡已冻结", code="card-frozen")
-    values = {
-        "card_id": card.id,
-        "at": now(),
+    at = now()
+    params = {
+        "card_id": card_id,
+        "at": at,
         "channel": chan,
         "institution_code": actor.institution_code,
-        "actor": actor.subject,
+        "actor": actor.subject[:128],
+        "role": actor.role.value,
         "code_kind": kind,
         "nonce": nonce,
+        "detail": {"kind": kind, "channel": chan, "id_number": id_shown},
     }
-    table = CardUse.__table__
-    stmt = dialect_insert(session, table).values(**values)
-    if nonce is not None:  # the nonce is unique: a second use of the same dynamic code inserts nothing
-        stmt = stmt.on_conflict_do_nothing(index_elements=["nonce"])
-    use_id = session.connection().scalar(stmt.returning(table.c.id))
-    if use_id is None:
+    row = _record_use(session, params)
+    if row is None:
+        raise NotFound("电子健康卡不存在", code="no-health-card")
+    if row.status != "active":
+        raise Conflict("电子健康卡已冻结", code="card-frozen")
+    if row.use_id is None:  # the nonce is unique: a second use of the same dynamic code inserted nothing
         raise Conflict("该动态码已使用过（重放）", code="code-replayed")
-    use = CardUse(id=use_id, **values)
-    return Resolved(card, use)
+    return Resolved(row.card_id, row.name, row.id_number, row.person_id, kind, chan, int(row.use_id))
 
 
-def _check_dynamic(session: Session, body: str, secret: str) -> tuple[HealthCard, str]:
+_CARDS: Table = HealthCard.__table__  # type: ignore[assignment]
+_USES: Table = CardUse.__table__  # type: ignore[assignment]
+_EVENTS: Table = AuditEvent.__table__  # type: ignore[assignment]
+_USE_COLUMNS = ("card_id", "at", "channel", "institution_code", "actor", "code_kind", "nonce")
+_EVENT_COLUMNS = ("at", "actor", "role", "institution_code", "action", "target", "outcome", "detail")
+_ROW_FIELDS = ("card_id", "name", "id_number", "person_id", "status", "use_id")  # what _record_use gives
+_CARD_ROW = tuple(_CARDS.c[n] for n in ("id", "card_id", "name", "id_number", "person_id", "status"))
+
+
+def _use_values(source: Any) -> list[Any]:
+    """The card-use row's values (in _USE_COLUMNS' order) with the card id `source`."""
+    return [source, bindparam("at", type_=_USES.c.at.type), bindparam("channel"),
+            bindparam("institution_code"), bindparam("actor"), bindparam("code_kind"),
+            bindparam("nonce")]  # fmt: skip
+
+
+def _event_values(target: Any) -> list[Any]:
+    """The audit event's values (`card.resolve`, outcome ok) for the card id `target`."""
+    return [bindparam("at", type_=_EVENTS.c.at.type), bindparam("actor"), bindparam("role"),
+            bindparam("institution_code"), literal("card.resolve"), target, literal("ok"),
+            bindparam("detail", type_=_EVENTS.c.detail.type)]  # fmt: skip
+
+
+@lru_cache(maxsize=1)
+def _one_statement() -> Any:
+    """PostgreSQL: the card's row, the use (skipped when the card is not active or the nonce was used)
+    and the audit event (only when the use was recorded), in one statement built once."""
+    card = select(*_CARD_ROW).where(_CARDS.c.card_id == bindparam("card_id")).cte("card")
+    use = (
+        postgresql.insert(_USES)
+        .from_select(_USE_COLUMNS, select(*_use_values(card.c.id)).where(card.c.status == "active"))
+        .on_conflict_do_nothing(index_elements=["nonce"])
+        .returning(_USES.c.id)
+        .cte("use")
+    )
+    event = (
+        insert(_EVENTS)
+        .from_select(_EVENT_COLUMNS, select(*_event_values(card.c.card_id)).join_from(card, use, true()))
+        .cte("event")
+    )
+    return (
+        select(*(card.c[n] for n in _ROW_FIELDS[:-1]), use.c.id.label("use_id"))
+        .select_from(card.outerjoin(use, true()))
+        .add_cte(event)
+    )
+
+
+def _record_use(session: Session, params: dict[str, Any]) -> Any:
+    """Record a use of the card `params["card_id"]` and its audit event; the card's row with `use_id`
+    (None when nothing was recorded), or None when there is no such card."""
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        return conn.execute(_one_statement(), params).first()
+    card = conn.execute(select(*_CARD_ROW).where(_CARDS.c.card_id == params["card_id"])).first()
+    if card is None or card.status != "active":
+        return card and _with_use(card, None)
+    use = sqlite.insert(_USES).values({c: params[c] for c in _USE_COLUMNS} | {"card_id": card.id})
+    if params["nonce"] is not None:
+        use = use.on_conflict_do_nothing(index_elements=["nonce"])
+    use_id = conn.scalar(use.returning(_USES.c.id))
+    if use_id is not None:
+        event = {c: params.get(c) for c in _EVENT_COLUMNS} | {"target": card.card_id}
+        conn.execute(insert(_EVENTS).values(event | {"action": "card.resolve", "outcome": "ok"}))
+    return _with_use(card, use_id)
+
+
+@dataclass(frozen=True)
+class _Row:
+    card_id: str
+    name: str
+    id_number: str
+    person_id: str | None
+    status: str
+    use_id: int | None
+
+
+def _with_use(card: Any, use_id: int | None) -> _Row:
+    return _Row(card.card_id, card.name, card.id_number, card.person_id, card.status, use_id)
+
+
+def _check_dynamic(body: str, secret: str) -> tuple[str, str]:
+    """The card id and nonce of a dynamic code whose signature and expiry hold."""
     try:
         p64, t64 = body.split(".", 1)
         payload, tag = _unb64(p64), _unb64(t64)
@@ -254,20 +346,22 @@ def _check_dynamic(session: Session, body: str, secret: str) -> tuple[HealthCard
         raise Invalid("二维码签名不符（伪造或已篡改）", code="bad-signature")
     if exp <= int(now().timestamp()):
         raise Conflict("动态码已过期，请刷新后再出示", code="code-expired")
-    card = session.scalar(select(HealthCard).where(HealthCard.card_id == card_id))
-    if card is None:
-        raise NotFound("电子健康卡不存在", code="no-health-card")
-    return card, nonce
+    return card_id, nonce
 
 
-def _check_static(session: Session, body: str, second_factor: str | None) -> HealthCard:
+def _check_static(session: Session, body: str, second_factor: str | None) -> str:
+    """The card id of a static code whose token and second factor (ID number's last four) hold."""
     card_id, _, token = body.partition(":")
-    card = session.scalar(select(HealthCard).where(HealthCard.card_id == card_id))
+    card = (
+        session.connection()
+        .execute(select(_CARDS.c.static_code, _CARDS.c.id_number).where(_CARDS.c.card_id == card_id))
+        .first()
+    )
     if card is None or not hmac.compare_digest(card.static_code, token):
         raise Invalid("静态码无效", code="bad-code")
     if not second_factor or second_factor.strip().upper() != card.id_number[-4:]:
         raise Forbidden("静态码须同时核对身份证号后四位", code="second-factor")
-    return card
+    return card_id
 
 
 def uses_by_channel(session: Session, *, start: datetime, end: datetime) -> dict[str, int]:
