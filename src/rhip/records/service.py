@@ -169,16 +169,22 @@ def recent(
     """The entries since a time, and those of the `always` kinds whenever they happened, newest first
     (what the reminders read: one indexed query)."""
     where, params = _patient_filter(access)
-    when: ColumnElement[bool] = RecordEntry.occurred_at >= since
+    params.update(rc_since=since, rc_always=list(always), rc_limit=limit)
+    return list(session.scalars(_recent_query(where, bool(always)), params).all())
+
+
+@lru_cache(maxsize=64)
+def _recent_query(where: ColumnElement[bool], always: bool) -> Select[RecordEntry]:
+    """`recent`'s statement for a filter shape, on bound parameters (built once, as `_timeline_query`)."""
+    when: ColumnElement[bool] = RecordEntry.occurred_at >= bindparam("rc_since", type_=UtcDateTime())
     if always:
-        when = or_(when, RecordEntry.kind.in_(always))
-    q = (
+        when = or_(when, RecordEntry.kind.in_(bindparam("rc_always", expanding=True)))
+    return (
         select(RecordEntry)
         .where(where, when)
         .order_by(RecordEntry.occurred_at.desc(), RecordEntry.id.desc())
-        .limit(limit)
+        .limit(bindparam("rc_limit", type_=Integer()))
     )
-    return list(session.scalars(q, params).all())
 
 
 def entry_data(e: RecordEntry) -> dict[str, Any]:
