@@ -1,19 +1,25 @@
 """A person's full timeline with reminders through the HTTP API, against the floor of the same stack.
 
 Builds the serving store in PostgreSQL at a given size (persons × entries per person, each person with
-records at two institutions linked by the EMPI and a consent for the viewing doctor's institution), serves
-`rhip.web.app:create_app` with uvicorn (loopback), and times with concurrent clients:
-  - GET /api/v1/records/{person} (consent check + audit write + the full timeline, one transaction),
-  - GET /api/v1/records/{person}?reminders=true (the timeline with its reminders, evaluated over the same
-    entries: the issue's "full timeline with reminders"),
-  - POST /api/v1/records/{person}/reminders with an intended order (the order-time reminders alone),
-  - GET /api/v1/auth/me (the floor: a trivial authenticated route on the same stack);
-and, in-process, the consent check + audit write alone. Target: p99 < 100 ms for the timeline with
-reminders; consent + audit < 5 ms p99. The machine is shared: the ratio to the floor, measured in the same
-run, is the figure to compare between runs. Prints each figure against its limit and writes
-results/records.json.
+records at two institutions linked by the EMPI and a consent for the viewing doctors' institution), serves
+`rhip.web.app:create_app` with uvicorn (loopback; `--workers`, 2 by default: the machine has 2 cores) and
+drives it with wrk (Debian's, a C client; every request a random person of the store and one of the doctors'
+bearer tokens; its CPU is measured beside the server's, so it is seen not to be the bottleneck):
+  - PACED (the figure the target is held to): `--doctors` connections, each a doctor opening a person's record
+    with reminders (GET /api/v1/records/{person}?reminders=true: consent check + audit write + the full
+    timeline and its reminders, one transaction), then pausing a random 0–2×D ms, D set so that together they
+    offer `--rate` views/s (by default half the closed-loop capacity); in the same seconds a second wrk probes
+    the floor (GET /api/v1/auth/me, a trivial authenticated route) at `--floor-rate`/s. Offered and answered
+    rates, p50/p90/p99, CPU ms per view of the server's workers, PostgreSQL and wrk.
+  - ONE doctor alone (no queue), and CLOSED LOOP at `--clients` connections for each route (the floor, the
+    timeline, the timeline with reminders, POST …/reminders with an order): the capacity, printed beside the
+    paced run; its latency is the queue any saturated server builds, not the target's figure.
+  - in-process, one client: the consent check + audit write with its commit, by phase (the EMPI read with the
+    consent, the log row with its chain head, the commit) beside a bare durable commit (the fsync floor).
+Targets (issue 16): p99 < 100 ms for the timeline with reminders (paced) at 1M persons / 50M entries; consent +
+audit < 5 ms p99. Prints each figure against its limit and writes results/records.json.
 
-  python benchmarks/records.py [--persons 20000,100000] [--entries 25] [--requests 1000] [--clients 8]
+  python benchmarks/records.py [--persons 20000,100000] [--entries 25] [--doctors 32] [--rate 0]
   python benchmarks/records.py --persons 100000,1000000 --entries 50 --keep rb --build-only   # build, keep
   python benchmarks/records.py --persons 100000,1000000 --entries 50 --reuse rb              # measure later
 
@@ -23,13 +29,16 @@ database (PREFIX_<persons>x<entries>) in place with its build figures as the dat
 `--reuse PREFIX` measures such a database again without rebuilding it (building it if it is absent).
 """
 
+# ruff: noqa: E501  (the wrk Lua script and the report lines are kept on long lines)
+
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import random
+import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -38,13 +47,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import httpx
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
-from booking import SECRET, start_server, stop_server  # noqa: E402  (the same uvicorn launcher and key)
+from booking import SECRET, CpuMeter, start_server, stop_server  # noqa: E402  (the same uvicorn launcher and key)
 
 ROOT = HERE.parent
 ADMIN = os.environ.get("RHIP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -196,53 +204,145 @@ def build(url: str, persons: int, per_person: int, jobs: int, logged: bool) -> d
     return {k: round(v, 1) for k, v in took.items()}
 
 
-async def load(base: str, token: str, paths: list[tuple[str, str]], clients: int) -> list[float]:
-    """Latencies (seconds) of these requests from `clients` concurrent clients; every answer must be 200."""
-    queue = list(paths)
-    lat: list[float] = []
-    headers = {"Authorization": f"Bearer {token}"}
+# wrk drives the HTTP load (a C client: it is never the bottleneck, and its CPU is measured beside the
+# server's). Every request opens a person picked at random among all the store's persons, with one of the
+# doctors' bearer tokens; `delay()` (appended for a paced run) makes each connection — a doctor — pause a
+# random 0–2×MEAN ms after each answer before opening the next record.
+VIEW_LUA = r"""
+local persons = PERSONS
+local tokens = {TOKENS}
+local path, method = "PATH", "METHOD"
+local body = BODY
+ok, other = 0, 0
+local threads, next_tid = {}, 0
+function setup(thread) thread:set("tid", next_tid); next_tid = next_tid + 1; table.insert(threads, thread) end
+function init(args) math.randomseed(os.time() * 1000 + tid * 7919) end
+function request()
+  local id = string.format("P%09d", math.random(persons))
+  local headers = {["Authorization"] = "Bearer " .. tokens[math.random(#tokens)], ["Content-Type"] = "application/json"}
+  return wrk.format(method, (string.gsub(path, "{id}", id)), headers, body)
+end
+function response(status) if status == 200 then ok = ok + 1 else other = other + 1 end end
+function done(summary, latency, requests)
+  local o, x = 0, 0
+  for _, t in ipairs(threads) do o = o + t:get("ok"); x = x + t:get("other") end
+  local e = summary.errors
+  io.write(string.format('RESULT {"requests": %d, "seconds": %.3f, "ok": %d, "other": %d, "errors": %d, "p50_ms": %.3f, "p90_ms": %.3f, "p99_ms": %.3f, "max_ms": %.3f, "mean_ms": %.3f}\n',
+    summary.requests, summary.duration / 1e6, o, x, e.connect + e.read + e.write + e.timeout + e.status,
+    latency:percentile(50) / 1000, latency:percentile(90) / 1000, latency:percentile(99) / 1000,
+    latency.max / 1000, latency.mean / 1000))
+end
+"""
+PACE_LUA = "\nfunction delay() return math.random(0, 2 * MEAN) end\n"
+ROUTES = {  # name: (method, path, body)
+    "floor": ("GET", "/api/v1/auth/me", None),
+    "timeline": ("GET", "/api/v1/records/{id}", None),
+    "full": ("GET", "/api/v1/records/{id}?reminders=true", None),
+    "orders": ("POST", "/api/v1/records/{id}/reminders", json.dumps(ORDERS, ensure_ascii=False)),
+}
 
-    async def worker(http: httpx.AsyncClient) -> None:
-        while queue:
-            method, path = queue.pop()
-            t = time.perf_counter()
-            r = await http.request(
-                method,
-                path,
-                headers=headers,
-                json={"orders": [{"name": "胸部CT平扫", "code": "CT"}]} if method == "POST" else None,
-            )
-            lat.append(time.perf_counter() - t)
-            if r.status_code != 200:
-                raise RuntimeError(f"{method} {path}: {r.status_code} {r.text[:200]}")
 
-    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
-        await asyncio.gather(*(worker(http) for _ in range(clients)))
-    return lat
+def _lua(route: str, persons: int, tokens: list[str], mean_delay_ms: int | None = None) -> str:
+    """The wrk script of one route (paced when a mean delay is given)."""
+    method, path, body = ROUTES[route]
+    script = (
+        VIEW_LUA.replace("PERSONS", str(persons))
+        .replace("TOKENS", ",".join(f'"{t}"' for t in tokens))
+        .replace("PATH", path)
+        .replace("METHOD", method)
+        .replace("BODY", "nil" if body is None else "[[" + body + "]]")
+    )
+    return script + (PACE_LUA.replace("MEAN", str(mean_delay_ms)) if mean_delay_ms is not None else "")
 
 
-def consent_audit_ms(url: str, persons: int, n: int) -> tuple[list[float], list[float]]:
-    """In-process: the consent check plus the audit write alone, per call (seconds): up to the end of their
-    statements, and with the commit that makes the log row durable (the fsync a logged view adds)."""
+def _wrk_start(base: str, lua: str, connections: int, seconds: float, threads: int) -> tuple[Any, str]:
+    """Start wrk (a child process) with this script; returns the process and the script's path."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(lua)
+    cmd = ["wrk", f"-t{min(threads, connections)}", f"-c{connections}", f"-d{max(int(seconds), 1)}s"]
+    cmd += ["--timeout", "10s", "--latency", "-s", f.name, base + "/"]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), f.name
+
+
+def _wrk_result(proc: Any, script: str) -> dict[str, Any]:
+    """Wait for wrk and read its RESULT line (requests, answers, latency percentiles in ms, rates per s)."""
+    try:
+        out, err = proc.communicate(timeout=600)
+    finally:
+        os.unlink(script)
+    m = re.search(r"^RESULT (\{.*\})$", out, re.M)
+    if not m:
+        raise RuntimeError(f"no RESULT from wrk:\n{out}\n{err}")
+    r: dict[str, Any] = json.loads(m.group(1))
+    if r["other"] or r["errors"]:
+        raise RuntimeError(f"wrk: {r['other']} answers other than 200 and {r['errors']} errors: {r}")
+    r["answered_per_s"] = round(r["ok"] / r["seconds"], 1)
+    return r
+
+
+def run_wrk(
+    base: str, lua: str, *, connections: int, seconds: float, threads: int = 2, meter: Any = None
+) -> dict[str, Any]:
+    """One wrk run; with a CpuMeter, the CPU ms per answered request of the server's workers, PostgreSQL's
+    backends and wrk."""
+    if meter:
+        meter.start()
+    proc, script = _wrk_start(base, lua, connections, seconds, threads)
+    r = _wrk_result(proc, script)
+    if meter:
+        _cpu(r, meter.stop())
+    return r
+
+
+def _cpu(r: dict[str, Any], cpu: dict[str, float]) -> None:
+    n = max(r["ok"], 1)
+    r["cpu_ms_per_request"] = {
+        s: round(cpu[f"cpu_{s}_s"] / n * 1000, 2) for s in ("workers", "postgres", "wrk")
+    }
+    r["cores_used"] = {
+        s: round(cpu[f"cpu_{s}_s"] / cpu["seconds"], 2) for s in ("workers", "postgres", "wrk")
+    }
+
+
+PHASES = ("decide", "log", "commit", "total", "bare_commit")
+
+
+def consent_audit_ms(url: str, persons: int, n: int) -> dict[str, list[float]]:
+    """In-process, one client: the consent check + audit write of a doctor's view, per call (seconds), split
+    into its phases — `decide` (BEGIN and the EMPI read carrying the consent), `log` (the access-log row with its
+    chain head, one statement), `commit` (the fsync that makes the row durable) — and `total`; beside them
+    `bare_commit`, a transaction that writes only a WAL record (pg_logical_emit_message) and commits: the
+    machine's floor for any durable commit, measured interleaved with the views."""
     from rhip.config import Settings
     from rhip.db.engine import Database
-    from rhip.records import service
+    from rhip.records import consent
     from rhip.security.roles import Role
     from rhip.security.service import Principal
 
     db = Database.from_settings(Settings(database_url=url, secret_key=SECRET))
     doc = Principal(subject="bench-dr", role=Role.doctor, institution_code=VIEWER)
-    statements, committed = [], []
+    out: dict[str, list[float]] = {k: [] for k in PHASES}
     rng = random.Random(2)
-    for _ in range(n):
+    emit = text("SELECT pg_logical_emit_message(true, 'rhip-bench', 'x')")
+    for i in range(n + 20):
         pid = f"P{rng.randrange(1, persons + 1):09d}"
-        t = time.perf_counter()
-        with db.session() as s, s.begin():
-            service.check_access(s, principal=doc, person_id=pid, action="view")
-            statements.append(time.perf_counter() - t)
-        committed.append(time.perf_counter() - t)
+        with db.session() as s:
+            t0 = time.perf_counter()
+            tx = s.begin()
+            access = consent.decide(s, principal=doc, person_id=pid)
+            t1 = time.perf_counter()
+            consent.log(s, principal=doc, access=access, action="view")
+            t2 = time.perf_counter()
+            tx.commit()
+            t3 = time.perf_counter()
+            with s.begin():
+                s.execute(emit)
+            t4 = time.perf_counter()
+        if i >= 20:  # the first calls prepare statements and warm the pool
+            for k, v in zip(PHASES, (t1 - t0, t2 - t1, t3 - t2, t3 - t0, t4 - t3), strict=True):
+                out[k].append(v)
     db.dispose()
-    return statements, committed
+    return out
 
 
 def _database(admin: Engine, name: str) -> tuple[bool, dict[str, Any] | None]:
@@ -305,41 +405,75 @@ def prepare_store(
         admin.dispose()
 
 
-def measure(url: str, persons: int, requests: int, clients: int, port: int) -> dict[str, Any]:
-    """Serve the store and time each route, and the consent check + audit write in-process."""
+def measure(url: str, persons: int, a: argparse.Namespace) -> dict[str, Any]:
+    """Serve the store (uvicorn, `a.workers` workers) and time each route with wrk: closed loop (capacity),
+    one doctor alone, and paced (doctors pausing between records, with the floor probed in the same run);
+    then the consent check + audit write in-process."""
     from rhip.security.service import issue_token
 
-    token = issue_token(SECRET, subject="bench-dr", role="doctor", institution_code=VIEWER)
-    rng = random.Random(1)
-    picks = [f"P{rng.randrange(1, persons + 1):09d}" for _ in range(requests)]
+    tokens = [
+        issue_token(SECRET, subject=f"bench-dr-{i}", role="doctor", institution_code=VIEWER)
+        for i in range(a.doctors)
+    ]
+    out: dict[str, Any] = {"workers": a.workers, "clients": a.clients, "doctors": a.doctors}
+    # the access log and its chain heads grow with every run of a kept store, and this machine's PostgreSQL
+    # runs without autovacuum: vacuumed first, so runs start alike (16 head rows had spread over 87 pages)
+    eng = create_engine(url, isolation_level="AUTOCOMMIT")
+    with eng.connect() as c:
+        c.execute(text("VACUUM (ANALYZE) records_chain_head, records_access_log"))
+    eng.dispose()
     with tempfile.TemporaryDirectory() as data:
-        proc = start_server(url, Path(data), port, 1, wait=300)  # a loaded machine starts slowly
+        proc = start_server(url, Path(data), a.port, a.workers, wait=300)  # a loaded machine starts slowly
         try:
-            base = f"http://127.0.0.1:{port}"
-            asyncio.run(load(base, token, [("GET", f"/api/v1/records/{p}") for p in picks[:50]], clients))
-            floor = asyncio.run(load(base, token, [("GET", "/api/v1/auth/me")] * requests, clients))
-            view = asyncio.run(load(base, token, [("GET", f"/api/v1/records/{p}") for p in picks], clients))
-            full = asyncio.run(
-                load(base, token, [("GET", f"/api/v1/records/{p}?reminders=true") for p in picks], clients)
+            base = f"http://127.0.0.1:{a.port}"
+            meter = CpuMeter(proc.pid, url)
+            # warm every route in every worker (their first calls load the rules and prepare the statements)
+            for route in ROUTES:
+                run_wrk(base, _lua(route, persons, tokens), connections=a.clients, seconds=2)
+            # closed loop: every client asks again the moment it is answered, so the rate is the capacity
+            # and the latency is the queue a saturated server builds (not the target's figure)
+            for route in ROUTES:
+                r = run_wrk(
+                    base, _lua(route, persons, tokens), connections=a.clients, seconds=a.seconds, meter=meter
+                )
+                out[f"sat_{route}"] = r
+            # one doctor alone: the latency with no queue at all
+            out["alone_full"] = run_wrk(
+                base, _lua("full", persons, tokens), connections=1, seconds=5, threads=1
             )
-            rem = asyncio.run(
-                load(base, token, [("POST", f"/api/v1/records/{p}/reminders") for p in picks], clients)
+            # paced: each doctor opens a record, then pauses 0–2×D ms (D set so that the doctors together offer
+            # `rate` views/s); the floor is probed at a low rate by its own wrk in the same seconds
+            capacity = out["sat_full"]["answered_per_s"]
+            rate = a.rate or max(1.0, round(capacity * a.load_share, 1))
+            mean = max(0, round(a.doctors / rate * 1000 - out["alone_full"]["mean_ms"]))
+            floor_mean = max(0, round(2 / a.floor_rate * 1000 - out["sat_floor"]["p50_ms"]))
+            meter.start()
+            floor_proc = _wrk_start(base, _lua("floor", persons, tokens, floor_mean), 2, a.paced_seconds, 1)
+            doctors_proc = _wrk_start(
+                base, _lua("full", persons, tokens, mean), a.doctors, a.paced_seconds, 2
             )
+            paced = _wrk_result(*doctors_proc)
+            paced_floor = _wrk_result(*floor_proc)
+            cpu = meter.stop()
+            paced["offered_per_s"] = rate
+            paced["mean_pause_ms"] = mean
+            paced["capacity_share"] = round(rate / capacity, 2) if capacity else None
+            _cpu(paced, cpu)  # both wrk runs' CPU, per view answered
+            paced_floor["offered_per_s"] = a.floor_rate
+            out["paced_full"], out["paced_floor"] = paced, paced_floor
         finally:
             stop_server(proc)
-    ca, ca_commit = consent_audit_ms(url, persons, min(requests, 500))
-    out: dict[str, Any] = {"clients": clients}
+    phases = consent_audit_ms(url, persons, a.consent_calls)
     for key, xs in (
-        ("floor", floor),
-        ("timeline", view),
-        ("full", full),
-        ("reminders", rem),
-        ("consent_audit", ca),
-        ("consent_audit_commit", ca_commit),
+        ("consent_audit", [d + g for d, g in zip(phases["decide"], phases["log"], strict=True)]),
+        ("consent_audit_commit", phases["total"]),
+        *((f"ca_{k}", v) for k, v in phases.items()),
     ):
         out[f"{key}_p50_ms"] = round(pct(xs, 50), 2)
         out[f"{key}_p99_ms"] = round(pct(xs, 99), 2)
-    out["timeline_per_s"] = round(len(view) / max(sum(view) / clients, 1e-9), 1)
+    # the figures the targets are held to (and the growth table compares), from the paced run
+    out["full_p50_ms"], out["full_p99_ms"] = out["paced_full"]["p50_ms"], out["paced_full"]["p99_ms"]
+    out["floor_p50_ms"], out["floor_p99_ms"] = out["paced_floor"]["p50_ms"], out["paced_floor"]["p99_ms"]
     out["load_avg"] = os.getloadavg()[0]
     out["loadavg"] = Path("/proc/loadavg").read_text().strip()
     return out
@@ -353,7 +487,7 @@ def run_size(persons: int, per_person: int, a: argparse.Namespace) -> dict[str, 
     try:
         result: dict[str, Any] = {"database": name if not drop else None, **info, "per_person": per_person}
         if not a.build_only:
-            result.update(measure(url, persons, a.requests, a.clients, a.port))
+            result.update(measure(url, persons, a))
         return result
     finally:
         if drop:
@@ -364,7 +498,7 @@ def run_size(persons: int, per_person: int, a: argparse.Namespace) -> dict[str, 
 
 
 def summary(r: dict[str, Any]) -> str:
-    """One size's figures, each HTTP figure beside its ratio to the floor of the same run."""
+    """One size's figures: the paced run against the targets, the closed-loop capacity beside it."""
     built = "reused" if r.get("reused") else f"built in {r['build_s']} s"
     lines = [
         f"{r['persons']:,} persons, {r['entries']:,} entries, {r['db_gb']} GB ({built}: identity"
@@ -372,41 +506,70 @@ def summary(r: dict[str, Any]) -> str:
         f" {r.get('vacuum_s')} s; build load {r.get('build_loadavg')})"
         + (f"; kept as {r['database']}" if r.get("database") else "")
     ]
-    if "floor_p99_ms" not in r:
+    if "paced_full" not in r:
         return "\n".join(lines)
-    ms = {k: float(v) for k, v in r.items() if k.endswith("_ms")}
-    floor = max(ms["floor_p99_ms"], 0.01)
-    lines.append(f"  load {r['loadavg']}; {r['clients']} clients, 1 uvicorn worker")
-    for key, label, note in (
-        ("floor", "floor /auth/me", ""),
-        ("timeline", "timeline", ""),
-        ("full", "timeline + reminders", f"; limit 100 ms: {ms['full_p99_ms'] / 100:.2f}"),
-        ("reminders", "order reminders", ""),
-    ):
-        p50, p99 = ms[f"{key}_p50_ms"], ms[f"{key}_p99_ms"]
-        lines.append(f"  {label:<22} p50 {p50:8.1f} ms  p99 {p99:8.1f} ms  ({p99 / floor:.2f}x floor{note})")
+    p, f = r["paced_full"], r["paced_floor"]
+    lines.append(f"  load {r['loadavg']}; uvicorn with {r['workers']} workers (2 cores), wrk as the clients")
     lines.append(
-        f"  consent+audit with its commit (in-process, 1 client)"
-        f" p50 {ms['consent_audit_commit_p50_ms']:.2f} ms  p99 {ms['consent_audit_commit_p99_ms']:.2f} ms"
-        f" (limit 5); their statements alone p50 {ms['consent_audit_p50_ms']:.2f} ms"
-        f"  p99 {ms['consent_audit_p99_ms']:.2f} ms"
+        f"  PACED: {r['doctors']} doctors, each opening a random person's record with reminders then pausing"
+        f" 0-{2 * p['mean_pause_ms']} ms: offered {p['offered_per_s']}/s ({p['capacity_share']:.0%} of the"
+        f" capacity below), answered {p['answered_per_s']}/s"
+    )
+    lines.append(
+        f"    timeline + reminders p50 {p['p50_ms']:7.1f} ms  p90 {p['p90_ms']:7.1f} ms  p99 {p['p99_ms']:7.1f} ms"
+        f"  (target p99 < 100 ms: {'met' if p['p99_ms'] < 100 else 'NOT met'}; {p['ok']} views)"
+    )
+    lines.append(
+        f"    floor /auth/me, same seconds, {f['offered_per_s']}/s offered: p50 {f['p50_ms']:.1f} ms"
+        f"  p99 {f['p99_ms']:.1f} ms ({f['ok']} requests)"
+    )
+    lines.append(
+        f"    CPU ms per view (server workers / PostgreSQL / wrk): {p['cpu_ms_per_request']};"
+        f" cores used {p['cores_used']}"
+    )
+    a = r["alone_full"]
+    lines.append(f"  ONE doctor alone (no queue): p50 {a['p50_ms']:.1f} ms  p99 {a['p99_ms']:.1f} ms")
+    lines.append(
+        f"  CLOSED LOOP, {r['clients']} clients (capacity; latency = the queue of a saturated server):"
+    )
+    for route, label in (
+        ("floor", "floor /auth/me"),
+        ("timeline", "timeline"),
+        ("full", "timeline + reminders"),
+        ("orders", "order reminders"),
+    ):
+        x = r[f"sat_{route}"]
+        lines.append(
+            f"    {label:<22} {x['answered_per_s']:7.1f}/s  p50 {x['p50_ms']:7.1f} ms  p99 {x['p99_ms']:7.1f} ms"
+            f"  CPU ms/request {x['cpu_ms_per_request']}"
+        )
+    lines.append(
+        f"  consent+audit with its commit (in-process, 1 client): p50 {r['consent_audit_commit_p50_ms']:.2f} ms"
+        f"  p99 {r['consent_audit_commit_p99_ms']:.2f} ms (target < 5: "
+        f"{'met' if r['consent_audit_commit_p99_ms'] < 5 else 'NOT met'})"
+    )
+    lines.append(
+        "    p50 / p99 by phase: "
+        + ", ".join(f"{k} {r[f'ca_{k}_p50_ms']:.2f} / {r[f'ca_{k}_p99_ms']:.2f}" for k in PHASES[:3])
+        + f"; a bare durable commit (the fsync floor) {r['ca_bare_commit_p50_ms']:.2f} /"
+        f" {r['ca_bare_commit_p99_ms']:.2f} ms"
     )
     return "\n".join(lines)
 
 
 def growth(results: list[dict[str, Any]]) -> str:
-    """How the figures grow with the store, against the smallest size measured."""
+    """How the paced figures grow with the store, against the smallest size measured."""
     measured = [r for r in results if "full_p99_ms" in r]
     if len(measured) < 2:
         return ""
     base = measured[0]
-    rows = ["growth (against the smallest store; p50 / p99 in ms):"]
+    rows = ["growth (paced run, against the smallest store; p50 / p99 in ms):"]
     for r in measured:
         rows.append(
             f"  {r['entries']:>12,} entries ({r['entries'] / base['entries']:5.1f}x):"
-            f" timeline {r['timeline_p50_ms']:.1f} / {r['timeline_p99_ms']:.1f},"
-            f" + reminders {r['full_p50_ms']:.1f} / {r['full_p99_ms']:.1f},"
+            f" timeline + reminders {r['full_p50_ms']:.1f} / {r['full_p99_ms']:.1f},"
             f" floor {r['floor_p50_ms']:.1f} / {r['floor_p99_ms']:.1f},"
+            f" capacity {r['sat_full']['answered_per_s']}/s,"
             f" consent+audit {r['consent_audit_commit_p50_ms']:.2f} / {r['consent_audit_commit_p99_ms']:.2f}"
         )
     return "\n".join(rows)
@@ -417,8 +580,17 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--persons", default="20000,100000")
     ap.add_argument("--entries", type=int, default=25, help="entries per person")
-    ap.add_argument("--requests", type=int, default=1000)
-    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--workers", type=int, default=2, help="uvicorn workers (the machine has 2 cores)")
+    ap.add_argument("--clients", type=int, default=8, help="connections of the closed-loop runs")
+    ap.add_argument("--seconds", type=float, default=10, help="length of each closed-loop run")
+    ap.add_argument("--doctors", type=int, default=32, help="connections (doctors) of the paced run")
+    ap.add_argument(
+        "--rate", type=float, default=0, help="views/s the doctors offer (0: --load-share of capacity)"
+    )
+    ap.add_argument("--load-share", type=float, default=0.5, help="offered rate as a share of the capacity")
+    ap.add_argument("--floor-rate", type=float, default=10, help="/auth/me requests/s during the paced run")
+    ap.add_argument("--paced-seconds", type=float, default=30, help="length of the paced run")
+    ap.add_argument("--consent-calls", type=int, default=1000, help="in-process consent + audit calls")
     ap.add_argument("--port", type=int, default=8771)
     ap.add_argument("--jobs", type=int, default=2, help="connections building the store at once")
     ap.add_argument("--keep", metavar="PREFIX", help="build into PREFIX_<persons>x<entries> and keep it")
@@ -454,9 +626,9 @@ def main() -> int:
     ok = all(r["full_p99_ms"] < 100 and r["consent_audit_commit_p99_ms"] < 5 for r in measured)
     loaded = any(float(r["load_avg"]) > 2 for r in measured)
     print(
-        "targets met"
+        "targets met (paced run; consent + audit in-process)"
         if ok
-        else "targets not shown here (the machine was loaded; see the ratios)"
+        else "targets not shown here (the machine was loaded: load average above 2)"
         if loaded
         else "targets NOT met (see above)"
     )

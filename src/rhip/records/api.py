@@ -29,7 +29,6 @@ from rhip.records.schemas import (
     RedeemRequest,
     ReminderRead,
     RemindersRequest,
-    TimelineRead,
     VerifyRead,
 )
 from rhip.records.viewing import report_view, view
@@ -112,15 +111,6 @@ def _timeline(
 
 
 # ------------------------------------------------------------------------------ the resident
-
-
-@router.get("/records/me", response_model=TimelineRead, tags=["records"])
-def my_record(
-    session: SessionDep, principal: Resident, kind: Kinds = None, start: Day = None, end: Day = None
-) -> Response:
-    """My own record across institutions (实名注册居民)."""
-    s, e = day_range(start, end)
-    return _timeline(session, principal, None, kinds=kind, start=s, end=e)
 
 
 def _reports(session: Session, principal: Principal, person_id: str | None) -> Response:
@@ -226,34 +216,6 @@ def add_measurement(body: MeasurementCreate, session: SessionDep, principal: Res
 
 
 # ---------------------------------------------------------------------------- clinicians
-
-
-@router.get("/records/{person_id}", response_model=TimelineRead, tags=["records"])
-def person_record(
-    person_id: PersonId,
-    session: SessionDep,
-    principal: Clinician,
-    kind: Kinds = None,
-    start: Annotated[date | None, Query(alias="from")] = None,
-    end: Annotated[date | None, Query(alias="to")] = None,
-    institution: Annotated[str | None, Query(max_length=32)] = None,
-    with_reminders: Annotated[
-        bool, Query(alias="reminders", description="同时返回智能提示（按同一批记录计算）")
-    ] = False,
-) -> Response:
-    """A person's record across institutions, as far as consent allows (经患者授权); with `reminders=true`
-    the smart reminders come in the same answer."""
-    s, e = day_range(start, end)
-    return _timeline(
-        session,
-        principal,
-        person_id,
-        with_reminders=with_reminders,
-        kinds=kind,
-        start=s,
-        end=e,
-        institution=institution,
-    )
 
 
 @router.get("/records/{person_id}/reports", response_model=list[EntryRead], tags=["records"])

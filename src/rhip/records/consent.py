@@ -7,15 +7,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, case, cast, func, or_, select
+from sqlalchemy import ColumnElement, String, bindparam, case, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from rhip.clock import now
+from rhip.db.base import UtcDateTime
 from rhip.errors import Conflict, Forbidden, Invalid, NotFound, TooManyRequests
 from rhip.identity import service as identity
 from rhip.identity.service import PersonLinks
@@ -63,12 +63,14 @@ def _found(p: PersonLinks, allowed: bool, basis: str, only: str | None = None) -
     return Access(p.id, allowed, basis, only, p.keys, p.id_numbers)
 
 
-def _in_force(principal: Principal) -> list[ColumnElement[bool]]:
-    """The conditions of a consent in force for this clinician now (its person aside)."""
-    t = now()
+def _in_force() -> list[ColumnElement[bool]]:
+    """The conditions of a consent in force for a clinician at a time (its person aside), as bound parameters
+    (`_basis_params`): the statement that carries them is built once."""
+    t = bindparam("consent_at", type_=UtcDateTime())
+    user = bindparam("consent_user", type_=String())
     return [
-        Consent.grantee_institution == (principal.institution_code or ""),
-        or_(Consent.grantee_user.is_(None), Consent.grantee_user == principal.subject),
+        Consent.grantee_institution == bindparam("consent_inst", type_=String()),
+        or_(Consent.grantee_user.is_(None), Consent.grantee_user == user),
         Consent.starts_at <= t,
         Consent.ends_at > t,
         Consent.revoked_at.is_(None),
@@ -79,21 +81,27 @@ def _in_force(principal: Principal) -> list[ColumnElement[bool]]:
 _PREFERRED = ((Consent.kind == "emergency").desc(), Consent.ends_at.desc())
 
 
-def _consent_basis(principal: Principal) -> Callable[[ColumnElement[str]], ColumnElement[Any]]:
-    """The basis ("emergency:N" or "consent:N") of the consent in force for this clinician, as a scalar
-    subquery on the person id: the EMPI read carries it, so a view's access is decided in one round trip."""
+def _consent_basis(person: ColumnElement[str]) -> ColumnElement[Any]:
+    """The basis ("emergency:N" or "consent:N") of the consent in force for the clinician of `_basis_params`,
+    as a scalar subquery on the person id: the EMPI read carries it, so a view's access is decided in one
+    round trip."""
     label = case((Consent.kind == "emergency", "emergency"), else_="consent")
+    return (
+        select(label + ":" + cast(Consent.id, String))
+        .where(Consent.person_id == person, *_in_force())
+        .order_by(*_PREFERRED)
+        .limit(1)
+        .scalar_subquery()
+    )
 
-    def column(person: ColumnElement[str]) -> ColumnElement[Any]:
-        return (
-            select(label + ":" + cast(Consent.id, String))
-            .where(Consent.person_id == person, *_in_force(principal))
-            .order_by(*_PREFERRED)
-            .limit(1)
-            .scalar_subquery()
-        )
 
-    return column
+def _basis_params(principal: Principal) -> dict[str, Any]:
+    """The bound parameters of `_consent_basis` for this clinician now."""
+    return {
+        "consent_inst": principal.institution_code or "",
+        "consent_user": principal.subject,
+        "consent_at": now(),
+    }
 
 
 def check(
@@ -135,7 +143,10 @@ def decide(session: Session, *, principal: Principal, person_id: str | None) -> 
     try:
         # a clinician's consent is read with the person's keys (one statement); others need neither
         p = identity.person_links(
-            session, person_id=person_id, also=_consent_basis(principal) if clinician else None
+            session,
+            person_id=person_id,
+            also=_consent_basis if clinician else None,
+            params=_basis_params(principal) if clinician else None,
         )
     except NotFound:
         return Access(person_id, False, "none")

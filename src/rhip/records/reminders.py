@@ -38,8 +38,11 @@ class RepeatRule:
 
     def matches(self, text: str, code: str | None) -> bool:
         """Whether an entry or order (title/name and code) is this item."""
-        up = text.upper()
-        return bool(code and code.upper() in self.codes) or any(k.upper() in up for k in self.keywords)
+        return self.matches_upper(text.upper(), code.upper() if code else None)
+
+    def matches_upper(self, up: str, code: str | None) -> bool:
+        """`matches` on a text and code already upper-cased."""
+        return bool(code and code in self.codes) or any(k.upper() in up for k in self.keywords)
 
 
 @dataclass(frozen=True)
@@ -175,15 +178,18 @@ def _repeats(
     entries: Sequence[RecordEntry], orders: Sequence[Order], r: Rules, t: datetime
 ) -> list[Reminder]:
     out = []
+    # each entry's kind, time and upper-cased title and code read once (12 rules × every entry otherwise)
+    by_kind: dict[str, list[tuple[RecordEntry, datetime, str, str | None]]] = {}
+    for e in entries:
+        code = e.code
+        item = (e, e.occurred_at, e.title.upper(), code.upper() if code else None)
+        by_kind.setdefault(e.kind, []).append(item)
     for rule in r.repeat:
         if orders and not any(rule.matches(o.name, o.code) for o in orders):
             continue
         since = t - timedelta(days=rule.window_days)
-        done = [
-            e
-            for e in entries
-            if e.kind == rule.kind and e.occurred_at >= since and rule.matches(e.title, e.code)
-        ]
+        kind = by_kind.get(rule.kind, ())
+        done = [e for e, at, up, code in kind if at >= since and rule.matches_upper(up, code)]
         if not done:
             continue
         last = done[0]

@@ -8,13 +8,15 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import polars as pl
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, Integer, Select, String, and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from rhip.clock import now
+from rhip.db.base import UtcDateTime
 from rhip.errors import Invalid, NotFound
 from rhip.identity import service as identity
 from rhip.lake.store import Lake
@@ -72,25 +74,40 @@ def check_access(
     return consent.check(session, principal=principal, person_id=person_id, action=action, detail=detail)
 
 
-def _patient_filter(access: Access) -> ColumnElement[bool]:
-    """SQL condition selecting the entries an access covers: the person's linked patient ids, their ID
-    numbers (public-health records), and what the resident added."""
+def _patient_filter(access: Access) -> tuple[ColumnElement[bool], dict[str, Any]]:
+    """SQL condition selecting the entries an access covers — the person's linked patient ids, their ID
+    numbers (public-health records), and what the resident added — and its bound parameters (the condition
+    is built once per shape: how many keys, ID numbers, whether one institution only)."""
     only = access.institution_only
-    conds: list[ColumnElement[bool]] = [
-        and_(RecordEntry.institution_code == i, RecordEntry.patient_key == k)
-        for i, k in access.keys
-        if only is None or i == only
-    ]
+    keys = [(i, k) for i, k in access.keys if only is None or i == only]
+    params: dict[str, Any] = {"pf_person": access.person_id, "pf_only": only or ""}
+    for n, (i, k) in enumerate(keys):
+        params[f"pf_inst_{n}"], params[f"pf_key_{n}"] = i, k
     if access.id_numbers:
-        c: ColumnElement[bool] = RecordEntry.id_number.in_(access.id_numbers)
-        conds.append(c if only is None else and_(c, RecordEntry.institution_code == only))
-    if only is None:
+        params["pf_ids"] = list(access.id_numbers)
+    return _filter_clause(len(keys), bool(access.id_numbers), only is not None), params
+
+
+@lru_cache(maxsize=64)
+def _filter_clause(keys: int, ids: bool, only: bool) -> ColumnElement[bool]:
+    """The condition of `_patient_filter` for one shape, on bound parameters."""
+    conds: list[ColumnElement[bool]] = [
+        and_(
+            RecordEntry.institution_code == bindparam(f"pf_inst_{n}", type_=String()),
+            RecordEntry.patient_key == bindparam(f"pf_key_{n}", type_=String()),
+        )
+        for n in range(keys)
+    ]
+    if ids:
+        c: ColumnElement[bool] = RecordEntry.id_number.in_(bindparam("pf_ids", expanding=True))
+        conds.append(c if not only else and_(c, RecordEntry.institution_code == bindparam("pf_only")))
+    if not only:
         # the resident's own entries have no institution: naming "" keeps this on the patient index (without
         # it PostgreSQL scans the whole index for the patient key, ~100 ms at 500k entries)
         conds.append(
             and_(
                 RecordEntry.institution_code == "",
-                RecordEntry.patient_key == access.person_id,
+                RecordEntry.patient_key == bindparam("pf_person", type_=String()),
                 RecordEntry.source == RESIDENT,
             )
         )
@@ -117,18 +134,33 @@ def timeline(
     """The entries the access allows, newest first, filtered by kind, time and institution."""
     if start and end and start > end:
         raise Invalid("开始时间晚于结束时间", code="records-bad-range")
-    q = select(RecordEntry).where(_patient_filter(access))
     if kinds:
         check_kinds(kinds)
-        q = q.where(RecordEntry.kind.in_(kinds))
+    where, params = _patient_filter(access)
+    q = _timeline_query(where, bool(kinds), start is not None, end is not None, bool(institution))
+    params.update(tl_kinds=kinds, tl_start=start, tl_end=end, tl_inst=institution)
+    params["tl_limit"] = min(max(limit, 1), MAX_ITEMS)
+    return list(session.scalars(q, params).all())
+
+
+@lru_cache(maxsize=256)
+def _timeline_query(
+    where: ColumnElement[bool], kinds: bool, start: bool, end: bool, institution: bool
+) -> Select[RecordEntry]:
+    """The timeline's statement for a filter shape, on bound parameters (built once: building a statement
+    and its cache key cost more CPU than reading a person's entries)."""
+    q = select(RecordEntry).where(where)
+    if kinds:
+        q = q.where(RecordEntry.kind.in_(bindparam("tl_kinds", expanding=True)))
     if start:
-        q = q.where(RecordEntry.occurred_at >= start)
+        q = q.where(RecordEntry.occurred_at >= bindparam("tl_start", type_=UtcDateTime()))
     if end:
-        q = q.where(RecordEntry.occurred_at < end)
+        q = q.where(RecordEntry.occurred_at < bindparam("tl_end", type_=UtcDateTime()))
     if institution:
-        q = q.where(RecordEntry.institution_code == institution)
-    q = q.order_by(RecordEntry.occurred_at.desc(), RecordEntry.id.desc()).limit(min(max(limit, 1), MAX_ITEMS))
-    return list(session.scalars(q).all())
+        q = q.where(RecordEntry.institution_code == bindparam("tl_inst", type_=String()))
+    return q.order_by(RecordEntry.occurred_at.desc(), RecordEntry.id.desc()).limit(
+        bindparam("tl_limit", type_=Integer())
+    )
 
 
 def recent(
@@ -136,16 +168,23 @@ def recent(
 ) -> list[RecordEntry]:
     """The entries since a time, and those of the `always` kinds whenever they happened, newest first
     (what the reminders read: one indexed query)."""
-    when: ColumnElement[bool] = RecordEntry.occurred_at >= since
+    where, params = _patient_filter(access)
+    params.update(rc_since=since, rc_always=list(always), rc_limit=limit)
+    return list(session.scalars(_recent_query(where, bool(always)), params).all())
+
+
+@lru_cache(maxsize=64)
+def _recent_query(where: ColumnElement[bool], always: bool) -> Select[RecordEntry]:
+    """`recent`'s statement for a filter shape, on bound parameters (built once, as `_timeline_query`)."""
+    when: ColumnElement[bool] = RecordEntry.occurred_at >= bindparam("rc_since", type_=UtcDateTime())
     if always:
-        when = or_(when, RecordEntry.kind.in_(always))
-    q = (
+        when = or_(when, RecordEntry.kind.in_(bindparam("rc_always", expanding=True)))
+    return (
         select(RecordEntry)
-        .where(_patient_filter(access), when)
+        .where(where, when)
         .order_by(RecordEntry.occurred_at.desc(), RecordEntry.id.desc())
-        .limit(limit)
+        .limit(bindparam("rc_limit", type_=Integer()))
     )
-    return list(session.scalars(q).all())
 
 
 def entry_data(e: RecordEntry) -> dict[str, Any]:
@@ -183,10 +222,11 @@ def entry(
 ) -> RecordEntry:
     """One entry of these kinds, if the access allows it (NotFound otherwise: no hint it exists)."""
     e = session.get(RecordEntry, entry_id)
+    where, params = _patient_filter(access)
     allowed = (
         e is not None
         and e.kind in kinds
-        and session.scalar(select(RecordEntry.id).where(RecordEntry.id == entry_id, _patient_filter(access)))
+        and session.scalar(select(RecordEntry.id).where(RecordEntry.id == entry_id, where), params)
     )
     if e is None or not allowed:
         code = "records-report-not-found" if kinds == REPORTS else "records-entry-not-found"
