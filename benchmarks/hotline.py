@@ -1,18 +1,26 @@
 """The hotline's performance targets, each beside its limit in the same run. Writes results/hotline.json.
 
-1. The assistant without the LLM: 50 concurrent conversations against POST /api/v1/assistant/chat (uvicorn,
-   loopback, an asyncio httpx client), p99 under 50 ms; answers per second beside the trivial endpoint /livez
-   driven the same way in the same run.
+1. The assistant without the LLM, 50 concurrent conversations against POST /api/v1/assistant/chat (one uvicorn
+   worker, loopback, driven by wrk so that the load generator is not the bottleneck), p99 under 50 ms:
+   - paced (the target): 50 people, each sending a message, waiting for the answer, thinking (uniform
+     `--think` seconds, default 1–5: a quick reader on a phone; longer thinking only lowers the load) and
+     sending the next, `--turns` messages per conversation, for `--paced-seconds`; offered and answered rate,
+     chat p50/p99, and /livez asked by 4 more connections every 50–150 ms in the same run;
+   - saturated (the capacity): the same 50 connections without thinking, answers per second;
+   - CPU ms per answer of the server, PostgreSQL and wrk (from /proc), and `assistant.chat` in-process.
 2. The work-order list filtered and paged with 1 million orders (PostgreSQL): p99 under 100 ms — in-process
    through `service.get_all_orders` (first pages with their capped count, and later pages by cursor), and over
    HTTP (GET /api/v1/hotline/work-orders) beside the floor GET /api/v1/auth/me (same server, same token, same
    clients, same run): the ratio is the comparable figure on a shared machine.
-3. The SLA job over 1 million open orders: under 10 s — a steady run (marks crossed since the last run) and
-   the chunked catch-up (`jobs.run_once`) where every order crosses a mark at once, with its longest chunk.
+3. The SLA job over 1 million open orders: under 10 s — printed separately for the catch-up (`jobs.run_once` as
+   cron runs it, every order crossing every mark at once: ~1M events), the same run again (writes nothing) and
+   a steady day (one day's marks); docs/hotline.md says which the target means.
 Every part prints /proc/loadavg before and after.
 
     .venv/bin/python benchmarks/hotline.py                 # everything (PostgreSQL at 127.0.0.1:5432)
     .venv/bin/python benchmarks/hotline.py --orders 200000 --seconds 5
+    .venv/bin/python benchmarks/hotline.py --parts assistant --seconds 10 --paced-seconds 60 --think 1-5
+    .venv/bin/python benchmarks/hotline.py --parts list,sla --no-http
 """
 
 # ruff: noqa: E501  (the SQL that fills the table is kept on long lines)
