@@ -16,8 +16,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from rhip.config import Settings
+from rhip.errors import Invalid
 from rhip.hotline import assistant, kb, llm, nlp
 from rhip.hotline.models import Conversation, WorkOrder
+from rhip.security.roles import Role
+from rhip.security.service import Principal
 from tests.conftest import SECRET
 
 CRISIS = [p for p in nlp.lexicon()["crisis"]]
@@ -73,6 +76,52 @@ def test_unknown_question_goes_to_a_person(session: Session) -> None:
             "assistant",
             "user",
         ]
+
+
+def test_answered_turns_append_to_the_callers_own_conversation(session: Session) -> None:
+    resident = Principal(subject="r-1", role=Role.resident)
+    with session.begin():
+        first = assistant.chat(
+            session, message="怎么预约挂号", conversation=None, actor=resident, settings=None
+        )
+        assert not first.handed_off and not first.crisis
+        for _ in range(2):
+            again = assistant.chat(
+                session,
+                message="怎么预约挂号",
+                conversation=first.conversation,
+                actor=resident,
+                settings=None,
+            )
+            assert again.conversation == first.conversation
+    for stranger in (None, Principal(subject="r-2", role=Role.resident)):
+        with pytest.raises(Invalid), session.begin():
+            assistant.chat(
+                session,
+                message="怎么预约挂号",
+                conversation=first.conversation,
+                actor=stranger,
+                settings=None,
+            )
+    with pytest.raises(Invalid), session.begin():
+        assistant.chat(session, message="怎么预约挂号", conversation="0" * 32, actor=resident, settings=None)
+    with session.begin():
+        q = select(Conversation).where(Conversation.token == first.conversation)
+        conv = session.scalar(q.execution_options(populate_existing=True))
+        assert conv is not None and conv.turns == 3 and conv.subject == "r-1" and conv.outcome == "answered"
+        assert [t["role"] for t in conv.transcript] == ["user", "assistant"] * 3
+        assert [t["text"] for t in conv.transcript[::2]] == ["怎么预约挂号"] * 3
+        assert conv.transcript[-1]["text"] == first.answer and conv.last_intent == first.intent
+        # a hand-off after answered turns carries them all to the person who takes it over
+        handed = assistant.chat(
+            session,
+            message="帮我订一张去上海的高铁票",
+            conversation=first.conversation,
+            actor=resident,
+            settings=None,
+        )
+        order = session.scalar(select(WorkOrder).where(WorkOrder.number == handed.order_number))
+        assert order is not None and len(order.transcript or []) == 7
 
 
 def test_institution_look_up_from_the_registry(session: Session) -> None:

@@ -1,6 +1,7 @@
-"""Migration 0062 (SLA levels derived when read) on a database that holds orders and their SLA events: the
-orders whose clock stopped keep the level users saw, open ones drop theirs (the marks give it), nothing is
-lost; the downgrade gives every order back a stored level."""
+"""Migrations 0062 (SLA levels derived when read) and 0063 (events without a foreign key) on a database that
+holds orders and their SLA events: the orders whose clock stopped keep the level users saw, open ones drop
+theirs (the marks give it), nothing is lost; the downgrades give every order back a stored level and the
+events their key."""
 
 from __future__ import annotations
 
@@ -73,6 +74,36 @@ def test_upgrade_keeps_stopped_levels_and_downgrade_restores_them(backend: str, 
         command.downgrade(alembic_config(url), BEFORE)
         # open orders: the highest level the job had announced; stopped ones: the level they stopped at
         assert _column(url, "sla_level") == {1: "warn75", 2: "breach", 3: "ok", 4: "ok"}
+    finally:
+        if postgres:
+            drop_pg_database(url)
+
+
+def _event_keys(url: str) -> list[str]:
+    engine = make_engine(url)
+    keys = [fk["referred_table"] for fk in inspect(engine).get_foreign_keys("hotline_work_order_events")]
+    engine.dispose()
+    return keys
+
+
+def test_events_lose_their_foreign_key_and_keep_every_row(backend: str, tmp_path: Path) -> None:
+    postgres = backend == "postgres"
+    url = create_pg_database() if postgres else f"sqlite:///{tmp_path / 'old.db'}"
+    try:
+        upgrade(url, BEFORE)
+        _fill(url, "2025-03-03 00:00:00+00" if postgres else "2025-03-03 00:00:00.000000")
+        upgrade(url, AFTER)
+        assert _event_keys(url) == ["hotline_work_orders"]
+        upgrade(url, "0063_hotline_events_no_fk")
+        assert _event_keys(url) == []
+        engine = make_engine(url)
+        with engine.connect() as c:
+            assert c.execute(text("SELECT count(*) FROM hotline_work_order_events")).scalar_one() == 7
+            names = {ix["name"] for ix in inspect(engine).get_indexes("hotline_work_order_events")}
+            assert "ix_hotline_wo_events_order_action" in names  # the history and the job's check need it
+        engine.dispose()
+        command.downgrade(alembic_config(url), AFTER)
+        assert _event_keys(url) == ["hotline_work_orders"]
     finally:
         if postgres:
             drop_pg_database(url)

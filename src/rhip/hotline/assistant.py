@@ -11,14 +11,16 @@
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import select, text as sql
+from sqlalchemy import JSON, Table, bindparam, cast, func, insert, or_, select, true, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from rhip.booking import service as booking
@@ -206,10 +208,11 @@ def answer(session: Session, *, message: str, actor: Principal | None, settings:
 
 def _conversation(session: Session, token: str | None, actor: Principal | None) -> Conversation:
     if token:
-        conv = session.scalar(select(Conversation).where(Conversation.token == token))
-        if conv is None:
-            raise Invalid("会话不存在或已过期，请重新开始", code="conversation-not-found")
-        if conv.subject and (actor is None or actor.subject != conv.subject):
+        # populate_existing: the answered turns are written by plain statements, which an ORM object loaded
+        # earlier in the same session (expire_on_commit is off) would not see
+        q = select(Conversation).where(Conversation.token == token).execution_options(populate_existing=True)
+        conv = session.scalar(q)
+        if conv is None or not _may_continue(conv.subject, actor):
             raise Invalid("会话不存在或已过期，请重新开始", code="conversation-not-found")
         return conv
     t = now()
@@ -217,7 +220,7 @@ def _conversation(session: Session, token: str | None, actor: Principal | None) 
         token=uuid.uuid4().hex,
         started_at=t,
         updated_at=t,
-        subject=actor.subject if actor and actor.role is Role.resident else None,
+        subject=_owner(actor),
         transcript=[],
         turns=0,
         outcome="answered",
@@ -225,6 +228,89 @@ def _conversation(session: Session, token: str | None, actor: Principal | None) 
     )
     session.add(conv)
     return conv
+
+
+def _owner(actor: Principal | None) -> str | None:
+    """Whose conversation a new one is: a signed-in resident's, or nobody's (anyone holding the token)."""
+    return actor.subject if actor and actor.role is Role.resident else None
+
+
+def _may_continue(subject: str | None, actor: Principal | None) -> bool:
+    return not subject or (actor is not None and actor.subject == subject)
+
+
+CONV: Table = Conversation.__table__  # type: ignore[assignment]
+NEW_ROW = ["token", "started_at", "updated_at", "subject", "turns", "outcome", "last_intent", "transcript"]
+
+
+@cache
+def _statements(dialect: str) -> tuple[Any, Any]:
+    """The two statements of an answered turn, built once per dialect (plain Core on the table: no ORM
+    bookkeeping): a new conversation's INSERT, and the UPDATE that appends a turn to the caller's own one."""
+    c = CONV.c
+    row = [bindparam(k, type_=c[k].type) for k in NEW_ROW]
+    if dialect == "postgresql":
+        # an answered turn is a log line, not a commitment: it need not wait for the WAL flush (a crash may
+        # lose the last fraction of a second of such turns); crisis and hand-off orders commit durably. The
+        # condition is always true and does SET LOCAL synchronous_commit = off without a round trip of its own
+        lazy: list[Any] = [
+            select(func.set_config("synchronous_commit", "off", true())).scalar_subquery().is_not(None)
+        ]
+        added = bindparam("added", type_=JSONB)
+        transcript: Any = cast(cast(c.transcript, JSONB).op("||")(added), JSON)
+    else:
+        lazy = []
+        transcript = func.json_insert(
+            c.transcript, "$[#]", func.json(bindparam("said")), "$[#]", func.json(bindparam("back"))
+        )
+    add = insert(CONV).from_select(NEW_ROW, select(*row).where(*lazy))
+    mine = or_(c.subject.is_(None), c.subject == "", c.subject == bindparam("me"))
+    turn = (
+        update(CONV)
+        .where(c.token == bindparam("tok"), mine, *lazy)
+        .values(
+            transcript=transcript,
+            turns=c.turns + 1,
+            updated_at=bindparam("t"),
+            last_intent=bindparam("intent"),
+        )
+        .returning(c.id)
+    )
+    return add, turn
+
+
+def _log_answered(
+    session: Session,
+    token: str | None,
+    actor: Principal | None,
+    turn: Turn,
+    said: dict[str, Any],
+    t: datetime,
+) -> str:
+    """Store an answered turn in one statement (a new conversation's INSERT, or an UPDATE appending to the
+    transcript of the caller's own conversation); the conversation's token. Its outcome does not change
+    (answered is the lowest)."""
+    dialect = session.get_bind().dialect.name
+    add, append = _statements(dialect)
+    back = {"role": "assistant", "text": turn.answer, "intent": turn.intent, "at": t.isoformat()}
+    if token is None:
+        token = uuid.uuid4().hex
+        row = [token, t, t, _owner(actor), 1, "answered", turn.intent, [said, back]]
+        session.execute(add, dict(zip(NEW_ROW, row, strict=True)))
+        return token
+    params: dict[str, Any] = {
+        "tok": token,
+        "me": actor.subject if actor else None,
+        "t": t,
+        "intent": turn.intent,
+    }
+    if dialect == "postgresql":
+        params["added"] = [said, back]
+    else:
+        params["said"], params["back"] = (json.dumps(x, ensure_ascii=False) for x in (said, back))
+    if session.execute(append, params).first() is None:
+        raise Invalid("会话不存在或已过期，请重新开始", code="conversation-not-found")
+    return token
 
 
 def chat(
@@ -239,50 +325,16 @@ def chat(
     text = message.strip()
     if not text:
         raise Invalid("请输入您的问题", code="empty-message")
-    conv = _conversation(session, conversation, actor)
     turn = answer(session, message=text, actor=actor, settings=settings)
     t = now()
-    transcript = [*conv.transcript, {"role": "user", "text": text, "at": t.isoformat()}]
+    said = {"role": "user", "text": text, "at": t.isoformat()}
     order_number = None
     if turn.crisis or turn.handoff:
-        session.flush()
-        if turn.crisis:
-            order = svc.open_crisis(
-                session,
-                actor=BOT,
-                risk_level="unassessed",
-                note="智慧客服宁宁识别到危机表述，已给出 12356/120 固定答复，须人工在 24 小时内回访。",
-                transcript=transcript,
-            )
-        else:
-            order = svc.create_order(
-                session,
-                actor=BOT,
-                source="assistant",
-                title=f"宁宁转人工：{text[:40]}",
-                content="智慧客服未能可靠回答，请人工跟进。",
-                transcript=transcript,
-            )
-            turn.answer = HANDOFF_ANSWER.format(number=order.number)
-        order_number = order.number
-        conv.order_id = order.id
-    transcript.append({"role": "assistant", "text": turn.answer, "intent": turn.intent, "at": t.isoformat()})
-    conv.transcript = transcript
-    conv.turns += 1
-    conv.updated_at = t
-    conv.last_intent = turn.intent
-    # a conversation's outcome only escalates: answered → handoff → crisis
-    rank = {"answered": 0, "handoff": 1, "crisis": 2}
-    new = "crisis" if turn.crisis else ("handoff" if turn.handoff else "answered")
-    if rank[new] > rank.get(conv.outcome, 0):
-        conv.outcome = new
-    if order_number is None and session.get_bind().dialect.name == "postgresql":
-        # an answered turn is a log line, not a commitment: it need not wait for the WAL flush (a crash may
-        # lose the last fraction of a second of such turns); crisis and hand-off orders commit durably
-        session.execute(sql("SET LOCAL synchronous_commit = off"))
-    session.flush()
+        token, order_number = _escalate(session, conversation, actor, turn, said, t)
+    else:
+        token = _log_answered(session, conversation, actor, turn, said, t)
     return ChatReply(
-        conversation=conv.token,
+        conversation=token,
         intent=turn.intent,
         answer=turn.answer,
         sources=turn.sources,
@@ -293,3 +345,47 @@ def chat(
         rephrased=turn.rephrased,
         data=turn.data,
     )
+
+
+def _escalate(
+    session: Session,
+    token: str | None,
+    actor: Principal | None,
+    turn: Turn,
+    said: dict[str, Any],
+    t: datetime,
+) -> tuple[str, str]:
+    """A crisis or a hand-off: the work order (with the transcript so far) and the turn stored; the
+    conversation's token and the order's number."""
+    conv = _conversation(session, token, actor)
+    transcript = [*conv.transcript, said]
+    session.flush()
+    if turn.crisis:
+        order = svc.open_crisis(
+            session,
+            actor=BOT,
+            risk_level="unassessed",
+            note="智慧客服宁宁识别到危机表述，已给出 12356/120 固定答复，须人工在 24 小时内回访。",
+            transcript=transcript,
+        )
+    else:
+        order = svc.create_order(
+            session,
+            actor=BOT,
+            source="assistant",
+            title=f"宁宁转人工：{said['text'][:40]}",
+            content="智慧客服未能可靠回答，请人工跟进。",
+            transcript=transcript,
+        )
+        turn.answer = HANDOFF_ANSWER.format(number=order.number)
+    conv.order_id = order.id
+    transcript.append({"role": "assistant", "text": turn.answer, "intent": turn.intent, "at": t.isoformat()})
+    conv.transcript = transcript
+    conv.turns += 1
+    conv.updated_at = t
+    conv.last_intent = turn.intent
+    # a conversation's outcome only escalates: answered → handoff → crisis
+    if turn.crisis or conv.outcome == "answered":
+        conv.outcome = "crisis" if turn.crisis else "handoff"
+    session.flush()
+    return conv.token, order.number

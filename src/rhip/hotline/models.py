@@ -136,7 +136,9 @@ class WorkOrderEvent(Base):
     __table_args__ = (Index("ix_hotline_wo_events_order_action", "order_id", "action"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    order_id: Mapped[int] = mapped_column(ForeignKey("hotline_work_orders.id"))
+    # no foreign key (migration 0063): its check per row was most of the SLA job's cost, and orders are never
+    # deleted; every event is written with the id of an order read in the same statement or transaction
+    order_id: Mapped[int] = mapped_column(BigId)
     at: Mapped[datetime] = mapped_column(UtcDateTime, default=now)
     actor: Mapped[str] = mapped_column(String(64))
     role: Mapped[str] = mapped_column(String(16))
