@@ -344,6 +344,7 @@ def ingest_month(
         "compact_seconds": compact_seconds,
         "way_seconds": dict(way_seconds),
         "way_records": dict(way_records),
+        "workers": 1,
     }
 
 
@@ -435,6 +436,7 @@ def _side_by_side(
         # summed over the processes: busy seconds per way in, not the wall
         "way_seconds": dict(way_seconds),
         "way_records": dict(sums["way_records"]),
+        "workers": workers,
     }
 
 
@@ -488,8 +490,10 @@ def run(
         ("数据采集 · 拒收规则", rules),
         (
             "数据采集 · 速度",
-            f"{got['seconds']:.1f} 秒，{rate:,.0f} 条/秒；数据湖小文件合并 {removed:,} → {added:,} 个文件，"
+            f"{got['seconds']:.1f} 秒，{rate:,.0f} 条/秒（{got['workers']} 个进程并行）；"
+            f"数据湖小文件合并 {removed:,} → {added:,} 个文件，"
             f"{got['compact_seconds']:.1f} 秒",
         ),
-        ("数据采集 · 各途径用时", per_way or "无"),
+        # with several processes, each way's seconds are summed over them (busy time, not the wall)
+        ("数据采集 · 各途径用时" + ("（各进程合计）" if got["workers"] > 1 else ""), per_way or "无"),
     ]
