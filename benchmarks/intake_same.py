@@ -9,8 +9,10 @@ after a change and compare (issue 14: a faster intake must not change what is in
 
 (the "before" run: the same command with `PYTHONPATH=<old checkout>/src`). Each part is a SHA-256 over its
 rows as sorted text, without what differs by nature between two runs (receipt ids, `_batch`, ingest
-times, row ids). Exits 1 when `--against` names a part that differs. Prints wall and CPU seconds and the
-load average of the intake it ran.
+times, row ids). Exits 1 when `--against` names a part that differs. Prints wall and CPU seconds (this
+process and its workers) and the load average of the intake it ran. `--workers` (default: as `rhip demo`)
+ingests institutions in that many processes; `--workers 1` is the one-process run (and the only call code
+before the workers understands).
 """
 
 from __future__ import annotations
@@ -29,7 +31,10 @@ import polars as pl
 from deltalake import DeltaTable
 from sqlalchemy import select, text
 
-from intake_demo import _fresh as fresh_settings  # the same fresh database and lake
+from intake_demo import (
+    _fresh as fresh_settings,  # the same fresh database and lake
+    cpu_seconds,
+)
 from rhip.config import Settings
 from rhip.db.base import Base
 from rhip.db.engine import Database
@@ -134,6 +139,9 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=None, help="write the fingerprint here")
     ap.add_argument("--against", type=Path, default=None, help="compare with this fingerprint")
     ap.add_argument("--institutions", default=None, help="only these institutions (comma-separated)")
+    ap.add_argument(
+        "--workers", type=int, default=getattr(demo, "WORKERS", 1), help="processes, as `rhip demo` runs them"
+    )
     args = ap.parse_args()
     if not (args.keep / "manifest.json").exists():
         from rhip.synth import service as synth
@@ -143,15 +151,21 @@ def main() -> int:
     try:
         settings = fresh_settings(work / "var")
         load = os.getloadavg()[0]
-        t0, c0 = time.perf_counter(), time.process_time()
+        t0, c0 = time.perf_counter(), cpu_seconds()
+        # one process: the call older code understands too (the "before" run of a comparison)
+        ways = (
+            {"fhir": sender(settings)}
+            if args.workers <= 1
+            else {"fhir_factory": sender, "workers": args.workers}
+        )
         got = demo.ingest_month(
             settings=settings,
             synth_dir=args.keep,
             cda_per_org=demo.CDA_PER_ORG,
-            fhir=sender(settings),
             institutions=set(args.institutions.split(",")) if args.institutions else None,
+            **ways,
         )
-        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
         parts = fingerprint(settings)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -110,4 +110,4 @@ def sender(settings: Settings) -> intake_demo.FhirSender:
 
 def run(*, settings: Settings, synth_dir: Path, console: Console) -> list[tuple[str, str]]:
     """Demo step: intake of the synthetic month, with its FHIR share."""
-    return intake_demo.run(settings=settings, synth_dir=synth_dir, console=console, fhir=sender(settings))
+    return intake_demo.run(settings=settings, synth_dir=synth_dir, console=console, fhir_factory=sender)

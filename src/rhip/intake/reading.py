@@ -90,7 +90,10 @@ def peek_header(up: Upload) -> list[str] | None:
     else:
         return None
     text = text.lstrip("\ufeff").rstrip("\r\n")
-    return next(csv.reader([text]), [])
+    try:
+        return next(csv.reader([text]), [])
+    except csv.Error:  # e.g. a bare carriage return inside the first line: the full read reports it
+        return None
 
 
 def check_headers_first(uploads: list[Upload]) -> None:

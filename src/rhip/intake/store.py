@@ -30,6 +30,7 @@ from urllib.parse import quote
 import polars as pl
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake.exceptions import TableNotFoundError
 from deltalake.transaction import AddAction, RemoveAction
 from sqlalchemy import Engine
 
@@ -82,7 +83,10 @@ def handle(lake: Lake, name: str) -> DeltaTable | None:
     path = lake.uri_of(name)
     dt = _handles.get(path)
     if dt is None:
-        dt = _handles[path] = lake.dataset(name)
+        try:
+            dt = _handles[path] = lake.dataset(name)
+        except TableNotFoundError:  # its log folder exists, its first commit not yet (another process's)
+            return None
     elif lake.remote:  # an object store: no local log to look at (and deltalake commits every append)
         with lake.guard():
             dt.update_incremental()
@@ -179,17 +183,25 @@ def _arrow_schema(data: pl.DataFrame) -> pa.Schema:
 
 
 def create_table(lake: Lake, name: str, *, schema: pa.Schema, parts: list[str], batch_id: str) -> DeltaTable:
-    """A new lake table (its first commit), kept open like every handle."""
-    if not lake.remote:
-        lake.root.mkdir(parents=True, exist_ok=True)
+    """A new lake table (its first commit), kept open like every handle; in a local lake, the table another
+    process created meanwhile (the demo's workers ingest institutions side by side)."""
     path = lake.uri_of(name)
-    with lake.guard():
+    if lake.remote:
+        with lake.guard():
+            target = _handles[path] = DeltaTable.create(
+                path,
+                schema=schema,
+                partition_by=parts or None,
+                commit_properties=_props(batch_id),
+                storage_options=lake.storage_options or None,
+            )
+        return target
+    lake.root.mkdir(parents=True, exist_ok=True)
+    with file_lock(lake.root / "_locks", f"create-{name}"):
+        if (made := handle(lake, name)) is not None:
+            return made
         target = _handles[path] = DeltaTable.create(
-            path,
-            schema=schema,
-            partition_by=parts or None,
-            commit_properties=_props(batch_id),
-            storage_options=lake.storage_options or None,
+            path, schema=schema, partition_by=parts or None, commit_properties=_props(batch_id)
         )
     return target
 
@@ -213,7 +225,7 @@ def append(
     target = target or handle(lake, name)
     if target is None:
         target = create_table(lake, name, schema=arrow_schema, parts=parts, batch_id=batch_id)
-    elif not same_schema(target, arrow_schema):
+    if not same_schema(target, arrow_schema):
         target.update_incremental()  # deltalake's writer merges the schema against the latest version
         write_deltalake(
             target,
@@ -371,7 +383,7 @@ def _crowded_partitions(
     dt: DeltaTable, parts: list[str], min_files: int, target_size: int
 ) -> list[tuple[str, ...]]:
     """Partition values (in `parts` order) holding at least `min_files` active files below `target_size`."""
-    actions = pl.from_arrow(pa.table(dt.get_add_actions(flatten=True)))
+    actions = pl.DataFrame(dt.get_add_actions(flatten=True))  # pa.table() would import pandas (~1 s)
     if not isinstance(actions, pl.DataFrame) or actions.height == 0:
         return []
     actions = actions.filter(pl.col("size_bytes") < target_size)
