@@ -128,14 +128,22 @@ def _table_task(
     ]
     wanted += [c for c in (ds.amount, ds.person) if c]
     columns = [c for c in dict.fromkeys(wanted) if c in names]
-    # every changed key's versions, whatever their month; then the months' rows (for upload days the
-    # month before too: a real-time record collected in a month may have its event in the one before)
-    changed = _read(dataset, columns, _filter(orgs, pending, pads.field("_op") >= OP_UPDATE))
+    # the months' rows (for upload days the month before too: a real-time record collected in a month may
+    # have its event in the one before), then every changed key's versions, whatever their month: those of
+    # the months read are taken from their rows, only the other months' partitions are read for them (each
+    # file is decoded once)
+    is_changed = pads.field("_op") >= OP_UPDATE
     if months is None:
         stored = _read(dataset, columns, _filter(orgs, pending, None))
+        changed = stored.filter(pl.col("_op") >= OP_UPDATE)
     else:
         around = sorted({*months, *(month_math.shift(m, -1) for m in months)})
         stored = _read(dataset, columns, _filter(orgs, pending, pads.field("_month").isin(around)))
+        elsewhere = _filter(orgs, pending, is_changed & ~pads.field("_month").isin(around))
+        changed = pl.concat(
+            [stored.filter(pl.col("_op") >= OP_UPDATE), _read(dataset, columns, elsewhere)],
+            how="vertical_relaxed",
+        )
     latest = changed.sort([*_ORDER]).unique(["org_code", "_key"], keep="last", maintain_order=True)
     fresh = stored.filter(pl.col("_op") == OP_NEW).join(
         latest.select("org_code", "_key"), on=["org_code", "_key"], how="anti"
