@@ -347,9 +347,14 @@ def merge_parts(root: Path, dirs: list[Path], parts: list[Part]) -> None:
     ):
         with pq.ParquetWriter(root / name, schema) as w:
             for d in dirs:
+                # one read of the part, then its row groups written back as they were cut
                 pf = pq.ParquetFile(d / name)
+                whole = pf.read()
+                at = 0
                 for g in range(pf.num_row_groups):
-                    w.write_table(pf.read_row_group(g))
+                    n = pf.metadata.row_group(g).num_rows
+                    w.write_table(whole.slice(at, n))
+                    at += n
     Truth.write_tables(root, [r for part in parts for r in part.truth_tables])
     shutil.rmtree(root / ".parts")
 
