@@ -48,8 +48,8 @@ from rhip.lake.cluster import (
     Job,
     OrgRange,
     check_readable,
-    org_ranges,
     tables_of,
+    weighted_ranges,
     worker_threads,
 )
 from rhip.lake.store import Lake
@@ -169,10 +169,16 @@ def compute(job: Job, *, lake: Lake, months: list[str] | None, pending: list[str
         month_math.check(m)
     tables = [ds.name for ds in catalogue.datasets() if lake.exists(data_table(ds.name))]
     items: list[tuple[str, OrgRange]] = []
+    rows: list[int] = []
     for table in tables:
-        ranges = org_ranges(tables_of(lake, [data_table(table)]), job.workers * TASKS_PER_WORKER)
-        items += [(table, r) for r in ranges]
-    parts = job.run(_table_task, items, lake=lake, months=months, pending=pending)
+        for r, n in weighted_ranges(tables_of(lake, [data_table(table)]), job.workers * TASKS_PER_WORKER):
+            items.append((table, r))
+            rows.append(n)
+    # the largest tasks first, so the workers finish together on the small ones; the results in `items` order
+    order = sorted(range(len(items)), key=lambda i: (-rows[i], i))
+    done = job.run(_table_task, [items[i] for i in order], lake=lake, months=months, pending=pending)
+    by_item = dict(zip(order, done, strict=True))
+    parts = [by_item[i] for i in range(len(items))]
 
     def joined(i: int) -> pl.DataFrame:
         frames = [f for f in (p[i] for p in parts) if f is not None and f.height]
