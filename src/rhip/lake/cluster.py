@@ -111,9 +111,9 @@ def weighted_ranges(
         actions = dt.get_add_actions(flatten=True)
         if "min.org_code" not in actions.column_names:
             continue
-        rows = actions.column("num_records").to_pylist()
+        counts = actions.column("num_records").to_pylist()
         lows, highs = actions.column("min.org_code").to_pylist(), actions.column("max.org_code").to_pylist()
-        for lo, hi, n in zip(lows, highs, rows, strict=True):
+        for lo, hi, n in zip(lows, highs, counts, strict=True):
             if lo is not None:
                 weight[str(lo)] = weight.get(str(lo), 0) + int(n or 0)
             if hi is not None and inside_files:
