@@ -170,8 +170,11 @@ def compute(job: Job, *, lake: Lake, months: list[str] | None, pending: list[str
     tables = [ds.name for ds in catalogue.datasets() if lake.exists(data_table(ds.name))]
     items: list[tuple[str, OrgRange]] = []
     rows: list[int] = []
+    # the tables are tasks already: a table is cut into ranges only as far as the workers need more tasks
+    # (an institution spanning two of a sorted table's files has both decoded by the tasks on either side)
+    per_table = -(-job.workers * TASKS_PER_WORKER // max(1, len(tables)))
     for table in tables:
-        for r, n in weighted_ranges(tables_of(lake, [data_table(table)]), job.workers * TASKS_PER_WORKER):
+        for r, n in weighted_ranges(tables_of(lake, [data_table(table)]), per_table):
             items.append((table, r))
             rows.append(n)
     # the largest tasks first, so the workers finish together on the small ones; the results in `items` order
