@@ -26,7 +26,12 @@ cold: the speed-up reported per job is the median of the rounds' ratios (a pair 
 so a burst of load from elsewhere spoils one round, not the figure); every round's ratio is printed and
 saved beside it.
 
-    .venv/bin/python benchmarks/scale.py --scale 0.01 [--synth-scale 0.005] [--repeat 3]
+With `--pin` each worker process (all its threads) is bound to a core of its own: one worker is then one
+core, as the sizing model counts it. Unpinned, a single worker's PyArrow I/O and Polars helper threads run on
+the idle second core (the rebuild's 1-worker run used 6.5 CPU seconds in 5.1 s of wall clock at scale 0.03),
+which two workers cannot, so the unpinned ratio understates what a second core adds.
+
+    .venv/bin/python benchmarks/scale.py --scale 0.01 [--synth-scale 0.005] [--repeat 3] [--pin]
 """
 
 from __future__ import annotations
@@ -87,6 +92,20 @@ def _rebuild(job: Job, lake: Lake) -> Any:
 
 
 JOBS = {"recount": _recount, "rebuild": _rebuild}
+
+
+def _pin(core: int) -> None:
+    """Every thread of this (worker) process on one core, and the threads it starts later too."""
+    for tid in os.listdir("/proc/self/task"):
+        os.sched_setaffinity(int(tid), {core})
+
+
+def pin_workers(c: Client) -> None:
+    """Each worker process of the cluster on a core of its own (worker k on core k): one worker is one core,
+    its libraries' helper threads (PyArrow's I/O pool, Polars') included."""
+    cores = sorted(os.sched_getaffinity(0))
+    for k, address in enumerate(sorted(c.scheduler_info(n_workers=-1)["workers"])):
+        c.run(_pin, cores[k % len(cores)], workers=[address])
 
 
 def _warm_synth(work: str) -> None:
@@ -174,6 +193,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scale", type=float, default=0.01, help="share of a full month (330 M records)")
     parser.add_argument("--repeat", type=int, default=3, help="rounds; each job's speed-up is their median")
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="each worker process on a core of its own (one worker = one core, helper threads included)",
+    )
     parser.add_argument("--synth-scale", type=float, default=0.005, help="scale of the synth run (0: skip)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="rhip-scale-bench-"))
@@ -199,6 +223,9 @@ def main() -> None:
         with client(workers=1) as one, client(workers=2) as two:
             assert one is not None and two is not None
             clients = {1: one, 2: two}
+            if args.pin:
+                for c in clients.values():
+                    pin_workers(c)
             jobs = {w: Job(c) for w, c in clients.items()}
             for job in jobs.values():
                 _recount(job, lake)  # warm-up: the workers import the jobs' modules once
@@ -227,6 +254,7 @@ def main() -> None:
             "records": rows,
             "lake_mb": round(size / 1e6),
             "repeats": args.repeat,
+            "pinned": args.pin,
             "cpus": os.cpu_count(),
             "loads": loads,
             "target_speedup_2_workers": 1.6,
