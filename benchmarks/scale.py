@@ -20,7 +20,18 @@ It also times `rhip synth` (the synthetic city's month at --synth-scale) in one 
 worker processes, checks the outputs are the same bytes (the manifests list every file's sha256), and
 prints its speed-up and rows per second per worker.
 
-    .venv/bin/python benchmarks/scale.py --scale 0.01 [--synth-scale 0.005]
+Both clusters (1 and 2 workers) stay up for the whole run, their workers warmed (the jobs' modules imported,
+as on a long-lived cluster), and each of the `--repeat` rounds times every job on 1 worker and then on 2,
+cold: the speed-up reported per job is the median of the rounds' ratios (a pair measured seconds apart,
+so a burst of load from elsewhere spoils one round, not the figure); every round's ratio is printed and
+saved beside it.
+
+With `--pin` each worker process (all its threads) is bound to a core of its own: one worker is then one
+core, as the sizing model counts it. Unpinned, a single worker's PyArrow I/O and Polars helper threads run on
+the idle second core (the rebuild's 1-worker run used 6.5 CPU seconds in 5.1 s of wall clock at scale 0.03),
+which two workers cannot, so the unpinned ratio understates what a second core adds.
+
+    .venv/bin/python benchmarks/scale.py --scale 0.01 [--synth-scale 0.005] [--repeat 3] [--pin]
 """
 
 from __future__ import annotations
@@ -34,7 +45,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deltalake import DeltaTable
 
@@ -48,6 +59,9 @@ from rhip.quality import distrib, figures, lakeread, units as quality_units
 
 sys.path.insert(0, str(Path(__file__).parent))
 from quality import FULL_MONTH_ROWS, MONTH, write_lake
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 RESULTS = Path(__file__).parent / "results"
 YEAR_ROWS = 12 * FULL_MONTH_ROWS
@@ -77,61 +91,113 @@ def _rebuild(job: Job, lake: Lake) -> Any:
     return rebuild.compute(job, lake=lake, months=[MONTH], pending=[])
 
 
-def synth_speedup(scale: float, work: Path) -> dict[str, Any]:
-    """`rhip synth` in one process, then on local clusters of 1 and 2 workers: seconds, same bytes."""
+JOBS = {"recount": _recount, "rebuild": _rebuild}
+
+
+def _pin(core: int) -> None:
+    """Every thread of this (worker) process on one core, and the threads it starts later too."""
+    for tid in os.listdir("/proc/self/task"):
+        os.sched_setaffinity(int(tid), {core})
+
+
+def pin_workers(c: Client) -> None:
+    """Each worker process of the cluster on a core of its own (worker k on core k): one worker is one core,
+    its libraries' helper threads (PyArrow's I/O pool, Polars') included."""
+    cores = sorted(os.sched_getaffinity(0))
+    for k, address in enumerate(sorted(c.scheduler_info(n_workers=-1)["workers"])):
+        c.run(_pin, cores[k % len(cores)], workers=[address])
+
+
+def _warm_synth(work: str) -> None:
+    """A tiny synth run in this (worker) process: the job's modules imported and their tables built."""
     from rhip.synth import service as synth
 
-    took: dict[int, float] = {}
-    manifests: dict[int, bytes] = {}
+    out = Path(work) / f"warm-{os.getpid()}"
+    synth.generate(month="2025-03", scale=0.0005, seed=1, out=out, institutions=["H005"])
+    shutil.rmtree(out, ignore_errors=True)
+
+
+def _synth_cold() -> None:
+    """Forget the residents a worker kept from an earlier run of the same seed (each run makes its own)."""
+    from rhip.synth import service as synth
+
+    synth._population.cache_clear()
+
+
+def synth_speedup(scale: float, work: Path, clients: dict[int, Client], repeat: int) -> dict[str, Any]:
+    """`rhip synth` in one process, then on the warmed clusters of 1 and 2 workers, `repeat` rounds:
+    seconds (medians), the median of the rounds' speed-ups, same bytes in every run."""
+    from rhip.synth import service as synth
+
+    _warm_synth(str(work))
+    for c in clients.values():
+        c.run(_warm_synth, str(work))
+    took: dict[int, list[float]] = {0: [], 1: [], 2: []}
+    manifests: set[bytes] = set()
     rows = 0
-    for workers in (0, 1, 2):
-        out = work / f"synth-{workers}"
-        with client(workers=workers or None) as c:
+    for _ in range(repeat):
+        for workers in (0, 1, 2):
+            out = work / f"synth-{workers}"
+            c = clients.get(workers)
+            if c is not None:
+                c.run(_synth_cold)
             t0 = time.perf_counter()
             got = synth.generate(month="2025-03", scale=scale, seed=42, out=out, job=Job(c))
-            took[workers] = time.perf_counter() - t0
-        rows = got.rows
-        manifests[workers] = (out / "manifest.json").read_bytes()
-        print(
-            f"synth    {workers or 'in-process'} worker(s): {took[workers]:6.2f} s, "
-            f"{rows / took[workers] / max(workers, 1):,.0f} rows/s per worker (load {_load()})",
-            flush=True,
-        )
-        shutil.rmtree(out, ignore_errors=True)
-    assert manifests[0] == manifests[1] == manifests[2], "synth output differs between 1 and 2 workers"
-    speedup = took[1] / took[2]
-    print(f"synth: speed-up ×{speedup:.2f} with 2 workers (target ×1.6), the same bytes in all three runs")
+            took[workers].append(time.perf_counter() - t0)
+            rows = got.rows
+            manifests.add((out / "manifest.json").read_bytes())
+            print(
+                f"synth    {workers or 'in-process'} worker(s): {took[workers][-1]:6.2f} s, "
+                f"{rows / took[workers][-1] / max(workers, 1):,.0f} rows/s per worker (load {_load()})",
+                flush=True,
+            )
+            shutil.rmtree(out, ignore_errors=True)
+    assert len(manifests) == 1, "synth output differs between the runs (in-process, 1 and 2 workers)"
+    ratios = [a / b for a, b in zip(took[1], took[2], strict=True)]
+    speedup = statistics.median(ratios)
+    med = {w: statistics.median(t) for w, t in took.items()}
+    print(
+        f"synth: speed-up ×{speedup:.2f} with 2 workers (median of {_ratios(ratios)}; target ×1.6), "
+        "the same bytes in every run"
+    )
     return {
         "scale": scale,
         "rows": rows,
-        "seconds_in_process": round(took[0], 2),
-        "seconds_1_worker": round(took[1], 2),
-        "seconds_2_workers": round(took[2], 2),
+        "seconds_in_process": round(med[0], 2),
+        "seconds_1_worker": round(med[1], 2),
+        "seconds_2_workers": round(med[2], 2),
         "speedup_2_workers": round(speedup, 2),
-        "rows_per_second_per_worker_1": round(rows / took[1]),
-        "rows_per_second_per_worker_2": round(rows / took[2] / 2),
+        "speedups": [round(r, 3) for r in ratios],
+        "rows_per_second_per_worker_1": round(rows / med[1]),
+        "rows_per_second_per_worker_2": round(rows / med[2] / 2),
         "same_bytes": True,
         "load_after": _load(),
     }
 
 
-def _time(fn: Any, job: Job, lake: Lake, repeat: int) -> tuple[float, Any]:
-    runs, got = [], None
-    for _ in range(repeat):
-        # cold: the recount's per-process result cache (keyed by Delta version) would answer a repeat
-        assert job.client is not None
-        job.client.run(lakeread.clear_cache)
-        t0 = time.perf_counter()
-        got = fn(job, lake)
-        runs.append(time.perf_counter() - t0)
-    return statistics.median(runs), got
+def _ratios(ratios: list[float]) -> str:
+    return " ".join(f"×{r:.2f}" for r in ratios)
+
+
+def _time(fn: Any, job: Job, lake: Lake) -> tuple[float, Any]:
+    # cold: the recount's per-process result cache (keyed by Delta version) would answer a repeat
+    assert job.client is not None
+    job.client.run(lakeread.clear_cache)
+    t0 = time.perf_counter()
+    got = fn(job, lake)
+    return time.perf_counter() - t0, got
 
 
 def main() -> None:
     """Write the lake, time both jobs on 1 and 2 workers, print and save the figures."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scale", type=float, default=0.01, help="share of a full month (330 M records)")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=3, help="rounds; each job's speed-up is their median")
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="each worker process on a core of its own (one worker = one core, helper threads included)",
+    )
     parser.add_argument("--synth-scale", type=float, default=0.005, help="scale of the synth run (0: skip)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="rhip-scale-bench-"))
@@ -151,33 +217,44 @@ def main() -> None:
             f"lake: {rows:,} records, {size / 1e6:.0f} MB, written in {written:.0f} s (load {_load()})",
             flush=True,
         )
-        results: dict[str, dict[int, float]] = {"recount": {}, "rebuild": {}}
-        loads: dict[str, str] = {}
-        answers: dict[str, list[Any]] = {"recount": [], "rebuild": []}
-        for workers in (1, 2):
-            with client(workers=workers) as c:
-                assert c is not None
-                job = Job(c)
-                _recount(job, lake)  # warm-up: the workers import the job's modules once
-                for name, fn in (("recount", _recount), ("rebuild", _rebuild)):
-                    loads[f"{name}_{workers}_before"] = _load()
-                    took, got = _time(fn, job, lake, args.repeat)
-                    loads[f"{name}_{workers}_after"] = _load()
-                    results[name][workers] = took
-                    answers[name].append(got)
-                    rate = rows / took / workers
-                    before, after = loads[f"{name}_{workers}_before"], loads[f"{name}_{workers}_after"]
-                    print(
-                        f"{name:8s} {workers} worker(s): {took:6.2f} s, {rate:,.0f} records/s per worker "
-                        f"(load {before} → {after})",
-                        flush=True,
-                    )
-        assert answers["recount"][0] == answers["recount"][1], "the recount differs between 1 and 2 workers"
+        runs: dict[str, dict[int, list[float]]] = {name: {1: [], 2: []} for name in JOBS}
+        loads: dict[str, list[str]] = {}
+        answers: dict[str, list[Any]] = {name: [] for name in JOBS}
+        with client(workers=1) as one, client(workers=2) as two:
+            assert one is not None and two is not None
+            clients = {1: one, 2: two}
+            if args.pin:
+                for c in clients.values():
+                    pin_workers(c)
+            jobs = {w: Job(c) for w, c in clients.items()}
+            for job in jobs.values():
+                _recount(job, lake)  # warm-up: the workers import the jobs' modules once
+                _rebuild(job, lake)
+            for _ in range(args.repeat):
+                for name, fn in JOBS.items():
+                    for workers, job in jobs.items():
+                        before = _load()
+                        took, got = _time(fn, job, lake)
+                        loads.setdefault(f"{name}_{workers}", []).append(f"{before}→{_load()}")
+                        runs[name][workers].append(took)
+                        answers[name].append(got)
+                        print(
+                            f"{name:8s} {workers} worker(s): {took:6.2f} s, "
+                            f"{rows / took / workers:,.0f} records/s per worker (load {before} → {_load()})",
+                            flush=True,
+                        )
+            synth_out = (
+                synth_speedup(args.synth_scale, work, clients, args.repeat) if args.synth_scale > 0 else None
+            )
+        results = {name: {w: statistics.median(t) for w, t in by.items()} for name, by in runs.items()}
+        ratios = {name: [a / b for a, b in zip(by[1], by[2], strict=True)] for name, by in runs.items()}
+        assert all(a == answers["recount"][0] for a in answers["recount"]), "the recount differs between runs"
         out: dict[str, Any] = {
             "scale": args.scale,
             "records": rows,
             "lake_mb": round(size / 1e6),
             "repeats": args.repeat,
+            "pinned": args.pin,
             "cpus": os.cpu_count(),
             "loads": loads,
             "target_speedup_2_workers": 1.6,
@@ -185,11 +262,12 @@ def main() -> None:
         }
         for name, t in results.items():
             rate = {w: rows / t[w] / w for w in (1, 2)}  # records per second per worker
-            speedup = t[1] / t[2]
+            speedup = statistics.median(ratios[name])
             out[name] = {
                 "seconds_1_worker": round(t[1], 3),
                 "seconds_2_workers": round(t[2], 3),
                 "speedup_2_workers": round(speedup, 2),
+                "speedups": [round(r, 3) for r in ratios[name]],
                 "records_per_second_per_worker_1": round(rate[1]),
                 "records_per_second_per_worker_2": round(rate[2]),
                 # from each measured rate: the 1-worker one is the optimistic bound, the 2-worker one (the two
@@ -207,14 +285,15 @@ def main() -> None:
             }
             m, y = out[name]["month_hours"], out[name]["year_hours"]
             print(
-                f"{name}: speed-up ×{speedup:.2f} with 2 workers (target ×1.6, load above); "
+                f"{name}: speed-up ×{speedup:.2f} with 2 workers (median of {_ratios(ratios[name])}; "
+                "target ×1.6, load above); "
                 f"a full month on 8 / 32 workers {m['8_workers_rate_1']}–{m['8_workers_rate_2']} / "
                 f"{m['32_workers_rate_1']}–{m['32_workers_rate_2']} h, "
                 f"a year {y['8_workers_rate_1']}–{y['8_workers_rate_2']} / "
                 f"{y['32_workers_rate_1']}–{y['32_workers_rate_2']} h"
             )
-        if args.synth_scale > 0:
-            out["synth"] = synth_speedup(args.synth_scale, work)
+        if synth_out is not None:
+            out["synth"] = synth_out
         RESULTS.mkdir(parents=True, exist_ok=True)
         path = RESULTS / "scale.json"
         path.write_text(json.dumps(out, ensure_ascii=False, indent=2), encoding="utf-8")

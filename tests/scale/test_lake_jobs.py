@@ -13,7 +13,7 @@ from deltalake import DeltaTable, write_deltalake
 
 from rhip.errors import Invalid
 from rhip.intake import compactjob
-from rhip.lake.cluster import Job, check_readable, org_ranges
+from rhip.lake.cluster import Job, check_readable, org_ranges, weighted_ranges
 from rhip.lake.store import Lake
 from tests.scale.conftest import MONTH
 
@@ -63,3 +63,15 @@ def test_org_ranges_cover_every_code_in_balanced_parts(tmp_path: Path) -> None:
     four = org_ranges([DeltaTable(path)], 4)
     assert four[0][0] is None and four[-1][1] is None
     assert all(a[1] == b[0] for a, b in itertools.pairwise(four))
+
+
+def test_weighted_ranges_cut_only_between_files(tmp_path: Path) -> None:
+    path = str(tmp_path / "sorted")
+    # two files of several institutions each, as a compaction sorted by institution writes them
+    write_deltalake(path, pa.table({"org_code": ["A"] * 50 + ["B"] * 50}), mode="append")
+    write_deltalake(path, pa.table({"org_code": ["C"] * 30 + ["D"] * 10}), mode="append")
+    dt = DeltaTable(path)
+    assert weighted_ranges([dt], 4) == [((None, "C"), 100), (("C", None), 40)]
+    assert weighted_ranges([dt], 1) == [((None, None), 140)]
+    # the recount's ranges may also cut at a file's last code (DuckDB skips the others' rows cheaply)
+    assert org_ranges([dt], 4) == [(None, "B"), ("B", "C"), ("C", "D"), ("D", None)]

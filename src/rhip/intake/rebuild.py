@@ -48,8 +48,8 @@ from rhip.lake.cluster import (
     Job,
     OrgRange,
     check_readable,
-    org_ranges,
     tables_of,
+    weighted_ranges,
     worker_threads,
 )
 from rhip.lake.store import Lake
@@ -128,14 +128,22 @@ def _table_task(
     ]
     wanted += [c for c in (ds.amount, ds.person) if c]
     columns = [c for c in dict.fromkeys(wanted) if c in names]
-    # every changed key's versions, whatever their month; then the months' rows (for upload days the
-    # month before too: a real-time record collected in a month may have its event in the one before)
-    changed = _read(dataset, columns, _filter(orgs, pending, pads.field("_op") >= OP_UPDATE))
+    # the months' rows (for upload days the month before too: a real-time record collected in a month may
+    # have its event in the one before), then every changed key's versions, whatever their month: those of
+    # the months read are taken from their rows, only the other months' partitions are read for them (each
+    # file is decoded once)
+    is_changed = pads.field("_op") >= OP_UPDATE
     if months is None:
         stored = _read(dataset, columns, _filter(orgs, pending, None))
+        changed = stored.filter(pl.col("_op") >= OP_UPDATE)
     else:
         around = sorted({*months, *(month_math.shift(m, -1) for m in months)})
         stored = _read(dataset, columns, _filter(orgs, pending, pads.field("_month").isin(around)))
+        elsewhere = _filter(orgs, pending, is_changed & ~pads.field("_month").isin(around))
+        changed = pl.concat(
+            [stored.filter(pl.col("_op") >= OP_UPDATE), _read(dataset, columns, elsewhere)],
+            how="vertical_relaxed",
+        )
     latest = changed.sort([*_ORDER]).unique(["org_code", "_key"], keep="last", maintain_order=True)
     fresh = stored.filter(pl.col("_op") == OP_NEW).join(
         latest.select("org_code", "_key"), on=["org_code", "_key"], how="anti"
@@ -161,10 +169,19 @@ def compute(job: Job, *, lake: Lake, months: list[str] | None, pending: list[str
         month_math.check(m)
     tables = [ds.name for ds in catalogue.datasets() if lake.exists(data_table(ds.name))]
     items: list[tuple[str, OrgRange]] = []
+    rows: list[int] = []
+    # the tables are tasks already: a table is cut into ranges only as far as the workers need more tasks
+    # (an institution spanning two of a sorted table's files has both decoded by the tasks on either side)
+    per_table = -(-job.workers * TASKS_PER_WORKER // max(1, len(tables)))
     for table in tables:
-        ranges = org_ranges(tables_of(lake, [data_table(table)]), job.workers * TASKS_PER_WORKER)
-        items += [(table, r) for r in ranges]
-    parts = job.run(_table_task, items, lake=lake, months=months, pending=pending)
+        for r, n in weighted_ranges(tables_of(lake, [data_table(table)]), per_table):
+            items.append((table, r))
+            rows.append(n)
+    # the largest tasks first, so the workers finish together on the small ones; the results in `items` order
+    order = sorted(range(len(items)), key=lambda i: (-rows[i], i))
+    done = job.run(_table_task, [items[i] for i in order], lake=lake, months=months, pending=pending)
+    by_item = dict(zip(order, done, strict=True))
+    parts = [by_item[i] for i in range(len(items))]
 
     def joined(i: int) -> pl.DataFrame:
         frames = [f for f in (p[i] for p in parts) if f is not None and f.height]

@@ -93,32 +93,48 @@ def org_ranges(tables: list[DeltaTable], parts: int) -> list[OrgRange]:
     """At most `parts` ranges of institution codes covering every code, of about equal rows in `tables`
     (cut between the first codes of their files, from the Delta log's statistics: an upload batch is one
     institution's, so a range's task opens only its institutions' files)."""
+    return [r for r, _rows in weighted_ranges(tables, parts, inside_files=True)]
+
+
+def weighted_ranges(
+    tables: list[DeltaTable], parts: int, *, inside_files: bool = False
+) -> list[tuple[OrgRange, int]]:
+    """`org_ranges` with each range's rows (from the same statistics: a file counted at its first code).
+
+    Without `inside_files` a range is only cut at a file's first code, never inside a file: a file of
+    several institutions (as a compaction sorted by institution writes) is often one row group, and a
+    reader that prunes by row group (a PyArrow dataset) would decode all of it in both tasks. DuckDB skips
+    the other institutions' rows of a sorted row group cheaply, so the recount also cuts at files' last codes.
+    """
     weight: dict[str, int] = {}
     for dt in tables:
         actions = dt.get_add_actions(flatten=True)
         if "min.org_code" not in actions.column_names:
             continue
-        rows = actions.column("num_records").to_pylist()
+        counts = actions.column("num_records").to_pylist()
         lows, highs = actions.column("min.org_code").to_pylist(), actions.column("max.org_code").to_pylist()
-        for lo, hi, n in zip(lows, highs, rows, strict=True):
+        for lo, hi, n in zip(lows, highs, counts, strict=True):
             if lo is not None:
                 weight[str(lo)] = weight.get(str(lo), 0) + int(n or 0)
-            if hi is not None:
+            if hi is not None and inside_files:
                 weight.setdefault(str(hi), 0)
     codes = sorted(weight)
     if parts <= 1 or len(codes) <= 1:
-        return [(None, None)]
+        return [((None, None), sum(weight.values()))]
     sizes = {c: max(1, weight[c]) for c in codes}
     total = sum(sizes.values())
     cuts: list[str] = []
+    rows = [0]
     acc = 0
     for code in codes:
         # a cut before `code` when the next share of the total ends in its first half
         if acc and len(cuts) < parts - 1 and acc + sizes[code] / 2 >= total * (len(cuts) + 1) / parts:
             cuts.append(code)
+            rows.append(0)
         acc += sizes[code]
+        rows[-1] += weight[code]
     bounds: list[str | None] = [None, *cuts, None]
-    return [(bounds[i], bounds[i + 1]) for i in range(len(bounds) - 1)]
+    return [((bounds[i], bounds[i + 1]), rows[i]) for i in range(len(bounds) - 1)]
 
 
 def scheduler_address(option: str | None) -> str | None:

@@ -27,6 +27,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from rhip.errors import Invalid
-from rhip.lake.cluster import Job
+from rhip.lake.cluster import TASK_RETRIES, Job
 from rhip.registry import catalogue
 from rhip.synth import calibration, city, defects, residents, tables, usage, vec
 from rhip.synth.defects import DefectRates
@@ -112,8 +113,8 @@ def generate(
 
     `institutions` (机构代码) limits the output to those units; each unit's files are the same bytes
     as in a full run, since every random draw is keyed by seed, unit and table. With a `job` on a Dask
-    cluster the units are generated in groups on its workers and the ground truth is joined in the units'
-    order: the output is byte-for-byte the single process's.
+    cluster every unit is a task that writes its files on a worker (the largest first) and the ground truth
+    is joined in the units' order: the output is byte-for-byte the single process's.
     """
     out = Path(out)
     _check_args(month, scale, out, gbk_share)
@@ -129,13 +130,11 @@ def generate(
             raise Invalid(f"本月没有这些接入单位：{'、'.join(sorted(unknown))}", code="unknown-institution")
         plans = [p for p in plans if p.code in wanted]
     n_res = max(MIN_RESIDENTS, round(scale * RESIDENTS_PER_SCALE))
-    pop = residents.make(n_res, ref_day=m.start_day, seed=seed)
 
     uploads = out / "uploads"
     if uploads.exists():
         for p in sorted(uploads.rglob("*.csv")):
             p.unlink()
-    pq.write_table(pop.table(), out / "residents.parquet")
     total = sum(p.target.uploads for p in plans)
 
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -144,6 +143,8 @@ def generate(
     ) as progress:
         task = progress.add_task(f"合成 {month}", total=total)
         if job is None or job.client is None:
+            pop = residents.make(n_res, ref_day=m.start_day, seed=seed)
+            pq.write_table(pop.table(), out / "residents.parquet")
             truth = Truth(out / "ground_truth")
             part = _units(
                 plans,
@@ -157,23 +158,12 @@ def generate(
             parts = [part]
             truth.close()
         else:
-            groups = _groups(plans, 4 * job.workers)
-            job.progress = lambda done, _total: progress.update(
+            job.progress = lambda done, n: progress.update(
                 task,
-                description=f"合成 {month} · {done}/{len(groups)} 组（{job.workers} 个进程）",
-                completed=total * done // len(groups),
+                description=f"合成 {month} · {done}/{n} 个单位（{job.workers} 个进程）",
+                completed=total * done // max(n, 1),
             )
-            shutil.rmtree(out / "ground_truth" / ".parts", ignore_errors=True)  # a stopped run's
-            parts = job.run(
-                _group_task,
-                list(enumerate(groups)),
-                month=month,
-                seed=seed,
-                rates=rates,
-                out=out,
-                n_res=n_res,
-            )
-            merge_parts(out / "ground_truth", [_part_dir(out, i) for i in range(len(groups))], parts)
+            parts = _on_cluster(job, plans, month=month, seed=seed, rates=rates, out=out, n_res=n_res)
         progress.update(task, description=f"合成 {month} · 完成", completed=total)
     entries = [e for part in parts for e in part.entries]
     units = [u for part in parts for u in part.units]
@@ -291,36 +281,56 @@ def _units(
     return part
 
 
-def _groups(plans: Sequence[city.Plan], n: int) -> list[list[city.Plan]]:
-    """Consecutive groups of units (the output's order), of about equal rows, at most `n`."""
-    total = sum(p.target.uploads for p in plans) or 1
-    groups: list[list[city.Plan]] = [[]]
-    acc = 0
-    for p in plans:
-        if groups[-1] and acc >= total * len(groups) / n:
-            groups.append([])
-        groups[-1].append(p)
-        acc += p.target.uploads
-    return groups
+@lru_cache(maxsize=1)
+def _population(n_res: int, start_day: int, seed: int) -> residents.Residents:
+    """The city's residents on a worker, kept for its next tasks of the run (one population at most)."""
+    return residents.make(n_res, ref_day=start_day, seed=seed)
+
+
+def _on_cluster(
+    job: Job, plans: Sequence[city.Plan], *, month: str, seed: int, rates: DefectRates, out: Path, n_res: int
+) -> list[Part]:
+    """Every unit a task of its own, the largest first (the workers finish together on the small ones);
+    the residents' file written by a worker too, so this process only joins the parts."""
+    assert job.client is not None
+    shutil.rmtree(out / "ground_truth" / ".parts", ignore_errors=True)  # a stopped run's
+    pop_file = job.client.submit(
+        _residents_task, month=month, seed=seed, out=out, n_res=n_res, retries=TASK_RETRIES, pure=False
+    )
+    order = sorted(range(len(plans)), key=lambda i: (-plans[i].target.uploads, i))
+    got = job.run(
+        _unit_task, [(i, plans[i]) for i in order], month=month, seed=seed, rates=rates, out=out, n_res=n_res
+    )
+    pop_file.result()
+    by_unit = dict(zip(order, got, strict=True))
+    parts = [by_unit[i] for i in range(len(plans))]
+    merge_parts(out / "ground_truth", [_part_dir(out, i) for i in range(len(plans))], parts)
+    return parts
+
+
+def _residents_task(*, month: str, seed: int, out: Path, n_res: int) -> None:
+    """residents.parquet, written on a worker."""
+    pop = _population(n_res, city.Month.of(month).start_day, seed)
+    pq.write_table(pop.table(), out / "residents.parquet")
 
 
 def _part_dir(out: Path, i: int) -> Path:
     return out / "ground_truth" / ".parts" / f"{i:04d}"
 
 
-def _group_task(
-    item: tuple[int, list[city.Plan]], *, month: str, seed: int, rates: DefectRates, out: Path, n_res: int
+def _unit_task(
+    item: tuple[int, city.Plan], *, month: str, seed: int, rates: DefectRates, out: Path, n_res: int
 ) -> Part:
-    """One cluster task: a group of units' files, the truth in a part folder of its own (a retried task
-    starts that folder again, and rewrites the same files with the same bytes)."""
-    i, plans = item
+    """One cluster task: a unit's files written to the output folder, its truth in a part folder of its
+    own (a retried task starts that folder again, and rewrites the same files with the same bytes); only
+    the small summaries come back."""
+    i, plan = item
     m = city.Month.of(month)
-    pop = residents.make(n_res, ref_day=m.start_day, seed=seed)
     truth = Truth(_part_dir(out, i))
     part = _units(
-        plans,
+        [plan],
         run=Run(out=out, month=m, seed=seed, rates=rates, truth=truth),
-        pop=pop,
+        pop=_population(n_res, m.start_day, seed),
         factors=_factors(rates),
     )
     truth.close(tables_file=False)
@@ -337,9 +347,14 @@ def merge_parts(root: Path, dirs: list[Path], parts: list[Part]) -> None:
     ):
         with pq.ParquetWriter(root / name, schema) as w:
             for d in dirs:
+                # one read of the part, then its row groups written back as they were cut
                 pf = pq.ParquetFile(d / name)
+                whole = pf.read()
+                at = 0
                 for g in range(pf.num_row_groups):
-                    w.write_table(pf.read_row_group(g))
+                    n = pf.metadata.row_group(g).num_rows
+                    w.write_table(whole.slice(at, n))
+                    at += n
     Truth.write_tables(root, [r for part in parts for r in part.truth_tables])
     shutil.rmtree(root / ".parts")
 
