@@ -208,3 +208,41 @@ def test_a_frozen_card_records_no_use_and_a_dynamic_code_is_one_statement(
 
 def _secret(client: TestClient) -> str:
     return str(client.app.state.settings.resolved_secret_key)  # type: ignore[attr-defined]
+
+
+def test_a_client_gone_before_its_body_is_a_quiet_400_and_nothing_is_posted(
+    client: TestClient, terminal: Callable[..., tuple[str, str]], db: Database
+) -> None:
+    """A terminal that drops the connection before its body arrives (wrk stopping, a cancelled request):
+    the body read raises Starlette's ClientDisconnect, which is answered 400 `client-disconnected` (to nobody)
+    instead of an unhandled exception in the server's log, and no transaction is recorded."""
+    import asyncio
+
+    from sqlalchemy import func
+
+    from rhip.selfservice.models import TerminalTransaction
+
+    _code, key = terminal(HOSPITAL)
+    with db.session() as s:
+        before = s.scalar(select(func.count()).select_from(TerminalTransaction))
+    sent: list[dict[str, object]] = []
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": "/api/v1/selfservice/transactions", "raw_path": b"/api/v1/selfservice/transactions",
+        "query_string": b"", "root_path": "", "client": ("127.0.0.1", 5), "server": ("testserver", 80),
+        "headers": [(b"content-type", b"application/json"), (b"content-length", b"80"),
+                    (b"x-terminal-key", key.encode())],
+    }  # fmt: skip
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    asyncio.run(client.app(scope, receive, send))  # type: ignore[arg-type]
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")  # type: ignore[misc]
+    assert start["status"] == 400 and b"client-disconnected" in body
+    with db.session() as s:
+        assert s.scalar(select(func.count()).select_from(TerminalTransaction)) == before

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.exc import DataError, IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from rhip.errors import RhipError
 from rhip.security import masking
@@ -156,6 +157,13 @@ def install(app: FastAPI) -> None:
         if _wants_html(request):
             return _html_error(request, 409, title, detail)
         return problem(409, title, detail, code="conflict-race", instance=_path(request))
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, exc: ClientDisconnect) -> Response:
+        # the client closed the connection before its body arrived (a cancelled upload, a load generator
+        # stopping): nothing was read, so nothing was done; the answer goes nowhere and it is not our error
+        log.info("client disconnected before the request body arrived", extra={"path": _path(request)})
+        return problem(400, "请求未完成", "客户端在请求体传完之前断开了连接", code="client-disconnected")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
