@@ -117,11 +117,16 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         gc.unfreeze()
 
     if migrate:
-        upgrade(settings.resolved_database_url)
+        from rhip.db.locks import db_lock
         from rhip.registry import service as registry_service
 
-        with db.session() as s, s.begin():
-            registry_service.ensure_loaded(s)
+        # `rhip serve --workers N` starts N processes at once: one migrates and loads the registry while
+        # the others wait, then find it done (two loading an empty registry at once broke a unique key and
+        # one worker died at start)
+        with db_lock(db.engine, "rhip-startup"):
+            upgrade(settings.resolved_database_url)
+            with db.session() as s, s.begin():
+                registry_service.ensure_loaded(s)
 
     app = FastAPI(
         title="rhip 区域全民健康信息平台",
