@@ -319,13 +319,7 @@ def ingest_month(
                     way_seconds["realtime"] += time.perf_counter() - t0
                 bar.advance(task)
         seconds = time.perf_counter() - started
-        compacted: dict[str, tuple[int, int]] = {}
-        compact_seconds = 0.0
-        if compact:
-            # later readers (quality figures, the bulletin) then open a few files per table, not hundreds
-            t0 = time.perf_counter()
-            compacted = store.compact(lake)
-            compact_seconds = time.perf_counter() - t0
+        compacted, compact_seconds = _compacted(lake, compact)
     finally:
         reader.shutdown(wait=True, cancel_futures=True)
         shutil.rmtree(work, ignore_errors=True)
@@ -346,6 +340,15 @@ def ingest_month(
         "way_records": dict(way_records),
         "workers": 1,
     }
+
+
+def _compacted(lake: Lake, compact: bool) -> tuple[dict[str, tuple[int, int]], float]:
+    """The one compaction after the month's intake (when asked) and its seconds: later readers (quality
+    figures, the bulletin) then open a few files per table, not hundreds."""
+    if not compact:
+        return {}, 0.0
+    t0 = time.perf_counter()
+    return store.compact(lake), time.perf_counter() - t0
 
 
 _SENDER: list[FhirSender] = []  # a worker process's FHIR sender, made once from the factory
@@ -416,12 +419,7 @@ def _side_by_side(
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     seconds = time.perf_counter() - started
-    compacted: dict[str, tuple[int, int]] = {}
-    compact_seconds = 0.0
-    if compact:
-        t0 = time.perf_counter()
-        compacted = store.compact(lake)
-        compact_seconds = time.perf_counter() - t0
+    compacted, compact_seconds = _compacted(lake, compact)
     return {
         **merged,
         "totals": totals,
