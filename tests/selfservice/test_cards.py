@@ -122,7 +122,13 @@ def test_hmac_sm3_matches_the_pure_python_sm3() -> None:
 
 def _events(db: Database, action: str, since: int) -> list[AuditEvent]:
     with db.session() as s:
-        return list(s.scalars(select(AuditEvent).where(AuditEvent.action == action, AuditEvent.id > since)))
+        return list(
+            s.scalars(
+                select(AuditEvent)
+                .where(AuditEvent.action == action, AuditEvent.id > since)
+                .order_by(AuditEvent.id)
+            )
+        )
 
 
 def _last_id(db: Database) -> int:
