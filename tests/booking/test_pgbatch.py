@@ -92,7 +92,9 @@ def _slots(db: Database, *, capacity: int, n: int, dept: str = "03.04") -> list[
     with db.session() as s:
         sched = schedule(s, day=DAY, hospital_code=SECONDARY, capacity=capacity, department_code=dept)
         with s.begin():
-            return [x.id for x in s.scalars(select(Slot).where(Slot.schedule_id == sched.id))][:n]
+            return [
+                x.id for x in s.scalars(select(Slot).where(Slot.schedule_id == sched.id).order_by(Slot.id))
+            ][:n]
 
 
 async def _book(

@@ -202,7 +202,9 @@ def test_regrading_keeps_history_is_audited_and_opens_the_case(session: Session)
             ("mch.risk.regrade", "green", "orange"),
             ("mch.risk.regrade", "orange", "red"),
         ]
-        history = session.scalars(select(RiskAssessment).where(RiskAssessment.pregnancy_id == p.id)).all()
+        history = session.scalars(
+            select(RiskAssessment).where(RiskAssessment.pregnancy_id == p.id).order_by(RiskAssessment.id)
+        ).all()
         assert [h.colour for h in history] == ["green", "orange", "red"]
 
 

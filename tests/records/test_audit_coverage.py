@@ -102,7 +102,9 @@ def test_refused_reads_are_logged_and_answer_nothing(
         r = client.get(path, headers=stranger)
         assert r.status_code == 403 and city.org_a not in r.text
     with db.session() as s, s.begin():
-        rows = s.scalars(select(AccessLog).where(AccessLog.actor == "dr-stranger")).all()
+        rows = s.scalars(
+            select(AccessLog).where(AccessLog.actor == "dr-stranger").order_by(AccessLog.id)
+        ).all()
     assert [(x.action, x.outcome, x.basis) for x in rows] == [
         ("view", "refused", "none"),
         ("fhir-Condition", "refused", "none"),
