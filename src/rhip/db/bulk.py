@@ -15,14 +15,61 @@ def fill(conn: Connection, table: str, columns: Sequence[str], rows: Iterable[Se
     assert raw is not None
     cols = ", ".join(f'"{c}"' for c in columns)
     if conn.dialect.name == "postgresql":
-        with raw.cursor() as cur, cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:  # type: ignore[attr-defined]
-            for row in rows:
-                copy.write_row(row)
+        with raw.cursor() as cur:  # type: ignore[attr-defined]
+            _copy(cur, table, cols, rows)
         return
     marks = ", ".join("?" for _ in columns)
+    _many(conn, f"INSERT INTO {table} ({cols}) VALUES ({marks})", rows)
+
+
+def _copy(cur: Any, table: str, cols: str, rows: Iterable[Sequence[Any]]) -> None:
+    """The rows COPYed into `table` on psycopg's cursor."""
+    with cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def _many(conn: Connection, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+    """One driver-level executemany of `sql` over the rows."""
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
     cur = raw.cursor()
     try:
         # streamed to the driver, not listed first: a million live tuples set off repeated full GCs
-        cur.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", rows)  # type: ignore[arg-type]
+        cur.executemany(sql, rows)  # type: ignore[arg-type]
     finally:
         cur.close()
+
+
+def upsert(
+    conn: Connection, table: str, columns: Sequence[str], key: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> None:
+    """Insert rows, or replace the row with the same `key` (a unique constraint of `table`); rows hold no
+    two with one key. PostgreSQL: COPY into a temporary table, then one INSERT … ON CONFLICT; SQLite: the
+    driver's executemany of the INSERT … ON CONFLICT."""
+    cols = ", ".join(f'"{c}"' for c in columns)
+    keys = ", ".join(f'"{c}"' for c in key)
+    sets = ", ".join(f'"{c}" = excluded."{c}"' for c in columns if c not in key)
+    conflict = f"ON CONFLICT ({keys}) DO UPDATE SET {sets}"
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    if conn.dialect.name == "postgresql":
+        stage = f"stage_{table}"
+        with raw.cursor() as cur:  # type: ignore[attr-defined]
+            cur.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DROP "
+                f"AS SELECT {cols} FROM {table} WITH NO DATA"
+            )
+            _copy(cur, stage, cols, rows)
+            cur.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {stage} {conflict}")
+            cur.execute(f"TRUNCATE {stage}")
+        return
+    marks = ", ".join("?" for _ in columns)
+    _many(conn, f"INSERT INTO {table} ({cols}) VALUES ({marks}) {conflict}", rows)
+
+
+def delete_keys(conn: Connection, table: str, key: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Delete the rows whose `key` columns equal each given tuple (one indexed lookup each)."""
+    mark = "%s" if conn.dialect.name == "postgresql" else "?"
+    where = " AND ".join(f'"{c}" = {mark}' for c in key)
+    _many(conn, f"DELETE FROM {table} WHERE {where}", rows)
