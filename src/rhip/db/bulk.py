@@ -11,15 +11,20 @@ from sqlalchemy import Connection
 
 def fill(conn: Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     """Append rows (tuples in `columns` order) to `table`; names are ours, never user input."""
-    raw = conn.connection.dbapi_connection
-    assert raw is not None
     cols = ", ".join(f'"{c}"' for c in columns)
     if conn.dialect.name == "postgresql":
-        with raw.cursor() as cur:  # type: ignore[attr-defined]
+        with _raw(conn).cursor() as cur:
             _copy(cur, table, cols, rows)
         return
     marks = ", ".join("?" for _ in columns)
     _many(conn, f"INSERT INTO {table} ({cols}) VALUES ({marks})", rows)
+
+
+def _raw(conn: Connection) -> Any:
+    """The driver's own connection under the session's (same transaction)."""
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    return raw
 
 
 def _copy(cur: Any, table: str, cols: str, rows: Iterable[Sequence[Any]]) -> None:
@@ -31,12 +36,10 @@ def _copy(cur: Any, table: str, cols: str, rows: Iterable[Sequence[Any]]) -> Non
 
 def _many(conn: Connection, sql: str, rows: Iterable[Sequence[Any]]) -> None:
     """One driver-level executemany of `sql` over the rows."""
-    raw = conn.connection.dbapi_connection
-    assert raw is not None
-    cur = raw.cursor()
+    cur = _raw(conn).cursor()
     try:
         # streamed to the driver, not listed first: a million live tuples set off repeated full GCs
-        cur.executemany(sql, rows)  # type: ignore[arg-type]
+        cur.executemany(sql, rows)
     finally:
         cur.close()
 
@@ -51,11 +54,9 @@ def upsert(
     keys = ", ".join(f'"{c}"' for c in key)
     sets = ", ".join(f'"{c}" = excluded."{c}"' for c in columns if c not in key)
     conflict = f"ON CONFLICT ({keys}) DO UPDATE SET {sets}"
-    raw = conn.connection.dbapi_connection
-    assert raw is not None
     if conn.dialect.name == "postgresql":
         stage = f"stage_{table}"
-        with raw.cursor() as cur:  # type: ignore[attr-defined]
+        with _raw(conn).cursor() as cur:
             cur.execute(
                 f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DROP "
                 f"AS SELECT {cols} FROM {table} WITH NO DATA"

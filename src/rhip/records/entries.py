@@ -44,12 +44,16 @@ KEY = ("institution_code", "source", "business_key")
 
 Frames = Callable[[str, Iterable[str]], "pl.DataFrame | None"]
 
-# a member whose value is null or "" (the encoder writes both; an entry's detail leaves them out). A `,"`
-# or a `{"` is never inside a JSON string (its quotes are escaped), so these match members only.
-_MEMBER_AFTER = r',"[A-Za-z_0-9]+":(?:null|"")'
-_MEMBER_FIRST = r'^\{"[A-Za-z_0-9]+":(?:null|""),?'
-_NULL_AFTER = r',"[A-Za-z_0-9]+":null'
-_NULL_FIRST = r'^\{"[A-Za-z_0-9]+":null,?'
+
+def _empty_member(values: str) -> tuple[str, str]:
+    """Patterns of a member whose value is one of `values` (the encoder writes null and ""; an entry's detail
+    leaves them out): any member after the first, and the first. A `,"` or a `{"` is never inside a JSON
+    string (its quotes are escaped), so these match members only."""
+    return rf',"[A-Za-z_0-9]+":(?:{values})', rf'^\{{"[A-Za-z_0-9]+":(?:{values}),?'
+
+
+_DROP_EMPTY = _empty_member('null|""')
+_DROP_NULL = _empty_member("null")
 
 
 def placeholders(template: str) -> list[str]:
@@ -119,7 +123,7 @@ def _json_object(df: pl.DataFrame, fields: Iterable[str], *, drop_empty: bool) -
     if not present:
         return pl.lit("{}")
     encoded = pl.struct([_value(df, f).alias(f) for f in present]).struct.json_encode()
-    after, first = (_MEMBER_AFTER, _MEMBER_FIRST) if drop_empty else (_NULL_AFTER, _NULL_FIRST)
+    after, first = _DROP_EMPTY if drop_empty else _DROP_NULL
     # every member after the first, then the first (the only one left that can be empty)
     return encoded.str.replace_all(after, "").str.replace(first, "{")
 

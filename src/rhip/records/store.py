@@ -138,10 +138,7 @@ def stored_frames(stored: Mapping[str, pl.DataFrame]) -> Frames:
 def _db_rows(df: pl.DataFrame, dialect: str) -> Iterator[tuple[Any, ...]]:
     """Entries as the driver takes them: times as the text SQLAlchemy stores (SQLite) or timestamptz text."""
     fmt = "%Y-%m-%d %H:%M:%S%.6f" + ("+00:00" if dialect == "postgresql" else "")
-    out = df.with_columns(pl.col("occurred_at", "updated_at").dt.to_string(fmt))
-    if dialect != "postgresql":
-        out = out.with_columns(pl.col("abnormal").cast(pl.Int8))
-    return out.iter_rows()
+    return df.with_columns(pl.col("occurred_at", "updated_at").dt.to_string(fmt)).iter_rows()
 
 
 def _write(session: Session, frames: Frames) -> int:
@@ -155,6 +152,8 @@ def _write(session: Session, frames: Frames) -> int:
         if gone is not None and gone.height:
             bulk.delete_keys(conn, table, entries.KEY, gone.iter_rows())
         if got is not None and got.height:
+            # keys are unique per source after `entries.latest`, but for two business keys that share their
+            # first 200 characters; one INSERT … ON CONFLICT may not touch a row twice on PostgreSQL
             got = got.unique(subset=list(entries.KEY), keep="last", maintain_order=True)
             bulk.upsert(conn, table, entries.COLUMNS, entries.KEY, _db_rows(got, conn.dialect.name))
             written += got.height
