@@ -39,6 +39,7 @@ from rhip.booking.rules import Rules
 from rhip.booking.soldout import forget_full, remember_full
 from rhip.clock import now
 from rhip.db.engine import Database
+from rhip.db.loops import PerLoop
 from rhip.security.service import Principal
 
 log = logging.getLogger(__name__)
@@ -283,30 +284,23 @@ async def _send_alone(conn: psycopg.AsyncConnection[Any], entry: Entry, fut: asy
         return
 
 
-_BATCHERS: dict[str, Batcher] = {}
-
-
-def _batcher(url: str) -> Batcher:
-    loop = asyncio.get_running_loop()
-    found = _BATCHERS.get(url)
-    if found is None or found.loop is not loop:
-        if found is not None:
-            found.abandon()
-        conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-        found = _BATCHERS[url] = Batcher(conninfo, loop)
-        found.start_listening()
+def _new_batcher(url: str, loop: asyncio.AbstractEventLoop) -> Batcher:
+    conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    found = Batcher(conninfo, loop)
+    found.start_listening()
     return found
 
 
+_BATCHERS: PerLoop[Batcher] = PerLoop(_new_batcher)
+
+
+def _batcher(url: str) -> Batcher:
+    return _BATCHERS.get(url)
+
+
 async def close_all() -> None:
-    """Close this process's booking connections (the app's shutdown)."""
-    loop = asyncio.get_running_loop()
-    for url, b in list(_BATCHERS.items()):
-        if b.loop is loop:
-            await b.close()
-        else:
-            b.abandon()
-        del _BATCHERS[url]
+    """Close the running loop's booking connections (the app's shutdown)."""
+    await _BATCHERS.close_running()
 
 
 async def book(
@@ -355,8 +349,7 @@ def listening(db: Database) -> bool:
     The listener connects after the process's first booking on a loop; until it is live, a slot-full
     answer is not remembered (a place returned meanwhile would go unseen).
     """
-    found = _BATCHERS.get(db.url)
-    return found is not None and found._live
+    return any(found._live for found in _BATCHERS.of_url(db.url))
 
 
 def batched(db: Database) -> bool:
@@ -381,11 +374,5 @@ class Blocking:
     def close(self) -> None:
         """Close this loop's connections, then the loop."""
 
-        async def close_mine() -> None:
-            for url, b in list(_BATCHERS.items()):
-                if b.loop is self.loop:
-                    await b.close()
-                    del _BATCHERS[url]
-
-        self.loop.run_until_complete(close_mine())
+        self.loop.run_until_complete(_BATCHERS.close_running())
         self.loop.close()

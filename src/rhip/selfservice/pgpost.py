@@ -23,6 +23,7 @@ import psycopg
 from sqlalchemy.engine import make_url
 
 from rhip.db.engine import Database
+from rhip.db.loops import PerLoop
 
 log = logging.getLogger(__name__)
 CONNECTIONS = 2
@@ -152,29 +153,18 @@ def _answer(
             fut.set_result(ids.pop((row[0], row[2]), None))
 
 
-_BATCHERS: dict[str, Batcher] = {}
+def _new_batcher(url: str, loop: asyncio.AbstractEventLoop) -> Batcher:
+    return Batcher(make_url(url).set(drivername="postgresql").render_as_string(hide_password=False), loop)
 
 
-def _batcher(url: str) -> Batcher:
-    loop = asyncio.get_running_loop()
-    found = _BATCHERS.get(url)
-    if found is None or found.loop is not loop:
-        if found is not None:
-            found.abandon()
-        conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-        found = _BATCHERS[url] = Batcher(conninfo, loop)
-    return found
+_BATCHERS: PerLoop[Batcher] = PerLoop(_new_batcher)
 
 
 async def insert(db: Database, row: Row) -> int | None:
     """Insert one plain transaction through this process's batcher; its id, or None for a replay."""
-    return await _batcher(db.url).insert(row)
+    return await _BATCHERS.get(db.url).insert(row)
 
 
 async def close_all() -> None:
-    """Close every batcher of the running loop (the app's shutdown)."""
-    loop = asyncio.get_running_loop()
-    for url, b in list(_BATCHERS.items()):
-        if b.loop is loop:
-            await b.close()
-            del _BATCHERS[url]
+    """Close the running loop's batchers (the app's shutdown)."""
+    await _BATCHERS.close_running()
