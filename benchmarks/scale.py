@@ -20,6 +20,14 @@ It also times `rhip synth` (the synthetic city's month at --synth-scale) in one 
 worker processes, checks the outputs are the same bytes (the manifests list every file's sha256), and
 prints its speed-up and rows per second per worker.
 
+Each job also runs in this process (no cluster, every library's threads) in every round, and every run
+prints its CPU seconds — each worker's, this process's (the client and the local scheduler) and the rest of
+the machine's as cores (from /proc/stat: other sessions) — and, on a cluster, Dask's task stream: how many
+tasks, the longest, the client's time before the first and after the last (planning, gathering, combining)
+and each worker's busy seconds. A run during which other sessions used more than 0.3 of a core is marked
+SPOILED; the speed-up is then also given by CPU (1 worker's CPU over the busier of 2 workers', client added).
+`--keep DIR` writes the lake there once and reuses it (0.3 takes ~11 min to write and sort).
+
 Both clusters (1 and 2 workers) stay up for the whole run, their workers warmed (the jobs' modules imported,
 as on a long-lived cluster), and each of the `--repeat` rounds times every job on 1 worker and then on 2,
 cold: the speed-up reported per job is the median of the rounds' ratios (a pair measured seconds apart,
@@ -31,7 +39,7 @@ core, as the sizing model counts it. Unpinned, a single worker's PyArrow I/O and
 the idle second core (the rebuild's 1-worker run used 6.5 CPU seconds in 5.1 s of wall clock at scale 0.03),
 which two workers cannot, so the unpinned ratio understates what a second core adds.
 
-    .venv/bin/python benchmarks/scale.py --scale 0.01 [--synth-scale 0.005] [--repeat 3] [--pin]
+    .venv/bin/python benchmarks/scale.py --scale 0.01 [--synth-scale 0.005] [--repeat 3] [--pin] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -47,7 +55,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from deltalake import DeltaTable
+from deltalake import DeltaTable, WriterProperties
 
 from rhip import months
 from rhip.config import Settings
@@ -65,10 +73,78 @@ if TYPE_CHECKING:
 
 RESULTS = Path(__file__).parent / "results"
 YEAR_ROWS = 12 * FULL_MONTH_ROWS
+ROW_GROUPS = WriterProperties(max_row_group_size=1 << 16)
 
 
 def _load() -> str:
     return Path("/proc/loadavg").read_text().split(" ")[0]
+
+
+def _busy() -> float:
+    """CPU seconds every process on the machine has used (all cores, from /proc/stat; other sessions' too)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    ticks = [int(v) for v in fields]
+    idle = ticks[3] + ticks[4]  # idle and iowait
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu() -> float:
+    """This process's CPU seconds, all its threads (run on each worker through `Client.run`)."""
+    return time.process_time()
+
+
+class Usage:
+    """The CPU seconds of one timed run: each worker's, this process's (the client and, on a local cluster,
+    the scheduler) and the rest of the machine's (other sessions: what spoils a wall-clock ratio)."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.workers0 = job.client.run(_cpu) if job.client is not None else {}
+        self.mine0, self.busy0, self.t0 = time.process_time(), _busy(), time.perf_counter()
+        self.start = time.time()
+
+    def stop(self) -> dict[str, Any]:
+        """Wall clock, CPU seconds per worker and of this process, the others' as cores."""
+        wall = time.perf_counter() - self.t0
+        busy, mine = _busy() - self.busy0, time.process_time() - self.mine0
+        after = self.job.client.run(_cpu) if self.job.client is not None else {}
+        workers = sorted((after[w] - self.workers0.get(w, 0.0) for w in after), reverse=True)
+        others = max(0.0, busy - mine - sum(workers))
+        out: dict[str, Any] = {
+            "seconds": round(wall, 3),
+            "worker_cpu": [round(w, 2) for w in workers],
+            "client_cpu": round(mine, 2),
+            "others_cores": round(others / wall, 2),
+        }
+        if self.job.client is not None:
+            out.update(_tasks(self.job.client.get_task_stream(start=self.start), self.start, wall))
+        return out
+
+
+def _tasks(stream: list[dict[str, Any]], start: float, wall: float) -> dict[str, Any]:
+    """From Dask's task stream: how many tasks, their seconds (sum, longest), when the first began and the
+    last ended (the time before and after them is the client's: planning, gathering, combining), and each
+    worker's busy seconds (the spread between the workers is the imbalance)."""
+    spans = [
+        (t["worker"], s["start"] - start, s["stop"] - start)
+        for t in stream
+        for s in t.get("startstops", ())
+        if s["action"] == "compute"
+    ]
+    if not spans:
+        return {}
+    busy: dict[str, float] = {}
+    for w, a, b in spans:
+        busy[w] = busy.get(w, 0.0) + b - a
+    first, last = min(a for _, a, _ in spans), max(b for _, _, b in spans)
+    return {
+        "tasks": len(spans),
+        "task_seconds": round(sum(b - a for _, a, b in spans), 2),
+        "longest_task": round(max(b - a for _, a, b in spans), 2),
+        "before_tasks": round(first, 2),
+        "after_tasks": round(wall - last, 2),
+        "worker_busy": sorted((round(v, 2) for v in busy.values()), reverse=True),
+    }
 
 
 def _recount(job: Job, lake: Lake) -> Any:
@@ -179,13 +255,34 @@ def _ratios(ratios: list[float]) -> str:
     return " ".join(f"×{r:.2f}" for r in ratios)
 
 
-def _time(fn: Any, job: Job, lake: Lake) -> tuple[float, Any]:
+def _time(fn: Any, job: Job, lake: Lake) -> tuple[dict[str, Any], Any]:
     # cold: the recount's per-process result cache (keyed by Delta version) would answer a repeat
-    assert job.client is not None
-    job.client.run(lakeread.clear_cache)
-    t0 = time.perf_counter()
+    if job.client is not None:
+        job.client.run(lakeread.clear_cache)
+    lakeread.clear_cache()
+    usage = Usage(job)
     got = fn(job, lake)
-    return time.perf_counter() - t0, got
+    return usage.stop(), got
+
+
+SPOILED = 0.3  # other sessions' CPU, in cores, above which a run's wall clock is not this job's alone
+
+
+def _line(name: str, workers: int, rows: int, u: dict[str, Any], before: str) -> str:
+    who = f"{workers} worker(s)" if workers else "in-process"
+    cpu = " + ".join(f"{c:.2f}" for c in u["worker_cpu"]) or f"{u['client_cpu']:.2f}"
+    spoiled = "  SPOILED by other load" if u["others_cores"] > SPOILED else ""
+    if "tasks" in u:
+        spoiled = (
+            f"; {u['tasks']} tasks (longest {u['longest_task']:.2f} s), client before/after them "
+            f"{u['before_tasks']:.2f}/{u['after_tasks']:.2f} s, busy {'/'.join(map(str, u['worker_busy']))} s"
+            + spoiled
+        )
+    return (
+        f"{name:8s} {who:12s}: {u['seconds']:6.2f} s, {rows / u['seconds'] / max(workers, 1):,.0f} records/s"
+        f" per worker; CPU s {cpu} (client {u['client_cpu']:.2f}); others {u['others_cores']:.2f} cores"
+        f" (load {before} → {_load()}){spoiled}"
+    )
 
 
 def main() -> None:
@@ -199,25 +296,40 @@ def main() -> None:
         help="each worker process on a core of its own (one worker = one core, helper threads included)",
     )
     parser.add_argument("--synth-scale", type=float, default=0.005, help="scale of the synth run (0: skip)")
+    parser.add_argument(
+        "--keep", help="folder for the lake, kept and reused by the next run of the same --scale"
+    )
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="rhip-scale-bench-"))
+    keep = Path(args.keep) if args.keep else None
+    work = keep or Path(tempfile.mkdtemp(prefix="rhip-scale-bench-"))
     try:
         settings = Settings(data_dir=work, secret_key="bench")
         upgrade(settings.resolved_database_url)
         db = Database.from_settings(settings)
         lake = Lake(settings.resolved_lake_dir)
         rows = int(FULL_MONTH_ROWS * args.scale)
+        marker = work / "scale-records.txt"
         t0 = time.perf_counter()
-        write_lake(lake.root, db, rows=rows)
-        for name in lake.tables():
-            DeltaTable(str(lake.path(name))).optimize.z_order(["org_code"], target_size=16 << 20)
+        if keep is not None and marker.exists() and int(marker.read_text()) == rows:
+            print(f"lake: reusing {lake.root}", flush=True)
+        else:
+            write_lake(lake.root, db, rows=rows)
+            for name in lake.tables():
+                # sorted by institution in row groups of 64 Ki rows: a task of a range of codes skips a file's
+                # other row groups on their statistics (one row group per file made every task overlapping a
+                # file decode all of it: at scale 0.03 a task of one code cost 40% of the whole month's)
+                DeltaTable(str(lake.path(name))).optimize.z_order(
+                    ["org_code"], target_size=16 << 20, writer_properties=ROW_GROUPS
+                )
+            marker.write_text(str(rows))
         written = time.perf_counter() - t0
         size = sum(f.stat().st_size for f in lake.root.rglob("*.parquet"))
         print(
-            f"lake: {rows:,} records, {size / 1e6:.0f} MB, written in {written:.0f} s (load {_load()})",
+            f"lake: {rows:,} records, {size / 1e6:.0f} MB, ready in {written:.0f} s (load {_load()})",
             flush=True,
         )
-        runs: dict[str, dict[int, list[float]]] = {name: {1: [], 2: []} for name in JOBS}
+        runs: dict[str, dict[int, list[float]]] = {name: {0: [], 1: [], 2: []} for name in JOBS}
+        usages: dict[str, list[dict[str, Any]]] = {}
         loads: dict[str, list[str]] = {}
         answers: dict[str, list[Any]] = {name: [] for name in JOBS}
         with client(workers=1) as one, client(workers=2) as two:
@@ -226,29 +338,42 @@ def main() -> None:
             if args.pin:
                 for c in clients.values():
                     pin_workers(c)
-            jobs = {w: Job(c) for w, c in clients.items()}
-            for job in jobs.values():
+            for c in clients.values():
+                c.get_task_stream()  # the scheduler records tasks from the first call on
+            jobs = {0: Job(None), **{w: Job(c) for w, c in clients.items()}}
+            for job in (jobs[1], jobs[2]):
                 _recount(job, lake)  # warm-up: the workers import the jobs' modules once
                 _rebuild(job, lake)
             for _ in range(args.repeat):
                 for name, fn in JOBS.items():
                     for workers, job in jobs.items():
                         before = _load()
-                        took, got = _time(fn, job, lake)
+                        usage, got = _time(fn, job, lake)
                         loads.setdefault(f"{name}_{workers}", []).append(f"{before}→{_load()}")
-                        runs[name][workers].append(took)
+                        usages.setdefault(f"{name}_{workers}", []).append(usage)
+                        runs[name][workers].append(usage["seconds"])
                         answers[name].append(got)
-                        print(
-                            f"{name:8s} {workers} worker(s): {took:6.2f} s, "
-                            f"{rows / took / workers:,.0f} records/s per worker (load {before} → {_load()})",
-                            flush=True,
-                        )
+                        print(_line(name, workers, rows, usage, before), flush=True)
             synth_out = (
                 synth_speedup(args.synth_scale, work, clients, args.repeat) if args.synth_scale > 0 else None
             )
         results = {name: {w: statistics.median(t) for w, t in by.items()} for name, by in runs.items()}
         ratios = {name: [a / b for a, b in zip(by[1], by[2], strict=True)] for name, by in runs.items()}
+        # what the ratio would be with each worker on a core of its own: the 1-worker run's worker CPU over
+        # the busier worker's of the 2-worker run, plus the client's share of each (planning, combining)
+        cpu_ratios = {
+            name: [
+                (a["worker_cpu"][0] + a["client_cpu"]) / (b["worker_cpu"][0] + b["client_cpu"])
+                for a, b in zip(usages[f"{name}_1"], usages[f"{name}_2"], strict=True)
+            ]
+            for name in JOBS
+        }
         assert all(a == answers["recount"][0] for a in answers["recount"]), "the recount differs between runs"
+        first = answers["rebuild"][0]
+        for got in answers["rebuild"][1:]:  # the same rows in-process, on 1 and on 2 workers
+            for part in ("activity", "days", "people"):
+                a, b = getattr(got, part), getattr(first, part)
+                assert a.sort(a.columns).equals(b.sort(b.columns)), f"the rebuild's {part} rows differ"
         out: dict[str, Any] = {
             "scale": args.scale,
             "records": rows,
@@ -264,10 +389,13 @@ def main() -> None:
             rate = {w: rows / t[w] / w for w in (1, 2)}  # records per second per worker
             speedup = statistics.median(ratios[name])
             out[name] = {
+                "seconds_in_process": round(t[0], 3),
                 "seconds_1_worker": round(t[1], 3),
                 "seconds_2_workers": round(t[2], 3),
                 "speedup_2_workers": round(speedup, 2),
                 "speedups": [round(r, 3) for r in ratios[name]],
+                "cpu_speedups": [round(r, 3) for r in cpu_ratios[name]],
+                "runs": {w: usages[f"{name}_{w}"] for w in (0, 1, 2)},
                 "records_per_second_per_worker_1": round(rate[1]),
                 "records_per_second_per_worker_2": round(rate[2]),
                 # from each measured rate: the 1-worker one is the optimistic bound, the 2-worker one (the two
@@ -286,7 +414,8 @@ def main() -> None:
             m, y = out[name]["month_hours"], out[name]["year_hours"]
             print(
                 f"{name}: speed-up ×{speedup:.2f} with 2 workers (median of {_ratios(ratios[name])}; "
-                "target ×1.6, load above); "
+                f"target ×1.6, load above); by CPU ×{statistics.median(cpu_ratios[name]):.2f}; "
+                f"in-process {t[0]:.2f} s; "
                 f"a full month on 8 / 32 workers {m['8_workers_rate_1']}–{m['8_workers_rate_2']} / "
                 f"{m['32_workers_rate_1']}–{m['32_workers_rate_2']} h, "
                 f"a year {y['8_workers_rate_1']}–{y['8_workers_rate_2']} / "
@@ -300,7 +429,8 @@ def main() -> None:
         print(f"written {path}")
         db.dispose()
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if keep is None:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

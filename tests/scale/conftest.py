@@ -22,6 +22,7 @@ import pytest
 
 from rhip.config import Settings
 from rhip.db.engine import Database
+from rhip.lake.cluster import WORKER_ENV
 from rhip.lake.store import Lake
 from tests.conftest import SECRET, create_pg_database, drop_pg_database
 
@@ -123,7 +124,7 @@ def scheduler_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     logs = tmp_path_factory.mktemp("dask-logs")
-    env = {**os.environ, "RHIP_TASK_THREADS": "1", "POLARS_MAX_THREADS": "1"}
+    env = {**os.environ, **WORKER_ENV}
     dask = shutil.which("dask", path=str(BIN)) or str(BIN / "dask")
     procs = [
         subprocess.Popen(

@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
-import pyarrow as pa
 import pyarrow.dataset as pads
 from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
@@ -49,6 +48,7 @@ from rhip.lake.cluster import (
     OrgRange,
     check_readable,
     tables_of,
+    task_threads,
     weighted_ranges,
     worker_threads,
 )
@@ -107,8 +107,7 @@ def _table_task(
 ) -> tuple[pl.DataFrame | None, pl.DataFrame | None, pl.DataFrame | None]:
     """One table's rollup rows for one range of institutions (runs on a worker): activity, days, people."""
     table, orgs = item
-    if worker_threads():
-        pa.set_cpu_count(worker_threads() or 1)
+    task_threads()
     ds = catalogue.get(table)
     dt = lake.dataset(data_table(table))
     check_readable(dt, data_table(table))
@@ -155,12 +154,24 @@ def _table_task(
     # a business key is unique within one institution's records only (as in a batch, which is one
     # institution's): keyed by institution and key, all institutions go through `of_table` at once
     unique_key = pl.concat_str("org_code", pl.lit("\x1f"), "_key").alias("_key")
-    got = rollup.of_table(ds, current.with_columns(*measures, unique_key), pl.DataFrame())
-    activity, people = got.activity, got.people
+    measured = current.with_columns(*measures, unique_key)
+    got = rollup.of_table(ds, measured, pl.DataFrame())
+    activity, people = [_exact_amount(a, measured) if ds.amount else a for a in got.activity], got.people
     days = []
     if ds.realtime:
         days = rollup.of_table(ds, stored.with_columns(*measures, unique_key), pl.DataFrame()).days
     return _rows(activity, months), _rows(days, months), _rows(people, months)
+
+
+def _exact_amount(activity: pl.DataFrame, current: pl.DataFrame) -> pl.DataFrame:
+    """The activity rows with their amount summed as exact decimals (to the micro-yuan): a sum of doubles
+    depends on the order of the rows, which Polars' threads (in one process) and the ranges of a cluster's
+    tasks change, so the last bits differed between one process and the workers."""
+    exact = current.group_by("org_code", pl.col("_month").alias("month")).agg(
+        pl.col("amount").fill_null(0.0).cast(pl.Decimal(38, 6)).sum().cast(pl.Float64)
+    )
+    joined = activity.drop("amount").join(exact, on=["org_code", "month"], how="left")
+    return joined.with_columns(pl.col("amount").fill_null(0.0)).select(activity.columns)
 
 
 def compute(job: Job, *, lake: Lake, months: list[str] | None, pending: list[str]) -> Rebuilt:

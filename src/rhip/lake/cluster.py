@@ -13,7 +13,8 @@ rollup rows); they read the lake themselves, so nothing large crosses the networ
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -35,6 +36,17 @@ READER_FEATURES: frozenset[str] = frozenset({"timestampNtz", "v2Checkpoint", "va
 TASKS_PER_WORKER = 4  # smaller tasks balance better and lose less when a worker dies
 OrgRange = tuple[str | None, str | None]  # institution codes from the first (inclusive) to the second
 TASK_RETRIES = 2  # a task whose worker died is re-run this many times before the job fails
+# a local cluster's worker processes: one thread each for the task and for every library pool under it
+# (DuckDB through RHIP_TASK_THREADS, Polars, PyArrow's CPU pool through OMP_NUM_THREADS as Dask's own
+# pre-spawn environment sets it, PyArrow's I/O pool, 8 threads by default, through ARROW_IO_THREADS):
+# one worker is then one core, so a job on N workers is N times one worker's work, and one worker does not
+# borrow an idle core through its libraries' helper threads (which N workers on N cores cannot)
+WORKER_ENV: dict[str, str] = {
+    "RHIP_TASK_THREADS": "1",
+    "POLARS_MAX_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "ARROW_IO_THREADS": "1",
+}
 
 
 class ClusterError(Unavailable):
@@ -89,15 +101,16 @@ def dataframe(lake: Lake, table: str, *, columns: list[str] | None = None) -> An
         )
 
 
-def org_ranges(tables: list[DeltaTable], parts: int) -> list[OrgRange]:
+def org_ranges(tables: list[DeltaTable], parts: int, *, codes: Iterable[str] = ()) -> list[OrgRange]:
     """At most `parts` ranges of institution codes covering every code, of about equal rows in `tables`
     (cut between the first codes of their files, from the Delta log's statistics: an upload batch is one
-    institution's, so a range's task opens only its institutions' files)."""
-    return [r for r, _rows in weighted_ranges(tables, parts, inside_files=True)]
+    institution's, so a range's task opens only its institutions' files; `codes`, the registry's, are the
+    places a file of several institutions may be cut too)."""
+    return [r for r, _rows in weighted_ranges(tables, parts, inside_files=True, codes=codes)]
 
 
 def weighted_ranges(
-    tables: list[DeltaTable], parts: int, *, inside_files: bool = False
+    tables: list[DeltaTable], parts: int, *, inside_files: bool = False, codes: Iterable[str] = ()
 ) -> list[tuple[OrgRange, int]]:
     """`org_ranges` with each range's rows (from the same statistics: a file counted at its first code).
 
@@ -106,7 +119,8 @@ def weighted_ranges(
     reader that prunes by row group (a PyArrow dataset) would decode all of it in both tasks. DuckDB skips
     the other institutions' rows of a sorted row group cheaply, so the recount also cuts at files' last codes.
     """
-    weight: dict[str, int] = {}
+    weight: dict[str, float] = {}
+    files: list[tuple[str, str, int]] = []
     for dt in tables:
         actions = dt.get_add_actions(flatten=True)
         if "min.org_code" not in actions.column_names:
@@ -116,25 +130,38 @@ def weighted_ranges(
         for lo, hi, n in zip(lows, highs, counts, strict=True):
             if lo is not None:
                 weight[str(lo)] = weight.get(str(lo), 0) + int(n or 0)
+                files.append((str(lo), str(hi if hi is not None else lo), int(n or 0)))
             if hi is not None and inside_files:
                 weight.setdefault(str(hi), 0)
+    if inside_files and weight:
+        # a sorted file of several institutions: its rows spread evenly over the known codes within its range
+        # (the registry's and any file's bounds: a guess, but one that lets a large file be cut; counted at
+        # its first code, a compacted table's first file held 89% of the rows in the first of only 4 ranges at
+        # the benchmark's scale 0.03, and 2 workers waited on that task)
+        known = sorted({*weight, *codes})
+        weight = dict.fromkeys(known, 0.0)
+        for lo, hi, n in files:
+            inside = known[bisect_left(known, lo) : bisect_right(known, hi)]
+            for code in inside:
+                weight[code] += n / len(inside)
+        weight = {c: w for c, w in weight.items() if w > 0}
     codes = sorted(weight)
     if parts <= 1 or len(codes) <= 1:
-        return [((None, None), sum(weight.values()))]
+        return [((None, None), round(sum(weight.values())))]
     sizes = {c: max(1, weight[c]) for c in codes}
     total = sum(sizes.values())
     cuts: list[str] = []
-    rows = [0]
-    acc = 0
+    rows = [0.0]
+    acc = 0.0
     for code in codes:
         # a cut before `code` when the next share of the total ends in its first half
         if acc and len(cuts) < parts - 1 and acc + sizes[code] / 2 >= total * (len(cuts) + 1) / parts:
             cuts.append(code)
-            rows.append(0)
+            rows.append(0.0)
         acc += sizes[code]
         rows[-1] += weight[code]
     bounds: list[str | None] = [None, *cuts, None]
-    return [((bounds[i], bounds[i + 1]), rows[i]) for i in range(len(bounds) - 1)]
+    return [((bounds[i], bounds[i + 1]), round(rows[i])) for i in range(len(bounds) - 1)]
 
 
 def scheduler_address(option: str | None) -> str | None:
@@ -176,17 +203,24 @@ def client(*, scheduler: str | None = None, workers: int | None = None) -> Itera
 @contextmanager
 def local_client(workers: int) -> Iterator[Client]:
     """A client of a new local cluster of `workers` processes, closed (with its processes) on exit."""
+    import dask
     from distributed import Client, LocalCluster
 
-    # one thread per process: a task's DuckDB and Polars also run single-threaded (see `worker_threads`),
-    # so N workers use N cores and the speed-up over one worker is the cluster's, not the libraries'
+    # set before each worker process is spawned, not after it (LocalCluster's `env`): a spawned process
+    # re-imports the parent's main module, which imports Polars and PyArrow, and they read their thread counts
+    # on import (with `env` alone a rebuild worker still ran 2 Polars threads and 1.5 cores)
+    pre = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **WORKER_ENV}
+
+    # one thread per process, and its libraries' pools too (`WORKER_ENV`): N workers use N cores and the
+    # speed-up over one worker is the cluster's, not the libraries'
     with (
+        dask.config.set({"distributed.nanny.pre-spawn-environ": pre}),
         LocalCluster(
             n_workers=workers,
             processes=True,
             threads_per_worker=1,
             dashboard_address=":0",
-            env={"RHIP_TASK_THREADS": "1", "POLARS_MAX_THREADS": "1"},
+            env=dict(WORKER_ENV),
         ) as cluster,
         Client(cluster) as c,
     ):
@@ -197,6 +231,20 @@ def worker_threads() -> int | None:
     """How many threads a task's DuckDB or Polars may use (1 on a local cluster's workers; else theirs)."""
     value = os.environ.get("RHIP_TASK_THREADS")
     return int(value) if value else None
+
+
+def task_threads() -> int | None:
+    """`worker_threads`, with PyArrow's CPU and I/O pools sized to it in this process (a task's first step: a
+    worker started with only RHIP_TASK_THREADS in its environment gets the same one core per worker)."""
+    n = worker_threads()
+    if n:
+        import pyarrow as pa
+
+        if pa.cpu_count() != n:
+            pa.set_cpu_count(n)
+        if pa.io_thread_count() != n:
+            pa.set_io_thread_count(n)
+    return n
 
 
 @dataclass
@@ -235,6 +283,9 @@ class Job:
 
         futures = [self.client.submit(fn, item, **kwargs, retries=TASK_RETRIES, pure=False) for item in items]
         try:
+            # gathered after the last task (fetching each result as it finished, `as_completed(...,
+            # with_results=True)` with each future released, saved a 2.2–6.5 s tail at scale 0.3 but hung
+            # twice, once in CI: the client waited for results the idle workers had finished)
             for _ in as_completed(futures):
                 self._tick()
             return list(self.client.gather(futures))

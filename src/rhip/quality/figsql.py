@@ -106,8 +106,12 @@ def activity_sql(
         pending=pending,
         changes=changes,
     )
+    # summed as exact decimals (to the micro-yuan), then back to a double: a sum of doubles depends on the
+    # order the rows arrive in, which DuckDB's threads and a cluster's ranges change (the last bits differed
+    # between one process and two workers); an exact sum is the same however the rows are split
+    exact = f"CAST(sum(CAST({ident(fee)} AS DECIMAL(38, 6))) AS DOUBLE)"
     text = (
-        f"SELECT org_code, count(*) AS n, coalesce(sum({ident(fee)}), 0) AS amount, "
+        f"SELECT org_code, count(*) AS n, coalesce({exact}, 0) AS amount, "
         f"count(*) FILTER (WHERE epoch_us(collected_at) - epoch_us({ident(event)}) BETWEEN 0 AND $lag) "
         f"AS n_realtime "
         f"FROM ({inner.text}) AS cur GROUP BY org_code"
