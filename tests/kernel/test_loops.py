@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rhip.db.loops import PerLoop
@@ -24,7 +25,29 @@ class Bound:
         self.events.append("abandoned")
 
 
+def _in_a_thread(fn: Callable[[], None]) -> None:
+    """Run `fn` in a thread of its own: the suite's main thread may hold a running loop of another test's."""
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            fn()
+        except BaseException as exc:
+            failed.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive()
+    if failed:
+        raise failed[0]
+
+
 def test_each_loop_keeps_its_own_and_closes_only_its_own() -> None:
+    _in_a_thread(_each_loop_keeps_its_own)
+
+
+def _each_loop_keeps_its_own() -> None:
     made: list[Bound] = []
 
     def make(url: str, loop: asyncio.AbstractEventLoop) -> Bound:
@@ -64,6 +87,10 @@ def test_each_loop_keeps_its_own_and_closes_only_its_own() -> None:
 
 
 def test_a_closed_loops_objects_are_abandoned_when_found() -> None:
+    _in_a_thread(_closed_loops_are_abandoned)
+
+
+def _closed_loops_are_abandoned() -> None:
     per: PerLoop[Bound] = PerLoop(Bound)
     gone = asyncio.new_event_loop()
     old = gone.run_until_complete(_get(per))
