@@ -65,7 +65,7 @@ class KeyIndex:
     dt: DeltaTable | None
     parts: list[str]
     writable: bool = True
-    listing: pl.DataFrame | None = None  # the index's active files (see `_listing`)
+    listing: Listing | None = None  # the index's active files (see `_listing`)
     actions: list[AddAction] = field(default_factory=list)
     pending: list[pl.DataFrame] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -75,26 +75,13 @@ class KeyIndex:
         `key`, pruned on each file's key range like deltalake's `file_pruning_predicate`).
 
         Filtered in memory from the listing kept per process: asking deltalake for the pruned file list
-        walked every file of the index (thousands) several times per table of every batch."""
+        walked every file of the index (thousands) several times per table of every batch, and a Polars filter
+        of the whole listing cost ~5 ms a call (the demo's month: 35 s of its intake)."""
         if self.dt is None:
             return []
         if self.listing is None:  # a lake on object storage: no local log to follow, deltalake prunes
             return [u.removeprefix("file://") for u in self.dt.file_uris(file_pruning_predicate=filters)]
-        if self.listing.height == 0:
-            return []
-        keep = pl.lit(True)
-        for col, op, value in filters:
-            if col == "key" and op == ">=":
-                keep &= pl.col("_kmax").is_null() | (pl.col("_kmax") >= value)
-            elif col == "key" and op == "<=":
-                keep &= pl.col("_kmin").is_null() | (pl.col("_kmin") <= value)
-            elif col in self.parts and op == "=":
-                keep &= pl.col(col) == str(value)
-            elif col in self.parts and op == "in":
-                keep &= pl.col(col).is_in([str(v) for v in value])
-            else:
-                raise ValueError(f"unsupported index filter: {(col, op, value)!r}")
-        return self.listing.filter(keep).get_column("_path").to_list()
+        return self.listing.select(filters)
 
     def add(self, table: str, data: pl.DataFrame, *, batch_id: str) -> None:
         """Write (not commit) the index files of a table's stored records (`data` as written, by month)."""
@@ -123,22 +110,97 @@ def open_index(lake: Lake) -> KeyIndex:
     )
 
 
-@dataclass
-class _Listed:
+_GROUPED = ("table", "org_code")  # the partition columns every lookup names: the listing is grouped on them
+
+
+@dataclass(frozen=True)
+class _File:
+    path: str
+    values: tuple[str | None, ...]  # the file's partition values, in the listing's `parts` order
+    kmin: str | None  # the file's key range (Delta statistics; None: not known)
+    kmax: str | None
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The index's active files at one version, grouped by table and institution (as far as they are partition
+    columns). Never changed once made: a batch keeps the one it opened while later ones are made beside it."""
+
     version: int
     parts: list[str]
-    files: pl.DataFrame
+    groups: dict[tuple[str | None, ...], dict[str, _File]]
+    where: dict[str, tuple[str | None, ...]]  # path -> its group
+
+    def select(self, filters: list[tuple[str, str, Any]]) -> list[str]:
+        """The paths of the files matching `filters` (see `KeyIndex.files`)."""
+        checks: list[tuple[int, set[str]]] = []
+        low = high = None
+        fixed: dict[str, str] = {}
+        for col, op, value in filters:
+            if col == "key" and op == ">=":
+                low = str(value)
+            elif col == "key" and op == "<=":
+                high = str(value)
+            elif col in self.parts and op in ("=", "in"):
+                allowed = {str(value)} if op == "=" else {str(v) for v in value}
+                checks.append((self.parts.index(col), allowed))
+                if op == "=":
+                    fixed[col] = str(value)
+            else:
+                raise ValueError(f"unsupported index filter: {(col, op, value)!r}")
+        grouped = [c for c in _GROUPED if c in self.parts]
+        if all(c in fixed for c in grouped):
+            found = self.groups.get(tuple(fixed[c] for c in grouped))
+            candidates = list(found.values()) if found else []
+        else:
+            candidates = [f for group in self.groups.values() for f in group.values()]
+        return [
+            f.path
+            for f in candidates
+            if all(f.values[i] in allowed for i, allowed in checks)
+            and (low is None or f.kmax is None or f.kmax >= low)
+            and (high is None or f.kmin is None or f.kmin <= high)
+        ]
+
+    def changed(self, version: int, added: list[_File], removed: set[str]) -> Listing:
+        """A new listing: this one with files added and removed (only the groups they touch are copied)."""
+        groups, where = dict(self.groups), dict(self.where)
+        copied: set[tuple[str | None, ...]] = set()
+
+        def own(key: tuple[str | None, ...]) -> dict[str, _File]:
+            if key not in copied:
+                groups[key] = dict(groups.get(key, {}))
+                copied.add(key)
+            return groups[key]
+
+        for path in removed:
+            if (key := where.pop(path, None)) is not None:
+                own(key).pop(path, None)
+        for f in added:
+            if (old := where.get(f.path)) is not None:
+                own(old).pop(f.path, None)
+            key = self.group_of(f.values)
+            own(key)[f.path] = f
+            where[f.path] = key
+        return Listing(version, self.parts, {k: g for k, g in groups.items() if g}, where)
+
+    def group_of(self, values: tuple[str | None, ...]) -> tuple[str | None, ...]:
+        return tuple(values[self.parts.index(c)] for c in _GROUPED if c in self.parts)
 
 
-_LISTED: dict[str, _Listed] = {}
+def _new_listing(version: int, parts: list[str], files: list[_File]) -> Listing:
+    return Listing(version, list(parts), {}, {}).changed(version, files, set())
+
+
+_LISTED: dict[str, Listing] = {}
 _LISTED_LOCK = threading.Lock()
 
 
-def _listing(root: Path, dt: DeltaTable, parts: list[str]) -> pl.DataFrame:
-    """The index's active files at the handle's version (`_path`, the partition columns, `_kmin`/`_kmax`:
-    the file's key range), kept per process and brought forward by reading only the new commits' JSON
-    (our own batch's one commit, usually); rebuilt from deltalake's add actions when that is not possible
-    (first use, a log cleaned up, a metadata change)."""
+def _listing(root: Path, dt: DeltaTable, parts: list[str]) -> Listing:
+    """The index's active files at the handle's version (paths, partition values, each file's key range),
+    kept per process and brought forward by reading only the new commits' JSON (our own batch's one commit,
+    usually); rebuilt from deltalake's add actions when that is not possible (first use, a log cleaned up, a
+    metadata change)."""
     log = root / "_delta_log"
     with _LISTED_LOCK:
         got = _LISTED.get(str(root))
@@ -146,44 +208,38 @@ def _listing(root: Path, dt: DeltaTable, parts: list[str]) -> pl.DataFrame:
         # the handle may lag this process's own appends (deltalog): the newest commit is found in the log
         version = deltalog.latest(log, known if got is None else max(known, got.version))
         if got is not None and got.version == version and got.parts == parts:
-            return got.files
-        files = None
+            return got
+        listing = None
         if got is not None and got.version < version and got.parts == parts:
-            files = _replay(root, got.files, range(got.version + 1, version + 1), parts)
-        if files is None:
+            listing = _replay(root, got, range(got.version + 1, version + 1))
+        if listing is None:
             dt.update_incremental()
-            version = int(dt.version())
-            files = _from_actions(root, dt, parts)
-        _LISTED[str(root)] = _Listed(version=version, parts=list(parts), files=files)
-        return files
+            listing = _from_actions(root, dt, parts)
+        _LISTED[str(root)] = listing
+        return listing
 
 
-def _listing_frame(rows: list[dict[str, Any]], parts: list[str]) -> pl.DataFrame:
-    schema = {"_path": pl.String, **dict.fromkeys(parts, pl.String), "_kmin": pl.String, "_kmax": pl.String}
-    return pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(schema=schema)
-
-
-def _from_actions(root: Path, dt: DeltaTable, parts: list[str]) -> pl.DataFrame:
+def _from_actions(root: Path, dt: DeltaTable, parts: list[str]) -> Listing:
     actions = pl.DataFrame(dt.get_add_actions(flatten=True))  # pa.table() would import pandas (~1 s)
+    version = int(dt.version())
     if actions.height == 0:
-        return _listing_frame([], parts)
+        return _new_listing(version, parts, [])
 
-    def col(name: str, alias: str) -> pl.Expr:
-        return (pl.col(name) if name in actions.columns else pl.lit(None)).cast(pl.String).alias(alias)
+    def col(name: str) -> pl.Expr:
+        return (pl.col(name) if name in actions.columns else pl.lit(None)).cast(pl.String)
 
     base = f"{root}/"
-    return actions.select(
-        pl.col("path").map_elements(lambda p: base + unquote(p), return_dtype=pl.String).alias("_path"),
-        *[col(f"partition.{c}", c) for c in parts],
-        col("min.key", "_kmin"),
-        col("max.key", "_kmax"),
-    )
+    rows = actions.select(
+        pl.col("path"), *[col(f"partition.{c}") for c in parts], col("min.key"), col("max.key")
+    ).iter_rows()
+    files = [_File(base + unquote(r[0]), tuple(r[1:-2]), r[-2], r[-1]) for r in rows]
+    return _new_listing(version, parts, files)
 
 
-def _replay(root: Path, files: pl.DataFrame, versions: range, parts: list[str]) -> pl.DataFrame | None:
-    """`files` brought forward through the commits `versions` (None when a commit cannot be read or changes
+def _replay(root: Path, listing: Listing, versions: range) -> Listing | None:
+    """`listing` brought forward through the commits `versions` (None when a commit cannot be read or changes
     the table's metadata: the caller lists the table afresh)."""
-    added: dict[str, dict[str, Any]] = {}
+    added: dict[str, _File] = {}
     removed: set[str] = set()
     base = f"{root}/"
     for v in versions:
@@ -201,20 +257,18 @@ def _replay(root: Path, files: pl.DataFrame, versions: range, parts: list[str]) 
                 path = base + unquote(add["path"])
                 stats = json.loads(add.get("stats") or "{}")
                 values = add.get("partitionValues") or {}
-                added[path] = {
-                    "_path": path,
-                    **{c: values.get(c) for c in parts},
-                    "_kmin": (stats.get("minValues") or {}).get("key"),
-                    "_kmax": (stats.get("maxValues") or {}).get("key"),
-                }
+                added[path] = _File(
+                    path,
+                    tuple(values.get(c) for c in listing.parts),
+                    (stats.get("minValues") or {}).get("key"),
+                    (stats.get("maxValues") or {}).get("key"),
+                )
                 removed.discard(path)
             elif (rem := action.get("remove")) is not None:
                 path = base + unquote(rem["path"])
                 added.pop(path, None)
                 removed.add(path)
-    gone = pl.Series(list(removed | set(added)), dtype=pl.String)
-    kept = files.filter(~pl.col("_path").is_in(gone.implode())) if gone.len() else files
-    return pl.concat([kept, _listing_frame(list(added.values()), parts)], how="vertical_relaxed")
+    return listing.changed(versions[-1] if versions else listing.version, list(added.values()), removed)
 
 
 def index_rows(table: str, data: pl.DataFrame) -> pl.DataFrame:
