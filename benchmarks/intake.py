@@ -38,9 +38,12 @@ from rhip.registry import catalogue, codes, service as registry
 
 HERE = Path(__file__).parent
 
-# what a receipt's commit does for the services beyond storing the batch (timed, each called through)
+# what a receipt's commit does for the services beyond storing the batch (timed, each called through): the
+# patients' match features and the timeline entries are built before the commit, the rest in it
 SERVICES_AT_COMMIT = {
-    "empi_links": (identity, "link_patient_rows"),
+    "empi_features": (identity, "patient_items"),
+    "empi_links": (identity, "link_patient_items"),
+    "record_entries_build": (records, "build_stored"),
     "record_entries": (records, "absorb_stored"),
     "mch_registry": (mch, "absorb_stored"),
 }

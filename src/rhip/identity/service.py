@@ -29,9 +29,11 @@ __all__ = [
     "PersonRead",
     "find_persons",
     "get_person",
+    "link_patient_items",
     "link_patient_rows",
     "link_record",
     "link_records",
+    "patient_items",
     "person_links",
     "person_of_record",
 ]
@@ -102,10 +104,11 @@ def link_records(
     return [_result(x) for x in link_many(session, items, bands=bands)]
 
 
-def link_patient_rows(session: Session, rows: Iterable[Mapping[str, Any]], *, source: str) -> int:
-    """Link stored patient_info rows (org_code, patient_id, id_number, name, birth_date, sex, phone,
-    district_code) in one batch: intake calls this when a batch commits. Returns how many were linked."""
-    items = [
+def patient_items(rows: Iterable[Mapping[str, Any]], *, source: str) -> list[Incoming]:
+    """Stored patient_info rows (org_code, patient_id, id_number, name, birth_date, sex, phone,
+    district_code) as records to link, their match features derived (no database: intake builds them before
+    the lock its commits take turns under)."""
+    return [
         Incoming(
             institution_code=str(r["org_code"])[:32],
             local_id=str(r["patient_id"])[:MAX_LOCAL_ID],
@@ -120,8 +123,17 @@ def link_patient_rows(session: Session, rows: Iterable[Mapping[str, Any]], *, so
         for r in rows
         if r.get("org_code") and r.get("patient_id")
     ]
+
+
+def link_patient_items(session: Session, items: Sequence[Incoming]) -> int:
+    """Link `patient_items`' records in one batch (intake calls this when a batch commits); how many."""
     link_many(session, items)
     return len(items)
+
+
+def link_patient_rows(session: Session, rows: Iterable[Mapping[str, Any]], *, source: str) -> int:
+    """`patient_items` linked at once. Returns how many were linked."""
+    return link_patient_items(session, patient_items(rows, source=source))
 
 
 def record_read(r: PatientRecord) -> RecordRead:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
@@ -30,7 +31,7 @@ from rhip.intake.models import (
 )
 from rhip.lake.store import Lake
 from rhip.mch import service as mch
-from rhip.records import service as records
+from rhip.records import service as records, store as records_store
 
 COUNT_FIELDS = ("received", "accepted", "updated", "revoked", "duplicate", "rejected")
 
@@ -69,8 +70,32 @@ def plan_batch(session: Session, *, batch_id: str, lake_tables: list[str]) -> No
     batch.lake_tables = list(lake_tables)
 
 
-def finish_batch(session: Session, *, batch_id: str, outcome: pipeline.Outcome) -> IntakeBatch:
-    """Mark a batch committed with its per-table counts, problem list and daily counts."""
+@dataclass(frozen=True)
+class Prepared:
+    """What a receipt's commit writes for the services that needs no database to build: its patients with
+    their match features (EMPI) and its timeline entries (the shared record). Built before the commit, so
+    only the writes run under the lock that commits take turns under (`service.commits_serialised`)."""
+
+    patients: list[identity.Incoming]
+    entries: records_store.Built | None
+
+
+def prepare(outcome: pipeline.Outcome, *, channel: str, dialect: str) -> Prepared:
+    """`Prepared` for a batch's outcome, on a database of `dialect`."""
+    patients = outcome.stored.get("patient_info")
+    items: list[identity.Incoming] = []
+    if patients is not None and patients.height:  # the EMPI links each stored patient record
+        live = patients.filter(pl.col("_op") != store.OP_REVOKE)
+        items = identity.patient_items(live.iter_rows(named=True), source=channel)
+    built = records.build_stored(outcome.stored, dialect=dialect) if outcome.stored else None
+    return Prepared(items, built)
+
+
+def finish_batch(
+    session: Session, *, batch_id: str, outcome: pipeline.Outcome, prepared: Prepared | None = None
+) -> IntakeBatch:
+    """Mark a batch committed with its per-table counts, problem list and daily counts, and what it brings to
+    the services (from `prepare`, made here when not given)."""
     batch = session.get(IntakeBatch, batch_id)
     if batch is None:
         raise NotFound(f"回执不存在：{batch_id}", code="batch-not-found")
@@ -102,12 +127,12 @@ def finish_batch(session: Session, *, batch_id: str, outcome: pipeline.Outcome) 
     if outcome.daily is not None and outcome.daily.height:
         _add_daily(session, institution_code=batch.institution_code, daily=outcome.daily)
     rollup.apply(session, outcome.rollup)
-    patients = outcome.stored.get("patient_info")
-    if patients is not None and patients.height:  # the EMPI links each stored patient record
-        live = patients.filter(pl.col("_op") != store.OP_REVOKE)
-        identity.link_patient_rows(session, live.iter_rows(named=True), source=batch.channel)
+    if prepared is None:
+        prepared = prepare(outcome, channel=batch.channel, dialect=session.connection().dialect.name)
+    if prepared.patients:
+        identity.link_patient_items(session, prepared.patients)
     if outcome.stored:  # the shared health record's serving store, in the same transaction
-        records.absorb_stored(session, batch_id=batch_id, stored=outcome.stored)
+        records.absorb_stored(session, batch_id=batch_id, stored=outcome.stored, built=prepared.entries)
         if (refused := mch.absorb_stored(session, batch_id=batch_id, stored=outcome.stored)).height:
             _insert_problems(session, refused)  # records the MCH registry refused, as problem lines
     return batch

@@ -37,6 +37,7 @@ from rhip.intake.commit import (
     fail_batch,
     finish_batch,
     plan_batch,
+    prepare,
 )
 from rhip.intake.models import (
     ABORTED,
@@ -336,8 +337,9 @@ def ingest(
                 before_write=plan,
                 all_or_nothing=all_or_nothing,
             )
+            ready = prepare(outcome, channel=channel, dialect=db.engine.dialect.name)
             with _commit_guard(db), db.session() as s, s.begin():
-                finish_batch(s, batch_id=batch_id, outcome=outcome)
+                finish_batch(s, batch_id=batch_id, outcome=outcome, prepared=ready)
                 if on_committed is not None:
                     on_committed(s, batch_id)
             _tidy(lake, outcome.lake_tables)

@@ -305,6 +305,14 @@ def absorb_batches(session: Session, lake: Lake, batch_ids: list[str]) -> int:
     return store.absorb(session, lake, batch_ids)
 
 
-def absorb_stored(session: Session, *, batch_id: str, stored: Mapping[str, pl.DataFrame]) -> int:
-    """Absorb what a batch has just stored, in intake's commit transaction."""
-    return store.absorb_stored(session, batch_id=batch_id, stored=stored)
+def build_stored(stored: Mapping[str, pl.DataFrame], *, dialect: str) -> store.Built | None:
+    """The timeline entries of what a batch has just stored, built before its commit (no database)."""
+    return store.build_stored(stored, dialect=dialect)
+
+
+def absorb_stored(
+    session: Session, *, batch_id: str, stored: Mapping[str, pl.DataFrame], built: store.Built | None = None
+) -> int:
+    """Absorb what a batch has just stored, in intake's commit transaction (from `build_stored`'s entries
+    when given)."""
+    return store.absorb_stored(session, batch_id=batch_id, stored=stored, built=built)

@@ -141,23 +141,48 @@ def _db_rows(df: pl.DataFrame, dialect: str) -> Iterator[tuple[Any, ...]]:
     return df.with_columns(pl.col("occurred_at", "updated_at").dt.to_string(fmt)).iter_rows()
 
 
-def _write(session: Session, frames: Frames) -> int:
-    """Every source's entries upserted and its revoked keys deleted, on the session's connection."""
-    conn = session.connection()
-    table = RecordEntry.__tablename__
+@dataclass(frozen=True)
+class Built:
+    """A batch's timeline entries as the driver takes them, built before its commit (no database needed):
+    per source, the keys it revoked and its entries. Intake builds them outside the lock that its commits
+    take turns under, so only the writes are serial across the demo's processes."""
+
+    dialect: str
+    parts: list[tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]]  # (revoked keys, entries) per source
+
+    @property
+    def entries(self) -> int:
+        return sum(len(got) for _gone, got in self.parts)
+
+
+def build(frames: Frames, *, dialect: str) -> Built:
+    """Every source's entries and revoked keys from `frames`."""
     at = now()
-    written = 0
+    parts = []
     for src in sources().values():
         got, gone = entries.build(frames, src, at=at)
-        if gone is not None and gone.height:
-            bulk.delete_keys(conn, table, entries.KEY, gone.iter_rows())
+        rows: list[tuple[Any, ...]] = []
         if got is not None and got.height:
             # keys are unique per source after `entries.latest`, but for two business keys that share their
             # first 200 characters; one INSERT … ON CONFLICT may not touch a row twice on PostgreSQL
             got = got.unique(subset=list(entries.KEY), keep="last", maintain_order=True)
-            bulk.upsert(conn, table, entries.COLUMNS, entries.KEY, _db_rows(got, conn.dialect.name))
-            written += got.height
-    return written
+            rows = list(_db_rows(got, dialect))
+        parts.append((list(gone.iter_rows()) if gone is not None and gone.height else [], rows))
+    return Built(dialect, parts)
+
+
+def _write(session: Session, built: Built) -> int:
+    """Every source's revoked keys deleted and its entries upserted, on the session's connection."""
+    conn = session.connection()
+    if conn.dialect.name != built.dialect:
+        raise ValueError(f"entries built for {built.dialect}, written to {conn.dialect.name}")
+    table = RecordEntry.__tablename__
+    for gone, got in built.parts:
+        if gone:
+            bulk.delete_keys(conn, table, entries.KEY, gone)
+        if got:
+            bulk.upsert(conn, table, entries.COLUMNS, entries.KEY, got)
+    return built.entries
 
 
 def absorb(session: Session, lake: Lake, batch_ids: Sequence[str]) -> int:
@@ -168,17 +193,29 @@ def absorb(session: Session, lake: Lake, batch_ids: Sequence[str]) -> int:
     todo = [b for b in batch_ids if b not in done]
     if not todo:
         return 0
-    written = _write(session, lake_frames(lake, todo))
+    written = _write(session, build(lake_frames(lake, todo), dialect=session.connection().dialect.name))
     session.add_all(SyncedBatch(batch_id=b, entries=0, synced_at=now()) for b in todo)
     session.flush()
     return written
 
 
-def absorb_stored(session: Session, *, batch_id: str, stored: Mapping[str, pl.DataFrame]) -> int:
-    """Absorb the rows a batch stored, in its commit transaction (intake calls this at commit)."""
+def build_stored(stored: Mapping[str, pl.DataFrame], *, dialect: str) -> Built | None:
+    """The entries of the rows a batch stored (None: none of its tables is a source)."""
     if not any(t in stored for t in _tables()):
+        return None
+    return build(stored_frames(stored), dialect=dialect)
+
+
+def absorb_stored(
+    session: Session, *, batch_id: str, stored: Mapping[str, pl.DataFrame], built: Built | None = None
+) -> int:
+    """Absorb the rows a batch stored, in its commit transaction (intake calls this at commit), from the
+    entries built beforehand when given."""
+    if built is None:
+        built = build_stored(stored, dialect=session.connection().dialect.name)
+    if built is None:
         return 0
-    written = _write(session, stored_frames(stored))
+    written = _write(session, built)
     session.add(SyncedBatch(batch_id=batch_id, entries=written, synced_at=now()))
     session.flush()
     return written
