@@ -18,6 +18,7 @@ figure from the lake to check them (`rhip quality verify`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -175,30 +176,36 @@ def _rows(frames: list[pl.DataFrame]) -> list[dict[str, Any]]:
     return pl.concat(frames, how="vertical_relaxed").rename({"org_code": "institution_code"}).to_dicts()
 
 
-def _add(session: Session, table: Any, rows: list[dict[str, Any]], merge: dict[str, Any]) -> None:
-    """Upsert rows keyed by (table_name, month, institution_code), merging each column as `merge` says."""
+def add_rows(
+    session: Session,
+    table: Any,
+    rows: list[dict[str, Any]],
+    merge: dict[str, Any],
+    key: Sequence[str] = ("table_name", "month", "institution_code"),
+) -> None:
+    """Upsert rows keyed by `key` (a unique constraint of `table`), merging each column as `merge` says:
+    one executemany of an INSERT … ON CONFLICT DO UPDATE, no read first."""
     if not rows:
         return
     ins = dialect_insert(session, table)
     set_ = {c: fn(table.c[c], ins.excluded[c]) for c, fn in merge.items()}
-    session.execute(
-        ins.on_conflict_do_update(index_elements=["table_name", "month", "institution_code"], set_=set_), rows
-    )
+    session.execute(ins.on_conflict_do_update(index_elements=list(key), set_=set_), rows)
 
 
-def _sum(old: Any, new: Any) -> Any:
+def added(old: Any, new: Any) -> Any:
+    """`add_rows`' merge of a count: the stored one plus the new one."""
     return old + new
 
 
 def apply(session: Session, rollup: Rollup) -> None:
     """Write a batch's rollup changes (in the caller's transaction: the one that commits its receipt)."""
-    _add(
+    add_rows(
         session,
         IntakeActivity.__table__,
         _rows(rollup.activity),
-        dict.fromkeys(("n", "amount", "n_realtime"), _sum),
+        dict.fromkeys(("n", "amount", "n_realtime"), added),
     )
-    _add(
+    add_rows(
         session, IntakeRealtimeDays.__table__, _rows(rollup.days), {"days": lambda old, new: old.op("|")(new)}
     )
     if rollup.people:

@@ -21,6 +21,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -346,37 +347,44 @@ def compact(
     be removed by `remove_batch` afterwards. Partitions with fewer files are left alone, so calling this
     after every batch costs a file listing until a partition has accumulated `min_files` small files.
     """
-    names = tables if tables is not None else lake.tables()
-    done: dict[str, tuple[int, int]] = {}
-    for name in names:
-        if not (name.startswith("ods_") or name == KEYS_TABLE):
-            continue
-        dt = fresh(lake, name)  # OPTIMIZE plans on the handle's file list: it must hold every commit
-        if dt is None or len(dt.file_uris()) < min_files:  # no partition can hold min_files: no scan
-            continue
-        parts = partitions(dt, [])
-        removed = added = 0
-        crowded = _crowded_partitions(dt, parts, min_files, target_size)
-        # one OPTIMIZE per crowded partition, except a full compaction (min_files <= 2, what Delta's
-        # OPTIMIZE does by itself): then one call and one commit for the whole table. The key index has
-        # thousands of (table, institution, year) partitions, and a commit per partition was most of the
-        # demo's end-of-intake compaction
-        filter_sets = (
-            [None]
-            if crowded and (min_files <= 2 or not parts)
-            else [[(c, "=", v) for c, v in zip(parts, values, strict=True)] for values in crowded]
+    listed = tables if tables is not None else lake.tables()
+    names = [n for n in listed if n.startswith("ods_") or n == KEYS_TABLE]
+    if len(names) <= 1:
+        got = [_compact_table(lake, n, min_files, target_size) for n in names]
+    else:
+        # tables side by side: a table of one partition (the data tables' event year, at a month's scale) is
+        # one bin, which deltalake rewrites on one thread (its OPTIMIZE releases the GIL)
+        with ThreadPoolExecutor(max_workers=min(len(names), os.cpu_count() or 1)) as pool:
+            got = list(pool.map(lambda n: _compact_table(lake, n, min_files, target_size), names))
+    return {n: counts for n, counts in zip(names, got, strict=True) if counts is not None}
+
+
+def _compact_table(lake: Lake, name: str, min_files: int, target_size: int) -> tuple[int, int] | None:
+    """`compact` of one table: (files removed, files added), or None when nothing was merged."""
+    dt = fresh(lake, name)  # OPTIMIZE plans on the handle's file list: it must hold every commit
+    if dt is None or len(dt.file_uris()) < min_files:  # no partition can hold min_files: no scan
+        return None
+    parts = partitions(dt, [])
+    removed = added = 0
+    crowded = _crowded_partitions(dt, parts, min_files, target_size)
+    # one OPTIMIZE per crowded partition, except a full compaction (min_files <= 2, what Delta's
+    # OPTIMIZE does by itself): then one call and one commit for the whole table. The key index has
+    # thousands of (table, institution, year) partitions, and a commit per partition was most of the
+    # demo's end-of-intake compaction
+    filter_sets = (
+        [None]
+        if crowded and (min_files <= 2 or not parts)
+        else [[(c, "=", v) for c, v in zip(parts, values, strict=True)] for values in crowded]
+    )
+    for filters in filter_sets:
+        m = dt.optimize.compact(
+            partition_filters=filters,
+            target_size=target_size,
+            commit_properties=CommitProperties(custom_metadata={"rhip.op": "compact"}),
         )
-        for filters in filter_sets:
-            m = dt.optimize.compact(
-                partition_filters=filters,
-                target_size=target_size,
-                commit_properties=CommitProperties(custom_metadata={"rhip.op": "compact"}),
-            )
-            removed += int(m.get("numFilesRemoved", 0))
-            added += int(m.get("numFilesAdded", 0))
-        if removed:
-            done[name] = (removed, added)
-    return done
+        removed += int(m.get("numFilesRemoved", 0))
+        added += int(m.get("numFilesAdded", 0))
+    return (removed, added) if removed else None
 
 
 def _crowded_partitions(
