@@ -150,3 +150,30 @@ def test_batch_links_records_of_the_same_batch(ids: Session, inst: str) -> None:
         out = svc.link_records(ids, items, bands=BANDS)
     assert len({r.person_id for r in out}) == 1
     assert [r.band for r in out] == ["new", "auto", "auto"]
+
+
+def test_a_batch_resending_known_records_updates_each_one(ids: Session, inst: str) -> None:
+    from rhip.identity.models import PatientRecord
+
+    people = [(f"U{i}", make_id("320106", date(1960 + i, 1, 2), 10 + i)) for i in range(3)]
+
+    def batch(phone: str) -> list[svc.LinkResult]:
+        items = [
+            svc.Incoming(
+                institution_code=inst, local_id=local, source="batch", id_number=pid, name="郑和", phone=phone
+            )
+            for local, pid in people
+        ]
+        with ids.begin():
+            return svc.link_records(ids, items, bands=BANDS)
+
+    first = batch("13300000001")
+    again = batch("13300000002")  # every record known: the updates go in one statement
+    assert [r.record_id for r in again] == [r.record_id for r in first]
+    with ids.begin():
+        stored = ids.execute(
+            select(PatientRecord.local_id, PatientRecord.phone)
+            .where(PatientRecord.institution_code == inst, PatientRecord.local_id.in_([p for p, _ in people]))
+            .order_by(PatientRecord.local_id)
+        ).all()
+    assert [tuple(r) for r in stored] == [(local, "13300000002") for local, _ in people]
