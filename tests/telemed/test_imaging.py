@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import date
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -175,3 +176,19 @@ def test_parse_requires_the_identifying_attributes() -> None:
     del ds.SOPInstanceUID
     with pytest.raises(Invalid, match="SOPInstanceUID"):
         imaging.parse(imaging.to_bytes(ds))
+
+
+def test_a_managed_orthanc_stopped_in_the_background_is_waited_for_by_the_next_start(tmp_path: Path) -> None:
+    if not Path(pacs_mod.ORTHANC_BIN).exists():
+        pytest.skip("Orthanc is not installed (scripts/bootstrap.sh --system)")
+    with pacs_mod.managed(tmp_path, wait_stop=False) as first:
+        assert first.alive()
+    folder = (tmp_path / "orthanc").resolve()
+    again = pacs_mod.orthanc_in(tmp_path / "orthanc")
+    again.start()  # waits for the first one's shutdown: both would hold the same storage folder
+    try:
+        assert folder not in pacs_mod._STOPPING  # the wait was taken
+        assert again.client().alive()
+    finally:
+        again.stop()
+    assert again.process is not None and again.process.poll() is not None

@@ -214,7 +214,12 @@ def run(*, settings: Settings, synth_dir: Path, console: Console) -> list[tuple[
                 real_studies=real_study_count(scale) if use_pacs else 0,
             )
         real = [x for x in plan.studies if x["real"]]
-        running = pacs_mod.managed(settings.data_dir, settings.orthanc_url) if real else nullcontext(None)
+        # its shutdown goes on beside the next steps (the portal's own PACS, `rhip demo --serve`, waits for it)
+        running = (
+            pacs_mod.managed(settings.data_dir, settings.orthanc_url, wait_stop=False)
+            if real
+            else nullcontext(None)
+        )
         with running as client:
             if real and client is not None:
                 sent, recorded = send_studies(db, client, real)

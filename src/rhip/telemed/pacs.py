@@ -190,6 +190,11 @@ def _die_with_parent() -> None:
         _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+# folders whose Orthanc is still shutting down in the background, and the thread waiting for it
+_STOPPING: dict[Path, threading.Thread] = {}
+_STOPPING_LOCK = threading.Lock()
+
+
 @dataclass
 class Orthanc:
     """An Orthanc process rhip runs: configuration and storage in `root`, its own ports."""
@@ -233,6 +238,10 @@ class Orthanc:
         """Write the configuration and start Orthanc; wait until it answers."""
         if not Path(ORTHANC_BIN).exists():
             raise PacsUnavailable(f"未安装 Orthanc（{ORTHANC_BIN}）：请运行 scripts/bootstrap.sh --system")
+        with _STOPPING_LOCK:
+            stopping = _STOPPING.pop(self.root, None)
+        if stopping is not None:  # the folder's previous Orthanc still shutting down (`stop(wait=False)`)
+            stopping.join()
         self.root.mkdir(parents=True, exist_ok=True)
         config = self.root / "orthanc.json"
         config.write_text(json.dumps(self.configuration(), ensure_ascii=False, indent=2), encoding="utf-8")
@@ -259,11 +268,23 @@ class Orthanc:
         finally:
             client.close()
 
-    def stop(self) -> None:
-        """Stop the process (SIGTERM, then SIGKILL after 10 s)."""
+    def stop(self, *, wait: bool = True) -> None:
+        """Stop the process (SIGTERM, then SIGKILL after 10 s). `wait=False`: its shutdown (~2 s: HTTP server,
+        DICOM server, jobs, plugins) goes on in the background; a later `start` in the same folder waits
+        for it first."""
         if self.process is None or self.process.poll() is not None:
             return
         self.process.terminate()
+        if wait:
+            self._reap()
+            return
+        reaper = threading.Thread(target=self._reap, name="orthanc-stop", daemon=True)
+        with _STOPPING_LOCK:
+            _STOPPING[self.root] = reaper
+        reaper.start()
+
+    def _reap(self) -> None:
+        assert self.process is not None
         try:
             self.process.wait(10)
         except subprocess.TimeoutExpired:
@@ -286,8 +307,9 @@ def url_file(data_dir: Path) -> Path:
 
 
 @contextmanager
-def managed(data_dir: Path, url: str | None = None) -> Iterator[Pacs]:
-    """The given Orthanc, or one started under data_dir/orthanc for the block (then stopped)."""
+def managed(data_dir: Path, url: str | None = None, *, wait_stop: bool = True) -> Iterator[Pacs]:
+    """The given Orthanc, or one started under data_dir/orthanc for the block (then stopped; with
+    `wait_stop=False` the block ends without waiting for its shutdown)."""
     if url:
         client = Pacs(url)
         try:
@@ -313,7 +335,7 @@ def managed(data_dir: Path, url: str | None = None) -> Iterator[Pacs]:
     finally:
         client.close()
         marker.unlink(missing_ok=True)
-        orth.stop()
+        orth.stop(wait=wait_stop)
 
 
 _CLIENTS: dict[tuple[str, str], Pacs] = {}
