@@ -28,10 +28,6 @@ POOL_SIZE = 24  # pooled connections per process = the web app's thread-pool siz
 CHECKPOINT_SECONDS = 1.0
 WAL_PAGES = 16_384  # 64 MB of 4 KB pages: the WAL's bound
 WAL_KEEP_BYTES = 64 * 1024 * 1024
-# each connection's page cache (SQLite's default is 2 MB): a table with several indexes that grows to
-# hundreds of MB (the shared record's entries, ~850k rows and 4 indexes after the demo month) reread its
-# index pages from the OS on every insert of a receipt's commit
-CACHE_KIB = 32 * 1024
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -42,7 +38,6 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")
     cur.execute(f"PRAGMA journal_size_limit={WAL_KEEP_BYTES}")
-    cur.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
     cur.close()
 
 
