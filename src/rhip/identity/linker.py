@@ -446,11 +446,9 @@ def _write(
         id_of_pos = dict(zip(positions, ids, strict=True))
         for pos, rid in id_of_pos.items():
             out[pos].record_id = rid
-    if updates:  # one executemany: every row carries the same columns (`_row`)
-        conn.execute(  # a Core statement on the connection: no ORM bulk semantics
-            update(PatientRecord).where(PatientRecord.id == bindparam("_rid")),
-            [{"_rid": row.pop("id"), **row} for row in updates],
-        )
+    for row in updates:
+        rid = row.pop("id")
+        conn.execute(update(PatientRecord).where(PatientRecord.id == rid).values(**row))
     if reviews:
         wanted = {out[pos].record_id for pos, _, _, _, _, _ in reviews} - {None}
         have = {
