@@ -30,7 +30,6 @@ from typing import Any, NamedTuple, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
-from sqlalchemy.engine import make_url
 
 from rhip.booking import soldout
 from rhip.booking.booker import Prepared, actor_institution
@@ -38,7 +37,7 @@ from rhip.booking.refusals import refuse
 from rhip.booking.rules import Rules
 from rhip.booking.soldout import forget_full, remember_full
 from rhip.clock import now
-from rhip.db.engine import Database
+from rhip.db.engine import Database, libpq_url
 from rhip.db.loops import PerLoop
 from rhip.security.service import Principal
 
@@ -285,8 +284,7 @@ async def _send_alone(conn: psycopg.AsyncConnection[Any], entry: Entry, fut: asy
 
 
 def _new_batcher(url: str, loop: asyncio.AbstractEventLoop) -> Batcher:
-    conninfo = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    found = Batcher(conninfo, loop)
+    found = Batcher(libpq_url(url), loop)
     found.start_listening()
     return found
 

@@ -12,6 +12,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from rhip.config import Settings
@@ -28,6 +29,11 @@ POOL_SIZE = 24  # pooled connections per process = the web app's thread-pool siz
 CHECKPOINT_SECONDS = 1.0
 WAL_PAGES = 16_384  # 64 MB of 4 KB pages: the WAL's bound
 WAL_KEEP_BYTES = 64 * 1024 * 1024
+
+
+def libpq_url(url: str) -> str:
+    """A SQLAlchemy database URL as psycopg's own connect takes it (the batchers' async connections)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

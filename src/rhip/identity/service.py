@@ -30,7 +30,6 @@ __all__ = [
     "find_persons",
     "get_person",
     "link_patient_items",
-    "link_patient_rows",
     "link_record",
     "link_records",
     "patient_items",
@@ -129,11 +128,6 @@ def link_patient_items(session: Session, items: Sequence[Incoming]) -> int:
     """Link `patient_items`' records in one batch (intake calls this when a batch commits); how many."""
     link_many(session, items)
     return len(items)
-
-
-def link_patient_rows(session: Session, rows: Iterable[Mapping[str, Any]], *, source: str) -> int:
-    """`patient_items` linked at once. Returns how many were linked."""
-    return link_patient_items(session, patient_items(rows, source=source))
 
 
 def record_read(r: PatientRecord) -> RecordRead:

@@ -342,22 +342,13 @@ def ingest_month(
     }
 
 
-# the key index's partitions merged at the month's end only from this many files: its ~800 (table,
-# institution, year) partitions hold 1-3 files each after a month (main and correction files), which dedup
-# reads no slower than one, and merging them all was 8.7 of the compaction's 14.7 s; the small receipts'
-# partitions (real-time, FHIR, CDA) hold more and are merged
-KEYS_CROWDED = 8
-
-
 def _compacted(lake: Lake, compact: bool) -> tuple[dict[str, tuple[int, int]], float]:
     """The one compaction after the month's intake (when asked) and its seconds: later readers (quality
     figures, the bulletin, the lake jobs) then open a few files per table, not hundreds."""
     if not compact:
         return {}, 0.0
     t0 = time.perf_counter()
-    done = store.compact(lake, tables=[t for t in lake.tables() if t != store.KEYS_TABLE])
-    done.update(store.compact(lake, tables=[store.KEYS_TABLE], min_files=KEYS_CROWDED))
-    return done, time.perf_counter() - t0
+    return store.compact_month_end(lake), time.perf_counter() - t0
 
 
 _SENDER: list[FhirSender] = []  # a worker process's FHIR sender, made once from the factory

@@ -20,9 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from sqlalchemy.engine import make_url
 
-from rhip.db.engine import Database
+from rhip.db.engine import Database, libpq_url
 from rhip.db.loops import PerLoop
 
 log = logging.getLogger(__name__)
@@ -154,7 +153,7 @@ def _answer(
 
 
 def _new_batcher(url: str, loop: asyncio.AbstractEventLoop) -> Batcher:
-    return Batcher(make_url(url).set(drivername="postgresql").render_as_string(hide_password=False), loop)
+    return Batcher(libpq_url(url), loop)
 
 
 _BATCHERS: PerLoop[Batcher] = PerLoop(_new_batcher)
